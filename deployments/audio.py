@@ -1,0 +1,61 @@
+"""Whisper deployment: batched speech-to-text across concurrent requests."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import Any
+
+from ray import serve
+
+from deployments.batch_stats import BatchStats
+from deployments.engines import load_audio_engine
+from serve_app.config import AudioSettings, Batching
+from serve_app.errors import ServeError
+
+SAMPLE_RATE = 16000
+
+
+@serve.deployment
+class SpeechTranscriber:
+    def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
+        self.settings = AudioSettings.model_validate(settings)
+        self.engine = load_audio_engine(self.settings.engine, model_dir)
+        self.stats = BatchStats()
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        batching = Batching.model_validate(user_config)
+        self._transcribe_batch.set_max_batch_size(batching.max_batch_size)
+        self._transcribe_batch.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+
+    async def ready(self) -> bool:
+        return True
+
+    def batch_stats(self) -> dict[str, dict[str, int]]:
+        return self.stats.snapshot()
+
+    async def transcribe(self, audio: bytes, language: str | None = None) -> dict[str, Any]:
+        """{text, language, language_probability, duration, segments[{id, start, end, text}]}"""
+        samples = await asyncio.to_thread(self._decode, audio)
+        result = await self._transcribe_batch((samples, language))
+        return asdict(result)
+
+    def _decode(self, audio: bytes):
+        from deployments.engines.whisper import AudioDecodeError, decode_audio_bytes
+
+        try:
+            samples = decode_audio_bytes(audio, SAMPLE_RATE)
+        except AudioDecodeError as exc:
+            raise ServeError(422, str(exc), "file") from None
+        duration = len(samples) / SAMPLE_RATE
+        if duration > self.settings.max_duration_s:
+            raise ServeError(413, f"the audio lasts {duration:.0f} s; the limit is "
+                             f"{self.settings.max_duration_s:.0f} s", "file")
+        return samples
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def _transcribe_batch(self, items: list[tuple[Any, str | None]]) -> list:
+        self.stats.record("transcribe", len(items))
+        audios = [samples for samples, _ in items]
+        languages = [language for _, language in items]
+        return await asyncio.to_thread(self.engine.transcribe_batch, audios, languages)

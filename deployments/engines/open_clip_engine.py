@@ -1,0 +1,75 @@
+"""CLIP image and text embeddings with open_clip (torch), L2-normalised, batched."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+class ImageDecodeError(ValueError):
+    """Bytes that are not a decodable image."""
+
+
+def decode_image_bytes(data: bytes) -> Image.Image:
+    """An RGB PIL image from PNG/JPEG/WebP/... bytes; ImageDecodeError otherwise."""
+    if not data:
+        raise ImageDecodeError("the image is empty")
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise ImageDecodeError(f"the image has more than {MAX_IMAGE_PIXELS} pixels")
+        return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(f"the image could not be decoded: {exc}") from None
+
+
+class OpenClipEngine:
+    def __init__(
+        self, arch: str, checkpoint: str | None, threads: int = 1, dtype: str = "float32"
+    ) -> None:
+        import open_clip
+
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        torch.set_num_threads(threads)
+        self.dtype = _DTYPES[dtype]
+        model, _, self.preprocess = open_clip.create_model_and_transforms(
+            arch, pretrained=checkpoint
+        )
+        self.model = model.eval().to(self.dtype)
+        self.tokenizer = open_clip.get_tokenizer(arch)
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.model.text_projection.shape[1])
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        pixels = torch.stack([self.preprocess(image) for image in images]).to(self.dtype)
+        with torch.inference_mode():
+            features = self.model.encode_image(pixels)
+        return _normalise(features)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        tokens = self.tokenizer(texts)
+        with torch.inference_mode():
+            features = self.model.encode_text(tokens)
+        return _normalise(features)
+
+
+def _normalise(features: torch.Tensor) -> np.ndarray:
+    features = features.float()
+    return (features / features.norm(dim=-1, keepdim=True)).numpy()
+
+
+def zero_shot_scores(image_embedding: np.ndarray, label_embeddings: np.ndarray) -> np.ndarray:
+    """Softmax over labels of CLIP's scaled cosine similarity (logit scale 100)."""
+    logits = 100.0 * label_embeddings @ image_embedding
+    logits = logits - logits.max()
+    weights = np.exp(logits)
+    return weights / weights.sum()

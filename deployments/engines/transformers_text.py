@@ -1,0 +1,171 @@
+"""Text generation with Hugging Face transformers and an explicit KV-cache decode loop.
+
+`model.generate` applies one sampling configuration to a whole batch. Serving batches requests
+from different users, so this loop samples each row with its own temperature, top_p and seeded
+RNG, and stops each row on its own `max_tokens`, stop strings or end-of-sequence token.
+Streaming is the same loop over a batch of one, emitting text as it becomes final.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from deployments.engines.sampling import make_generator, sample_row
+from deployments.engines.text_base import Completion, SamplingParams, StreamDelta
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class _Row:
+    """Decode state of one request inside a batch."""
+
+    prompt_len: int
+    params: SamplingParams
+    generator: torch.Generator
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    finish_reason: str | None = None
+
+
+class TransformersTextEngine:
+    def __init__(self, model_path: str, dtype: str = "float32", threads: int = 1) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        torch.set_num_threads(threads)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_DTYPES[dtype]).eval()
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.eos_ids = self._eos_ids()
+
+    def _eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+    def encode_chat(self, messages: list[dict]) -> list[int]:
+        encoded = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return list(encoded["input_ids"])
+
+    def generate_batch(
+        self, prompts: list[list[int]], params: list[SamplingParams]
+    ) -> list[Completion]:
+        rows = self._decode(prompts, params)
+        return [self._completion(row) for row in rows]
+
+    def stream(
+        self, prompt: list[int], params: SamplingParams, cancelled: threading.Event | None = None
+    ) -> Iterator[StreamDelta]:
+        """Yields text deltas; the last delta carries the finished Completion."""
+        emitted = 0
+        hold_back = max((len(s) for s in params.stop), default=1) - 1
+        pending: list[str] = []
+
+        def on_step(rows: list[_Row]) -> bool:
+            nonlocal emitted
+            row = rows[0]
+            safe = len(row.text) if row.finish_reason else len(row.text) - hold_back
+            while safe > emitted and row.text[safe - 1] == "\ufffd":  # incomplete UTF-8
+                safe -= 1
+            if safe > emitted:
+                pending.append(row.text[emitted:safe])
+                emitted = safe
+            return cancelled is not None and cancelled.is_set()
+
+        for delta_rows in self._decode_steps([prompt], [params], on_step):
+            while pending:
+                yield StreamDelta(pending.pop(0))
+            if delta_rows is not None:
+                yield StreamDelta("", self._completion(delta_rows[0]))
+
+    def _completion(self, row: _Row) -> Completion:
+        return Completion(row.text, row.prompt_len, len(row.tokens), row.finish_reason or "length")
+
+    def _decode(self, prompts: list[list[int]], params: list[SamplingParams]) -> list[_Row]:
+        rows: list[_Row] = []
+        for final in self._decode_steps(prompts, params, lambda _rows: False):
+            if final is not None:
+                rows = final
+        return rows
+
+    def _decode_steps(
+        self,
+        prompts: list[list[int]],
+        params: list[SamplingParams],
+        on_step: Callable[[list[_Row]], bool],
+    ) -> Iterator[list[_Row] | None]:
+        """Runs the decode loop; yields None after each step and the rows once at the end."""
+        from transformers import DynamicCache
+
+        rows = [_Row(len(p), sp, make_generator(sp)) for p, sp in zip(prompts, params)]
+        input_ids, mask = self._left_pad(prompts)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        with torch.inference_mode():
+            logits = self._forward(input_ids, mask, positions, cache)
+            for _ in range(max(sp.max_tokens for sp in params)):
+                next_ids = self._step(rows, logits)
+                aborted = on_step(rows)
+                yield None
+                if aborted:
+                    for row in rows:
+                        row.finish_reason = row.finish_reason or "abort"
+                if all(row.finish_reason for row in rows):
+                    break
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+                positions = positions[:, -1:] + 1
+                logits = self._forward(next_ids, mask, positions, cache)
+        yield rows
+
+    def _forward(self, ids, mask, positions, cache) -> torch.Tensor:
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         past_key_values=cache, use_cache=True)
+        return out.logits[:, -1, :]
+
+    def _left_pad(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+            mask[i, width - len(prompt):] = 1
+        return ids, mask
+
+    def _step(self, rows: list[_Row], logits: torch.Tensor) -> torch.Tensor:
+        next_ids = []
+        for i, row in enumerate(rows):
+            if row.finish_reason:
+                next_ids.append(self.pad_id)
+                continue
+            token = sample_row(logits[i], row.params, row.generator)
+            next_ids.append(token)
+            self._append(row, token)
+        return torch.tensor(next_ids, dtype=torch.long).unsqueeze(1)
+
+    def _append(self, row: _Row, token: int) -> None:
+        if token in self.eos_ids:
+            row.finish_reason = "stop"
+            return
+        row.tokens.append(token)
+        row.text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
+        cut = _first_stop(row.text, row.params.stop)
+        if cut is not None:
+            row.text = row.text[:cut]
+            row.finish_reason = "stop"
+        elif len(row.tokens) >= row.params.max_tokens:
+            row.finish_reason = "length"
+
+
+def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    hits = [text.find(s) for s in stops if s and s in text]
+    return min(hits) if hits else None

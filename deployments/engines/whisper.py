@@ -1,0 +1,283 @@
+"""Batched speech-to-text on top of faster-whisper (CTranslate2).
+
+Why not `WhisperModel.transcribe`? It handles one audio at a time: every request would run its
+own encoder pass and its own decoding loop, so concurrent requests queue behind each other. A
+serving replica instead receives a *batch* of requests (Ray Serve `@serve.batch`) and should pay
+for one encoder pass and one decoder pass over all of them.
+
+So this engine does the Whisper pipeline by hand, the way faster-whisper's
+`BatchedInferencePipeline.generate_segment_batched` does for the windows of a single file, but
+across requests:
+
+1. cut every audio into fixed 30 s windows (no VAD, no seek-back on unfinished segments);
+2. compute each window's log-mel features, padded/trimmed to the encoder's 3000 frames;
+3. stack the windows of *all* requests and run `encode` once;
+4. detect the language per window (the first window decides for its whole request) unless the
+   caller gave one;
+5. run `generate` once for all windows, each with its own language prompt;
+6. split each window's tokens into segments on timestamp tokens (0.02 s each, offset by the
+   window start) and drop windows that the model itself marks as silence.
+
+Trade-offs versus sequential Whisper: no conditioning on previous text and no temperature
+fallback, and a word crossing a 30 s boundary may be cut in two. In exchange a batch costs
+about one model call, whatever the number of requests.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.audio import decode_audio, pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_suppressed_tokens
+
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 30
+TIME_PRECISION = 0.02  # seconds per timestamp token
+NO_SPEECH_THRESHOLD = 0.6  # same defaults as faster-whisper's transcribe()
+LOGPROB_THRESHOLD = -1.0
+
+
+class AudioDecodeError(ValueError):
+    """The bytes given are not audio that we can decode."""
+
+
+def decode_audio_bytes(data: bytes, sampling_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode wav/flac/mp3/ogg/... bytes to float32 mono samples at `sampling_rate`.
+
+    Raises AudioDecodeError (a ValueError) with a short sentence fit for an HTTP 400 body.
+    """
+    if not data:
+        raise AudioDecodeError("The audio file is empty.")
+    try:
+        audio = decode_audio(io.BytesIO(data), sampling_rate=sampling_rate)
+    except (av.FFmpegError, ValueError, IndexError, EOFError, OSError) as exc:
+        raise AudioDecodeError(
+            "The file could not be decoded as audio (supported: wav, flac, mp3, ogg, ...)."
+        ) from exc
+    if audio.size == 0:
+        raise AudioDecodeError("The audio file contains no audio samples.")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+@dataclass
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class Transcription:
+    text: str
+    language: str
+    language_probability: float
+    duration: float
+    segments: list[Segment] = field(default_factory=list)
+
+
+@dataclass
+class _Window:
+    """One 30 s slice of one request's audio."""
+
+    request: int
+    offset: float  # seconds from the start of the request's audio
+    duration: float
+    samples: np.ndarray
+
+
+def _split_windows(request: int, audio: np.ndarray) -> list[_Window]:
+    """Cut one audio into 30 s windows; an empty audio still gets one (empty) window."""
+    step = WINDOW_SECONDS * SAMPLE_RATE
+    windows = []
+    for start in range(0, max(len(audio), 1), step):
+        chunk = audio[start : start + step]
+        windows.append(_Window(request, start / SAMPLE_RATE, len(chunk) / SAMPLE_RATE, chunk))
+    return windows
+
+
+def _clamp_span(start: float, end: float, duration: float) -> tuple[float, float]:
+    """Keep a segment inside its window and make it non-empty (start < end)."""
+    end = min(max(end, 0.0), duration)
+    start = min(max(start, 0.0), end)
+    if end <= start:
+        start = max(0.0, end - TIME_PRECISION)
+        end = max(end, start + TIME_PRECISION)
+    return start, end
+
+
+def _split_on_timestamps(
+    tokens: list[int], timestamp_begin: int, duration: float
+) -> list[tuple[float, float, list[int]]]:
+    """Window tokens -> (start, end, text tokens), times relative to the window.
+
+    Whisper emits `<|t0|> text <|t1|><|t1|> text <|t2|>`; a timestamp closes the open text, a
+    timestamp with no text before it opens the next segment. Text left open at the end (no
+    closing timestamp, or no timestamps at all) runs to the window end.
+    """
+    spans: list[tuple[float, float, list[int]]] = []
+    start, text = 0.0, []
+    for token in tokens:
+        if token < timestamp_begin:
+            text.append(token)
+            continue
+        time = (token - timestamp_begin) * TIME_PRECISION
+        if text:
+            spans.append((*_clamp_span(start, time, duration), text))
+            text = []
+        start = time
+    if text:
+        spans.append((*_clamp_span(start, duration, duration), text))
+    return spans
+
+
+class FasterWhisperEngine:
+    """A faster-whisper model that transcribes many audios with one encode + one generate."""
+
+    def __init__(
+        self,
+        model_path: str,
+        compute_type: str = "int8",
+        cpu_threads: int = 1,
+        device: str = "cpu",
+        beam_size: int = 1,
+        num_workers: int = 1,
+    ) -> None:
+        self.model = WhisperModel(
+            model_path,
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            num_workers=num_workers,
+            local_files_only=True,
+        )
+        self.beam_size = beam_size
+        self.multilingual: bool = self.model.model.is_multilingual
+        self.model_calls = 0
+        self._tokenizers: dict[str, Tokenizer] = {}
+        self._suppress_tokens = list(get_suppressed_tokens(self._tokenizer("en"), [-1]))
+
+    @property
+    def supported_languages(self) -> list[str]:
+        return self.model.supported_languages
+
+    def _tokenizer(self, language: str) -> Tokenizer:
+        if language not in self._tokenizers:
+            self._tokenizers[language] = Tokenizer(
+                self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language
+            )
+        return self._tokenizers[language]
+
+    def _check_language(self, language: str | None) -> str | None:
+        """None stays None (detect); English-only models accept only English."""
+        if language is None:
+            return None if self.multilingual else "en"
+        language = language.strip().lower()
+        if language not in self.supported_languages:
+            raise ValueError(f"Unsupported language {language!r} for this Whisper model.")
+        return language
+
+    def _features(self, windows: list[_Window]) -> np.ndarray:
+        """(n_windows, n_mels, 3000) log-mel features, as the encoder expects them."""
+        frames = self.model.feature_extractor.nb_max_frames
+        feats = [
+            pad_or_trim(self.model.feature_extractor(w.samples)[..., :-1], frames) for w in windows
+        ]
+        return np.ascontiguousarray(np.stack(feats), dtype=np.float32)
+
+    def _languages(
+        self, windows: list[_Window], given: list[str | None], encoder_output
+    ) -> list[tuple[str, float]]:
+        """(language, probability) per request: given, or detected on its first window."""
+        if all(lang is not None for lang in given):
+            return [(lang, 1.0) for lang in given]
+        detected = self.model.model.detect_language(encoder_output)
+        first = {w.request: detected[i][0] for i, w in enumerate(windows) if w.offset == 0.0}
+        return [
+            (lang, 1.0) if lang is not None else (first[i][0][2:-2], float(first[i][1]))
+            for i, lang in enumerate(given)
+        ]
+
+    def _generate(self, encoder_output, prompts: list[list[int]]) -> list:
+        return self.model.model.generate(
+            encoder_output,
+            prompts,
+            beam_size=self.beam_size,
+            max_length=self.model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress_tokens,
+        )
+
+    def _window_segments(
+        self, window: _Window, result, tokenizer: Tokenizer
+    ) -> list[tuple[float, float, str]]:
+        """Absolute (start, end, text) segments of one window; [] for silence."""
+        tokens = list(result.sequences_ids[0])
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        spans = [
+            (window.offset + start, window.offset + end, tokenizer.decode(text).strip())
+            for start, end, text in _split_on_timestamps(
+                tokens, tokenizer.timestamp_begin, window.duration
+            )
+        ]
+        spans = [span for span in spans if span[2]]
+        silent = result.no_speech_prob > NO_SPEECH_THRESHOLD
+        if silent and (not spans or avg_logprob < LOGPROB_THRESHOLD):
+            return []
+        return spans
+
+    def transcribe_batch(
+        self, audios: list[np.ndarray], languages: list[str | None] | None = None
+    ) -> list[Transcription]:
+        """Transcribe many 16 kHz mono float32 audios with a single encode + generate round.
+
+        `languages[i]` forces request i's language (ISO code such as "en"); None detects it.
+        """
+        if not audios:
+            return []
+        languages = languages if languages is not None else [None] * len(audios)
+        if len(languages) != len(audios):
+            raise ValueError("languages must have one entry per audio.")
+        given = [self._check_language(lang) for lang in languages]
+        windows = [w for i, audio in enumerate(audios) for w in _split_windows(i, audio)]
+        self.model_calls += 1
+        encoder_output = self.model.encode(self._features(windows))
+        request_langs = self._languages(windows, given, encoder_output)
+        tokenizers = [self._tokenizer(request_langs[w.request][0]) for w in windows]
+        prompts = [
+            self.model.get_prompt(tok, previous_tokens=[], without_timestamps=False)
+            for tok in tokenizers
+        ]
+        results = self._generate(encoder_output, prompts)
+        per_request: list[list[tuple[float, float, str]]] = [[] for _ in audios]
+        for window, result, tok in zip(windows, results, tokenizers, strict=True):
+            per_request[window.request].extend(self._window_segments(window, result, tok))
+        return [
+            _transcription(spans, lang, lang_prob, len(audio) / SAMPLE_RATE)
+            for spans, (lang, lang_prob), audio in zip(
+                per_request, request_langs, audios, strict=True
+            )
+        ]
+
+
+def _transcription(
+    spans: list[tuple[float, float, str]], language: str, probability: float, duration: float
+) -> Transcription:
+    segments = [
+        Segment(id=i, start=round(start, 3), end=round(end, 3), text=text)
+        for i, (start, end, text) in enumerate(spans)
+    ]
+    return Transcription(
+        text=" ".join(seg.text for seg in segments),
+        language=language,
+        language_probability=probability,
+        duration=duration,
+        segments=segments,
+    )

@@ -1,0 +1,41 @@
+"""The application builder that `serve run` imports: binds every deployment from the config.
+
+    serve run serve_app.app:build_app               # defaults (CPU profile)
+    serve run cluster/profiles/cpu.yaml             # a Serve config file with args/overrides
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from deployments.audio import SpeechTranscriber
+from deployments.text import TextGenerator
+from deployments.vision import ImageEmbedder
+from serve_app.config import AppConfig, load_config
+from serve_app.ingress import Ingress
+from serve_app.models import default_model_dir
+
+TEXT, VISION, AUDIO, INGRESS = "TextGenerator", "ImageEmbedder", "SpeechTranscriber", "Ingress"
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """Serve application builder; `args` is an AppConfig as a dict (see the README's table)."""
+    return bind_app(load_config(args))
+
+
+def bind_app(config: AppConfig) -> Application:
+    model_dir = config.model_dir or str(default_model_dir())
+    text = TextGenerator.options(**config.text.serve_options(TEXT)).bind(
+        config.text.model_dump(), model_dir)
+    vision = ImageEmbedder.options(**config.vision.serve_options(VISION)).bind(
+        config.vision.model_dump(), model_dir)
+    audio = SpeechTranscriber.options(**config.audio.serve_options(AUDIO)).bind(
+        config.audio.model_dump(), model_dir)
+    ingress = config.ingress
+    return Ingress.options(
+        name=INGRESS, num_replicas=ingress.num_replicas,
+        max_ongoing_requests=ingress.max_ongoing_requests,
+        ray_actor_options={"num_cpus": ingress.num_cpus},
+    ).bind(config.model_dump(), text, vision, audio)

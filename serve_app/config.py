@@ -1,0 +1,172 @@
+"""One typed config for the whole application: the args of `serve_app.app:build_app`.
+
+Every knob a user would turn lives here with a default that works on a 2-core CPU machine.
+Unknown fields are rejected, so a typo fails at start-up with the field's name instead of
+being silently ignored. Placement (CPUs, GPUs, accelerator_type, custom resources such as
+neuron_cores, runtime_env) is config, never code: profiles in cluster/profiles/ override it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Batching(_Strict):
+    """`@serve.batch` settings; changeable live through the deployment's user_config."""
+
+    max_batch_size: int = Field(8, ge=1, le=1024)
+    batch_wait_timeout_s: float = Field(0.02, ge=0.0, le=10.0)
+
+
+class Autoscaling(_Strict):
+    """Ray Serve autoscaling_config; see Serve's docs for the meaning of each field."""
+
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1, ge=1)
+    initial_replicas: int | None = None
+    target_ongoing_requests: float = Field(8.0, gt=0)
+    upscale_delay_s: float = Field(10.0, ge=0)
+    downscale_delay_s: float = Field(60.0, ge=0)
+    metrics_interval_s: float | None = Field(None, gt=0)
+    look_back_period_s: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+class Resources(_Strict):
+    """Becomes ray_actor_options: what one replica reserves and where it may run."""
+
+    num_cpus: float = Field(0.5, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    accelerator_type: str | None = None
+    memory: int | None = Field(None, ge=0, description="bytes")
+    resources: dict[str, float] = Field(default_factory=dict)
+    runtime_env: dict[str, Any] | None = None
+
+    def ray_actor_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        for key in ("accelerator_type", "memory", "runtime_env"):
+            if getattr(self, key) is not None:
+                options[key] = getattr(self, key)
+        if self.resources:
+            options["resources"] = dict(self.resources)
+        return options
+
+
+class DeploymentSettings(_Strict):
+    """What every model deployment has: replicas, concurrency, resources, batching."""
+
+    num_replicas: int = Field(1, ge=1)
+    autoscaling: Autoscaling | None = None
+    max_ongoing_requests: int = Field(32, ge=1)
+    max_queued_requests: int = Field(256, ge=-1)
+    health_check_period_s: float = Field(10.0, gt=0)
+    resources: Resources = Field(default_factory=Resources)
+    batching: Batching = Field(default_factory=Batching)
+
+    def serve_options(self, name: str) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "name": name,
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "max_queued_requests": self.max_queued_requests,
+            "health_check_period_s": self.health_check_period_s,
+            "ray_actor_options": self.resources.ray_actor_options(),
+            "user_config": self.batching.model_dump(),
+        }
+        if self.autoscaling is not None:
+            options["autoscaling_config"] = self.autoscaling.model_dump(exclude_none=True)
+        else:
+            options["num_replicas"] = self.num_replicas
+        return options
+
+
+class TextEngineConfig(_Strict):
+    name: Literal["transformers"] = "transformers"
+    model: str = Field("smollm2-135m-instruct", description="model store name or a path")
+    served_model_name: str = "smollm2-135m-instruct"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    threads: int = Field(1, ge=1)
+    max_prompt_tokens: int = Field(2048, ge=16)
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="passed as-is to engines that take extra arguments"
+    )
+
+
+class TextSettings(DeploymentSettings):
+    engine: TextEngineConfig = Field(default_factory=TextEngineConfig)
+    default_max_tokens: int = Field(128, ge=1)
+    max_tokens_limit: int = Field(1024, ge=1)
+
+
+class VisionEngineConfig(_Strict):
+    name: Literal["open_clip"] = "open_clip"
+    arch: str = "ViT-B-32"
+    checkpoint: str | None = Field(
+        None, description="open_clip `pretrained=` (a file or tag); None uses the model store"
+    )
+    served_model_name: str = "clip-vit-b-32"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    threads: int = Field(1, ge=1)
+
+
+class VisionSettings(DeploymentSettings):
+    engine: VisionEngineConfig = Field(default_factory=VisionEngineConfig)
+    batching: Batching = Field(default_factory=lambda: Batching(max_batch_size=16))
+    max_labels: int = Field(64, ge=1)
+
+
+class AudioEngineConfig(_Strict):
+    name: Literal["faster_whisper"] = "faster_whisper"
+    model: str = "whisper-base"
+    served_model_name: str = "whisper-base"
+    compute_type: str = "int8"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    threads: int = Field(1, ge=1)
+    beam_size: int = Field(1, ge=1)
+
+
+class AudioSettings(DeploymentSettings):
+    engine: AudioEngineConfig = Field(default_factory=AudioEngineConfig)
+    batching: Batching = Field(default_factory=lambda: Batching(max_batch_size=8))
+    max_duration_s: float = Field(600.0, gt=0)
+
+
+class IngressSettings(_Strict):
+    max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    request_timeout_s: float = Field(120.0, gt=0)
+    max_ongoing_requests: int = Field(256, ge=1)
+    num_cpus: float = Field(0.0, ge=0)
+    num_replicas: int = Field(1, ge=1)
+
+
+class AppConfig(_Strict):
+    model_dir: str | None = Field(None, description="model store; default $MMSERVE_MODEL_DIR")
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
+    text: TextSettings = Field(default_factory=TextSettings)
+    vision: VisionSettings = Field(default_factory=VisionSettings)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+
+
+class ConfigError(ValueError):
+    """An invalid app config, with every bad field named."""
+
+
+def load_config(args: dict[str, Any] | None) -> AppConfig:
+    """Validates builder args; raises ConfigError naming each bad field by its dotted path."""
+    try:
+        return AppConfig.model_validate(args or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid app config: {problems}") from None

@@ -1,0 +1,32 @@
+"""Client-facing errors: one exception type carrying an HTTP status, shaped like OpenAI's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TYPES = {
+    400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
+    413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
+    429: "rate_limit_error", 503: "service_unavailable", 504: "timeout",
+}
+
+
+class ServeError(Exception):
+    """An error whose message is safe to show the client, with its HTTP status.
+
+    Deployments raise it for bad input (an undecodable image is a 422), and the ingress turns
+    it into a JSON body. It survives Ray's exception wrapping because it pickles by args.
+    """
+
+    def __init__(self, status: int, message: str, param: str | None = None) -> None:
+        super().__init__(status, message, param)
+        self.status = status
+        self.message = message
+        self.param = param
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}"
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": _TYPES.get(self.status, "api_error"),
+                          "param": self.param, "code": self.status}}

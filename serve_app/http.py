@@ -1,0 +1,83 @@
+"""HTTP plumbing for the ingress: bounded body reading, JSON parsing, SSE, error responses."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+
+from serve_app.errors import ServeError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or a 413 as soon as it (or its declared length) passes the limit."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ServeError(413, f"the request body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServeError(413, f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def require_media_type(request: Request, *accepted: str) -> None:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in accepted and not (media == "" and "application/json" in accepted):
+        raise ServeError(415, f"unsupported content type {media or '(none)'!r}; "
+                         f"send {' or '.join(accepted)}")
+
+
+def parse_json(body: bytes, model: type[M]) -> M:
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ServeError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ServeError(400, "the body must be a JSON object")
+    return validate(payload, model)
+
+
+def validate(payload: dict[str, Any], model: type[M]) -> M:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ServeError(400, f"{field}: {first['msg']}", field or None) from None
+
+
+def decode_base64(data: str, field: str) -> bytes:
+    """Plain base64 or a data URL ('data:image/png;base64,...')."""
+    if data.startswith("data:"):
+        header, _, data = data.partition(",")
+        if ";base64" not in header:
+            raise ServeError(400, f"{field}: only base64 data URLs are supported", field)
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ServeError(400, f"{field}: not valid base64", field) from None
+
+
+def error_response(error: ServeError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+def sse_event(payload: dict[str, Any] | str) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n"
+
+
+def sse_response(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

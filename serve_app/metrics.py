@@ -1,0 +1,48 @@
+"""Prometheus metrics of the app, exported through Ray's metrics agent beside ray_serve_*.
+
+Created lazily inside replicas (Ray metrics need a connected worker); Serve adds the
+deployment, replica and application tags itself.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ray.serve.metrics import Counter, Histogram
+
+_BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128]
+_LATENCY_BOUNDARIES = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+
+
+@cache
+def batch_size() -> Histogram:
+    return Histogram("mmserve_batch_size", "Requests per model call.",
+                     boundaries=_BATCH_BOUNDARIES, tag_keys=("method",))
+
+
+@cache
+def model_calls() -> Counter:
+    return Counter("mmserve_model_calls", "Batched model calls.", tag_keys=("method",))
+
+
+@cache
+def http_requests() -> Counter:
+    return Counter("mmserve_http_requests", "HTTP requests by route and status.",
+                   tag_keys=("route", "status"))
+
+
+@cache
+def http_latency() -> Histogram:
+    return Histogram("mmserve_http_request_seconds", "End-to-end HTTP latency at the ingress.",
+                     boundaries=_LATENCY_BOUNDARIES, tag_keys=("route",))
+
+
+@cache
+def pipeline_stage() -> Histogram:
+    return Histogram("mmserve_pipeline_stage_seconds", "Wall time of each pipeline stage.",
+                     boundaries=_LATENCY_BOUNDARIES, tag_keys=("stage",))
+
+
+@cache
+def tokens() -> Counter:
+    return Counter("mmserve_tokens", "Prompt and completion tokens.", tag_keys=("kind",))

@@ -1,0 +1,134 @@
+"""The multimodal DAG: audio -> transcript and image -> CLIP labels run side by side, then
+their results and the prompt become the LLM's messages; the answer comes back whole or streamed.
+
+    audio ──> SpeechTranscriber ──┐
+                                  ├──> prompt assembly ──> TextGenerator ──> answer
+    image ──> ImageEmbedder ──────┘
+
+Each stage is timed from here, so `timings` shows the overlap: total < audio + image + llm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from deployments.engines.text_base import SamplingParams
+from serve_app import metrics
+from serve_app.calls import call, first_and_rest
+from serve_app.errors import ServeError
+from serve_app.protocol import PipelineRequest
+
+DEFAULT_LABELS = ["person", "animal", "vehicle", "building", "food", "plant", "landscape",
+                  "text or document", "indoor scene", "object"]
+SYSTEM_PROMPT = ("You are a helpful assistant. The user's message may include the transcript of "
+                 "an audio clip and the most likely contents of an image, found by a classifier.")
+TOP_LABELS_IN_PROMPT = 3
+
+
+class MultimodalPipeline:
+    def __init__(self, text: Any, vision: Any, audio: Any, timeout_s: float,
+                 default_max_tokens: int) -> None:
+        self.text, self.vision, self.audio = text, vision, audio
+        self.timeout_s = timeout_s
+        self.default_max_tokens = default_max_tokens
+
+    async def run(self, request: PipelineRequest, audio: bytes | None,
+                  image: bytes | None) -> dict[str, Any]:
+        started = time.perf_counter()
+        perception = await self._perceive(request, audio, image)
+        llm_started = time.perf_counter()
+        completion = await call(
+            self.text.generate.remote(self._messages(request, perception), self._params(request)),
+            "text", self.timeout_s)
+        timings = perception["timings"]
+        timings["llm_s"] = _observe("llm", time.perf_counter() - llm_started)
+        timings["total_s"] = time.perf_counter() - started
+        return {**_public(perception), "text": completion["text"],
+                "finish_reason": completion["finish_reason"],
+                "usage": {"prompt_tokens": completion["prompt_tokens"],
+                          "completion_tokens": completion["completion_tokens"]},
+                "timings": timings}
+
+    async def stream(self, request: PipelineRequest, audio: bytes | None,
+                     image: bytes | None) -> AsyncIterator[dict[str, Any]]:
+        """Events: one 'perception', then 'token's, then 'done' with timings and usage."""
+        started = time.perf_counter()
+        perception = await self._perceive(request, audio, image)
+        llm_started = time.perf_counter()
+        stream = self.text.options(stream=True).stream.remote(
+            self._messages(request, perception), self._params(request))
+        first, rest = await first_and_rest(stream, "text", self.timeout_s)
+        return self._events(perception, first, rest, started, llm_started)
+
+    async def _events(self, perception, first, rest, started, llm_started):
+        yield {"type": "perception", **_public(perception)}
+        timings = perception["timings"]
+        item = first
+        while item is not None:
+            if "text" in item:
+                timings.setdefault("llm_ttft_s", time.perf_counter() - llm_started)
+                yield {"type": "token", "text": item["text"]}
+            else:
+                completion = item["completion"]
+                timings["llm_s"] = _observe("llm", time.perf_counter() - llm_started)
+                timings["total_s"] = time.perf_counter() - started
+                yield {"type": "done", "finish_reason": completion["finish_reason"],
+                       "usage": {"prompt_tokens": completion["prompt_tokens"],
+                                 "completion_tokens": completion["completion_tokens"]},
+                       "timings": timings}
+            item = await anext(rest, None)
+
+    async def _perceive(self, request: PipelineRequest, audio: bytes | None,
+                        image: bytes | None) -> dict[str, Any]:
+        """Runs the audio and image stages concurrently."""
+        if audio is None and image is None and not request.prompt:
+            raise ServeError(400, "give at least one of audio, image or prompt")
+        stages = {}
+        if audio is not None:
+            stages["audio"] = self._timed("audio", self.audio.transcribe.remote(audio), "audio")
+        if image is not None:
+            labels = request.labels or DEFAULT_LABELS
+            stages["image"] = self._timed("image", self.vision.classify.remote(image, labels),
+                                          "vision")
+        results = await asyncio.gather(*stages.values())
+        perception: dict[str, Any] = {"transcript": None, "labels": None, "timings": {}}
+        for name, (value, seconds) in zip(stages, results):
+            perception["timings"][f"{name}_s"] = seconds
+            perception["transcript" if name == "audio" else "labels"] = value
+        return perception
+
+    async def _timed(self, stage: str, response: Any, what: str) -> tuple[Any, float]:
+        started = time.perf_counter()
+        value = await call(response, what, self.timeout_s)
+        return value, _observe(stage, time.perf_counter() - started)
+
+    def _messages(self, request: PipelineRequest, perception: dict[str, Any]) -> list[dict]:
+        parts = []
+        if perception["transcript"] is not None:
+            parts.append(f"Transcript of the audio: \"{perception['transcript']['text']}\"")
+        if perception["labels"] is not None:
+            top = ", ".join(f"{item['label']} ({item['score']:.0%})"
+                            for item in perception["labels"][:TOP_LABELS_IN_PROMPT])
+            parts.append(f"The image most likely shows: {top}.")
+        parts.append(request.prompt or "Respond helpfully to the content above.")
+        return [{"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": "\n".join(parts)}]
+
+    def _params(self, request: PipelineRequest) -> SamplingParams:
+        return SamplingParams(max_tokens=request.max_tokens or self.default_max_tokens,
+                              temperature=request.temperature, seed=request.seed)
+
+
+def _observe(stage: str, seconds: float) -> float:
+    metrics.pipeline_stage().observe(seconds, tags={"stage": stage})
+    return seconds
+
+
+def _public(perception: dict[str, Any]) -> dict[str, Any]:
+    transcript = perception["transcript"]
+    return {"transcript": None if transcript is None else
+            {key: transcript[key] for key in ("text", "language", "duration")},
+            "labels": perception["labels"]}
