@@ -31,11 +31,14 @@ class SpeechTranscriber:
     async def ready(self) -> bool:
         return True
 
-    def batch_stats(self) -> dict[str, dict[str, int]]:
+    def batch_stats(self) -> dict[str, Any]:
         return self.stats.snapshot()
 
     async def transcribe(self, audio: bytes, language: str | None = None) -> dict[str, Any]:
         """{text, language, language_probability, duration, segments[{id, start, end, text}]}"""
+        if language is not None and language not in self.engine.supported_languages:
+            raise ServeError(400, f"language {language!r} is not supported by this model",
+                             "language")
         samples = await asyncio.to_thread(self._decode, audio)
         result = await self._transcribe_batch((samples, language))
         return asdict(result)

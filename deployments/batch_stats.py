@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from collections import Counter as Tally
+import os
+from collections import defaultdict, deque
+from typing import Any
 
 from serve_app import metrics
+
+RECENT_BATCHES = 64
 
 
 class BatchStats:
     def __init__(self) -> None:
-        self.calls: Tally[str] = Tally()
-        self.items: Tally[str] = Tally()
-        self.largest: Tally[str] = Tally()
+        self.calls: dict[str, int] = defaultdict(int)
+        self.items: dict[str, int] = defaultdict(int)
+        self.recent: dict[str, deque[int]] = defaultdict(lambda: deque(maxlen=RECENT_BATCHES))
 
     def record(self, method: str, size: int) -> None:
         self.calls[method] += 1
         self.items[method] += size
-        self.largest[method] = max(self.largest[method], size)
+        self.recent[method].append(size)
         metrics.batch_size().observe(size, tags={"method": method})
         metrics.model_calls().inc(tags={"method": method})
 
-    def snapshot(self) -> dict[str, dict[str, int]]:
-        return {m: {"model_calls": self.calls[m], "items": self.items[m],
-                    "largest_batch": self.largest[m]} for m in self.calls}
+    def snapshot(self) -> dict[str, Any]:
+        """{"pid": replica process, "methods": {method: {model_calls, items, recent_batches}}}"""
+        methods = {m: {"model_calls": self.calls[m], "items": self.items[m],
+                       "recent_batches": list(self.recent[m])} for m in self.calls}
+        return {"pid": os.getpid(), "methods": methods}

@@ -33,7 +33,7 @@ class TextGenerator:
     async def ready(self) -> bool:
         return True
 
-    def batch_stats(self) -> dict[str, dict[str, int]]:
+    def batch_stats(self) -> dict[str, Any]:
         return self.stats.snapshot()
 
     async def generate(self, messages: list[dict], params: SamplingParams) -> dict[str, Any]:

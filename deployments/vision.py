@@ -39,7 +39,7 @@ class ImageEmbedder:
     async def ready(self) -> bool:
         return True
 
-    def batch_stats(self) -> dict[str, dict[str, int]]:
+    def batch_stats(self) -> dict[str, Any]:
         return self.stats.snapshot()
 
     async def embed_images(self, images: list[bytes]) -> list[np.ndarray]:

@@ -31,6 +31,20 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def replayed(request: Request, body: bytes) -> Request:
+    """A copy of the request whose body (already read and size-checked) can be parsed again."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
+
+
 def require_media_type(request: Request, *accepted: str) -> None:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in accepted and not (media == "" and "application/json" in accepted):

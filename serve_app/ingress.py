@@ -26,6 +26,7 @@ from serve_app.http import (
     error_response,
     parse_json,
     read_body,
+    replayed,
     require_media_type,
     sse_event,
     sse_response,
@@ -199,8 +200,8 @@ class Ingress:
 
     async def transcriptions(self, request: Request) -> Response:
         require_media_type(request, "multipart/form-data")
-        await read_body(request, self.limits.max_body_bytes)  # enforces the limit, caches body
-        form = await _form(request)
+        body = await read_body(request, self.limits.max_body_bytes)
+        form = await _form(replayed(request, body))
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise ServeError(400, "file: a multipart file field is required", "file")

@@ -70,7 +70,8 @@ class LocalRay:
 
     def _command(self) -> list[str]:
         p = self.ports
-        worker_low = 20000 + (p["gcs"] % 20000)
+        # Below the kernel's ephemeral range, where free_ports() picks the service ports.
+        worker_low = 20000 + (p["gcs"] % 10000)
         command = [
             str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
             "--node-ip-address", "127.0.0.1", "--port", str(p["gcs"]),

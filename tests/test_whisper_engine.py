@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from speech import encode_as, speak
 
 from deployments.engines.whisper import (
     AudioDecodeError,
     FasterWhisperEngine,
     decode_audio_bytes,
 )
+from tests.speech import encode_as, speak
 
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog",

@@ -1,0 +1,49 @@
+# Every target does its own set-up, and does nothing twice: the venv and the model store live
+# in $(MMSERVE_HOME) (default ~/.cache/mmserve), keyed by pyproject.toml, shared by checkouts.
+SHELL := /bin/bash
+MMSERVE_HOME ?= $(HOME)/.cache/mmserve
+export MMSERVE_MODEL_DIR ?= $(MMSERVE_HOME)/models
+PYTHON ?= python3.11
+VENV_KEY := $(shell sha1sum pyproject.toml | cut -c1-12)
+VENV ?= $(MMSERVE_HOME)/venv-$(VENV_KEY)
+PY := $(VENV)/bin/python
+PROFILE ?= cpu
+PYTEST_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The repo is imported from the checkout, not installed, so one venv serves every clone.
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: setup venv models system-deps serve test unit lint clean-venvs
+
+setup: venv models
+
+venv: $(VENV)/.ready
+
+$(VENV)/.ready: pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+		print('\n'.join(p['dependencies'] + sum(p['optional-dependencies'].values(), [])))" \
+		> $(VENV)/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt
+	find $(MMSERVE_HOME) -maxdepth 1 -name 'venv-*' ! -path '$(VENV)' -exec rm -rf {} +
+	touch $@
+
+models: venv
+	$(PY) -m serve_app.models prepare
+
+system-deps:
+	@command -v espeak-ng >/dev/null || ($(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq espeak-ng >/dev/null)
+
+serve: setup
+	$(PY) -m serve_app.launch --profile $(PROFILE)
+
+test: setup system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: setup system-deps
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,62 @@
+"""`make serve`: a local Ray head (dashboard on 127.0.0.1:8265, Prometheus metrics exported)
+and `serve run` of a profile against it, in the foreground. Ctrl-C stops both, and only them.
+
+    python -m serve_app.launch [--profile cpu | path/to/config.yaml] [--address HOST:PORT]
+
+With --address the app is deployed to that existing cluster instead of a new local one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from serve_app.local_ray import LocalRay, free_ports
+
+PROFILES = Path(__file__).resolve().parent.parent / "cluster" / "profiles"
+DEFAULT_PORTS = {"gcs": 6379, "dashboard": 8265, "metrics": 8080}
+
+
+def profile_path(profile: str) -> Path:
+    path = Path(profile)
+    if not path.suffix:
+        path = PROFILES / f"{profile}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
+        raise SystemExit(f"no profile {profile!r}; known profiles: {known}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serve_app.launch")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--address", default=None, help="deploy to this running Ray cluster")
+    parser.add_argument("--num-cpus", type=float, default=os.cpu_count() or 2)
+    args = parser.parse_args(argv)
+    config = profile_path(args.profile)
+    cluster = None
+    if args.address is None:
+        cluster = LocalRay(num_cpus=args.num_cpus, ports={**free_ports(), **DEFAULT_PORTS},
+                           temp_dir="/tmp/ray-mmserve")
+        cluster.start()
+        print(f"Ray head {cluster.address}: dashboard http://127.0.0.1:8265, "
+              f"Prometheus metrics http://127.0.0.1:8080/metrics", flush=True)
+    address = args.address or cluster.address
+    serve = Path(sys.executable).parent / "serve"
+    try:
+        return subprocess.call([str(serve), "run", "--address", address, str(config)])
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let cleanup finish on a second Ctrl-C
+        if cluster is not None:
+            cluster.stop()
+            print("Ray head stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

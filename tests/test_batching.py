@@ -1,0 +1,92 @@
+"""Batching: N concurrent requests are served in fewer than N model calls, counted inside the
+replica; and the batch size can be changed live through user_config (reconfigure)."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.conftest import APP_NAME, TEST_ARGS, deployment_handle
+from tests.media import b64, png_image, speech_wav
+
+pytestmark = pytest.mark.integration
+CONCURRENCY = 8
+
+
+def stats(deployment: str) -> dict:
+    return deployment_handle(deployment).batch_stats.remote().result()
+
+
+def calls(deployment: str, method: str) -> dict:
+    empty = {"model_calls": 0, "items": 0, "recent_batches": []}
+    return stats(deployment)["methods"].get(method, empty)
+
+
+def concurrently(fn, count: int = CONCURRENCY) -> list:
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda i: fn(i), range(count)))
+
+
+def chat(openai_client, i: int):
+    return openai_client.chat.completions.create(
+        model="smollm2-135m-instruct", max_tokens=8, temperature=0.7, seed=i,
+        messages=[{"role": "user", "content": f"Count to {i + 2}."}])
+
+
+def assert_batched(before: dict, after: dict, requests: int) -> None:
+    served = after["items"] - before["items"]
+    model_calls = after["model_calls"] - before["model_calls"]
+    assert served == requests
+    assert model_calls < requests, f"{requests} requests took {model_calls} model calls"
+
+
+def test_concurrent_chat_is_batched(openai_client):
+    before = calls("TextGenerator", "generate")
+    replies = concurrently(lambda i: chat(openai_client, i))
+    assert all(r.usage.completion_tokens > 0 for r in replies)
+    assert_batched(before, calls("TextGenerator", "generate"), CONCURRENCY)
+
+
+def test_concurrent_image_embeddings_are_batched(openai_client):
+    before = calls("ImageEmbedder", "embed_image")
+    concurrently(lambda i: openai_client.embeddings.create(
+        model="clip-vit-b-32-image", input=b64(png_image((20 * i, 100, 50)))))
+    assert_batched(before, calls("ImageEmbedder", "embed_image"), CONCURRENCY)
+
+
+def test_concurrent_transcriptions_are_batched(openai_client):
+    before = calls("SpeechTranscriber", "transcribe")
+    results = concurrently(lambda i: openai_client.audio.transcriptions.create(
+        model="whisper-base", file=("clip.wav", io.BytesIO(speech_wav()), "audio/wav")), 4)
+    assert all("dog" in r.text.lower() for r in results)
+    assert_batched(before, calls("SpeechTranscriber", "transcribe"), 4)
+
+
+def test_seeded_request_is_unaffected_by_its_batch(openai_client):
+    alone = chat(openai_client, 3).choices[0].message.content
+    together = concurrently(lambda i: chat(openai_client, 3 if i == 0 else i + 10), 6)
+    assert together[0].choices[0].message.content == alone
+
+
+def test_batch_size_changes_live_through_reconfigure(openai_client):
+    from ray import serve
+
+    from serve_app.app import build_app
+
+    pid_before = stats("TextGenerator")["pid"]
+    small = {**TEST_ARGS, "text": {**TEST_ARGS["text"],
+                                   "batching": {"max_batch_size": 2, "batch_wait_timeout_s": 0.2}}}
+    try:
+        serve.run(build_app(small), name=APP_NAME, route_prefix="/")
+        before = calls("TextGenerator", "generate")
+        concurrently(lambda i: chat(openai_client, i), 6)
+        after = calls("TextGenerator", "generate")
+        new_calls = after["model_calls"] - before["model_calls"]
+        assert after["items"] - before["items"] == 6
+        assert max(after["recent_batches"][-new_calls:]) <= 2
+        assert 2 in after["recent_batches"][-new_calls:]
+        assert stats("TextGenerator")["pid"] == pid_before  # reconfigured, not restarted
+    finally:
+        serve.run(build_app(TEST_ARGS), name=APP_NAME, route_prefix="/")
