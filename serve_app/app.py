@@ -13,7 +13,7 @@ from ray.serve import Application
 from deployments.audio import SpeechTranscriber
 from deployments.text import TextGenerator
 from deployments.vision import ImageEmbedder
-from serve_app.config import AppConfig, load_config
+from serve_app.config import AppConfig, DeploymentSettings, load_config
 from serve_app.ingress import Ingress
 from serve_app.models import default_model_dir
 
@@ -28,14 +28,20 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 def bind_app(config: AppConfig) -> Application:
     model_dir = config.model_dir or str(default_model_dir())
     text = TextGenerator.options(**config.text.serve_options(TEXT)).bind(
-        config.text.model_dump(), model_dir)
+        _init_args(config.text), model_dir)
     vision = ImageEmbedder.options(**config.vision.serve_options(VISION)).bind(
-        config.vision.model_dump(), model_dir)
+        _init_args(config.vision), model_dir)
     audio = SpeechTranscriber.options(**config.audio.serve_options(AUDIO)).bind(
-        config.audio.model_dump(), model_dir)
+        _init_args(config.audio), model_dir)
     ingress = config.ingress
     return Ingress.options(
         name=INGRESS, num_replicas=ingress.num_replicas,
         max_ongoing_requests=ingress.max_ongoing_requests,
         ray_actor_options={"num_cpus": ingress.num_cpus},
     ).bind(config.model_dump(), text, vision, audio)
+
+
+def _init_args(settings: DeploymentSettings) -> dict[str, Any]:
+    # Batching reaches replicas only through user_config, so changing it reconfigures them
+    # in place; were it also a constructor argument, Serve would restart them.
+    return settings.model_dump(exclude={"batching"})

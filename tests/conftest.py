@@ -7,6 +7,7 @@ by its process group: nothing else running on the machine is touched.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -42,18 +43,48 @@ def ray_cluster(model_dir: str):
     cluster.stop()
 
 
+def deploy(cluster: LocalRay, overrides: list[dict] | None = None, timeout_s: float = 300) -> None:
+    """Deploys the test app as `serve deploy` does: a declarative config through the dashboard.
+
+    Redeploying with only user_config changed reconfigures replicas instead of restarting them.
+    """
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+
+    app = {"name": APP_NAME, "route_prefix": "/", "import_path": "serve_app.app:build_app",
+           "args": TEST_ARGS, "deployments": overrides or []}
+    config = {"http_options": {"host": "127.0.0.1", "port": cluster.http_port},
+              "applications": [app]}
+    sdk = ServeSubmissionClient(f"http://127.0.0.1:{cluster.ports['dashboard']}")
+    sdk.deploy_applications(config)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _is_running(sdk.get_serve_details(), overrides or []):
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{APP_NAME} was not running within {timeout_s} s")
+
+
+def _is_running(details: dict, overrides: list[dict]) -> bool:
+    app = details.get("applications", {}).get(APP_NAME)
+    if not app or app["status"] == "DEPLOY_FAILED":
+        assert not app, f"deploy failed: {app['message']}"
+        return False
+    deployments = app["deployments"]
+    for override in overrides:
+        live = deployments.get(override["name"], {}).get("deployment_config", {})
+        if "user_config" in override and live.get("user_config") != override["user_config"]:
+            return False
+    return app["status"] == "RUNNING" and all(
+        d["status"] == "HEALTHY" for d in deployments.values())
+
+
 @pytest.fixture(scope="session")
 def app_url(ray_cluster: LocalRay):
     import ray
-    from ray import serve
-
-    from serve_app.app import build_app
 
     ray.init(address=ray_cluster.address, logging_level="ERROR", log_to_driver=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": ray_cluster.http_port})
-    serve.run(build_app(TEST_ARGS), name=APP_NAME, route_prefix="/")
+    deploy(ray_cluster)
     yield f"http://127.0.0.1:{ray_cluster.http_port}"
-    serve.shutdown()
     ray.shutdown()
 
 

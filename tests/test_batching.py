@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import APP_NAME, TEST_ARGS, deployment_handle
+from tests.conftest import TEST_ARGS, deploy, deployment_handle
 from tests.media import b64, png_image, speech_wav
 
 pytestmark = pytest.mark.integration
@@ -70,16 +70,11 @@ def test_seeded_request_is_unaffected_by_its_batch(openai_client):
     assert together[0].choices[0].message.content == alone
 
 
-def test_batch_size_changes_live_through_reconfigure(openai_client):
-    from ray import serve
-
-    from serve_app.app import build_app
-
+def test_batch_size_changes_live_through_reconfigure(openai_client, ray_cluster):
     pid_before = stats("TextGenerator")["pid"]
-    small = {**TEST_ARGS, "text": {**TEST_ARGS["text"],
-                                   "batching": {"max_batch_size": 2, "batch_wait_timeout_s": 0.2}}}
+    small = {"max_batch_size": 2, "batch_wait_timeout_s": 0.2}
     try:
-        serve.run(build_app(small), name=APP_NAME, route_prefix="/")
+        deploy(ray_cluster, [{"name": "TextGenerator", "user_config": small}])
         before = calls("TextGenerator", "generate")
         concurrently(lambda i: chat(openai_client, i), 6)
         after = calls("TextGenerator", "generate")
@@ -89,4 +84,5 @@ def test_batch_size_changes_live_through_reconfigure(openai_client):
         assert 2 in after["recent_batches"][-new_calls:]
         assert stats("TextGenerator")["pid"] == pid_before  # reconfigured, not restarted
     finally:
-        serve.run(build_app(TEST_ARGS), name=APP_NAME, route_prefix="/")
+        default = TEST_ARGS["text"]["batching"]
+        deploy(ray_cluster, [{"name": "TextGenerator", "user_config": default}])
