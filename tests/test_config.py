@@ -1,0 +1,57 @@
+"""The typed app config: defaults, Serve options, and errors that name the bad field."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from serve_app.config import ConfigError, load_config
+from serve_app.launch import profile_path
+
+
+def test_defaults_are_valid_and_cpu_friendly():
+    config = load_config(None)
+    assert config.text.engine.name == "transformers"
+    assert config.audio.engine.compute_type == "int8"
+    assert config.ingress.num_cpus == 0  # never starves on a 2-CPU node
+    for settings in (config.text, config.vision, config.audio):
+        assert settings.resources.num_cpus < 1
+        assert settings.max_ongoing_requests >= settings.batching.max_batch_size
+
+
+def test_serve_options_carry_resources_batching_and_autoscaling():
+    config = load_config({"text": {
+        "resources": {"num_cpus": 1, "num_gpus": 1, "accelerator_type": "A100",
+                      "resources": {"neuron_cores": 2}},
+        "autoscaling": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 16},
+        "batching": {"max_batch_size": 32, "batch_wait_timeout_s": 0.05}}})
+    options = config.text.serve_options("TextGenerator")
+    assert options["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 1,
+                                            "accelerator_type": "A100",
+                                            "resources": {"neuron_cores": 2}}
+    assert options["user_config"] == {"max_batch_size": 32, "batch_wait_timeout_s": 0.05}
+    assert options["autoscaling_config"]["max_replicas"] == 4
+    assert "num_replicas" not in options
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    ({"text": {"batching": {"max_batch_size": 0}}}, "text.batching.max_batch_size"),
+    ({"vision": {"engine": {"name": "tensorflow"}}}, "vision.engine.name"),
+    ({"audio": {"resoures": {}}}, "audio.resoures"),
+    ({"text": {"autoscaling": {"min_replicas": 3, "max_replicas": 1}}}, "text.autoscaling"),
+    ({"ingress": {"max_body_bytes": "big"}}, "ingress.max_body_bytes"),
+])
+def test_invalid_config_names_the_field(args, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(args)
+
+
+def test_cpu_profile_is_a_valid_serve_config_with_valid_args():
+    from ray.serve.schema import ServeDeploySchema
+
+    document = yaml.safe_load(profile_path("cpu").read_text())
+    schema = ServeDeploySchema.model_validate(document)
+    assert schema.http_options.host == "127.0.0.1"
+    app = document["applications"][0]
+    assert app["import_path"] == "serve_app.app:build_app"
+    load_config(app["args"])

@@ -1,0 +1,45 @@
+"""open_clip engine: normalised embeddings, deterministic store weights, image decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deployments.engines.open_clip_engine import (
+    ImageDecodeError,
+    OpenClipEngine,
+    decode_image_bytes,
+    zero_shot_scores,
+)
+from serve_app.models import model_path
+from tests.media import png_image
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir):
+    checkpoint = model_path("clip-vit-b-32", model_dir) / "open_clip_model.safetensors"
+    return OpenClipEngine("ViT-B-32", str(checkpoint))
+
+
+def test_embeddings_are_unit_length_and_batch_invariant(engine):
+    images = [decode_image_bytes(png_image((i * 40, 80, 120))) for i in range(4)]
+    batch = engine.embed_images(images)
+    assert batch.shape == (4, engine.dimensions)
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(engine.embed_images(images[2:3])[0], batch[2], atol=1e-4)
+    texts = engine.embed_texts(["a cat", "a dog"])
+    np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
+
+
+def test_bad_images_raise_decode_errors():
+    for data in (b"", b"not an image", png_image()[:40]):
+        with pytest.raises(ImageDecodeError):
+            decode_image_bytes(data)
+
+
+def test_zero_shot_scores_are_a_distribution_favouring_the_closest_label():
+    image = np.array([1.0, 0.0])
+    labels = np.array([[0.0, 1.0], [1.0, 0.0], [0.6, 0.8]])
+    scores = zero_shot_scores(image, labels)
+    assert scores.sum() == pytest.approx(1.0)
+    assert int(np.argmax(scores)) == 1
