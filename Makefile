@@ -5,7 +5,7 @@ MMSERVE_HOME ?= $(HOME)/.cache/mmserve
 export MMSERVE_MODEL_DIR ?= $(MMSERVE_HOME)/models
 PYTHON ?= python3.11
 VENV_KEY := $(shell sha1sum pyproject.toml | cut -c1-12)
-VENV ?= $(MMSERVE_HOME)/venv-$(VENV_KEY)
+VENV ?= $(MMSERVE_HOME)/venv-main-$(VENV_KEY)
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
 PYTEST_ARGS ?=
@@ -26,7 +26,7 @@ $(VENV)/.ready: pyproject.toml
 		print('\n'.join(p['dependencies'] + sum(p['optional-dependencies'].values(), [])))" \
 		> $(VENV)/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt
-	find $(MMSERVE_HOME) -maxdepth 1 -name 'venv-*' ! -path '$(VENV)' -exec rm -rf {} +
+	find $(MMSERVE_HOME) -maxdepth 1 -name 'venv-main-*' ! -path '$(VENV)' -exec rm -rf {} +
 	touch $@
 
 models: venv
