@@ -25,7 +25,8 @@ $(VENV)/.ready: pyproject.toml
 	$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 		print('\n'.join(p['dependencies'] + sum(p['optional-dependencies'].values(), [])))" \
 		> $(VENV)/requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt 2>&1 \
+		| grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
 	find $(MMSERVE_HOME) -maxdepth 1 -name 'venv-main-*' ! -path '$(VENV)' -exec rm -rf {} +
 	touch $@
 

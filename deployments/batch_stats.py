@@ -16,6 +16,10 @@ class BatchStats:
         self.calls: dict[str, int] = defaultdict(int)
         self.items: dict[str, int] = defaultdict(int)
         self.recent: dict[str, deque[int]] = defaultdict(lambda: deque(maxlen=RECENT_BATCHES))
+        self.events: dict[str, int] = defaultdict(int)
+
+    def count(self, event: str) -> None:
+        self.events[event] += 1
 
     def record(self, method: str, size: int) -> None:
         self.calls[method] += 1
@@ -25,7 +29,7 @@ class BatchStats:
         metrics.model_calls().inc(tags={"method": method})
 
     def snapshot(self) -> dict[str, Any]:
-        """{"pid": replica process, "methods": {method: {model_calls, items, recent_batches}}}"""
+        """{"pid", "methods": {method: {model_calls, items, recent_batches}}, "events"}"""
         methods = {m: {"model_calls": self.calls[m], "items": self.items[m],
                        "recent_batches": list(self.recent[m])} for m in self.calls}
-        return {"pid": os.getpid(), "methods": methods}
+        return {"pid": os.getpid(), "methods": methods, "events": dict(self.events)}

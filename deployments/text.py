@@ -46,12 +46,18 @@ class TextGenerator:
         """Yields {"text": delta} items, then one {"completion": {...}} item."""
         prompt = self._encode(messages)
         deltas = iterate_in_thread(lambda cancelled: self.engine.stream(prompt, params, cancelled))
-        async for delta in deltas:
-            if delta.completion is not None:
-                self._count_tokens(delta.completion)
-                yield {"completion": asdict(delta.completion)}
-            elif delta.text:
-                yield {"text": delta.text}
+        finished = False
+        try:
+            async for delta in deltas:
+                if delta.completion is not None:
+                    finished = True
+                    self._count_tokens(delta.completion)
+                    yield {"completion": asdict(delta.completion)}
+                elif delta.text:
+                    yield {"text": delta.text}
+        finally:
+            if not finished:  # cancelled because the client disconnected
+                self.stats.count("stream_aborted")
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _generate_batch(self, items: list[tuple[list[int], SamplingParams]]) -> list:

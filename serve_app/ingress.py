@@ -170,6 +170,9 @@ class Ingress:
                 item = await anext(rest, None)
         except Exception as exc:  # the stream already started: report in-band, then end
             yield sse_event({"error": ServeError(500, f"generation failed: {exc}").body()["error"]})
+        finally:
+            if item is not None:  # the client went away: stop decoding for it
+                rest.cancel()
         yield sse_event("[DONE]")
 
     # -- embeddings -------------------------------------------------------------------------

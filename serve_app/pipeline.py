@@ -67,19 +67,23 @@ class MultimodalPipeline:
         yield {"type": "perception", **_public(perception)}
         timings = perception["timings"]
         item = first
-        while item is not None:
-            if "text" in item:
-                timings.setdefault("llm_ttft_s", time.perf_counter() - llm_started)
-                yield {"type": "token", "text": item["text"]}
-            else:
-                completion = item["completion"]
-                timings["llm_s"] = _observe("llm", time.perf_counter() - llm_started)
-                timings["total_s"] = time.perf_counter() - started
-                yield {"type": "done", "finish_reason": completion["finish_reason"],
-                       "usage": {"prompt_tokens": completion["prompt_tokens"],
-                                 "completion_tokens": completion["completion_tokens"]},
-                       "timings": timings}
-            item = await anext(rest, None)
+        try:
+            while item is not None:
+                if "text" in item:
+                    timings.setdefault("llm_ttft_s", time.perf_counter() - llm_started)
+                    yield {"type": "token", "text": item["text"]}
+                else:
+                    completion = item["completion"]
+                    timings["llm_s"] = _observe("llm", time.perf_counter() - llm_started)
+                    timings["total_s"] = time.perf_counter() - started
+                    yield {"type": "done", "finish_reason": completion["finish_reason"],
+                           "usage": {"prompt_tokens": completion["prompt_tokens"],
+                                     "completion_tokens": completion["completion_tokens"]},
+                           "timings": timings}
+                item = await anext(rest, None)
+        finally:
+            if item is not None:  # the client went away: stop decoding for it
+                rest.cancel()
 
     async def _perceive(self, request: PipelineRequest, audio: bytes | None,
                         image: bytes | None) -> dict[str, Any]:

@@ -40,3 +40,25 @@ def test_stream_is_ordered_and_matches_the_whole_answer(client):
 def test_stream_without_usage_option_has_no_usage_chunk(client):
     events = read_events(client, {**BODY, "stream": True})
     assert all("usage" not in json.loads(e) for e in events[:-1])
+
+
+def test_client_disconnect_aborts_the_generation(client):
+    import time
+
+    from tests.conftest import deployment_handle
+
+    def aborted() -> int:
+        stats = deployment_handle("TextGenerator").batch_stats.remote().result()
+        return stats["events"].get("stream_aborted", 0)
+
+    before = aborted()
+    long_story = {**BODY, "max_tokens": 1000, "stream": True,
+                  "messages": [{"role": "user", "content": "Tell a very long story."}]}
+    with client.stream("POST", "/v1/chat/completions", json=long_story) as response:
+        lines = response.iter_lines()
+        received = [next(lines) for _ in range(6)]
+    assert all(line.startswith("data: ") or not line for line in received)
+    deadline = time.monotonic() + 30
+    while aborted() == before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert aborted() == before + 1
