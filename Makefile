@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The repo is imported from the checkout, not installed, so one venv serves every clone.
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup venv models system-deps serve test unit lint clean-venvs
+.PHONY: setup venv venv-python models system-deps serve test unit lint
 
 setup: venv models
 
@@ -29,6 +29,9 @@ $(VENV)/.ready: pyproject.toml
 		| grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
 	find $(MMSERVE_HOME) -maxdepth 1 -name 'venv-main-*' ! -path '$(VENV)' -exec rm -rf {} +
 	touch $@
+
+venv-python: venv
+	@echo $(PY)
 
 models: venv
 	$(PY) -m serve_app.models prepare

@@ -47,15 +47,35 @@ def main(argv: list[str] | None = None) -> int:
               f"Prometheus metrics http://127.0.0.1:8080/metrics", flush=True)
     address = args.address or cluster.address
     serve = Path(sys.executable).parent / "serve"
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+    runner = None
     try:
-        return subprocess.call([str(serve), "run", "--address", address, str(config)])
+        runner = subprocess.Popen([str(serve), "run", "--address", address, str(config)])
+        return runner.wait()
     except KeyboardInterrupt:
         return 130
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # let cleanup finish on a second Ctrl-C
+        _stop(runner)
         if cluster is not None:
             cluster.stop()
             print("Ray head stopped.", flush=True)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _stop(runner: subprocess.Popen | None) -> None:
+    """`serve run` shuts the app down on SIGINT; give it a moment, then insist."""
+    if runner is None or runner.poll() is not None:
+        return
+    runner.send_signal(signal.SIGINT)
+    try:
+        runner.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        runner.kill()
 
 
 if __name__ == "__main__":

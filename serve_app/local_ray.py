@@ -108,23 +108,30 @@ class LocalRay:
 
     def stop(self) -> None:
         """Ends this head's whole process group, then removes its temp dir if it made it."""
-        if self.process is not None and self.process.poll() is None:
-            _signal_group(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(self.process.pid, signal.SIGKILL)
+        if self.process is not None:
+            stop_group(self.process.pid)
+            self.process.wait()
         self.process = None
         if self._own_temp_dir and self.temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
-def _signal_group(pgid: int, sig: int) -> None:
+def stop_group(pgid: int, grace_s: float = 10) -> None:
+    """SIGTERM a process group, then SIGKILL whatever is left of it after the grace period."""
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _signal_group(pgid, 0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Sends sig to the group; False when no process of it is left."""
     try:
         os.killpg(pgid, sig)
+        return True
     except ProcessLookupError:
-        pass
+        return False
 
 
 def _port_open(port: int) -> bool:
