@@ -8,31 +8,22 @@ from typing import Any
 
 from ray import serve
 
-from deployments.batch_stats import BatchStats
 from deployments.engines import load_audio_engine
-from serve_app.config import AudioSettings, Batching
+from deployments.replica_base import BatchedReplica
+from serve_app.config import AudioSettings
 from serve_app.errors import ServeError
 
 SAMPLE_RATE = 16000
 
 
 @serve.deployment
-class SpeechTranscriber:
+class SpeechTranscriber(BatchedReplica):
+    batched_methods = ("_transcribe_batch",)
+
     def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
+        super().__init__()
         self.settings = AudioSettings.model_validate(settings)
         self.engine = load_audio_engine(self.settings.engine, model_dir)
-        self.stats = BatchStats()
-
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        batching = Batching.model_validate(user_config)
-        self._transcribe_batch.set_max_batch_size(batching.max_batch_size)
-        self._transcribe_batch.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
-
-    async def ready(self) -> bool:
-        return True
-
-    def batch_stats(self) -> dict[str, Any]:
-        return self.stats.snapshot()
 
     async def transcribe(self, audio: bytes, language: str | None = None) -> dict[str, Any]:
         """{text, language, language_probability, duration, segments[{id, start, end, text}]}"""

@@ -9,32 +9,23 @@ from typing import Any
 
 from ray import serve
 
-from deployments.batch_stats import BatchStats
 from deployments.engines import load_text_engine
 from deployments.engines.text_base import Completion, SamplingParams
+from deployments.replica_base import BatchedReplica
 from deployments.thread_bridge import iterate_in_thread
 from serve_app import metrics
-from serve_app.config import Batching, TextSettings
+from serve_app.config import TextSettings
 from serve_app.errors import ServeError
 
 
 @serve.deployment
-class TextGenerator:
+class TextGenerator(BatchedReplica):
+    batched_methods = ("_generate_batch",)
+
     def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
+        super().__init__()
         self.settings = TextSettings.model_validate(settings)
         self.engine = load_text_engine(self.settings.engine, model_dir)
-        self.stats = BatchStats()
-
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        batching = Batching.model_validate(user_config)
-        self._generate_batch.set_max_batch_size(batching.max_batch_size)
-        self._generate_batch.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
-
-    async def ready(self) -> bool:
-        return True
-
-    def batch_stats(self) -> dict[str, Any]:
-        return self.stats.snapshot()
 
     async def generate(self, messages: list[dict], params: SamplingParams) -> dict[str, Any]:
         prompt = self._encode(messages)

@@ -9,38 +9,28 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from deployments.batch_stats import BatchStats
 from deployments.engines import load_vision_engine
 from deployments.engines.open_clip_engine import (
     ImageDecodeError,
     decode_image_bytes,
     zero_shot_scores,
 )
-from serve_app.config import Batching, VisionSettings
+from deployments.replica_base import BatchedReplica
+from serve_app.config import VisionSettings
 from serve_app.errors import ServeError
 
 _LABEL_CACHE_SIZE = 4096
 
 
 @serve.deployment
-class ImageEmbedder:
+class ImageEmbedder(BatchedReplica):
+    batched_methods = ("_embed_image_batch", "_embed_text_batch")
+
     def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
+        super().__init__()
         self.settings = VisionSettings.model_validate(settings)
         self.engine = load_vision_engine(self.settings.engine, model_dir)
-        self.stats = BatchStats()
         self._label_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        batching = Batching.model_validate(user_config)
-        for method in (self._embed_image_batch, self._embed_text_batch):
-            method.set_max_batch_size(batching.max_batch_size)
-            method.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
-
-    async def ready(self) -> bool:
-        return True
-
-    def batch_stats(self) -> dict[str, Any]:
-        return self.stats.snapshot()
 
     async def embed_images(self, images: list[bytes]) -> list[np.ndarray]:
         decoded = await asyncio.to_thread(_decode_all, images)
