@@ -67,6 +67,17 @@ def ray_connection(address: str) -> Iterator[None]:
     try:
         yield
     finally:
+        _shutdown_handles()
         ray.shutdown()
         if previous:
             ray.init(address=previous, logging_level="ERROR", log_to_driver=False)
+
+
+def _shutdown_handles() -> None:
+    """Stops the routers of the handles this process made, which would keep polling."""
+    from ray.serve import context
+
+    client = context._get_global_client(raise_if_no_controller_running=False)
+    if client is not None:
+        client.shutdown_cached_handles()
+    context._set_global_client(None)
