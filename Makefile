@@ -2,6 +2,7 @@
 # in $(MMSERVE_HOME) (default ~/.cache/mmserve), keyed by pyproject.toml, shared by checkouts.
 SHELL := /bin/bash
 MMSERVE_HOME ?= $(HOME)/.cache/mmserve
+export MMSERVE_HOME
 export MMSERVE_MODEL_DIR ?= $(MMSERVE_HOME)/models
 PYTHON ?= python3.11
 VENV_KEY := $(shell sha1sum pyproject.toml | cut -c1-12)
@@ -9,11 +10,14 @@ VENV ?= $(MMSERVE_HOME)/venv-$(VENV_KEY)
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
 PYTEST_ARGS ?=
+# Replica groups with their own Python env (cluster/envs/NAME.toml); built once, cached.
+GROUP_ENVS ?= audio
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The repo is imported from the checkout, not installed, so one venv serves every clone.
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup venv models system-deps serve test unit lint clean-venvs
+.PHONY: setup venv models system-deps serve test unit lint clean-venvs group-envs \
+	cluster-up cluster-down cluster-status
 
 setup: venv models
 
@@ -39,7 +43,20 @@ system-deps:
 serve: setup
 	$(PY) -m serve_app.launch --profile $(PROFILE)
 
-test: setup system-deps
+group-envs: venv
+	$(PY) cluster/group_env.py build $(GROUP_ENVS)
+
+# The local heterogeneous cluster: a head and one Ray node per group of cluster/local-cluster.yaml.
+cluster-up: setup group-envs
+	$(PY) cluster/local.py up
+
+cluster-status: venv
+	$(PY) cluster/local.py status
+
+cluster-down: venv
+	$(PY) cluster/local.py down
+
+test: setup system-deps group-envs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: setup system-deps
