@@ -12,12 +12,13 @@ PROFILE ?= cpu
 PYTEST_ARGS ?=
 # Replica groups with their own Python env (cluster/envs/NAME.toml); built once, cached.
 GROUP_ENVS ?= audio
+CLUSTER_PROFILE ?= mixed-local
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The repo is imported from the checkout, not installed, so one venv serves every clone.
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: setup venv models system-deps serve test unit lint clean-venvs group-envs \
-	cluster-up cluster-down cluster-status
+	cluster-up cluster-deploy cluster-status cluster-down
 
 setup: venv models
 
@@ -49,6 +50,9 @@ group-envs: venv
 # The local heterogeneous cluster: a head and one Ray node per group of cluster/local-cluster.yaml.
 cluster-up: setup group-envs
 	$(PY) cluster/local.py up
+
+cluster-deploy: venv
+	$(PY) cluster/local.py deploy --profile $(CLUSTER_PROFILE)
 
 cluster-status: venv
 	$(PY) cluster/local.py status

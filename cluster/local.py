@@ -3,11 +3,12 @@ cluster/local-cluster.yaml, all on this machine, each a real Ray node with its o
 dir and process group, advertising its group's resources (accelerator_type:X, neuron_cores...).
 
     python cluster/local.py up        # starts it in the background (make cluster-up)
+    python cluster/local.py deploy    # serve deploy of a profile, mixed-local by default
     python cluster/local.py status    # nodes, their groups and resources; where replicas run
     python cluster/local.py down      # stops exactly what `up` started (make cluster-down)
 
-then deploy onto it as onto any Ray cluster:
-    serve deploy cluster/profiles/mixed-local.yaml     # dashboard http://127.0.0.1:8265
+`deploy` is `serve deploy cluster/profiles/mixed-local.yaml -a <this cluster's dashboard>`;
+any Serve CLI command works against the dashboard as on any Ray cluster.
 """
 
 from __future__ import annotations
@@ -223,6 +224,7 @@ def up(spec_path: Path, state_path: Path) -> int:
     print(f"Ray cluster up: {cluster.address} ({groups})\n"
           f"dashboard {cluster.dashboard_url}\n"
           f"deploy:   serve deploy cluster/profiles/mixed-local.yaml{address}\n"
+          f"      or: python cluster/local.py deploy [--profile NAME]\n"
           f"status:   python cluster/local.py status\n"
           f"stop:     python cluster/local.py down")
     return 0
@@ -236,6 +238,19 @@ def down(state_path: Path) -> int:
     state_path.unlink()
     print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     return 0
+
+
+def deploy(state_path: Path, profile: str) -> int:
+    import subprocess
+
+    from serve_app.launch import profile_path
+
+    if not state_path.exists():
+        print("no local cluster is up; run `python cluster/local.py up`", file=sys.stderr)
+        return 1
+    dashboard = json.loads(state_path.read_text())["dashboard"]
+    serve = Path(sys.executable).parent / "serve"
+    return subprocess.call([str(serve), "deploy", str(profile_path(profile)), "-a", dashboard])
 
 
 def status(state_path: Path) -> int:
@@ -254,14 +269,17 @@ def status(state_path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python cluster/local.py")
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("action", choices=["up", "deploy", "status", "down"])
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="node groups (YAML)")
+    parser.add_argument("--profile", default="mixed-local", help="for deploy: name or path")
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE)
     args = parser.parse_args(argv)
     if args.action == "up":
         return up(args.spec, args.state)
     if args.action == "down":
         return down(args.state)
+    if args.action == "deploy":
+        return deploy(args.state, args.profile)
     return status(args.state)
 
 
