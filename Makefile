@@ -2,6 +2,7 @@
 # in $(MMSERVE_HOME) (default ~/.cache/mmserve), keyed by pyproject.toml, shared by checkouts.
 SHELL := /bin/bash
 MMSERVE_HOME ?= $(HOME)/.cache/mmserve
+export MMSERVE_HOME
 export MMSERVE_MODEL_DIR ?= $(MMSERVE_HOME)/models
 PYTHON ?= python3.11
 VENV_KEY := $(shell sha1sum pyproject.toml | cut -c1-12)
@@ -9,11 +10,15 @@ VENV ?= $(MMSERVE_HOME)/venv-main-$(VENV_KEY)
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
 PYTEST_ARGS ?=
+# Replica groups with their own Python env (cluster/envs/NAME.toml); built once, cached.
+GROUP_ENVS ?= audio
+CLUSTER_PROFILE ?= mixed-local
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The repo is imported from the checkout, not installed, so one venv serves every clone.
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup venv venv-python models system-deps serve test unit lint
+.PHONY: setup venv venv-python models system-deps serve test unit lint group-envs \
+	cluster-up cluster-deploy cluster-status cluster-down
 
 setup: venv models
 
@@ -43,7 +48,23 @@ system-deps:
 serve: setup
 	$(PY) -m serve_app.launch --profile $(PROFILE)
 
-test: setup system-deps
+group-envs: venv
+	$(PY) cluster/group_env.py build $(GROUP_ENVS)
+
+# The local heterogeneous cluster: a head and one Ray node per group of cluster/local-cluster.yaml.
+cluster-up: setup group-envs
+	$(PY) cluster/local.py up
+
+cluster-deploy: venv
+	$(PY) cluster/local.py deploy --profile $(CLUSTER_PROFILE)
+
+cluster-status: venv
+	$(PY) cluster/local.py status
+
+cluster-down: venv
+	$(PY) cluster/local.py down
+
+test: setup system-deps group-envs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: setup system-deps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections import defaultdict, deque
 from typing import Any
 
@@ -29,7 +30,9 @@ class BatchStats:
         metrics.model_calls().inc(tags={"method": method})
 
     def snapshot(self) -> dict[str, Any]:
-        """{"pid", "methods": {method: {model_calls, items, recent_batches}}, "events"}"""
+        """{"pid", "python": the replica's interpreter, "methods": {method: {model_calls,
+        items, recent_batches}}, "events": {name: count}}"""
         methods = {m: {"model_calls": self.calls[m], "items": self.items[m],
                        "recent_batches": list(self.recent[m])} for m in self.calls}
-        return {"pid": os.getpid(), "methods": methods, "events": dict(self.events)}
+        return {"pid": os.getpid(), "python": sys.executable, "methods": methods,
+                "events": dict(self.events)}

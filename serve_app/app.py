@@ -33,12 +33,20 @@ def bind_app(config: AppConfig) -> Application:
         _init_args(config.vision), model_dir)
     audio = SpeechTranscriber.options(**config.audio.serve_options(AUDIO)).bind(
         _init_args(config.audio), model_dir)
+    return Ingress.options(**_ingress_options(config)).bind(
+        config.model_dump(), text, vision, audio)
+
+
+def _ingress_options(config: AppConfig) -> dict[str, Any]:
     ingress = config.ingress
-    return Ingress.options(
-        name=INGRESS, num_replicas=ingress.num_replicas,
-        max_ongoing_requests=ingress.max_ongoing_requests,
-        ray_actor_options={"num_cpus": ingress.num_cpus},
-    ).bind(config.model_dump(), text, vision, audio)
+    options: dict[str, Any] = {"name": INGRESS,
+                               "max_ongoing_requests": ingress.max_ongoing_requests,
+                               "ray_actor_options": {"num_cpus": ingress.num_cpus}}
+    if ingress.autoscaling is not None:
+        options["autoscaling_config"] = ingress.autoscaling.model_dump(exclude_none=True)
+    else:
+        options["num_replicas"] = ingress.num_replicas
+    return options
 
 
 def _init_args(settings: DeploymentSettings) -> dict[str, Any]:

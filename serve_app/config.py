@@ -91,7 +91,7 @@ class DeploymentSettings(_Strict):
 
 
 class TextEngineConfig(_Strict):
-    name: Literal["transformers"] = "transformers"
+    name: Literal["transformers", "vllm", "neuron"] = "transformers"
     model: str = Field("smollm2-135m-instruct", description="model store name or a path")
     served_model_name: str = "smollm2-135m-instruct"
     dtype: Literal["float32", "bfloat16"] = "float32"
@@ -109,13 +109,14 @@ class TextSettings(DeploymentSettings):
 
 
 class VisionEngineConfig(_Strict):
-    name: Literal["open_clip"] = "open_clip"
+    name: Literal["open_clip", "neuron"] = "open_clip"
     arch: str = "ViT-B-32"
     checkpoint: str | None = Field(
         None, description="open_clip `pretrained=` (a file or tag); None uses the model store"
     )
     served_model_name: str = "clip-vit-b-32"
     dtype: Literal["float32", "bfloat16"] = "float32"
+    device: Literal["cpu", "cuda"] = "cpu"
     threads: int = Field(1, ge=1)
 
 
@@ -147,6 +148,7 @@ class IngressSettings(_Strict):
     max_ongoing_requests: int = Field(256, ge=1)
     num_cpus: float = Field(0.0, ge=0)
     num_replicas: int = Field(1, ge=1)
+    autoscaling: Autoscaling | None = None
 
 
 class AppConfig(_Strict):

@@ -1,12 +1,15 @@
-"""A local Ray head node that this process starts and, on stop, cleans up by itself.
+"""Local Ray nodes that this process starts and, on stop, cleans up by itself.
 
 `ray stop` ends every Ray process on the machine, including clusters other people (or other
-test runs) started. This starts `ray start --head --block` in its own process group, with its
-own temp dir and ports, and stops exactly that group.
+test runs) started. `LocalRay` starts `ray start --head --block` in its own process group, with
+its own temp dir and ports, and stops exactly that group. `LocalRayWorker` is its counterpart
+for a worker node joining a head: `ray start --address=HEAD --block`, again with its own ports,
+temp dir and process group, advertising the resources of its node group.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,10 +21,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_PORT_NAMES = ("gcs", "dashboard", "metrics", "node_manager", "object_manager",
-               "client_server", "dashboard_agent_listen", "dashboard_agent_grpc",
-               "runtime_env_agent", "http")
+# Services every node opens, then those only a head opens.
+NODE_PORT_NAMES = ("metrics", "node_manager", "object_manager", "dashboard_agent_listen",
+                   "dashboard_agent_grpc", "runtime_env_agent")
+HEAD_PORT_NAMES = ("gcs", "dashboard", "client_server", "http")
+_PORT_NAMES = NODE_PORT_NAMES + HEAD_PORT_NAMES
 WORKER_PORT_SPAN = 200
+# Below the kernel's ephemeral range, where free_ports() picks the service ports.
+WORKER_PORT_BASE = 20000
+START_LOG = "ray-start.log"
+STARTED = "Ray runtime started."  # what `ray start` prints once the node is up
 
 
 def free_port() -> int:
@@ -30,21 +39,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def free_ports() -> dict[str, int]:
-    """A distinct free port for every service a head node opens."""
+def free_ports(names: tuple[str, ...] = _PORT_NAMES) -> dict[str, int]:
+    """A distinct free port for every named service."""
     ports: dict[str, int] = {}
-    while len(set(ports.values())) < len(_PORT_NAMES):
-        ports = {name: free_port() for name in _PORT_NAMES}
+    while len(set(ports.values())) < len(names):
+        ports = {name: free_port() for name in names}
     return ports
+
+
+def default_worker_ports(anchor: int) -> tuple[int, int]:
+    low = WORKER_PORT_BASE + (anchor % 10000)
+    return low, low + WORKER_PORT_SPAN
 
 
 @dataclass
 class LocalRay:
+    """A head node. `node_group` becomes the node's `ray.io/node-group` label, as the cluster
+    launcher and KubeRay set it."""
+
     num_cpus: float = 2
     ports: dict[str, int] = field(default_factory=free_ports)
     temp_dir: str | None = None
     resources: dict[str, float] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    node_group: str | None = None
+    object_store_memory: int | None = None
+    worker_ports: tuple[int, int] | None = None
+    stop_grace_s: float = 10  # after SIGTERM, before SIGKILL (the GCS lingers ~30 s)
     process: subprocess.Popen | None = None
     _own_temp_dir: bool = False
 
@@ -56,82 +77,176 @@ class LocalRay:
     def http_port(self) -> int:
         return self.ports["http"]
 
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['dashboard']}"
+
     def start(self, timeout_s: float = 120) -> LocalRay:
         if self.temp_dir is None:
             # Short on purpose: Ray's unix socket paths must fit in 107 bytes.
             self.temp_dir = tempfile.mkdtemp(prefix="mmray-", dir="/tmp")
             self._own_temp_dir = True
-        self.process = subprocess.Popen(
-            self._command(), start_new_session=True, env={**os.environ, **self.env},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        Path(self.temp_dir).mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **auth_mode_env(), **self.env}
+        if self.node_group:
+            env["RAY_NODE_TYPE_NAME"] = self.node_group
+        # A log file, not a pipe: a detached node (cluster/local.py up) outlives this process.
+        with open(self.start_log, "wb") as log:
+            self.process = subprocess.Popen(self._command(), start_new_session=True, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT)
         self._wait_until_up(timeout_s)
         return self
 
+    @property
+    def start_log(self) -> Path:
+        return Path(self.temp_dir) / START_LOG
+
     def _command(self) -> list[str]:
         p = self.ports
-        # Below the kernel's ephemeral range, where free_ports() picks the service ports.
-        worker_low = 20000 + (p["gcs"] % 10000)
-        command = [
-            str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-            "--node-ip-address", "127.0.0.1", "--port", str(p["gcs"]),
-            "--num-cpus", str(self.num_cpus), "--temp-dir", self.temp_dir,
+        return [
+            _ray_executable(), "start", "--head", "--block", "--port", str(p["gcs"]),
             "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-            "--dashboard-port", str(p["dashboard"]), "--metrics-export-port", str(p["metrics"]),
+            "--dashboard-port", str(p["dashboard"]),
+            "--ray-client-server-port", str(p["client_server"]),
+            *self._node_args(default_worker_ports(p["gcs"])),
+        ]
+
+    def _node_args(self, default_worker_range: tuple[int, int]) -> list[str]:
+        """Flags every node takes, head or worker."""
+        p = self.ports
+        low, high = self.worker_ports or default_worker_range
+        args = [
+            "--node-ip-address", "127.0.0.1", "--num-cpus", _whole(self.num_cpus),
+            "--temp-dir", self.temp_dir, "--metrics-export-port", str(p["metrics"]),
             "--node-manager-port", str(p["node_manager"]),
             "--object-manager-port", str(p["object_manager"]),
-            "--ray-client-server-port", str(p["client_server"]),
             "--dashboard-agent-listen-port", str(p["dashboard_agent_listen"]),
             "--dashboard-agent-grpc-port", str(p["dashboard_agent_grpc"]),
             "--runtime-env-agent-port", str(p["runtime_env_agent"]),
-            "--min-worker-port", str(worker_low),
-            "--max-worker-port", str(worker_low + WORKER_PORT_SPAN),
+            "--min-worker-port", str(low), "--max-worker-port", str(high),
             "--disable-usage-stats",
         ]
         if self.resources:
-            import json
+            args += ["--resources", json.dumps(self.resources)]
+        if self.object_store_memory:
+            args += ["--object-store-memory", str(self.object_store_memory)]
+        return args
 
-            command += ["--resources", json.dumps(self.resources)]
-        return command
+    def _is_up(self) -> bool:
+        return self._started() and _port_open(self.ports["gcs"]) and _port_open(
+            self.ports["dashboard"])
+
+    def _started(self) -> bool:
+        # An open port alone could belong to someone else who took it since free_ports().
+        return STARTED in self.start_log.read_text(errors="replace")
 
     def _wait_until_up(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                error = self.process.stderr.read().decode(errors="replace")[-2000:]
-                raise RuntimeError(f"ray start exited with {self.process.returncode}: {error}")
-            if _port_open(self.ports["gcs"]) and _port_open(self.ports["dashboard"]):
+                code, error = self.process.returncode, self.start_log.read_text(
+                    errors="replace")[-2000:]
+                self.stop()  # what it started before failing, e.g. a GCS server
+                raise RuntimeError(f"ray start exited with {code}: {error}")
+            if self._is_up():
                 return
             time.sleep(0.5)
         self.stop()
-        raise TimeoutError(f"the Ray head did not come up within {timeout_s} s")
+        raise TimeoutError(f"the Ray node did not come up within {timeout_s} s")
 
     def stop(self) -> None:
-        """Ends this head's whole process group, then removes its temp dir if it made it."""
+        """Ends this node's whole process group, then removes its temp dir if it made it."""
         if self.process is not None:
-            stop_group(self.process.pid)
-            self.process.wait()
+            stop_process_group(self.process.pid, self.stop_grace_s, leader=self.process)
         self.process = None
         if self._own_temp_dir and self.temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
-def stop_group(pgid: int, grace_s: float = 10) -> None:
-    """SIGTERM a process group, then SIGKILL whatever is left of it after the grace period."""
+@dataclass
+class LocalRayWorker(LocalRay):
+    """A worker node that joins the head at `head_address` (host:gcs_port)."""
+
+    head_address: str = ""
+    ports: dict[str, int] = field(default_factory=lambda: free_ports(NODE_PORT_NAMES))
+
+    @property
+    def address(self) -> str:
+        return self.head_address
+
+    @property
+    def http_port(self) -> int:
+        raise AttributeError("a worker node serves no HTTP; the head's proxy does")
+
+    @property
+    def dashboard_url(self) -> str:
+        raise AttributeError("a worker node has no dashboard; the head has")
+
+    def _command(self) -> list[str]:
+        if not self.head_address:
+            raise ValueError("a worker node needs head_address")
+        return [_ray_executable(), "start", "--address", self.head_address, "--block",
+                *self._node_args(default_worker_ports(self.ports["node_manager"]))]
+
+    def _is_up(self) -> bool:
+        return self._started() and _port_open(self.ports["node_manager"])
+
+
+def auth_mode_env() -> dict[str, str]:
+    """Ray's auth mode, made explicit for every process of a local cluster.
+
+    `ray start --head` turns token auth on by itself when ~/.ray/auth_token exists and
+    RAY_AUTH_MODE is unset, but worker nodes and drivers in that situation do not, and then
+    cannot connect. So the mode is the caller's RAY_AUTH_MODE, else "disabled" (Ray's default
+    without a token file; local nodes listen on 127.0.0.1 only). Export RAY_AUTH_MODE=token
+    to have every node and driver use the token.
+    """
+    return {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
+
+
+def stop_process_group(pgid: int, grace_s: float = 30,
+                       leader: subprocess.Popen | None = None) -> None:
+    """SIGTERM to the group, then SIGKILL to whatever of it is left after `grace_s`.
+
+    `leader` is the group's first process when it is our child: it is reaped here, since a
+    zombie would keep the group looking alive.
+    """
     _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while _signal_group(pgid, 0) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if leader is not None:
+            leader.poll()
+        if not _group_alive(pgid):
+            return
         time.sleep(0.2)
     _signal_group(pgid, signal.SIGKILL)
+    if leader is not None:
+        leader.wait()
 
 
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Sends sig to the group; False when no process of it is left."""
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
-        return True
     except ProcessLookupError:
-        return False
+        pass
+
+
+def _whole(count: float) -> str:
+    if count != int(count):
+        raise ValueError(f"a Ray node has a whole number of CPUs, not {count}")
+    return str(int(count))
+
+
+def _ray_executable() -> str:
+    return str(Path(sys.executable).parent / "ray")
 
 
 def _port_open(port: int) -> bool:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 import time
+
+# A handle's background thread outlives ray.shutdown() and would otherwise auto-start a fresh
+# local Ray (which, on Ray 2.60, also writes ~/.ray/auth_token for the whole machine).
+os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
 from pathlib import Path
 
 import httpx

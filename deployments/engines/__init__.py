@@ -27,7 +27,8 @@ def load_vision_engine(engine: Any, model_dir: str) -> Any:
         checkpoint = engine.checkpoint or str(
             resolve("clip-vit-b-32", model_dir) / "open_clip_model.safetensors"
         )
-        return OpenClipEngine(engine.arch, checkpoint, engine.threads, engine.dtype)
+        return OpenClipEngine(engine.arch, checkpoint, engine.threads, engine.dtype,
+                              engine.device)
     raise ValueError(f"unknown vision engine {engine.name!r}")
 
 

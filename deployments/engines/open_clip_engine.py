@@ -31,18 +31,20 @@ def decode_image_bytes(data: bytes) -> Image.Image:
 
 class OpenClipEngine:
     def __init__(
-        self, arch: str, checkpoint: str | None, threads: int = 1, dtype: str = "float32"
+        self, arch: str, checkpoint: str | None, threads: int = 1, dtype: str = "float32",
+        device: str = "cpu",
     ) -> None:
         import open_clip
 
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        self.device = _check_device(device)
         torch.set_num_threads(threads)
         self.dtype = _DTYPES[dtype]
         model, _, self.preprocess = open_clip.create_model_and_transforms(
             arch, pretrained=checkpoint
         )
-        self.model = model.eval().to(self.dtype)
+        self.model = model.eval().to(self.device, self.dtype)
         self.tokenizer = open_clip.get_tokenizer(arch)
 
     @property
@@ -50,21 +52,31 @@ class OpenClipEngine:
         return int(self.model.text_projection.shape[1])
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        pixels = torch.stack([self.preprocess(image) for image in images]).to(self.dtype)
+        pixels = torch.stack([self.preprocess(image) for image in images])
+        pixels = pixels.to(self.device, self.dtype)
         with torch.inference_mode():
             features = self.model.encode_image(pixels)
         return _normalise(features)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        tokens = self.tokenizer(texts)
+        tokens = self.tokenizer(texts).to(self.device)
         with torch.inference_mode():
             features = self.model.encode_text(tokens)
         return _normalise(features)
 
 
+def _check_device(device: str) -> str:
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("vision.engine.device is 'cuda' but torch sees no CUDA device "
+                           "(a CPU-only torch build, or no GPU given to this replica)")
+    return device
+
+
 def _normalise(features: torch.Tensor) -> np.ndarray:
     features = features.float()
-    return (features / features.norm(dim=-1, keepdim=True)).numpy()
+    return (features / features.norm(dim=-1, keepdim=True)).cpu().numpy()
 
 
 def zero_shot_scores(image_embedding: np.ndarray, label_embeddings: np.ndarray) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""How the app lands on hardware: profiles, cluster definitions, the local cluster, group envs."""

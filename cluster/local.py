@@ -1,0 +1,287 @@
+"""The local heterogeneous Ray cluster: a head and one worker node per node group of
+cluster/local-cluster.yaml, all on this machine, each a real Ray node with its own ports, temp
+dir and process group, advertising its group's resources (accelerator_type:X, neuron_cores...).
+
+    python cluster/local.py up        # starts it in the background (make cluster-up)
+    python cluster/local.py deploy    # serve deploy of a profile, mixed-local by default
+    python cluster/local.py status    # nodes, their groups and resources; where replicas run
+    python cluster/local.py down      # stops exactly what `up` started (make cluster-down)
+
+`deploy` is `serve deploy cluster/profiles/mixed-local.yaml -a <this cluster's dashboard>`;
+any Serve CLI command works against the dashboard as on any Ray cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml  # noqa: E402
+
+from serve_app.local_ray import (  # noqa: E402
+    WORKER_PORT_BASE,
+    WORKER_PORT_SPAN,
+    LocalRay,
+    LocalRayWorker,
+    free_ports,
+    stop_process_group,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SPEC = REPO / "cluster" / "local-cluster.yaml"
+DEFAULT_STATE = Path(tempfile.gettempdir()) / "mmserve-local-cluster.json"
+# `make cluster-up` uses Ray's usual ports, so `serve deploy` and the dashboard need no flags.
+STANDARD_PORTS = {"gcs": 6379, "dashboard": 8265, "metrics": 8080}
+# `ray start --block` lets its GCS and monitor linger for ~30 s after SIGTERM; a local cluster
+# being torn down has nothing to drain, so what is left after this is killed.
+STOP_GRACE_S = 10
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    name: str
+    num_cpus: int
+    resources: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    head: NodeGroup
+    workers: tuple[NodeGroup, ...]
+    object_store_memory: int | None = None
+
+
+def load_spec(path: Path = DEFAULT_SPEC) -> ClusterSpec:
+    data = yaml.safe_load(Path(path).read_text())
+    head = data.get("head", {})
+    workers = tuple(NodeGroup(w["name"], int(w["num_cpus"]), dict(w.get("resources", {})))
+                    for w in data.get("workers", []))
+    return ClusterSpec(NodeGroup("head", int(head.get("num_cpus", 0)),
+                                 dict(head.get("resources", {}))),
+                       workers, data.get("object_store_memory"))
+
+
+class LocalCluster:
+    """Starts the head, then the workers side by side, and waits until all are in the GCS."""
+
+    def __init__(self, spec: ClusterSpec, env: dict[str, str] | None = None,
+                 head_ports: dict[str, int] | None = None) -> None:
+        self.spec = spec
+        self.env = {"PYTHONPATH": _with_repo(os.environ.get("PYTHONPATH", "")), **(env or {})}
+        self.head_ports = head_ports or {}
+        self.head = self._new_head()
+        self.workers: list[LocalRayWorker] = []
+
+    def _new_head(self) -> LocalRay:
+        return LocalRay(num_cpus=self.spec.head.num_cpus, resources=self.spec.head.resources,
+                        env=self.env, node_group=self.spec.head.name,
+                        ports={**free_ports(), **self.head_ports},
+                        object_store_memory=self.spec.object_store_memory,
+                        stop_grace_s=STOP_GRACE_S)
+
+    @property
+    def address(self) -> str:
+        return self.head.address
+
+    @property
+    def dashboard_url(self) -> str:
+        return self.head.dashboard_url
+
+    @property
+    def nodes(self) -> list[LocalRay]:
+        return [self.head, *self.workers]
+
+    def start(self, timeout_s: float = 180, attempts: int = 3) -> LocalCluster:
+        """Free ports are picked before `ray start` binds them, so another process on the
+        machine can take one in between: then the node fails to start, and the whole cluster
+        is started again on fresh ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start(timeout_s)
+            except RuntimeError as error:
+                if attempt == attempts:
+                    raise
+                print(f"local cluster start failed ({str(error)[-300:]}); retrying",
+                      file=sys.stderr)
+                self.head = self._new_head()
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout_s: float) -> LocalCluster:
+        ranges = _worker_port_ranges(self.head.ports["gcs"], 1 + len(self.spec.workers))
+        self.head.worker_ports = ranges[0]
+        self.head.start(timeout_s)
+        self.workers = [
+            LocalRayWorker(num_cpus=group.num_cpus, resources=group.resources, env=self.env,
+                           node_group=group.name, head_address=self.head.address,
+                           object_store_memory=self.spec.object_store_memory,
+                           worker_ports=ports, stop_grace_s=STOP_GRACE_S)
+            for group, ports in zip(self.spec.workers, ranges[1:])]
+        try:
+            with ThreadPoolExecutor(max(1, len(self.workers))) as pool:
+                list(pool.map(lambda worker: worker.start(timeout_s), self.workers))
+            self.wait_for_nodes(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_for_nodes(self, timeout_s: float) -> None:
+        from ray.util.state import list_nodes
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                alive = list_nodes(address=self.dashboard_url, filters=[("state", "=", "ALIVE")])
+                if len(alive) >= len(self.nodes):
+                    return
+            except Exception:  # the dashboard's state API may still be starting
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"{len(self.nodes)} nodes did not all join within {timeout_s} s")
+
+    def stop(self) -> None:
+        """Every node at once: nothing needs to drain when the whole cluster goes."""
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(lambda node: node.stop(), self.nodes))
+
+    def state(self) -> dict:
+        """What `down` needs to stop this cluster from another process."""
+        return {"address": self.address, "dashboard": self.dashboard_url,
+                "nodes": [{"group": node.node_group, "pid": node.process.pid,
+                           "temp_dir": node.temp_dir} for node in self.nodes]}
+
+
+def stop_from_state(state: dict) -> list[str]:
+    """Stops the nodes a state file lists; returns the groups it stopped."""
+    with ThreadPoolExecutor(len(state["nodes"])) as pool:
+        return [group for group in pool.map(_stop_node, state["nodes"]) if group]
+
+
+def _stop_node(node: dict) -> str | None:
+    stopped = None
+    if _is_our_node(node["pid"], node["temp_dir"]):
+        stop_process_group(node["pid"], STOP_GRACE_S)
+        stopped = node["group"]
+    shutil.rmtree(node["temp_dir"], ignore_errors=True)
+    return stopped
+
+
+def _is_our_node(pid: int, temp_dir: str) -> bool:
+    """Guards against a recycled pid: the process must be `ray start` with our temp dir."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"start" in command and temp_dir.encode() in command
+
+
+def _worker_port_ranges(anchor: int, count: int) -> list[tuple[int, int]]:
+    """Disjoint worker-port ranges, one per node, below the ephemeral port range."""
+    block = WORKER_PORT_SPAN * count
+    base = WORKER_PORT_BASE + (anchor % (12000 // block)) * block
+    return [(base + i * WORKER_PORT_SPAN, base + (i + 1) * WORKER_PORT_SPAN - 1)
+            for i in range(count)]
+
+
+def _port_taken(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _with_repo(pythonpath: str) -> str:
+    parts = [p for p in pythonpath.split(os.pathsep) if p]
+    return os.pathsep.join(parts if str(REPO) in parts else [str(REPO), *parts])
+
+
+def up(spec_path: Path, state_path: Path) -> int:
+    if state_path.exists():
+        print(f"a local cluster is already up ({state_path}); run `down` first", file=sys.stderr)
+        return 1
+    ports = STANDARD_PORTS
+    busy = [str(port) for port in ports.values() if _port_taken(port)]
+    if busy:
+        print(f"ports {', '.join(busy)} are taken (another Ray?): using free ports instead",
+              file=sys.stderr)
+        ports = {}
+    cluster = LocalCluster(load_spec(spec_path), head_ports=ports).start()
+    state_path.write_text(json.dumps(cluster.state(), indent=2))
+    groups = ", ".join(node.node_group for node in cluster.nodes)
+    address = "" if not busy else f" -a {cluster.dashboard_url}"
+    print(f"Ray cluster up: {cluster.address} ({groups})\n"
+          f"dashboard {cluster.dashboard_url}\n"
+          f"deploy:   serve deploy cluster/profiles/mixed-local.yaml{address}\n"
+          f"      or: python cluster/local.py deploy [--profile NAME]\n"
+          f"status:   python cluster/local.py status\n"
+          f"stop:     python cluster/local.py down")
+    return 0
+
+
+def down(state_path: Path) -> int:
+    if not state_path.exists():
+        print("no local cluster is up", file=sys.stderr)
+        return 0
+    stopped = stop_from_state(json.loads(state_path.read_text()))
+    state_path.unlink()
+    print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return 0
+
+
+def deploy(state_path: Path, profile: str) -> int:
+    import subprocess
+
+    from serve_app.launch import profile_path
+
+    if not state_path.exists():
+        print("no local cluster is up; run `python cluster/local.py up`", file=sys.stderr)
+        return 1
+    dashboard = json.loads(state_path.read_text())["dashboard"]
+    serve = Path(sys.executable).parent / "serve"
+    return subprocess.call([str(serve), "deploy", str(profile_path(profile)), "-a", dashboard])
+
+
+def status(state_path: Path) -> int:
+    from cluster.placement import format_nodes, format_replicas, node_table, replica_table
+
+    if not state_path.exists():
+        print("no local cluster is up", file=sys.stderr)
+        return 1
+    dashboard = json.loads(state_path.read_text())["dashboard"]
+    nodes = node_table(dashboard)
+    print(format_nodes(nodes))
+    print()
+    print(format_replicas(replica_table(dashboard, nodes)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python cluster/local.py")
+    parser.add_argument("action", choices=["up", "deploy", "status", "down"])
+    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="node groups (YAML)")
+    parser.add_argument("--profile", default="mixed-local", help="for deploy: name or path")
+    parser.add_argument("--state", type=Path, default=DEFAULT_STATE)
+    args = parser.parse_args(argv)
+    if args.action == "up":
+        return up(args.spec, args.state)
+    if args.action == "down":
+        return down(args.state)
+    if args.action == "deploy":
+        return deploy(args.state, args.profile)
+    return status(args.state)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

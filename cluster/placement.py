@@ -1,0 +1,80 @@
+"""Where replicas run: every Serve replica with the node group and resources of its node, read
+from Serve's state (the serve details behind `serve status`) and Ray's (the state API behind
+`ray list nodes`), both through the head's dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NODE_GROUP_LABEL = "ray.io/node-group"  # set by the cluster launcher, KubeRay and local.py
+_HIDDEN = ("memory", "object_store_memory")
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: str
+    group: str
+    alive: bool
+    resources: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Replica:
+    app: str
+    deployment: str
+    replica_id: str
+    state: str
+    node: Node | None
+
+
+def node_table(dashboard_url: str) -> dict[str, Node]:
+    """Every node the GCS knows, by node id."""
+    from ray.util.state import list_nodes
+
+    return {n.node_id: Node(n.node_id, n.labels.get(NODE_GROUP_LABEL, "?"), n.state == "ALIVE",
+                            dict(n.resources_total))
+            for n in list_nodes(address=dashboard_url, detail=True)}
+
+
+def replica_table(dashboard_url: str, nodes: dict[str, Node] | None = None) -> list[Replica]:
+    """Every replica of every Serve application, with the node it was placed on."""
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+
+    nodes = node_table(dashboard_url) if nodes is None else nodes
+    details = ServeSubmissionClient(dashboard_url).get_serve_details()
+    return [Replica(app_name, name, r["replica_id"], r["state"], nodes.get(r.get("node_id")))
+            for app_name, app in details.get("applications", {}).items()
+            for name, deployment in app["deployments"].items()
+            for r in deployment["replicas"]]
+
+
+def placement_resources(resources: dict[str, float]) -> dict[str, float]:
+    """What placement is decided by: CPUs, GPUs and custom resources, not memory or node ids."""
+    return {k: v for k, v in sorted(resources.items())
+            if k not in _HIDDEN and not k.startswith("node:")}
+
+
+def format_nodes(nodes: dict[str, Node]) -> str:
+    rows = [("NODE GROUP", "NODE", "STATE", "RESOURCES")]
+    rows += [(n.group, n.node_id[:8], "ALIVE" if n.alive else "DEAD",
+              _format_resources(placement_resources(n.resources)))
+             for n in sorted(nodes.values(), key=lambda n: n.group)]
+    return _table(rows)
+
+
+def format_replicas(replicas: list[Replica]) -> str:
+    rows = [("APP", "DEPLOYMENT", "REPLICA", "STATE", "NODE GROUP", "NODE")]
+    rows += [(r.app, r.deployment, r.replica_id, r.state,
+              r.node.group if r.node else "-", r.node.node_id[:8] if r.node else "-")
+             for r in sorted(replicas, key=lambda r: (r.app, r.deployment, r.replica_id))]
+    return _table(rows)
+
+
+def _format_resources(resources: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in resources.items()) or "-"
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                     for row in rows)
