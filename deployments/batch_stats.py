@@ -23,6 +23,7 @@ class BatchStats:
         self.recent[method].append(size)
         metrics.batch_size().observe(size, tags={"method": method})
         metrics.model_calls().inc(tags={"method": method})
+        metrics.batch_items().inc(size, tags={"method": method})
 
     def snapshot(self) -> dict[str, Any]:
         """{"pid": replica process, "methods": {method: {model_calls, items, recent_batches}}}"""
