@@ -61,8 +61,11 @@ class LocalRay:
             # Short on purpose: Ray's unix socket paths must fit in 107 bytes.
             self.temp_dir = tempfile.mkdtemp(prefix="mmray-", dir="/tmp")
             self._own_temp_dir = True
+        # Ray 2.60 turns token auth on for `ray start` whenever ~/.ray/auth_token exists (any
+        # local `ray.init()` writes one); this private head stays off unless asked otherwise.
+        env = {"RAY_AUTH_MODE": "disabled", **os.environ, **self.env}
         self.process = subprocess.Popen(
-            self._command(), start_new_session=True, env={**os.environ, **self.env},
+            self._command(), start_new_session=True, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         self._wait_until_up(timeout_s)
