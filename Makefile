@@ -9,11 +9,12 @@ VENV ?= $(MMSERVE_HOME)/venv-$(VENV_KEY)
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
 PYTEST_ARGS ?=
+BENCH_ARGS ?= --workload mixed --concurrency 8 --duration 30s --warmup 10s --slo ttft=2s,e2e=30s
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The repo is imported from the checkout, not installed, so one venv serves every clone.
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup venv models system-deps serve test unit lint clean-venvs
+.PHONY: setup venv models system-deps serve test unit lint bench clean-venvs
 
 setup: venv models
 
@@ -44,6 +45,11 @@ test: setup system-deps
 
 unit: setup system-deps
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+# A short benchmark against an app it starts on its own local Ray head; reports go to
+# bench/results/runs/ (see the README's benchmark section).
+bench: setup system-deps
+	$(PY) -m bench run --profile $(PROFILE) $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

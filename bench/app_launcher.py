@@ -13,12 +13,13 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from serve_app.local_ray import LocalRay, free_port
@@ -180,9 +181,10 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"the baseline server exited with {process.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
     raise TimeoutError(f"the baseline server was not ready within {timeout_s} s")

@@ -128,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("a")
     compare.add_argument("b")
     suite = commands.add_parser("suite", help="the committed benchmarks (bench/results/)")
-    suite.add_argument("name", choices=("clip", "whisper", "stacks", "smoke"))
+    suite.add_argument("name", choices=("clip", "whisper", "stacks"))
     suite.add_argument("--out", type=Path, default=None)
     suite.add_argument("--duration", type=parse_duration, default=None,
                        help="measured seconds per configuration (default: the suite's)")

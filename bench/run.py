@@ -86,11 +86,12 @@ def ray_for_clients(target: Target, address: str | None) -> Iterator[dict | None
         return
     address = address or os.environ.get("RAY_ADDRESS") or target.ray_address
     cluster = None
-    if address is None:
-        cluster = LocalRay(num_cpus=1, env={"PYTHONPATH": str(REPO)}).start()
-    external = address is not None and address != target.ray_address
     try:
-        ray.init(address=address or cluster.address, logging_level="ERROR", log_to_driver=False)
+        if address is None:
+            cluster = _connect_to_local_head()
+        else:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        external = address is not None and address != target.ray_address
         if external and not target.metrics_urls:
             target.metrics_urls = discover_metrics_urls()
         # A cluster someone else started may lack this checkout: ship the bench package.
@@ -100,6 +101,21 @@ def ray_for_clients(target: Target, address: str | None) -> Iterator[dict | None
         ray.shutdown()
         if cluster is not None:
             cluster.stop()
+
+
+def _connect_to_local_head(attempts: int = 3) -> LocalRay:
+    """A one-CPU head for the clients. Retried on new ports: on a shared machine another
+    process can take a port between picking it and binding it."""
+    for attempt in range(attempts):
+        cluster = LocalRay(num_cpus=1, env={"PYTHONPATH": str(REPO)}).start()
+        try:
+            ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+            return cluster
+        except (ConnectionError, RuntimeError):
+            cluster.stop()
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def discover_metrics_urls() -> list[str]:

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from typing import Any
-
-import httpx
 
 from bench.prometheus import Sample, parse
 
@@ -74,8 +74,9 @@ class Scraper:
         samples: list[Sample] = []
         for url in self.urls:
             try:
-                samples += parse(httpx.get(url, timeout=10).text, WANTED)
-            except httpx.HTTPError as exc:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    samples += parse(response.read().decode(errors="replace"), WANTED)
+            except (urllib.error.URLError, OSError) as exc:
                 if len(self.errors) < 20:
                     self.errors.append(f"{url}: {type(exc).__name__}: {exc}")
         self.scrapes.append((time.time(), samples))

@@ -1,0 +1,73 @@
+"""CLIP image embeddings at 32 concurrent clients against the ceiling of this machine.
+
+Side by side in one run: the offline batched throughput of the same model in one process (one
+and two threads, batch 16), the app on the `clip` profile (two one-thread replicas) with
+batching on and then off (max_batch_size 1, applied live through user_config), and the plain
+FastAPI baseline (one thread, then two).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.app_launcher import redeploy, running_app, running_baseline
+from bench.ceiling import measure_in_subprocess
+from bench.load import LoadSpec
+from bench.suites.common import Suite, fmt, overall, quantile, ratio
+from bench.workloads import build_workload
+
+CLIENTS = 32
+BATCH_OFF = [{"name": "ImageEmbedder",
+              "user_config": {"max_batch_size": 1, "batch_wait_timeout_s": 0.0}}]
+TARGETS = {"app_vs_two_thread_ceiling": 0.85, "batching_on_vs_off": 1.5}
+
+
+def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
+    suite = Suite("clip", command, out, duration_s)
+    workload = build_workload("image-embedding", {"seed": 0})
+    spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s, warmup_s=10.0)
+    ceiling = {f"{t}_thread": measure_in_subprocess(t) for t in (1, 2)}
+    suite.extra["ceiling"] = ceiling
+    with running_app("clip") as app:
+        suite.run("app-batching-on", app, workload, spec)
+        suite.run("app-batching-off", redeploy(app, BATCH_OFF), workload, spec)
+    for threads in (1, 2):
+        with running_baseline(threads=threads) as baseline:
+            suite.run(f"baseline-{threads}-thread", baseline, workload, spec)
+    return suite.finish(*summarize(suite, ceiling))
+
+
+def _goal(name: str, met: dict[str, bool]) -> str:
+    if name not in TARGETS:
+        return ""
+    return f">= {TARGETS[name]}: {'met' if met[name] else 'NOT met'}"
+
+
+def summarize(suite: Suite, ceiling: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    images = {label: overall(r)["item_throughput"] for label, r in suite.runs.items()}
+    two, one = ceiling["2_thread"]["images_per_s"], ceiling["1_thread"]["images_per_s"]
+    ratios = {
+        "app_vs_two_thread_ceiling": ratio(images["app-batching-on"], two),
+        "app_vs_one_thread_ceiling": ratio(images["app-batching-on"], one),
+        "batching_on_vs_off": ratio(images["app-batching-on"], images["app-batching-off"]),
+        "app_vs_baseline_1_thread": ratio(images["app-batching-on"], images["baseline-1-thread"]),
+        "app_vs_baseline_2_thread": ratio(images["app-batching-on"], images["baseline-2-thread"]),
+        "baseline_1_thread_vs_one_thread_ceiling": ratio(images["baseline-1-thread"], one),
+    }
+    met = {name: ratios[name] is not None and ratios[name] >= goal
+           for name, goal in TARGETS.items()}
+    rows = [f"| offline ceiling, {t} thread(s), batch 16 | "
+            f"{ceiling[f'{t}_thread']['images_per_s']:.2f} | - | - | - | - |" for t in (1, 2)]
+    for label, report in suite.runs.items():
+        batch = report["server"].get("summary", {}).get("batch_size", {})
+        mean_batch = batch.get("ImageEmbedder/embed_image")
+        rows.append(f"| {label} | {images[label]:.2f} | {fmt(quantile(report, 'e2e', 'p50'))} | "
+                    f"{fmt(quantile(report, 'e2e', 'p95'))} | "
+                    f"{fmt(quantile(report, 'e2e', 'p99'))} | {fmt(mean_batch)} |")
+    lines = ["| configuration (32 clients) | images/s | e2e p50 s | e2e p95 s | e2e p99 s | "
+             "mean batch |", "|---|---:|---:|---:|---:|---:|", *rows, "",
+             "| ratio | value | goal |", "|---|---:|---:|"]
+    lines += [f"| {name} | {fmt(value)} | {_goal(name, met)} |" for name, value in ratios.items()]
+    return {"images_per_s": images, "ratios": ratios, "goals": TARGETS, "goals_met": met,
+            "ceiling": ceiling}, "\n".join(lines) + "\n"
