@@ -65,8 +65,9 @@ def _add_workload(parser: argparse.ArgumentParser) -> None:
 
 def _add_load(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
     group = parser.add_argument_group("load")
-    group.add_argument("--concurrency", type=int, default=8,
-                       help="closed loop: concurrent clients; with --rate: cap in flight (0: none)")
+    group.add_argument("--concurrency", type=int, default=None,
+                       help="closed loop: concurrent clients (default 8); with --rate: cap on "
+                       "requests in flight (default 0: no cap)")
     if sweep:
         group.add_argument("--concurrency-list", type=_ints, help="e.g. 1,2,4,8,16")
         group.add_argument("--rate-list", type=_floats, help="e.g. 0.5,1,2,4 (req/s)")
@@ -140,7 +141,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def load_spec(args: argparse.Namespace) -> LoadSpec:
-    return LoadSpec(concurrency=args.concurrency, rate=args.rate, burstiness=args.burstiness,
+    open_loop = args.rate is not None or getattr(args, "rate_list", None)
+    concurrency = args.concurrency if args.concurrency is not None else (0 if open_loop else 8)
+    return LoadSpec(concurrency=concurrency, rate=args.rate, burstiness=args.burstiness,
                     duration_s=None if args.requests else args.duration,
                     requests=args.requests, warmup_s=args.warmup, actors=args.actors,
                     client_cpus=args.client_cpus, seed=args.seed, timeout_s=args.timeout)

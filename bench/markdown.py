@@ -94,7 +94,8 @@ def server_lines(server: dict[str, Any]) -> list[str]:
 def render(report: dict[str, Any]) -> str:
     m, env, load = report["metrics"], report["environment"], report["load"]
     offered = (f"{load['concurrency']} concurrent clients (closed loop)" if load["mode"] ==
-               "closed" else f"{load['rate']} req/s open loop (burstiness {load['burstiness']})")
+               "closed" else f"{load['rate']} req/s open loop (burstiness {load['burstiness']}"
+               + (f", at most {load['concurrency']} in flight)" if load["concurrency"] else ")"))
     bound = (f"{load['duration_s']:g} s" if load["duration_s"] is not None
              else f"{load['requests']} requests")
     lines = [f"# Benchmark: {report['name']}", "",

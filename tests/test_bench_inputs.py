@@ -135,3 +135,17 @@ def test_server_series_from_two_scrapes():
     assert overall["model_calls"] == {"ImageEmbedder/embed_image": 6.0}
     assert overall["ongoing_max"] == {"ImageEmbedder": 8.0}
     assert overall["replicas_max"] == {"ImageEmbedder": 2}
+
+
+def test_cli_load_defaults_closed_loop_of_8_and_no_cap_for_open_loop():
+    from bench.cli import load_spec, parser
+
+    def spec(*argv):
+        return load_spec(parser().parse_args(["run", "--url", "http://x", *argv]))
+
+    assert (spec().mode, spec().concurrency, spec().duration_s) == ("closed", 8, 30.0)
+    assert (spec("--rate", "2").mode, spec("--rate", "2").concurrency) == ("open", 0)
+    assert spec("--rate", "2", "--concurrency", "4").concurrency == 4
+    counted = spec("--requests", "100", "--warmup", "0")
+    assert (counted.duration_s, counted.requests, counted.warmup_s) == (None, 100, 0.0)
+    assert spec("--slo", "e2e=2s").duration_s == 30.0
