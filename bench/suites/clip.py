@@ -1,9 +1,9 @@
 """CLIP image embeddings at 32 concurrent clients against the ceiling of this machine.
 
-Side by side in one run: the offline batched throughput of the same model in one process (one
-and two threads, batch 16), the app on the `clip` profile (two one-thread replicas) with
-batching on and then off (max_batch_size 1, applied live through user_config), and the plain
-FastAPI baseline (one thread, then two).
+Side by side in one run: the offline batched throughput of the same model in one process
+(one and two threads, batch 16, measured before and after the servers), the app on the `clip`
+profile (two one-thread replicas) with batching on and then off (max_batch_size 1, applied
+live through user_config), and the plain FastAPI baseline (one thread, then two).
 """
 
 from __future__ import annotations
@@ -27,14 +27,18 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
     suite = Suite("clip", command, out, duration_s)
     workload = build_workload("image-embedding", {"seed": 0})
     spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s, warmup_s=10.0)
-    ceiling = {f"{t}_thread": measure_in_subprocess(t) for t in (1, 2)}
-    suite.extra["ceiling"] = ceiling
+    before = {t: measure_in_subprocess(t) for t in (1, 2)}
     with running_app("clip") as app:
         suite.run("app-batching-on", app, workload, spec)
         suite.run("app-batching-off", redeploy(app, BATCH_OFF), workload, spec)
     for threads in (1, 2):
         with running_baseline(threads=threads) as baseline:
             suite.run(f"baseline-{threads}-thread", baseline, workload, spec)
+    after = {t: measure_in_subprocess(t) for t in (1, 2)}
+    # Measured before and after the servers; the higher one counts (the stricter ceiling).
+    ceiling = {f"{t}_thread": max(before[t], after[t], key=lambda m: m["images_per_s"])
+               for t in (1, 2)}
+    suite.extra["ceiling_measurements"] = {"before": before, "after": after}
     return suite.finish(*summarize(suite, ceiling))
 
 
@@ -57,7 +61,7 @@ def summarize(suite: Suite, ceiling: dict[str, Any]) -> tuple[dict[str, Any], st
     }
     met = {name: ratios[name] is not None and ratios[name] >= goal
            for name, goal in TARGETS.items()}
-    rows = [f"| offline ceiling, {t} thread(s), batch 16 | "
+    rows = [f"| offline ceiling, {t} thread(s), batch 16 (best of before/after) | "
             f"{ceiling[f'{t}_thread']['images_per_s']:.2f} | - | - | - | - |" for t in (1, 2)]
     for label, report in suite.runs.items():
         batch = report["server"].get("summary", {}).get("batch_size", {})
