@@ -137,6 +137,8 @@ def parser() -> argparse.ArgumentParser:
     ceiling.add_argument("--threads", type=int, default=1)
     ceiling.add_argument("--batch", type=int, default=16)
     ceiling.add_argument("--batches", type=int, default=8)
+    ceiling.add_argument("--barrier", default=None, help=argparse.SUPPRESS)
+    ceiling.add_argument("--parties", type=int, default=1, help=argparse.SUPPRESS)
     return root
 
 

@@ -13,7 +13,14 @@ from typing import Any
 import ray
 
 from bench import markdown, plots
-from bench.app_launcher import REPO, Target, describe, running_app, running_baseline
+from bench.app_launcher import (
+    BENCH_RAY_ENV,
+    REPO,
+    Target,
+    describe,
+    running_app,
+    running_baseline,
+)
 from bench.environment import machine, now_iso, uptime
 from bench.load import LoadSpec, generate_load
 from bench.metrics import run_metrics
@@ -107,7 +114,7 @@ def _connect_to_local_head(attempts: int = 3) -> LocalRay:
     """A one-CPU head for the clients. Retried on new ports: on a shared machine another
     process can take a port between picking it and binding it."""
     for attempt in range(attempts):
-        cluster = LocalRay(num_cpus=1, env={"PYTHONPATH": str(REPO)}).start()
+        cluster = LocalRay(num_cpus=1, env={"PYTHONPATH": str(REPO), **BENCH_RAY_ENV}).start()
         try:
             ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
             return cluster

@@ -1,7 +1,8 @@
 """CLIP image embeddings at 32 concurrent clients against the ceiling of this machine.
 
 Side by side in one run: the offline batched throughput of the same model in one process
-(one and two threads, batch 16, measured before and after the servers), the app on the `clip`
+(one and two threads, and two one-thread processes at once; batch 16; measured before and
+after the servers), the app on the `clip`
 profile (two one-thread replicas) with batching on and then off (max_batch_size 1, applied
 live through user_config), and the plain FastAPI baseline (one thread, then two).
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.app_launcher import redeploy, running_app, running_baseline
-from bench.ceiling import measure_in_subprocess
+from bench.ceiling import measure_in_subprocess, measure_processes
 from bench.load import LoadSpec
 from bench.suites.common import Suite, fmt, overall, quantile, ratio
 from bench.workloads import build_workload
@@ -20,26 +21,33 @@ from bench.workloads import build_workload
 CLIENTS = 32
 BATCH_OFF = [{"name": "ImageEmbedder",
               "user_config": {"max_batch_size": 1, "batch_wait_timeout_s": 0.0}}]
-TARGETS = {"app_vs_two_thread_ceiling": 0.85, "batching_on_vs_off": 1.5}
+TARGETS = {"app_vs_two_core_ceiling": 0.85, "batching_on_vs_off": 1.5}
 
 
 def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
     suite = Suite("clip", command, out, duration_s)
     workload = build_workload("image-embedding", {"seed": 0})
     spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s, warmup_s=10.0)
-    before = {t: measure_in_subprocess(t) for t in (1, 2)}
+    before = _ceilings()
     with running_app("clip") as app:
         suite.run("app-batching-on", app, workload, spec)
         suite.run("app-batching-off", redeploy(app, BATCH_OFF), workload, spec)
     for threads in (1, 2):
         with running_baseline(threads=threads) as baseline:
             suite.run(f"baseline-{threads}-thread", baseline, workload, spec)
-    after = {t: measure_in_subprocess(t) for t in (1, 2)}
+    after = _ceilings()
     # Measured before and after the servers; the higher one counts (the stricter ceiling).
-    ceiling = {f"{t}_thread": max(before[t], after[t], key=lambda m: m["images_per_s"])
-               for t in (1, 2)}
+    ceiling = {name: max(before[name], after[name], key=lambda m: m["images_per_s"])
+               for name in before}
     suite.extra["ceiling_measurements"] = {"before": before, "after": after}
     return suite.finish(*summarize(suite, ceiling))
+
+
+def _ceilings() -> dict[str, Any]:
+    """One process with 1 and with 2 threads, and two 1-thread processes at once (the layout
+    of the app's two replicas; two threads in one process collapse when the cores are busy)."""
+    return {"1_thread": measure_in_subprocess(1), "2_thread": measure_in_subprocess(2),
+            "2_processes": measure_processes(2)}
 
 
 def _goal(name: str, met: dict[str, bool]) -> str:
@@ -50,19 +58,24 @@ def _goal(name: str, met: dict[str, bool]) -> str:
 
 def summarize(suite: Suite, ceiling: dict[str, Any]) -> tuple[dict[str, Any], str]:
     images = {label: overall(r)["item_throughput"] for label, r in suite.runs.items()}
-    two, one = ceiling["2_thread"]["images_per_s"], ceiling["1_thread"]["images_per_s"]
+    one = ceiling["1_thread"]["images_per_s"]
+    # Both cores: the better of one 2-thread process and two 1-thread processes.
+    two = max(ceiling["2_thread"]["images_per_s"], ceiling["2_processes"]["images_per_s"])
+    on = images["app-batching-on"]
     ratios = {
-        "app_vs_two_thread_ceiling": ratio(images["app-batching-on"], two),
-        "app_vs_one_thread_ceiling": ratio(images["app-batching-on"], one),
-        "batching_on_vs_off": ratio(images["app-batching-on"], images["app-batching-off"]),
-        "app_vs_baseline_1_thread": ratio(images["app-batching-on"], images["baseline-1-thread"]),
-        "app_vs_baseline_2_thread": ratio(images["app-batching-on"], images["baseline-2-thread"]),
+        "app_vs_two_core_ceiling": ratio(on, two),
+        "app_vs_one_thread_ceiling": ratio(on, one),
+        "batching_on_vs_off": ratio(on, images["app-batching-off"]),
+        "app_vs_baseline_1_thread": ratio(on, images["baseline-1-thread"]),
+        "app_vs_baseline_2_thread": ratio(on, images["baseline-2-thread"]),
         "baseline_1_thread_vs_one_thread_ceiling": ratio(images["baseline-1-thread"], one),
     }
     met = {name: ratios[name] is not None and ratios[name] >= goal
            for name, goal in TARGETS.items()}
-    rows = [f"| offline ceiling, {t} thread(s), batch 16 (best of before/after) | "
-            f"{ceiling[f'{t}_thread']['images_per_s']:.2f} | - | - | - | - |" for t in (1, 2)]
+    names = {"1_thread": "1 process, 1 thread", "2_thread": "1 process, 2 threads",
+             "2_processes": "2 processes, 1 thread each"}
+    rows = [f"| offline ceiling: {names[key]}, batch 16 (best of before/after) | "
+            f"{ceiling[key]['images_per_s']:.2f} | - | - | - | - |" for key in names]
     for label, report in suite.runs.items():
         batch = report["server"].get("summary", {}).get("batch_size", {})
         mean_batch = batch.get("ImageEmbedder/embed_image")
