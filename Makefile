@@ -13,11 +13,12 @@ PYTEST_ARGS ?=
 # Replica groups with their own Python env (cluster/envs/NAME.toml); built once, cached.
 GROUP_ENVS ?= audio
 CLUSTER_PROFILE ?= mixed-local
+BENCH_ARGS ?= --workload mixed --concurrency 8 --duration 30s --warmup 10s --slo ttft=2s,e2e=30s
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The repo is imported from the checkout, not installed, so one venv serves every clone.
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup venv venv-python models system-deps serve test unit lint group-envs \
+.PHONY: setup venv venv-python models system-deps serve test unit lint bench group-envs \
 	cluster-up cluster-deploy cluster-status cluster-down
 
 setup: venv models
@@ -69,6 +70,11 @@ test: setup system-deps group-envs
 
 unit: setup system-deps
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+# A short benchmark against an app it starts on its own local Ray head; reports go to
+# bench/results/runs/ (see the README's benchmark section).
+bench: setup system-deps
+	$(PY) -m bench run --profile $(PROFILE) $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

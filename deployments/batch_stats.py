@@ -28,6 +28,7 @@ class BatchStats:
         self.recent[method].append(size)
         metrics.batch_size().observe(size, tags={"method": method})
         metrics.model_calls().inc(tags={"method": method})
+        metrics.batch_items().inc(size, tags={"method": method})
 
     def snapshot(self) -> dict[str, Any]:
         """{"pid", "python": the replica's interpreter, "methods": {method: {model_calls,

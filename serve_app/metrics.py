@@ -26,6 +26,14 @@ def model_calls() -> Counter:
 
 
 @cache
+def batch_items() -> Counter:
+    # Exact, unlike the histogram's sum, which Ray 2.60 exports from bucket midpoints:
+    # mean batch size = batch_items / model_calls.
+    return Counter("mmserve_batch_items", "Requests served by batched model calls.",
+                   tag_keys=("method",))
+
+
+@cache
 def http_requests() -> Counter:
     return Counter("mmserve_http_requests", "HTTP requests by route and status.",
                    tag_keys=("route", "status"))

@@ -1,0 +1,200 @@
+"""Starts what a benchmark measures, and stops exactly that: the app on its own LocalRay, or the
+baseline server in its own process.
+
+A profile is a Serve config YAML (with `applications:`, as in cluster/profiles/), a YAML/JSON
+file holding only the builder args (an AppConfig dict), a profile name from cluster/profiles/ or
+bench/profiles/, or `baseline` for bench/baseline_server.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from serve_app.local_ray import LocalRay, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+PROFILE_DIRS = (REPO / "bench" / "profiles", REPO / "cluster" / "profiles")
+APP_NAME = "mmserve"
+BASELINE = "baseline"
+# Ray's metrics agent exports every 10 s by default; 2 s gives a usable time series.
+METRICS_REPORT_INTERVAL_MS = "2000"
+# Ray starts workers at nice 15. On a shared machine that hands the app's replicas' CPU to
+# anything else running, while the ceiling and the baseline run at nice 0: even it out.
+BENCH_RAY_ENV = {"RAY_metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS,
+                 "RAY_worker_niceness": "0"}
+
+
+@dataclass
+class Target:
+    """A running server under test: where to send load and where its metrics are."""
+
+    url: str
+    kind: str  # "app" | "baseline" | "external"
+    profile: str | None = None
+    metrics_urls: list[str] = field(default_factory=list)
+    ray_address: str | None = None
+    dashboard_url: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def profile_path(profile: str) -> Path:
+    path = Path(profile)
+    if path.exists():
+        return path
+    for folder in PROFILE_DIRS:
+        for suffix in (".yaml", ".yml", ".json"):
+            if (folder / f"{profile}{suffix}").exists():
+                return folder / f"{profile}{suffix}"
+    known = sorted({p.stem for folder in PROFILE_DIRS for p in folder.glob("*.y*ml")})
+    raise SystemExit(f"no profile {profile!r}; known: {', '.join(known + [BASELINE])}")
+
+
+def serve_config(profile: str, http_port: int) -> dict[str, Any]:
+    """The profile as a Serve config with one app named mmserve, bound to `http_port`."""
+    loaded = yaml.safe_load(profile_path(profile).read_text()) or {}
+    if "applications" in loaded:
+        config = dict(loaded)
+        app = dict(config["applications"][0])
+    else:  # builder args only
+        config = {"proxy_location": "HeadOnly"}
+        app = {"import_path": "serve_app.app:build_app", "args": loaded}
+    app.update(name=APP_NAME, route_prefix="/")
+    config["applications"] = [app]
+    config["http_options"] = {**config.get("http_options", {}), "host": "127.0.0.1",
+                              "port": http_port}
+    return config
+
+
+def deploy(dashboard_url: str, config: dict[str, Any], timeout_s: float = 600) -> None:
+    """`serve deploy` through the dashboard, then waits until every deployment is healthy."""
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+
+    sdk = ServeSubmissionClient(dashboard_url)
+    sdk.deploy_applications(config)
+    wanted = _user_configs(config)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app = sdk.get_serve_details().get("applications", {}).get(APP_NAME)
+        if app and app["status"] == "DEPLOY_FAILED":
+            raise RuntimeError(f"deploy failed: {app['message']}")
+        if app and _healthy(app, wanted):
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{APP_NAME} was not running within {timeout_s} s")
+
+
+def _user_configs(config: dict[str, Any]) -> dict[str, Any]:
+    return {d["name"]: d["user_config"] for d in config["applications"][0].get("deployments", [])
+            if "user_config" in d}
+
+
+def _healthy(app: dict[str, Any], wanted_user_configs: dict[str, Any]) -> bool:
+    deployments = app["deployments"]
+    for name, user_config in wanted_user_configs.items():
+        live = deployments.get(name, {}).get("deployment_config", {}).get("user_config")
+        if live != user_config:
+            return False
+    return app["status"] == "RUNNING" and all(
+        d["status"] == "HEALTHY" for d in deployments.values())
+
+
+def with_overrides(config: dict[str, Any], deployments: list[dict[str, Any]]) -> dict[str, Any]:
+    """The config with Serve-level deployment overrides (e.g. a new user_config) applied."""
+    app = dict(config["applications"][0])
+    by_name = {d["name"]: d for d in app.get("deployments", [])}
+    for override in deployments:
+        by_name[override["name"]] = {**by_name.get(override["name"], {}), **override}
+    app["deployments"] = list(by_name.values())
+    return {**config, "applications": [app]}
+
+
+@contextmanager
+def running_app(profile: str, num_cpus: float = 2, model_dir: str | None = None):
+    """A LocalRay with the app deployed from `profile`; yields a Target, stops it all after."""
+    env = {"PYTHONPATH": str(REPO), **BENCH_RAY_ENV}
+    if model_dir or os.environ.get("MMSERVE_MODEL_DIR"):
+        env["MMSERVE_MODEL_DIR"] = model_dir or os.environ["MMSERVE_MODEL_DIR"]
+    cluster = LocalRay(num_cpus=num_cpus, env=env)
+    cluster.start()
+    try:
+        config = serve_config(profile, cluster.http_port)
+        dashboard = f"http://127.0.0.1:{cluster.ports['dashboard']}"
+        print(f"deploying profile {profile} on Ray {cluster.address} ...", file=sys.stderr,
+              flush=True)
+        deploy(dashboard, config)
+        yield Target(url=f"http://127.0.0.1:{cluster.http_port}", kind="app", profile=profile,
+                     metrics_urls=[f"http://127.0.0.1:{cluster.ports['metrics']}/metrics"],
+                     ray_address=cluster.address, dashboard_url=dashboard, config=config)
+    finally:
+        _shutdown_ray_client()
+        cluster.stop()
+
+
+def redeploy(target: Target, overrides: list[dict[str, Any]]) -> Target:
+    """Applies deployment overrides to a running app (a user_config change reconfigures live)."""
+    config = with_overrides(target.config, overrides)
+    deploy(target.dashboard_url, config)
+    return Target(**{**target.__dict__, "config": config})
+
+
+def _shutdown_ray_client() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@contextmanager
+def running_baseline(threads: int = 1, model_dir: str | None = None, timeout_s: float = 300):
+    """bench/baseline_server.py on a free port in its own process group; yields a Target."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.baseline_server", "--port", str(port),
+               "--threads", str(threads)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if model_dir:
+        env["MMSERVE_MODEL_DIR"] = model_dir
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, timeout_s)
+        yield Target(url=url, kind="baseline", profile=BASELINE,
+                     config={"threads": threads})
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the baseline server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the baseline server was not ready within {timeout_s} s")
+
+
+def describe(target: Target) -> dict[str, Any]:
+    return {"url": target.url, "kind": target.kind, "profile": target.profile,
+            "metrics_urls": target.metrics_urls,
+            "config": json.loads(json.dumps(target.config, default=str))}

@@ -1,0 +1,216 @@
+"""Command line of the load generator.
+
+    python -m bench run --profile cpu --workload chat --concurrency 8 --duration 30s
+    python -m bench run --url http://127.0.0.1:8000 --workload mixed --rate 4 --slo e2e=5s
+    python -m bench sweep --profile cpu --workload image-embedding --concurrency-list 1,8,32
+    python -m bench compare A.json B.json
+    python -m bench suite clip|whisper|stacks        (the committed benchmarks in bench/results/)
+    python -m bench ceiling --threads 2             (offline CLIP throughput, one process)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import sys
+from pathlib import Path
+
+from bench.load import LoadSpec
+from bench.slo import parse_duration, parse_slo
+from bench.workloads import NAMES, build_workload
+
+RUNS_DIR = Path(__file__).resolve().parent / "results" / "runs"
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server under test")
+    group.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000")
+    group.add_argument("--profile", help="start it here: a Serve config YAML or args file, a "
+                       "profile name (cluster/profiles, bench/profiles), or 'baseline'")
+    group.add_argument("--num-cpus", type=float, default=2,
+                       help="logical CPUs of the Ray head started for --profile")
+    group.add_argument("--baseline-threads", type=int, default=1)
+    group.add_argument("--address", help="Ray cluster for the client actors (default: the "
+                       "app's own, RAY_ADDRESS, or a local head started for the run)")
+    group.add_argument("--metrics-url", action="append", default=[],
+                       help="Prometheus endpoint(s) to scrape; found by itself for --profile "
+                       "and --address")
+    group.add_argument("--scrape-interval", type=_seconds, default=3.0,
+                       help="0 turns scraping off")
+    group.add_argument("--scrape-settle", type=_seconds, default=2.5,
+                       help="wait after the load before the last scrape: Ray's metrics export "
+                       "interval (2 s on clusters the bench starts, 10 s by default)")
+
+
+def _add_workload(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("workload")
+    group.add_argument("--workload", choices=NAMES, default="chat")
+    group.add_argument("--prompt-len", default="uniform:32,128",
+                       help="chat prompt words: N, uniform:A,B, normal:M,S, lognormal:MED,S, "
+                       "choice:A,B")
+    group.add_argument("--output-len", default="uniform:16,64", help="max_tokens, same forms")
+    group.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True)
+    group.add_argument("--image-size", type=int, default=224)
+    group.add_argument("--inputs-per-request", type=int, default=1)
+    group.add_argument("--language", default=None, help="transcription language (default: "
+                       "detected by the server)")
+    group.add_argument("--mix", default=None, help="mixed workload weights, e.g. "
+                       "chat=4,image-embedding=2,transcription=1,pipeline=1")
+    group.add_argument("--chat-model", default="smollm2-135m-instruct")
+    group.add_argument("--clip-model", default="clip-vit-b-32")
+    group.add_argument("--whisper-model", default="whisper-base")
+    group.add_argument("--seed", type=int, default=0)
+
+
+def _add_load(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
+    group = parser.add_argument_group("load")
+    group.add_argument("--concurrency", type=int, default=None,
+                       help="closed loop: concurrent clients (default 8); with --rate: cap on "
+                       "requests in flight (default 0: no cap)")
+    if sweep:
+        group.add_argument("--concurrency-list", type=_ints, help="e.g. 1,2,4,8,16")
+        group.add_argument("--rate-list", type=_floats, help="e.g. 0.5,1,2,4 (req/s)")
+        group.add_argument("--attainment", type=float, default=0.9,
+                           help="share of requests that must meet the SLO at a level")
+    group.add_argument("--rate", type=float, default=None,
+                       help="open loop: Poisson arrivals at this many requests/s")
+    group.add_argument("--burstiness", type=float, default=1.0,
+                       help="gamma shape of the arrival gaps (1: Poisson, <1: burstier)")
+    group.add_argument("--duration", type=parse_duration, default=30.0,
+                       help="measured time after warm-up, e.g. 60s, 2m")
+    group.add_argument("--requests", type=int, default=None,
+                       help="stop after this many measured requests instead of a duration")
+    group.add_argument("--warmup", type=_seconds, default=5.0)
+    group.add_argument("--actors", type=int, default=None,
+                       help="client actors (default: one per alive Ray node)")
+    group.add_argument("--client-cpus", type=float, default=0.0,
+                       help="CPUs each client actor reserves in Ray")
+    group.add_argument("--timeout", type=parse_duration, default=300.0)
+    group.add_argument("--slo", type=parse_slo, default={},
+                       help="e.g. ttft=500ms,e2e=5s,tpot=50ms,itl=200ms,rtf=0.5")
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--out", type=Path, default=None,
+                       help=f"folder for the report (default {RUNS_DIR}/<time>-<workload>)")
+    group.add_argument("--name", default=None)
+    group.add_argument("--no-records", action="store_true",
+                       help="leave the per-request records out of the JSON")
+    group.add_argument("--no-plots", action="store_true")
+    group.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _seconds(text: str) -> float:
+    return parse_duration(text, allow_zero=True)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = root.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="one load run and its report")
+    sweep = commands.add_parser("sweep", help="one run per concurrency or rate level")
+    for sub, is_sweep in ((run, False), (sweep, True)):
+        _add_target(sub)
+        _add_workload(sub)
+        _add_load(sub, is_sweep)
+        _add_output(sub)
+    compare = commands.add_parser("compare", help="two run reports side by side")
+    compare.add_argument("a")
+    compare.add_argument("b")
+    suite = commands.add_parser("suite", help="the committed benchmarks (bench/results/)")
+    suite.add_argument("name", choices=("clip", "whisper", "stacks"))
+    suite.add_argument("--out", type=Path, default=None)
+    suite.add_argument("--duration", type=parse_duration, default=None,
+                       help="measured seconds per configuration (default: the suite's)")
+    ceiling = commands.add_parser("ceiling", help="offline batched CLIP throughput")
+    ceiling.add_argument("--threads", type=int, default=1)
+    ceiling.add_argument("--batch", type=int, default=16)
+    ceiling.add_argument("--batches", type=int, default=8)
+    ceiling.add_argument("--barrier", default=None, help=argparse.SUPPRESS)
+    ceiling.add_argument("--parties", type=int, default=1, help=argparse.SUPPRESS)
+    return root
+
+
+def load_spec(args: argparse.Namespace) -> LoadSpec:
+    open_loop = args.rate is not None or getattr(args, "rate_list", None)
+    concurrency = args.concurrency if args.concurrency is not None else (0 if open_loop else 8)
+    return LoadSpec(concurrency=concurrency, rate=args.rate, burstiness=args.burstiness,
+                    duration_s=None if args.requests else args.duration,
+                    requests=args.requests, warmup_s=args.warmup, actors=args.actors,
+                    client_cpus=args.client_cpus, seed=args.seed, timeout_s=args.timeout)
+
+
+def workload_of(args: argparse.Namespace):
+    options = {key: getattr(args, key) for key in (
+        "prompt_len", "output_len", "stream", "image_size", "inputs_per_request", "language",
+        "mix", "chat_model", "clip_model", "whisper_model", "seed")}
+    return build_workload(args.workload, options)
+
+
+def default_name(args: argparse.Namespace) -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{args.workload}"
+
+
+def command_line(argv: list[str] | None) -> str:
+    return "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "compare":
+        from bench.compare import compare
+
+        print(compare(args.a, args.b))
+        return 0
+    if args.command == "ceiling":
+        from bench.ceiling import main as ceiling_main
+
+        return ceiling_main(args)
+    if args.command == "suite":
+        from bench.suites import run_suite
+
+        run_suite(args.name, args.out, args.duration, command_line(argv))
+        return 0
+    return _run_or_sweep(args, command_line(argv))
+
+
+def _run_or_sweep(args: argparse.Namespace, command: str) -> int:
+    from bench.run import execute_run, open_target, ray_for_clients
+
+    workload = workload_of(args)
+    name = args.name or default_name(args)
+    out = args.out or RUNS_DIR / name
+    options = {"scrape_interval_s": args.scrape_interval,
+               "scrape_settle_s": args.scrape_settle, "quiet": args.quiet,
+               "include_records": not args.no_records, "make_plots": not args.no_plots}
+    with open_target(args.url, args.profile, args.metrics_url, args.num_cpus,
+                     args.baseline_threads) as target, \
+            ray_for_clients(target, args.address) as runtime_env:
+        options["runtime_env"] = runtime_env
+        if args.command == "sweep":
+            from bench.sweep import run_sweep
+
+            if not (args.concurrency_list or args.rate_list):
+                raise SystemExit("a sweep needs --concurrency-list or --rate-list")
+            result = run_sweep(target, workload, load_spec(args), args.slo,
+                               args.concurrency_list, args.rate_list, name=name,
+                               command=command, out=out, attainment=args.attainment, **options)
+            print((out / f"{name}.md").read_text())
+        else:
+            result = execute_run(target, workload, load_spec(args), args.slo, name=name,
+                                 command=command, out=out, **options)
+            print((out / f"{name}.md").read_text())
+    print(f"report: {out / (result['name'] + '.json')}", file=sys.stderr)
+    return 0

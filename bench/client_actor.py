@@ -1,0 +1,120 @@
+"""The load-generating client: a Ray actor running many asyncio requests at once.
+
+Closed loop: `concurrency` request loops, each sending its next request when the previous one
+answers. Open loop: requests sent at given times (Poisson or gamma arrivals), whether or not
+earlier ones have answered, optionally capped at `concurrency` in flight. Either stops at a
+deadline or after a number of measured requests; requests started during the warm-up are
+recorded but flagged, so metrics can leave them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import ray
+
+from bench.http_client import send
+from bench.records import RequestRecord
+from bench.workloads.base import Workload
+
+
+@dataclass
+class ClientPlan:
+    index: int
+    start_at: float  # epoch seconds; every client starts at the same moment
+    warmup_s: float
+    duration_s: float | None  # None: run until `requests` measured requests were sent
+    requests: int | None
+    concurrency: int  # closed loop: request loops; open loop: cap on requests in flight (0: none)
+    seed: int
+    arrivals: list[float] | None = None  # open loop: send times, seconds after start_at
+
+
+def loop_seed(seed: int, client: int, loop: int) -> int:
+    return seed * 1_000_003 + client * 10_007 + loop
+
+
+class LoadClient:
+    def __init__(self, url: str, workload: Workload, timeout_s: float) -> None:
+        self.url = url.rstrip("/")
+        self.workload = workload
+        self.timeout_s = timeout_s
+        self.records: list[RequestRecord] = []
+        self.in_flight = 0
+        self.claimed = 0
+        self.stopped = False
+
+    def node(self) -> dict[str, str]:
+        context = ray.get_runtime_context()
+        return {"node_id": context.get_node_id(), "ip": ray.util.get_node_ip_address()}
+
+    def progress(self) -> dict[str, int]:
+        measured = [r for r in self.records if not r.warmup]
+        return {"done": len(measured), "errors": sum(not r.ok for r in measured),
+                "warmup": len(self.records) - len(measured), "in_flight": self.in_flight,
+                "output_tokens": sum(r.output_tokens or 0 for r in measured if r.ok)}
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    async def run(self, plan: ClientPlan) -> list[dict[str, Any]]:
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await asyncio.sleep(max(0.0, plan.start_at - time.time()))
+            if plan.arrivals is None:
+                await asyncio.gather(*(self._request_loop(session, plan, i)
+                                       for i in range(plan.concurrency)))
+            else:
+                await self._open_loop(session, plan)
+        return [record.to_dict() for record in self.records]
+
+    async def _request_loop(self, session: aiohttp.ClientSession, plan: ClientPlan,
+                            loop: int) -> None:
+        rng = random.Random(loop_seed(plan.seed, plan.index, loop))
+        measure_from = plan.start_at + plan.warmup_s
+        stop_at = math.inf if plan.duration_s is None else measure_from + plan.duration_s
+        while not self.stopped and (now := time.time()) < stop_at:
+            warmup = now < measure_from
+            if not warmup and plan.requests is not None:
+                if self.claimed >= plan.requests:
+                    return
+                self.claimed += 1
+            await self._one(session, self.workload.next_request(rng), warmup, plan.index)
+
+    async def _open_loop(self, session: aiohttp.ClientSession, plan: ClientPlan) -> None:
+        rng = random.Random(loop_seed(plan.seed, plan.index, 0))
+        slots = asyncio.Semaphore(plan.concurrency) if plan.concurrency > 0 else None
+        tasks = []
+        for offset in plan.arrivals or ():
+            await asyncio.sleep(max(0.0, plan.start_at + offset - time.time()))
+            if self.stopped:
+                break
+            spec = self.workload.next_request(rng)
+            warmup = offset < plan.warmup_s
+            tasks.append(asyncio.create_task(self._slotted(session, spec, warmup, plan, slots)))
+        await asyncio.gather(*tasks)
+
+    async def _slotted(self, session, spec, warmup: bool, plan: ClientPlan, slots) -> None:
+        if slots is None:
+            await self._one(session, spec, warmup, plan.index)
+            return
+        async with slots:
+            await self._one(session, spec, warmup, plan.index)
+
+    async def _one(self, session: aiohttp.ClientSession, spec, warmup: bool, client: int) -> None:
+        self.in_flight += 1
+        try:
+            record = await send(session, self.url, spec, self.timeout_s, client)
+        finally:
+            self.in_flight -= 1
+        record.warmup = warmup
+        self.records.append(record)
+
+
+RemoteLoadClient = ray.remote(LoadClient)

@@ -1,0 +1,148 @@
+"""Places client actors on the Ray cluster's nodes, hands each its share of the load, shows
+progress, and gathers every request record.
+
+By default there is one client actor per alive node, pinned there, so adding nodes adds load
+capacity; `actors` puts several on each node (round robin) when one process is not enough.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from bench.arrivals import arrival_times, split_round_robin
+from bench.client_actor import ClientPlan, RemoteLoadClient
+from bench.records import RequestRecord
+from bench.workloads.base import Workload
+
+START_DELAY_S = 1.0
+PROGRESS_EVERY_S = 5.0
+
+
+@dataclass
+class LoadSpec:
+    concurrency: int = 8  # closed loop: clients; open loop: cap on requests in flight (0: none)
+    rate: float | None = None  # requests/s: open loop; None: closed loop
+    burstiness: float = 1.0
+    duration_s: float | None = 30.0
+    requests: int | None = None
+    warmup_s: float = 5.0
+    actors: int | None = None  # None: one per alive node
+    client_cpus: float = 0.0
+    seed: int = 0
+    timeout_s: float = 300.0
+
+    @property
+    def mode(self) -> str:
+        return "closed" if self.rate is None else "open"
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": self.mode, **asdict(self)}
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (i < extra) for i in range(parts)]
+
+
+def client_plans(spec: LoadSpec, actors: int, start_at: float) -> list[ClientPlan]:
+    """Each actor's share: request loops (closed) or send times (open), and measured requests."""
+    if spec.rate is None:
+        loops = [n for n in split_evenly(spec.concurrency, actors) if n > 0]
+        quotas = _quotas(spec.requests, loops)
+        return [ClientPlan(i, start_at, spec.warmup_s, spec.duration_s, quotas[i], n, spec.seed)
+                for i, n in enumerate(loops)]
+    times = arrival_times(spec.rate, random.Random(spec.seed), spec.burstiness,
+                          None if spec.duration_s is None else spec.warmup_s + spec.duration_s,
+                          spec.requests, spec.warmup_s)
+    cap = math.ceil(spec.concurrency / actors) if spec.concurrency > 0 else 0
+    return [ClientPlan(i, start_at, spec.warmup_s, spec.duration_s, None, cap, spec.seed, share)
+            for i, share in enumerate(split_round_robin(times, actors))]
+
+
+def _quotas(requests: int | None, loops: list[int]) -> list[int | None]:
+    if requests is None:
+        return [None] * len(loops)
+    total = sum(loops)
+    quotas = [requests * n // total for n in loops]
+    for i in range(requests - sum(quotas)):
+        quotas[i % len(quotas)] += 1
+    return quotas
+
+
+def alive_nodes() -> list[dict[str, Any]]:
+    return [node for node in ray.nodes() if node.get("Alive")]
+
+
+def start_clients(url: str, workload: Workload, spec: LoadSpec,
+                  runtime_env: dict | None = None) -> list[Any]:
+    nodes = alive_nodes()
+    wanted = spec.actors or len(nodes)
+    if spec.rate is None:
+        wanted = min(wanted, spec.concurrency)
+    workload_ref = ray.put(workload)
+    clients = []
+    for i in range(max(1, wanted)):
+        node = nodes[i % len(nodes)]
+        options: dict[str, Any] = {
+            "num_cpus": spec.client_cpus, "max_concurrency": 10_000,
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)}
+        if runtime_env:
+            options["runtime_env"] = runtime_env
+        clients.append(RemoteLoadClient.options(**options).remote(url, workload_ref,
+                                                                  spec.timeout_s))
+    return clients
+
+
+def generate_load(url: str, workload: Workload, spec: LoadSpec, quiet: bool = False,
+                  runtime_env: dict | None = None) -> tuple[list[RequestRecord], dict[str, Any]]:
+    """Runs the load to completion; returns the records and where the clients ran."""
+    clients = start_clients(url, workload, spec, runtime_env)
+    try:
+        placement = ray.get([client.node.remote() for client in clients])
+        start_at = time.time() + START_DELAY_S
+        plans = client_plans(spec, len(clients), start_at)
+        clients = clients[:len(plans)]
+        runs = [client.run.remote(plan) for client, plan in zip(clients, plans)]
+        _wait_with_progress(runs, clients, spec, start_at, quiet)
+        records = [RequestRecord.from_dict(r) for batch in ray.get(runs) for r in batch]
+    finally:
+        for client in clients:
+            ray.kill(client)
+    return records, {"actors": len(plans), "nodes": sorted({p["ip"] for p in placement}),
+                     "start_at": start_at}
+
+
+def _wait_with_progress(runs: list, clients: list, spec: LoadSpec, start_at: float,
+                        quiet: bool) -> None:
+    pending = list(runs)
+    while pending:
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=PROGRESS_EVERY_S)
+        if pending and not quiet:
+            states = ray.get([client.progress.remote() for client in clients])
+            print(progress_line(states, spec, time.time() - start_at), file=sys.stderr,
+                  flush=True)
+
+
+def progress_line(states: list[dict[str, int]], spec: LoadSpec, elapsed: float) -> str:
+    done = sum(s["done"] for s in states)
+    errors = sum(s["errors"] for s in states)
+    in_flight = sum(s["in_flight"] for s in states)
+    measuring = max(0.0, elapsed - spec.warmup_s)
+    phase = "warm-up" if elapsed < spec.warmup_s else "measuring"
+    if spec.duration_s is not None and elapsed > spec.warmup_s + spec.duration_s:
+        phase = "waiting for the last answers"
+    if spec.duration_s is not None:
+        total = f"{elapsed:5.0f}s/{spec.warmup_s + spec.duration_s:.0f}s"
+    else:
+        total = f"{elapsed:5.0f}s, {done}/{spec.requests} requests"
+    rate = done / measuring if measuring > 0 else 0.0
+    return (f"[{total}] {phase}: {done} done, {errors} errors, {in_flight} in flight, "
+            f"{rate:.2f} req/s")

@@ -1,0 +1,111 @@
+"""CLIP image embeddings at 32 concurrent clients against the ceiling of this machine.
+
+Side by side in one run: the offline batched throughput of the same model in one process
+(one and two threads, and two one-thread processes at once; batch 16; measured before and
+after the servers), the app on the `clip`
+profile (two one-thread replicas) with batching on and then off (max_batch_size 1, applied
+live through user_config), and the plain FastAPI baseline (one thread, then two).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench import cpu_accounting
+from bench.app_launcher import redeploy, running_app, running_baseline
+from bench.ceiling import measure_in_subprocess, measure_processes
+from bench.load import LoadSpec
+from bench.suites.common import Suite, fmt, overall, quantile, ratio
+from bench.workloads import build_workload
+
+CLIENTS = 32
+BATCH_OFF = [{"name": "ImageEmbedder",
+              "user_config": {"max_batch_size": 1, "batch_wait_timeout_s": 0.0}}]
+TARGETS = {"app_vs_two_core_ceiling": 0.85, "batching_on_vs_off": 1.5}
+
+
+def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
+    suite = Suite("clip", command, out, duration_s)
+    workload = build_workload("image-embedding", {"seed": 0})
+    spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s, warmup_s=10.0)
+    before = _ceilings()
+    with running_app("clip") as app:
+        before_cpu, busy = cpu_accounting.snapshot(), cpu_accounting.machine_busy()
+        suite.run("app-batching-on", app, workload, spec)
+        suite.extra["cpu_during_app_batching_on"] = cpu_accounting.usage(
+            before_cpu, cpu_accounting.snapshot(), busy, cpu_accounting.machine_busy())
+        suite.run("app-batching-off", redeploy(app, BATCH_OFF), workload, spec)
+    for threads in (1, 2):
+        with running_baseline(threads=threads) as baseline:
+            suite.run(f"baseline-{threads}-thread", baseline, workload, spec)
+    after = _ceilings()
+    # Measured before and after the servers; the higher one counts (the stricter ceiling).
+    ceiling = {name: max(before[name], after[name], key=lambda m: m["images_per_s"])
+               for name in before}
+    suite.extra["ceiling_measurements"] = {"before": before, "after": after}
+    return suite.finish(*summarize(suite, ceiling))
+
+
+def _ceilings() -> dict[str, Any]:
+    """One process with 1 and with 2 threads, and two 1-thread processes at once (the layout
+    of the app's two replicas; two threads in one process collapse when the cores are busy)."""
+    return {"1_thread": measure_in_subprocess(1), "2_thread": measure_in_subprocess(2),
+            "2_processes": measure_processes(2),
+            "1_thread_batch_1": measure_in_subprocess(1, batch=1, batches=64)}
+
+
+def _cpu_lines(cpu: dict[str, Any]) -> list[str]:
+    if not cpu.get("cpu_seconds_by_process"):
+        return []
+    busy = cpu["machine_busy_fraction"]
+    lines = ["", f"Where the CPU went during app-batching-on ({cpu['machine_cpu_seconds']:.0f} "
+             f"CPU-seconds of wall time on all cores, {100 * busy:.0f}% busy; processes of "
+             "other users of the machine included):", "",
+             "| process | CPU s |", "|---|---:|"]
+    return lines + [f"| `{title}` | {seconds:.1f} |"
+                    for title, seconds in cpu["cpu_seconds_by_process"].items()]
+
+
+def _goal(name: str, met: dict[str, bool]) -> str:
+    if name not in TARGETS:
+        return ""
+    return f">= {TARGETS[name]}: {'met' if met[name] else 'NOT met'}"
+
+
+def summarize(suite: Suite, ceiling: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    images = {label: overall(r)["item_throughput"] for label, r in suite.runs.items()}
+    one = ceiling["1_thread"]["images_per_s"]
+    # Both cores: the better of one 2-thread process and two 1-thread processes.
+    two = max(ceiling["2_thread"]["images_per_s"], ceiling["2_processes"]["images_per_s"])
+    on = images["app-batching-on"]
+    ratios = {
+        "app_vs_two_core_ceiling": ratio(on, two),
+        "app_vs_one_thread_ceiling": ratio(on, one),
+        "batching_on_vs_off": ratio(on, images["app-batching-off"]),
+        "app_vs_baseline_1_thread": ratio(on, images["baseline-1-thread"]),
+        "app_vs_baseline_2_thread": ratio(on, images["baseline-2-thread"]),
+        "baseline_1_thread_vs_one_thread_ceiling": ratio(images["baseline-1-thread"], one),
+        "offline_batch_16_vs_batch_1": ratio(one, ceiling["1_thread_batch_1"]["images_per_s"]),
+    }
+    met = {name: ratios[name] is not None and ratios[name] >= goal
+           for name, goal in TARGETS.items()}
+    names = {"1_thread_batch_1": "1 process, 1 thread, batch 1",
+             "1_thread": "1 process, 1 thread, batch 16",
+             "2_thread": "1 process, 2 threads, batch 16",
+             "2_processes": "2 processes, 1 thread each, batch 16"}
+    rows = [f"| offline: {names[key]} (best of before/after) | "
+            f"{ceiling[key]['images_per_s']:.2f} | - | - | - | - |" for key in names]
+    for label, report in suite.runs.items():
+        batch = report["server"].get("summary", {}).get("batch_size", {})
+        mean_batch = batch.get("ImageEmbedder/embed_image")
+        rows.append(f"| {label} | {images[label]:.2f} | {fmt(quantile(report, 'e2e', 'p50'))} | "
+                    f"{fmt(quantile(report, 'e2e', 'p95'))} | "
+                    f"{fmt(quantile(report, 'e2e', 'p99'))} | {fmt(mean_batch)} |")
+    lines = ["| configuration (32 clients) | images/s | e2e p50 s | e2e p95 s | e2e p99 s | "
+             "mean batch |", "|---|---:|---:|---:|---:|---:|", *rows, "",
+             "| ratio | value | goal |", "|---|---:|---:|"]
+    lines += [f"| {name} | {fmt(value)} | {_goal(name, met)} |" for name, value in ratios.items()]
+    lines += _cpu_lines(suite.extra.get("cpu_during_app_batching_on") or {})
+    return {"images_per_s": images, "ratios": ratios, "goals": TARGETS, "goals_met": met,
+            "ceiling": ceiling}, "\n".join(lines) + "\n"
