@@ -22,11 +22,13 @@ class RuntimeEnvError(ValueError):
 
 
 def prepare_runtime_env(runtime_env: dict[str, Any]) -> dict[str, Any]:
-    """The runtime_env expanded, after checking that a py_executable path exists.
-
-    Ray would otherwise keep trying to start workers with a missing interpreter.
-    """
+    """The runtime_env expanded, after checking what Ray would only report as a replica that
+    fails to start: a py_executable that does not exist, an env var that is not a string."""
     expanded = expand_runtime_env(runtime_env)
+    for name, value in expanded.get("env_vars", {}).items():
+        if not isinstance(value, str):  # Ray would only fail to start the replica
+            raise RuntimeEnvError(f"runtime_env env_vars {name} must be a string; quote "
+                                  f"{value!r} in YAML")
     executable = expanded.get("py_executable")
     if executable and " " not in executable and not os.path.exists(executable):
         raise RuntimeEnvError(

@@ -42,3 +42,8 @@ def test_an_existing_interpreter_passes(tmp_path, monkeypatch):
     monkeypatch.setenv("MMSERVE_HOME", str(tmp_path))
     assert prepare_runtime_env({"py_executable": "${MMSERVE_HOME}/python"}) == {
         "py_executable": str(python)}
+
+
+def test_a_non_string_env_var_is_an_error_naming_it():
+    with pytest.raises(RuntimeEnvError, match="VLLM_USE_AOT_COMPILE must be a string"):
+        prepare_runtime_env({"env_vars": {"VLLM_USE_AOT_COMPILE": 0}})

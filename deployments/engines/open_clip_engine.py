@@ -12,6 +12,8 @@ from deployments.engines.quantize import check_quantization, quantize_linear_int
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 MAX_IMAGE_PIXELS = 64_000_000
+# open_clip reads the float dtype of its towers from the first block's c_fc weight.
+KEEP_FLOAT_FOR_INT8 = ("resblocks.0.mlp.c_fc",)
 
 
 class ImageDecodeError(ValueError):
@@ -48,7 +50,7 @@ class OpenClipEngine:
         )
         self.model = model.eval().to(self.dtype)
         if quantization == "int8":
-            self.model = quantize_linear_int8(self.model)
+            self.model = quantize_linear_int8(self.model, KEEP_FLOAT_FOR_INT8)
         self.tokenizer = open_clip.get_tokenizer(arch)
 
     @property

@@ -1,8 +1,9 @@
 """Dynamic int8 quantization of a torch model's Linear layers, for CPU inference.
 
-Weights are stored as int8 (per-tensor scale); activations are quantized on the fly per batch,
-and the matmuls run in int8 (fbgemm/onednn). Works on float32 models only. Everything that is
-not an nn.Linear (embeddings, norms, attention softmax, convolutions) stays float32.
+Weights are stored as int8 (a scale per output channel); activations are quantized on the fly
+(one scale per tensor) and the matmuls run in int8 (fbgemm/onednn). Works on float32 models
+only. Everything that is not an nn.Linear (embeddings, norms, attention softmax, convolutions)
+stays float32, and so do the Linear layers a caller names.
 """
 
 from __future__ import annotations
@@ -22,11 +23,21 @@ def check_quantization(quantization: str | None, dtype: str) -> None:
         raise ValueError(f"int8 quantization needs dtype float32, got {dtype!r}")
 
 
-def quantize_linear_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """The model with every nn.Linear replaced by a dynamically quantized int8 Linear."""
-    from torch.ao.quantization import quantize_dynamic
+def quantize_linear_int8(model: torch.nn.Module,
+                         keep_float: tuple[str, ...] = ()) -> torch.nn.Module:
+    """The model with its nn.Linear layers replaced by dynamically quantized int8 Linears.
 
+    Weights get one scale per output channel. Layers whose name ends with one of `keep_float`
+    stay float32: those whose inputs have outliers that one int8 scale per activation tensor
+    cannot represent (an LLM's MLP down-projection) or that are tied to other weights.
+    Subclasses of nn.Linear are left alone (nn.MultiheadAttention reads its out_proj's weight
+    as a tensor).
+    """
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    layers = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
+              if type(module) is torch.nn.Linear and not name.endswith(keep_float)}
     with warnings.catch_warnings():  # torch marks quantized tensors deprecated; they still work
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(model, layers, dtype=torch.qint8)
