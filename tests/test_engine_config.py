@@ -131,7 +131,7 @@ def test_importing_an_engine_imports_no_other_engines_package(module):
 
 
 def test_cpu_vllm_profile_names_the_vllm_venv_under_mmserve_home(monkeypatch, tmp_path):
-    venv_python = tmp_path / "venv-vllm" / "bin" / "python"
+    venv_python = tmp_path / "envs" / "vllm" / "bin" / "python"
     venv_python.parent.mkdir(parents=True)
     venv_python.touch()
     monkeypatch.setenv("MMSERVE_HOME", str(tmp_path))

@@ -20,8 +20,8 @@ def test_expands_variables_in_nested_strings_only():
 
 def test_mmserve_home_defaults_to_the_makefile_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
-    expanded = expand_runtime_env("${MMSERVE_HOME}/venv-vllm", {})
-    assert expanded == f"{tmp_path}/.cache/mmserve/venv-vllm"
+    expanded = expand_runtime_env("${MMSERVE_HOME}/envs/vllm", {})
+    assert expanded == f"{tmp_path}/.cache/mmserve/envs/vllm"
 
 
 def test_an_unset_variable_is_an_error_naming_it():
@@ -32,8 +32,8 @@ def test_an_unset_variable_is_an_error_naming_it():
 def test_a_missing_interpreter_is_an_error_naming_it_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("MMSERVE_HOME", str(tmp_path))
     with pytest.raises(RuntimeEnvError, match="make setup-vllm") as error:
-        prepare_runtime_env({"py_executable": "${MMSERVE_HOME}/venv-vllm/bin/python"})
-    assert f"{tmp_path}/venv-vllm/bin/python" in str(error.value)
+        prepare_runtime_env({"py_executable": "${MMSERVE_HOME}/envs/vllm/bin/python"})
+    assert f"{tmp_path}/envs/vllm/bin/python" in str(error.value)
 
 
 def test_an_existing_interpreter_passes(tmp_path, monkeypatch):
@@ -47,3 +47,8 @@ def test_an_existing_interpreter_passes(tmp_path, monkeypatch):
 def test_a_non_string_env_var_is_an_error_naming_it():
     with pytest.raises(RuntimeEnvError, match="VLLM_USE_AOT_COMPILE must be a string"):
         prepare_runtime_env({"env_vars": {"VLLM_USE_AOT_COMPILE": 0}})
+
+
+def test_shell_syntax_and_commands_are_left_for_the_node():
+    for executable in ("${OTHER:-/opt/env}/bin/python", "uv run --python 3.11"):
+        assert prepare_runtime_env({"py_executable": executable}) == {"py_executable": executable}
