@@ -9,6 +9,11 @@ VENV_KEY := $(shell sha1sum pyproject.toml | cut -c1-12)
 VENV ?= $(MMSERVE_HOME)/venv-main-$(VENV_KEY)
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
+# The vLLM text replica's venv (cluster/envs/vllm.toml), keyed by its spec; profiles name the
+# stable link $(MMSERVE_HOME)/envs/vllm, which points at the current build.
+VLLM_SPEC := cluster/envs/vllm.toml
+VLLM_ENV := $(MMSERVE_HOME)/envs/vllm-$(shell sha1sum $(VLLM_SPEC) | cut -c1-12)
+export MMSERVE_HOME
 PYTEST_ARGS ?=
 # Replica groups with their own Python env (cluster/envs/NAME.toml); built once, cached.
 GROUP_ENVS ?= audio
@@ -19,7 +24,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: setup venv venv-python models system-deps serve test unit lint bench group-envs \
-	cluster-up cluster-deploy cluster-status cluster-down
+	cluster-up cluster-deploy cluster-status cluster-down setup-vllm
 
 setup: venv models
 
@@ -39,6 +44,20 @@ $(VENV)/.ready: pyproject.toml
 venv-python: venv
 	@echo $(PY)
 
+setup-vllm: $(VLLM_ENV)/.ready
+
+$(VLLM_ENV)/.ready: $(VLLM_SPEC)
+	rm -rf $(VLLM_ENV)
+	$(PYTHON) -m venv $(VLLM_ENV)
+	$(PYTHON) -c "import tomllib; s = tomllib.load(open('$(VLLM_SPEC)', 'rb')); \
+		print('\n'.join(s['requirements'])); open('$(VLLM_ENV)/uninstall.txt', 'w').write( \
+		'\n'.join(s.get('uninstall', [])))" > $(VLLM_ENV)/requirements.txt
+	$(VLLM_ENV)/bin/pip install --quiet --disable-pip-version-check -r $(VLLM_ENV)/requirements.txt
+	$(VLLM_ENV)/bin/pip uninstall --quiet -y -r $(VLLM_ENV)/uninstall.txt
+	ln -sfn $(notdir $(VLLM_ENV)) $(MMSERVE_HOME)/envs/vllm
+	find $(MMSERVE_HOME)/envs -maxdepth 1 -name 'vllm-*' ! -path '$(VLLM_ENV)' -exec rm -rf {} +
+	touch $@
+
 models: venv
 	$(PY) -m serve_app.models prepare
 
@@ -46,7 +65,7 @@ system-deps:
 	@command -v espeak-ng >/dev/null || ($(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq espeak-ng >/dev/null)
 
-serve: setup
+serve: setup $(if $(findstring vllm,$(PROFILE)),setup-vllm)
 	$(PY) -m serve_app.launch --profile $(PROFILE)
 
 group-envs: venv
@@ -65,7 +84,7 @@ cluster-status: venv
 cluster-down: venv
 	$(PY) cluster/local.py down
 
-test: setup system-deps group-envs
+test: setup system-deps group-envs setup-vllm
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: setup system-deps

@@ -1,4 +1,8 @@
-"""Text generation deployment: batched completions, token-by-token streaming."""
+"""Text generation deployment: batched completions, token-by-token streaming.
+
+Engines that batch continuously themselves (vLLM, TensorRT-LLM) get every request as it comes;
+the others (transformers) get batches gathered here by @serve.batch.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 from ray import serve
 
 from deployments.engines import load_text_engine
-from deployments.engines.text_base import Completion, SamplingParams
+from deployments.engines.text_base import Completion, SamplingParams, StreamDelta
 from deployments.replica_base import BatchedReplica
 from deployments.thread_bridge import iterate_in_thread
 from serve_app import metrics
@@ -27,19 +31,30 @@ class TextGenerator(BatchedReplica):
         self.settings = TextSettings.model_validate(settings)
         self.engine = load_text_engine(self.settings.engine, model_dir)
 
+    def engine_stats(self) -> dict[str, int]:
+        """Request counts of an engine that batches itself (vLLM, TensorRT-LLM); else {}."""
+        return self.engine.stats() if self.engine.batches_itself else {}
+
+    async def check_health(self) -> None:
+        check = getattr(self.engine, "check_health", None)
+        if check is not None:
+            await check()
+
     async def generate(self, messages: list[dict], params: SamplingParams) -> dict[str, Any]:
         prompt = self._encode(messages)
-        completion: Completion = await self._generate_batch((prompt, params))
+        if self.engine.batches_itself:  # continuous batching: straight to the engine
+            completion: Completion = await self.engine.generate(prompt, params)
+        else:
+            completion = await self._generate_batch((prompt, params))
         self._count_tokens(completion)
         return asdict(completion)
 
     async def stream(self, messages: list[dict], params: SamplingParams) -> AsyncIterator[dict]:
         """Yields {"text": delta} items, then one {"completion": {...}} item."""
         prompt = self._encode(messages)
-        deltas = iterate_in_thread(lambda cancelled: self.engine.stream(prompt, params, cancelled))
         finished = False
         try:
-            async for delta in deltas:
+            async for delta in self._deltas(prompt, params):
                 if delta.completion is not None:
                     finished = True
                     self._count_tokens(delta.completion)
@@ -49,6 +64,11 @@ class TextGenerator(BatchedReplica):
         finally:
             if not finished:  # cancelled because the client disconnected
                 self.stats.count("stream_aborted")
+
+    def _deltas(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+        if self.engine.batches_itself:
+            return self.engine.stream(prompt, params)
+        return iterate_in_thread(lambda cancelled: self.engine.stream(prompt, params, cancelled))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _generate_batch(self, items: list[tuple[list[int], SamplingParams]]) -> list:

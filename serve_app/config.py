@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from serve_app.runtime_env import prepare_runtime_env
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -51,13 +53,16 @@ class Resources(_Strict):
     accelerator_type: str | None = None
     memory: int | None = Field(None, ge=0, description="bytes")
     resources: dict[str, float] = Field(default_factory=dict)
-    runtime_env: dict[str, Any] | None = None
+    runtime_env: dict[str, Any] | None = Field(
+        None, description="Ray runtime_env; ${VAR} in its strings is expanded at build time")
 
     def ray_actor_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
-        for key in ("accelerator_type", "memory", "runtime_env"):
+        for key in ("accelerator_type", "memory"):
             if getattr(self, key) is not None:
                 options[key] = getattr(self, key)
+        if self.runtime_env is not None:
+            options["runtime_env"] = prepare_runtime_env(self.runtime_env)
         if self.resources:
             options["resources"] = dict(self.resources)
         return options
@@ -91,12 +96,28 @@ class DeploymentSettings(_Strict):
 
 
 class TextEngineConfig(_Strict):
-    name: Literal["transformers", "vllm", "neuron"] = "transformers"
+    """The text engine and its arguments; each engine maps them in its own module.
+
+    transformers batches through the deployment (@serve.batch); vllm, tensorrt_llm and neuron
+    (vLLM with the Neuron plugin) batch continuously inside the engine.
+    """
+
+    name: Literal["transformers", "vllm", "tensorrt_llm", "neuron"] = "transformers"
     model: str = Field("smollm2-135m-instruct", description="model store name or a path")
     served_model_name: str = "smollm2-135m-instruct"
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     threads: int = Field(1, ge=1)
     max_prompt_tokens: int = Field(2048, ge=16)
+    quantization: str | None = Field(
+        None, description="transformers: int8 (dynamic, Linear layers); vllm/neuron: a vLLM "
+        "quantization method; tensorrt_llm: a QuantAlgo name such as FP8")
+    max_model_len: int | None = Field(None, ge=16, description="prompt + answer tokens")
+    max_num_seqs: int = Field(32, ge=1, description="sequences decoded together (vllm, trt)")
+    enforce_eager: bool = Field(False, description="vllm: skip torch.compile / CUDA graphs")
+    enable_prefix_caching: bool = False
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="share for weights+KV")
+    cpu_kvcache_space_gb: float | None = Field(None, gt=0, description="vllm on CPU: KV GiB")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs, or NeuronCores for neuron")
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="passed as-is to engines that take extra arguments"
     )
@@ -109,6 +130,8 @@ class TextSettings(DeploymentSettings):
 
 
 class VisionEngineConfig(_Strict):
+    """open_clip runs on CPU/GPU; neuron traces the image tower for Inferentia."""
+
     name: Literal["open_clip", "neuron"] = "open_clip"
     arch: str = "ViT-B-32"
     checkpoint: str | None = Field(
@@ -117,7 +140,10 @@ class VisionEngineConfig(_Strict):
     served_model_name: str = "clip-vit-b-32"
     dtype: Literal["float32", "bfloat16"] = "float32"
     device: Literal["cpu", "cuda"] = "cpu"
+    quantization: Literal["int8"] | None = Field(
+        None, description="int8: dynamic int8 Linear layers (CPU); open_clip engine only")
     threads: int = Field(1, ge=1)
+    neuron_batch_size: int = Field(8, ge=1, description="neuron: batch the tower is traced for")
 
 
 class VisionSettings(DeploymentSettings):

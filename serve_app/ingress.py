@@ -62,7 +62,9 @@ class Ingress:
         }
 
     async def __call__(self, request: Request) -> Response:
-        path = request.url.path.rstrip("/") or "/"
+        # Under a route_prefix other than "/", Serve keeps it in the path and sets root_path.
+        path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+        path = path.rstrip("/") or "/"
         handler = self.routes.get((request.method, path))
         started = time.perf_counter()
         try:

@@ -8,8 +8,12 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from deployments.engines.quantize import check_quantization, quantize_linear_int8
+
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 MAX_IMAGE_PIXELS = 64_000_000
+# open_clip reads the float dtype of its towers from the first block's c_fc weight.
+KEEP_FLOAT_FOR_INT8 = ("resblocks.0.mlp.c_fc",)
 
 
 class ImageDecodeError(ValueError):
@@ -32,19 +36,22 @@ def decode_image_bytes(data: bytes) -> Image.Image:
 class OpenClipEngine:
     def __init__(
         self, arch: str, checkpoint: str | None, threads: int = 1, dtype: str = "float32",
-        device: str = "cpu",
+        device: str = "cpu", quantization: str | None = None,
     ) -> None:
         import open_clip
 
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
         self.device = _check_device(device)
+        check_quantization(quantization, dtype)
         torch.set_num_threads(threads)
         self.dtype = _DTYPES[dtype]
         model, _, self.preprocess = open_clip.create_model_and_transforms(
             arch, pretrained=checkpoint
         )
         self.model = model.eval().to(self.device, self.dtype)
+        if quantization == "int8":
+            self.model = quantize_linear_int8(self.model, KEEP_FLOAT_FOR_INT8)
         self.tokenizer = open_clip.get_tokenizer(arch)
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,6 +35,10 @@ class StreamDelta:
 
 
 class TextEngine(Protocol):
+    """An engine the deployment batches (@serve.batch); its blocking calls run in a thread."""
+
+    batches_itself: bool  # False
+
     def encode_chat(self, messages: list[dict]) -> list[int]: ...
 
     def generate_batch(
@@ -44,3 +48,18 @@ class TextEngine(Protocol):
     def stream(
         self, prompt: list[int], params: SamplingParams, cancelled=None
     ) -> Iterator[StreamDelta]: ...
+
+
+class SelfBatchingTextEngine(Protocol):
+    """An engine that batches continuously inside (vLLM, TensorRT-LLM): one awaited call per
+    request, which it schedules beside the others. Leaving a stream early aborts the request."""
+
+    batches_itself: bool  # True
+
+    def encode_chat(self, messages: list[dict]) -> list[int]: ...
+
+    async def generate(self, prompt: list[int], params: SamplingParams) -> Completion: ...
+
+    def stream(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[StreamDelta]: ...
+
+    def stats(self) -> dict[str, int]: ...

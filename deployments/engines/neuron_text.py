@@ -1,0 +1,47 @@
+"""Text generation on AWS Inferentia/Trainium: vLLM with the Neuron plugin (`vllm-neuron`).
+
+The plugin registers itself as vLLM's platform when it is installed on a Neuron instance, so the
+engine is vLLM's AsyncLLM, driven exactly as on CPU/GPU (vllm_text.py); only the arguments
+differ. Neuron compiles the model ahead of time for fixed shapes: one batch of `max_num_seqs`
+sequences of `max_model_len` tokens, sharded over `tensor_parallel_size` NeuronCores. NxD
+Inference settings go under engine_kwargs.additional_config.override_neuron_config.
+
+Not verified on hardware here (no Neuron device on the development machine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployments.engines.vllm_text import VllmTextEngine, engine_args
+
+DEFAULT_MAX_MODEL_LEN = 2048
+# Arguments of vLLM's CPU/GPU memory planning that mean nothing to NeuronCores.
+_NOT_FOR_NEURON = ("kv_cache_memory_bytes", "gpu_memory_utilization", "enforce_eager")
+
+
+def neuron_engine_args(config: Any, model_path: str) -> dict[str, Any]:
+    """AsyncEngineArgs keywords for vLLM on Neuron from a TextEngineConfig."""
+    if config.quantization is not None:
+        raise ValueError(
+            "the neuron engine takes no `quantization`; set NxD Inference's quantized, "
+            "quantization_type and quantized_checkpoints_path in "
+            "engine_kwargs.additional_config.override_neuron_config")
+    args = {k: v for k, v in engine_args(config, model_path).items() if k not in _NOT_FOR_NEURON}
+    max_model_len = config.max_model_len or DEFAULT_MAX_MODEL_LEN
+    args["max_model_len"] = max_model_len
+    overrides = {"tp_degree": config.tensor_parallel_size, "batch_size": config.max_num_seqs,
+                 "seq_len": max_model_len}
+    extra = dict(config.engine_kwargs.get("additional_config", {}))
+    overrides.update(extra.pop("override_neuron_config", {}))
+    args["additional_config"] = {**extra, "override_neuron_config": overrides}
+    return args
+
+
+class NeuronTextEngine(VllmTextEngine):
+    package = ("vllm_neuron", "vllm-neuron", "neuron")
+    setup_hint = "install it on a Neuron instance from github.com/vllm-project/vllm-neuron " \
+                 "(it brings its own vLLM)"
+
+    def engine_args(self, config: Any, model_path: str) -> dict[str, Any]:
+        return neuron_engine_args(config, model_path)

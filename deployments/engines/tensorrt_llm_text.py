@@ -1,0 +1,112 @@
+"""Text generation on NVIDIA GPUs with TensorRT-LLM's LLM API (in-flight batching).
+
+`tensorrt_llm.LLM` schedules requests itself, like vLLM: each request is one `generate_async`
+call, streamed with `streaming=True` (each output carries `text_diff`, the new text). Leaving a
+stream early calls `abort()` on the request, which frees its KV-cache blocks.
+
+Not verified on hardware here (no NVIDIA GPU on the development machine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from deployments.engines.chat import chat_token_ids
+from deployments.engines.requires import require
+from deployments.engines.text_base import Completion, SamplingParams, StreamDelta
+
+# TensorRT-LLM reports "cancelled" and "timeout" where the OpenAI protocol knows "abort".
+_FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "abort", "timeout": "abort"}
+
+
+def llm_kwargs(config: Any, model_path: str) -> dict[str, Any]:
+    """tensorrt_llm.LLM keywords from a TextEngineConfig, as plain values; engine_kwargs override.
+
+    `kv_cache_config` and `quant_config` stay dicts here and become TensorRT-LLM's KvCacheConfig
+    and QuantConfig when the engine starts.
+    """
+    kwargs: dict[str, Any] = {
+        "model": model_path,
+        "dtype": config.dtype,
+        "tensor_parallel_size": config.tensor_parallel_size,
+        "max_batch_size": config.max_num_seqs,
+        "kv_cache_config": {"free_gpu_memory_fraction": config.gpu_memory_utilization,
+                            "enable_block_reuse": config.enable_prefix_caching},
+    }
+    if config.max_model_len is not None:
+        kwargs["max_seq_len"] = config.max_model_len
+    if config.quantization is not None:
+        kwargs["quant_config"] = {"quant_algo": config.quantization.upper()}
+    return {**kwargs, **config.engine_kwargs}
+
+
+def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
+    """tensorrt_llm.SamplingParams keywords; temperature 0 means greedy (top_k=1)."""
+    kwargs: dict[str, Any] = {"max_tokens": params.max_tokens, "top_p": params.top_p,
+                              "seed": params.seed, "stop": list(params.stop) or None}
+    if params.temperature <= 0:
+        kwargs["top_k"] = 1
+    else:
+        kwargs["temperature"] = params.temperature
+    return kwargs
+
+
+class TensorRtLlmTextEngine:
+    batches_itself = True
+
+    def __init__(self, model_path: str, config: Any) -> None:
+        require("tensorrt_llm", "tensorrt-llm", "tensorrt_llm",
+                "it needs an NVIDIA GPU; see nvidia.github.io/TensorRT-LLM for the install")
+        from tensorrt_llm import LLM
+        from tensorrt_llm.llmapi import KvCacheConfig, QuantAlgo, QuantConfig
+        from transformers import AutoTokenizer
+
+        kwargs = llm_kwargs(config, model_path)
+        kwargs["kv_cache_config"] = KvCacheConfig(**kwargs["kv_cache_config"])
+        if "quant_config" in kwargs:
+            algo = kwargs["quant_config"]["quant_algo"]
+            kwargs["quant_config"] = QuantConfig(quant_algo=QuantAlgo[algo])
+        self.llm = LLM(**kwargs)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.counts = {"completed": 0, "aborted": 0}
+
+    def encode_chat(self, messages: list[dict]) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages)
+
+    async def generate(self, prompt: list[int], params: SamplingParams) -> Completion:
+        final = None
+        async for output in self._outputs(prompt, params, streaming=False):
+            final = output
+        return self._completion(prompt, final.outputs[0])
+
+    async def stream(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+        async for output in self._outputs(prompt, params, streaming=True):
+            piece = output.outputs[0]
+            if piece.text_diff:
+                yield StreamDelta(piece.text_diff)
+            if output.finished:
+                yield StreamDelta("", self._completion(prompt, piece))
+
+    async def _outputs(self, prompt: list[int], params: SamplingParams, streaming: bool):
+        """The request's outputs; closing this early aborts the request in TensorRT-LLM."""
+        from tensorrt_llm import SamplingParams as TrtSamplingParams
+
+        result = self.llm.generate_async(prompt, TrtSamplingParams(**sampling_kwargs(params)),
+                                         streaming=streaming)
+        try:
+            async for output in result:
+                yield output
+        finally:
+            if result.finished:
+                self.counts["completed"] += 1
+            else:
+                result.abort()
+                self.counts["aborted"] += 1
+
+    def _completion(self, prompt: list[int], piece: Any) -> Completion:
+        reason = _FINISH_REASONS.get(piece.finish_reason or "length", "stop")
+        return Completion(piece.text, len(prompt), len(piece.token_ids), reason)
+
+    def stats(self) -> dict[str, int]:
+        return dict(self.counts)

