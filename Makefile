@@ -30,7 +30,9 @@ setup: venv models
 
 venv: $(VENV)/.ready
 
-$(VENV)/.ready: pyproject.toml
+# Keyed by the hash of pyproject.toml, so no file prerequisite: a fresh clone's newer mtime
+# must not rebuild a venv whose key already matches.
+$(VENV)/.ready:
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
@@ -46,7 +48,7 @@ venv-python: venv
 
 setup-vllm: $(VLLM_ENV)/.ready
 
-$(VLLM_ENV)/.ready: $(VLLM_SPEC)
+$(VLLM_ENV)/.ready:
 	rm -rf $(VLLM_ENV)
 	$(PYTHON) -m venv $(VLLM_ENV)
 	$(PYTHON) -c "import tomllib; s = tomllib.load(open('$(VLLM_SPEC)', 'rb')); \
