@@ -33,6 +33,7 @@ venv: $(VENV)/.ready
 # Keyed by the hash of pyproject.toml, so no file prerequisite: a fresh clone's newer mtime
 # must not rebuild a venv whose key already matches.
 $(VENV)/.ready:
+	rm -f $@  # first, so an interrupted rebuild never looks complete
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
@@ -49,6 +50,7 @@ venv-python: venv
 setup-vllm: $(VLLM_ENV)/.ready
 
 $(VLLM_ENV)/.ready:
+	rm -f $@
 	rm -rf $(VLLM_ENV)
 	$(PYTHON) -m venv $(VLLM_ENV)
 	$(PYTHON) -c "import tomllib; s = tomllib.load(open('$(VLLM_SPEC)', 'rb')); \
