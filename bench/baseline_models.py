@@ -21,13 +21,9 @@ from deployments.engines.text_base import SamplingParams
 from deployments.engines.whisper import decode_audio_bytes
 from deployments.thread_bridge import iterate_in_thread
 from serve_app.config import AudioEngineConfig, TextEngineConfig, VisionEngineConfig
+from serve_app.prompts import DEFAULT_LABELS
 
 SAMPLE_RATE = 16000
-DEFAULT_LABELS = ["person", "animal", "vehicle", "building", "food", "plant", "landscape",
-                  "text or document", "indoor scene", "object"]
-SYSTEM_PROMPT = ("You are a helpful assistant. The user's message may include the transcript of "
-                 "an audio clip and the most likely contents of an image, found by a classifier.")
-TOP_LABELS_IN_PROMPT = 3
 
 
 class BaselineModels:
@@ -97,14 +93,3 @@ class BaselineModels:
         return perception
 
 
-def pipeline_messages(prompt: str | None, perception: dict[str, Any]) -> list[dict[str, str]]:
-    parts = []
-    if perception["transcript"] is not None:
-        parts.append(f"Transcript of the audio: \"{perception['transcript']['text']}\"")
-    if perception["labels"] is not None:
-        top = ", ".join(f"{item['label']} ({item['score']:.0%})"
-                        for item in perception["labels"][:TOP_LABELS_IN_PROMPT])
-        parts.append(f"The image most likely shows: {top}.")
-    parts.append(prompt or "Respond helpfully to the content above.")
-    return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": "\n".join(parts)}]

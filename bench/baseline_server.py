@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from bench.baseline_models import BaselineModels, pipeline_messages
+from bench.baseline_models import BaselineModels
 from deployments.engines.open_clip_engine import ImageDecodeError
 from deployments.engines.text_base import SamplingParams
 from deployments.engines.whisper import AudioDecodeError
@@ -26,6 +26,7 @@ from serve_app import protocol
 from serve_app.errors import ServeError
 from serve_app.http import decode_base64, error_response, parse_json, sse_event, sse_response
 from serve_app.models import default_model_dir
+from serve_app.prompts import pipeline_messages
 from serve_app.subtitles import format_transcription
 
 TEXT_MODEL, CLIP_MODEL, WHISPER_MODEL = "smollm2-135m-instruct", "clip-vit-b-32", "whisper-base"

@@ -19,13 +19,8 @@ from deployments.engines.text_base import SamplingParams
 from serve_app import metrics
 from serve_app.calls import call, first_and_rest
 from serve_app.errors import ServeError
+from serve_app.prompts import DEFAULT_LABELS, pipeline_messages
 from serve_app.protocol import PipelineRequest
-
-DEFAULT_LABELS = ["person", "animal", "vehicle", "building", "food", "plant", "landscape",
-                  "text or document", "indoor scene", "object"]
-SYSTEM_PROMPT = ("You are a helpful assistant. The user's message may include the transcript of "
-                 "an audio clip and the most likely contents of an image, found by a classifier.")
-TOP_LABELS_IN_PROMPT = 3
 
 
 class MultimodalPipeline:
@@ -110,16 +105,7 @@ class MultimodalPipeline:
         return value, _observe(stage, time.perf_counter() - started)
 
     def _messages(self, request: PipelineRequest, perception: dict[str, Any]) -> list[dict]:
-        parts = []
-        if perception["transcript"] is not None:
-            parts.append(f"Transcript of the audio: \"{perception['transcript']['text']}\"")
-        if perception["labels"] is not None:
-            top = ", ".join(f"{item['label']} ({item['score']:.0%})"
-                            for item in perception["labels"][:TOP_LABELS_IN_PROMPT])
-            parts.append(f"The image most likely shows: {top}.")
-        parts.append(request.prompt or "Respond helpfully to the content above.")
-        return [{"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": "\n".join(parts)}]
+        return pipeline_messages(request.prompt, perception)
 
     def _params(self, request: PipelineRequest) -> SamplingParams:
         return SamplingParams(max_tokens=request.max_tokens or self.default_max_tokens,

@@ -1,14 +1,12 @@
-"""The baseline stack builds the same LLM prompt as the app's pipeline, so both do the same
-work; and the baseline imports no Ray."""
+"""The pipeline's prompt (shared by the app and the baseline stack), and the baseline imports
+no Ray."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from bench.baseline_models import pipeline_messages
-from serve_app.pipeline import MultimodalPipeline
-from serve_app.protocol import PipelineRequest
+from serve_app.prompts import SYSTEM_PROMPT, pipeline_messages
 
 PERCEPTION = {"transcript": {"text": "open the door please", "language": "en", "duration": 2.0},
               "labels": [{"label": "building", "score": 0.7}, {"label": "person", "score": 0.2},
@@ -16,13 +14,14 @@ PERCEPTION = {"transcript": {"text": "open the door please", "language": "en", "
               "timings": {}}
 
 
-def test_baseline_pipeline_prompt_matches_the_app():
-    app = MultimodalPipeline(None, None, None, 10.0, 16)
-    for prompt in ("What is going on?", None):
-        for perception in (PERCEPTION, {**PERCEPTION, "labels": None},
-                           {**PERCEPTION, "transcript": None}):
-            expected = app._messages(PipelineRequest(prompt=prompt), perception)
-            assert pipeline_messages(prompt, perception) == expected
+def test_prompt_carries_transcript_top_three_labels_and_the_question():
+    system, user = pipeline_messages("What is going on?", PERCEPTION)
+    assert system == {"role": "system", "content": SYSTEM_PROMPT}
+    assert user["content"] == ('Transcript of the audio: "open the door please"\n'
+                               "The image most likely shows: building (70%), person (20%), "
+                               "plant (5%).\nWhat is going on?")
+    _, bare = pipeline_messages(None, {**PERCEPTION, "transcript": None, "labels": None})
+    assert bare["content"] == "Respond helpfully to the content above."
 
 
 def test_baseline_server_imports_no_ray():

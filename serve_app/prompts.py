@@ -1,0 +1,26 @@
+"""How the pipeline turns what it heard and saw into the LLM's messages (no Ray here, so the
+baseline stack in bench/ builds exactly the same prompt)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_LABELS = ["person", "animal", "vehicle", "building", "food", "plant", "landscape",
+                  "text or document", "indoor scene", "object"]
+SYSTEM_PROMPT = ("You are a helpful assistant. The user's message may include the transcript of "
+                 "an audio clip and the most likely contents of an image, found by a classifier.")
+TOP_LABELS_IN_PROMPT = 3
+
+
+def pipeline_messages(prompt: str | None, perception: dict[str, Any]) -> list[dict[str, str]]:
+    """The LLM's messages: the transcript, the top image labels, then the user's prompt."""
+    parts = []
+    if perception["transcript"] is not None:
+        parts.append(f"Transcript of the audio: \"{perception['transcript']['text']}\"")
+    if perception["labels"] is not None:
+        top = ", ".join(f"{item['label']} ({item['score']:.0%})"
+                        for item in perception["labels"][:TOP_LABELS_IN_PROMPT])
+        parts.append(f"The image most likely shows: {top}.")
+    parts.append(prompt or "Respond helpfully to the content above.")
+    return [{"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": "\n".join(parts)}]
