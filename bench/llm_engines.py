@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+import requests
 import yaml
 
 from serve_app.launch import profile_path
@@ -83,7 +84,11 @@ def deploy(cluster: LocalRay, args: dict, timeout_s: float = 600) -> None:
                           "import_path": "serve_app.app:build_app", "args": args}]})
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        app = sdk.get_serve_details()["applications"].get("bench")
+        try:
+            app = sdk.get_serve_details()["applications"].get("bench")
+        except requests.ConnectionError:  # the dashboard drops a request now and then under load
+            time.sleep(2)
+            continue
         if app and app["status"] == "DEPLOY_FAILED":
             reasons = [d["message"] for d in app["deployments"].values() if d.get("message")]
             raise RuntimeError(f"deploy failed: {app['message']} {' '.join(reasons)}")
