@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+import requests
 import yaml
 
 from serve_app.launch import profile_path
@@ -83,7 +84,11 @@ def deploy(cluster: LocalRay, args: dict, timeout_s: float = 600) -> None:
                           "import_path": "serve_app.app:build_app", "args": args}]})
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        app = sdk.get_serve_details()["applications"].get("bench")
+        try:
+            app = sdk.get_serve_details()["applications"].get("bench")
+        except requests.ConnectionError:  # the dashboard drops a request now and then under load
+            time.sleep(2)
+            continue
         if app and app["status"] == "DEPLOY_FAILED":
             reasons = [d["message"] for d in app["deployments"].values() if d.get("message")]
             raise RuntimeError(f"deploy failed: {app['message']} {' '.join(reasons)}")
@@ -263,5 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # A ~/.ray/auth_token left by any local ray.init() turns token auth on for `ray start`, and
+    # the dashboard client below then fails; the bench's heads listen on 127.0.0.1 only.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     sys.exit(main())

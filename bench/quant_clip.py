@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> None:
         image_cos, text_cos = (cosine(e, r) for e, r in zip(embeddings[name],
                                                              embeddings["float32"]))
         rows.append({"variant": name, "config": f"dtype={dtype} quantization={quantization}",
-                     "image cos mean": float(image_cos.mean()),
-                     "image cos min": float(image_cos.min()),
-                     "text cos mean": float(text_cos.mean()), "images/s": speed[name],
+                     "image cos mean": f"{image_cos.mean():.6f}",
+                     "image cos min": f"{image_cos.min():.6f}",
+                     "text cos mean": f"{text_cos.mean():.6f}", "images/s": speed[name],
                      "speed vs float32": speed[name] / speed["float32"]})
     write_results(
         "quant_clip", f"CLIP ViT-B-32 precision, open_clip engine (batch {opts.batch}, "
