@@ -197,8 +197,7 @@ def _run_or_sweep(args: argparse.Namespace, command: str) -> int:
                "include_records": not args.no_records, "make_plots": not args.no_plots}
     with open_target(args.url, args.profile, args.metrics_url, args.num_cpus,
                      args.baseline_threads) as target, \
-            ray_for_clients(target, args.address) as runtime_env:
-        options["runtime_env"] = runtime_env
+            ray_for_clients(target, args.address):
         if args.command == "sweep":
             from bench.sweep import run_sweep
 

@@ -81,8 +81,7 @@ def alive_nodes() -> list[dict[str, Any]]:
     return [node for node in ray.nodes() if node.get("Alive")]
 
 
-def start_clients(url: str, workload: Workload, spec: LoadSpec,
-                  runtime_env: dict | None = None) -> list[Any]:
+def start_clients(url: str, workload: Workload, spec: LoadSpec) -> list[Any]:
     nodes = alive_nodes()
     wanted = spec.actors or len(nodes)
     if spec.rate is None:
@@ -94,17 +93,15 @@ def start_clients(url: str, workload: Workload, spec: LoadSpec,
         options: dict[str, Any] = {
             "num_cpus": spec.client_cpus, "max_concurrency": 10_000,
             "scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)}
-        if runtime_env:
-            options["runtime_env"] = runtime_env
         clients.append(RemoteLoadClient.options(**options).remote(url, workload_ref,
                                                                   spec.timeout_s))
     return clients
 
 
-def generate_load(url: str, workload: Workload, spec: LoadSpec, quiet: bool = False,
-                  runtime_env: dict | None = None) -> tuple[list[RequestRecord], dict[str, Any]]:
+def generate_load(url: str, workload: Workload, spec: LoadSpec,
+                  quiet: bool = False) -> tuple[list[RequestRecord], dict[str, Any]]:
     """Runs the load to completion; returns the records and where the clients ran."""
-    clients = start_clients(url, workload, spec, runtime_env)
+    clients = start_clients(url, workload, spec)
     try:
         placement = ray.get([client.node.remote() for client in clients])
         start_at = time.time() + START_DELAY_S

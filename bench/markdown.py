@@ -76,6 +76,10 @@ def stages_table(stages: dict[str, Any]) -> list[str]:
 
 def server_lines(server: dict[str, Any]) -> list[str]:
     if not server.get("available"):
+        if server.get("targets"):
+            return [f"Scraped {', '.join(server['targets'])}, but found no Ray Serve or mmserve "
+                    "metrics there" + (f" ({server['errors'][0]})" if server.get("errors")
+                                       else ".")]
         return ["No server-side metrics (no Prometheus endpoint scraped)."]
     s = server["summary"]
 

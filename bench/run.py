@@ -35,15 +35,15 @@ BENCH_DIR = Path(__file__).resolve().parent
 def execute_run(target: Target, workload: Workload, spec: LoadSpec, bounds: dict[str, float],
                 *, name: str, command: str, out: Path | None, scrape_interval_s: float = 3.0,
                 scrape_settle_s: float = 2.5,
-                quiet: bool = False, include_records: bool = True, make_plots: bool = True,
-                runtime_env: dict | None = None) -> dict[str, Any]:
+                quiet: bool = False, include_records: bool = True,
+                make_plots: bool = True) -> dict[str, Any]:
     environment = {**machine(), "started_at": now_iso(), "uptime_before": uptime()}
     if not quiet:
         print(f"{name}: {workload.name} against {target.url}; load {spec.describe()}",
               file=sys.stderr, flush=True)
     scraper = Scraper(target.metrics_urls, scrape_interval_s, scrape_settle_s)
     with scraper:
-        records, clients = generate_load(target.url, workload, spec, quiet, runtime_env)
+        records, clients = generate_load(target.url, workload, spec, quiet)
     environment.update(finished_at=now_iso(), uptime_after=uptime())
     report = build_report(
         name=name, command=command, environment=environment, target=describe(target),
@@ -84,26 +84,28 @@ def open_target(url: str | None, profile: str | None, metrics_urls: list[str],
 
 
 @contextmanager
-def ray_for_clients(target: Target, address: str | None) -> Iterator[dict | None]:
-    """Connects this driver to the Ray cluster the client actors run on; yields the actors'
-    runtime_env. Order: an existing connection, --address / RAY_ADDRESS, the cluster the
-    target runs on, or else a small local Ray head started (and stopped) here."""
+def ray_for_clients(target: Target, address: str | None) -> Iterator[None]:
+    """Connects this driver to the Ray cluster the client actors run on. Order: an existing
+    connection, --address / RAY_ADDRESS, the cluster the target runs on, or else a small local
+    Ray head started (and stopped) here."""
     if ray.is_initialized():
-        yield None
+        yield
         return
     address = address or os.environ.get("RAY_ADDRESS") or target.ray_address
     cluster = None
     try:
         if address is None:
             cluster = _connect_to_local_head()
-        else:
+        elif address == target.ray_address:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-        external = address is not None and address != target.ray_address
-        if external and not target.metrics_urls:
-            target.metrics_urls = discover_metrics_urls()
-        # A cluster someone else started may lack this checkout: ship the bench package.
-        yield ({"py_modules": [str(BENCH_DIR)], "excludes": ["results/"]} if external
-               else None)
+        else:
+            # A cluster someone else started may lack this checkout: ship the bench package
+            # with the job (Ray uploads local modules only at ray.init).
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False,
+                     runtime_env={"py_modules": [str(BENCH_DIR)], "excludes": ["results/"]})
+            if not target.metrics_urls:
+                target.metrics_urls = discover_metrics_urls()
+        yield
     finally:
         ray.shutdown()
         if cluster is not None:

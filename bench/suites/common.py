@@ -30,10 +30,10 @@ class Suite:
 
     def run(self, label: str, target: Target, workload: Workload, spec: LoadSpec,
             bounds: dict[str, float] | None = None) -> dict[str, Any]:
-        with ray_for_clients(target, None) as runtime_env:
+        with ray_for_clients(target, None):
             report = execute_run(target, workload, spec, bounds or {},
                                  name=f"{self.name}-{label}", command=self.command,
-                                 out=self.out, runtime_env=runtime_env)
+                                 out=self.out)
         self.runs[label] = report
         overall = report["metrics"]["overall"]
         print(f"== {label}: {overall['request_throughput']:.2f} req/s, items "
