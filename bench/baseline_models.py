@@ -21,7 +21,7 @@ from deployments.engines.text_base import SamplingParams
 from deployments.engines.whisper import decode_audio_bytes
 from deployments.thread_bridge import iterate_in_thread
 from serve_app.config import AudioEngineConfig, TextEngineConfig, VisionEngineConfig
-from serve_app.prompts import DEFAULT_LABELS
+from serve_app.prompts import DEFAULT_LABELS, gather_perception
 
 SAMPLE_RATE = 16000
 
@@ -85,11 +85,6 @@ class BaselineModels:
             stages["audio"] = timed(self.transcribe(audio))
         if image is not None:
             stages["image"] = timed(self.classify(image, labels or DEFAULT_LABELS))
-        results = await asyncio.gather(*stages.values())
-        perception: dict[str, Any] = {"transcript": None, "labels": None, "timings": {}}
-        for name, (value, seconds) in zip(stages, results):
-            perception["timings"][f"{name}_s"] = seconds
-            perception["transcript" if name == "audio" else "labels"] = value
-        return perception
+        return await gather_perception(stages)
 
 

@@ -10,7 +10,6 @@ Each stage is timed from here, so `timings` shows the overlap: total < audio + i
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +18,7 @@ from deployments.engines.text_base import SamplingParams
 from serve_app import metrics
 from serve_app.calls import call, first_and_rest
 from serve_app.errors import ServeError
-from serve_app.prompts import DEFAULT_LABELS, pipeline_messages
+from serve_app.prompts import DEFAULT_LABELS, gather_perception, pipeline_messages
 from serve_app.protocol import PipelineRequest
 
 
@@ -92,12 +91,7 @@ class MultimodalPipeline:
             labels = request.labels or DEFAULT_LABELS
             stages["image"] = self._timed("image", self.vision.classify.remote(image, labels),
                                           "vision")
-        results = await asyncio.gather(*stages.values())
-        perception: dict[str, Any] = {"transcript": None, "labels": None, "timings": {}}
-        for name, (value, seconds) in zip(stages, results):
-            perception["timings"][f"{name}_s"] = seconds
-            perception["transcript" if name == "audio" else "labels"] = value
-        return perception
+        return await gather_perception(stages)
 
     async def _timed(self, stage: str, response: Any, what: str) -> tuple[Any, float]:
         started = time.perf_counter()

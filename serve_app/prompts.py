@@ -1,8 +1,10 @@
-"""How the pipeline turns what it heard and saw into the LLM's messages (no Ray here, so the
-baseline stack in bench/ builds exactly the same prompt)."""
+"""How the pipeline gathers what it heard and saw and turns it into the LLM's messages (no Ray
+here, so the baseline stack in bench/ does exactly the same)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 DEFAULT_LABELS = ["person", "animal", "vehicle", "building", "food", "plant", "landscape",
@@ -24,3 +26,13 @@ def pipeline_messages(prompt: str | None, perception: dict[str, Any]) -> list[di
     parts.append(prompt or "Respond helpfully to the content above.")
     return [{"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": "\n".join(parts)}]
+
+
+async def gather_perception(stages: dict[str, Awaitable[tuple[Any, float]]]) -> dict[str, Any]:
+    """Awaits the timed "audio" and "image" stages together: transcript, labels, timings."""
+    results = await asyncio.gather(*stages.values())
+    perception: dict[str, Any] = {"transcript": None, "labels": None, "timings": {}}
+    for name, (value, seconds) in zip(stages, results):
+        perception["timings"][f"{name}_s"] = seconds
+        perception["transcript" if name == "audio" else "labels"] = value
+    return perception
