@@ -9,11 +9,6 @@ VENV_KEY := $(shell sha1sum pyproject.toml | cut -c1-12)
 VENV ?= $(MMSERVE_HOME)/venv-main-$(VENV_KEY)
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
-# The vLLM text replica's venv (cluster/envs/vllm.toml), keyed by its spec; profiles name the
-# stable link $(MMSERVE_HOME)/envs/vllm, which points at the current build.
-VLLM_SPEC := cluster/envs/vllm.toml
-VLLM_ENV := $(MMSERVE_HOME)/envs/vllm-$(shell sha1sum $(VLLM_SPEC) | cut -c1-12)
-export MMSERVE_HOME
 PYTEST_ARGS ?=
 # Replica groups with their own Python env (cluster/envs/NAME.toml); built once, cached.
 GROUP_ENVS ?= audio
@@ -47,20 +42,9 @@ $(VENV)/.ready:
 venv-python: venv
 	@echo $(PY)
 
-setup-vllm: $(VLLM_ENV)/.ready
-
-$(VLLM_ENV)/.ready:
-	rm -f $@
-	rm -rf $(VLLM_ENV)
-	$(PYTHON) -m venv $(VLLM_ENV)
-	$(PYTHON) -c "import tomllib; s = tomllib.load(open('$(VLLM_SPEC)', 'rb')); \
-		print('\n'.join(s['requirements'])); open('$(VLLM_ENV)/uninstall.txt', 'w').write( \
-		'\n'.join(s.get('uninstall', [])))" > $(VLLM_ENV)/requirements.txt
-	$(VLLM_ENV)/bin/pip install --quiet --disable-pip-version-check -r $(VLLM_ENV)/requirements.txt
-	$(VLLM_ENV)/bin/pip uninstall --quiet -y -r $(VLLM_ENV)/uninstall.txt
-	ln -sfn $(notdir $(VLLM_ENV)) $(MMSERVE_HOME)/envs/vllm
-	find $(MMSERVE_HOME)/envs -maxdepth 1 -name 'vllm-*' ! -path '$(VLLM_ENV)' -exec rm -rf {} +
-	touch $@
+# The vLLM text replica's venv (cluster/envs/vllm.toml), built like every group env.
+setup-vllm: venv
+	$(PY) cluster/group_env.py build vllm
 
 models: venv
 	$(PY) -m serve_app.models prepare

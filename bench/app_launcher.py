@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from serve_app.local_ray import LocalRay, free_port
@@ -86,9 +87,14 @@ def deploy(dashboard_url: str, config: dict[str, Any], timeout_s: float = 600) -
     wanted = _user_configs(config)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        app = sdk.get_serve_details().get("applications", {}).get(APP_NAME)
+        try:
+            app = sdk.get_serve_details().get("applications", {}).get(APP_NAME)
+        except requests.ConnectionError:  # the dashboard drops a request now and then under load
+            time.sleep(2)
+            continue
         if app and app["status"] == "DEPLOY_FAILED":
-            raise RuntimeError(f"deploy failed: {app['message']}")
+            reasons = [d["message"] for d in app["deployments"].values() if d.get("message")]
+            raise RuntimeError(f"deploy failed: {app['message']} {' '.join(reasons)}")
         if app and _healthy(app, wanted):
             return
         time.sleep(1)

@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
-import requests
 import yaml
 
+from bench.app_launcher import APP_NAME, deploy
 from serve_app.launch import profile_path
 from serve_app.local_ray import LocalRay
 from serve_app.models import default_model_dir, resolve
@@ -72,30 +72,6 @@ def app_args(engine: str, overrides: dict, env: dict) -> dict:
         runtime_env = text["resources"].setdefault("runtime_env", {})
         runtime_env.setdefault("env_vars", {}).update(env)
     return {**args, "text": text}
-
-
-def deploy(cluster: LocalRay, args: dict, timeout_s: float = 600) -> None:
-    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
-
-    sdk = ServeSubmissionClient(f"http://127.0.0.1:{cluster.ports['dashboard']}")
-    sdk.deploy_applications({
-        "http_options": {"host": "127.0.0.1", "port": cluster.http_port},
-        "applications": [{"name": "bench", "route_prefix": "/",
-                          "import_path": "serve_app.app:build_app", "args": args}]})
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            app = sdk.get_serve_details()["applications"].get("bench")
-        except requests.ConnectionError:  # the dashboard drops a request now and then under load
-            time.sleep(2)
-            continue
-        if app and app["status"] == "DEPLOY_FAILED":
-            reasons = [d["message"] for d in app["deployments"].values() if d.get("message")]
-            raise RuntimeError(f"deploy failed: {app['message']} {' '.join(reasons)}")
-        if app and app["status"] == "RUNNING":
-            return
-        time.sleep(2)
-    raise TimeoutError(f"the app was not running within {timeout_s} s")
 
 
 async def stream_one(client: httpx.AsyncClient, prompt: str, max_tokens: int) -> RequestResult:
@@ -148,7 +124,10 @@ def run_engine(engine: str, args: dict, opts: argparse.Namespace) -> EngineResul
     try:
         print(f"[{engine}] deploying ...", flush=True)
         started = time.monotonic()
-        deploy(cluster, args)
+        deploy(f"http://127.0.0.1:{cluster.ports['dashboard']}", {
+            "http_options": {"host": "127.0.0.1", "port": cluster.http_port},
+            "applications": [{"name": APP_NAME, "route_prefix": "/",
+                              "import_path": "serve_app.app:build_app", "args": args}]})
         print(f"[{engine}] running after {time.monotonic() - started:.0f} s; warming up",
               flush=True)
         url = f"http://127.0.0.1:{cluster.http_port}"
