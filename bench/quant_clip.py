@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     load = uptime()
     checkpoint = str(resolve("clip-vit-b-32", default_model_dir()) / "open_clip_model.safetensors")
     images = test_images(opts.batch)
-    engines = {name: OpenClipEngine("ViT-B-32", checkpoint, opts.threads, dtype, quantization)
+    engines = {name: OpenClipEngine("ViT-B-32", checkpoint, opts.threads, dtype,
+                                    quantization=quantization)
                for name, dtype, quantization in VARIANTS}
     embeddings = {name: (e.embed_images(images), e.embed_texts(TEXTS))
                   for name, e in engines.items()}
