@@ -87,7 +87,8 @@ def server_lines(server: dict[str, Any]) -> list[str]:
         return ", ".join(f"{k} {v:.{digits}f}" for k, v in sorted(values.items())) or "-"
 
     return [f"- mean batch size (requests per model call): {pairs(s.get('batch_size', {}), 2)}",
-            f"- model calls: {pairs(s.get('model_calls', {}), 0)}",
+            f"- model calls: {pairs(s.get('model_calls', {}), 0)}; model busy seconds: "
+            f"{pairs(s.get('model_seconds', {}), 1)}",
             f"- most replicas: {pairs(s.get('replicas_max', {}), 0)}",
             f"- longest router queue: {pairs(s.get('queued_max', {}), 0)}; most requests in "
             f"replicas: {pairs(s.get('ongoing_max', {}), 0)}",

@@ -10,13 +10,14 @@ Names as a live Ray 2.60 cluster exports them (Ray adds the 'ray_' prefix):
   ray_serve_deployment_queued_queries{deployment, handle}     requests waiting in a router
   ray_mmserve_model_calls_total{deployment, method}           the app's own (serve_app/metrics.py)
   ray_mmserve_batch_items_total{deployment, method}           requests those calls served
+  ray_mmserve_model_seconds_total{deployment, method}         seconds the model was busy
   ray_mmserve_batch_size_{sum,count}, ray_serve_actual_batch_size_{sum,count}
 What the scrapes taught: Ray 2.60 exports histogram sums rebuilt from bucket midpoints (five
 batches of size 1 export a sum of 2.5), so the mean batch size here is batch_items/model_calls,
 which is exact; and a gauge not refreshed within two export intervals is dropped from the
 export (the health gauge is set only at health checks), so held values carry forward.
 Ray's agent exports every RAY_metrics_report_interval_ms (10 s by default; clusters that the
-bench starts use 2 s), so a series can lag the load by that much.
+bench starts use 5 s), so a series can lag the load by that much.
 """
 
 from __future__ import annotations
@@ -39,14 +40,15 @@ HELD_GAUGES = ("healthy_replicas", "target_replicas")
 # The controller may report the target from more than one process: take the largest.
 MAX_OVER_REPORTERS = ("target_replicas",)
 CALLS, ITEMS = "mmserve_model_calls_total", "mmserve_batch_items_total"
-WANTED = tuple(GAUGES.values()) + (CALLS, ITEMS)
+BUSY = "mmserve_model_seconds_total"
+WANTED = tuple(GAUGES.values()) + (CALLS, ITEMS, BUSY)
 
 
 class Scraper:
     """Scrapes `urls` every `interval_s` seconds in a background thread; after the load, waits
     `settle_s` (one export interval of Ray's agent) so the last point includes all of it."""
 
-    def __init__(self, urls: list[str], interval_s: float = 3.0, settle_s: float = 2.5) -> None:
+    def __init__(self, urls: list[str], interval_s: float = 5.0, settle_s: float = 5.5) -> None:
         self.urls, self.interval_s, self.settle_s = urls, interval_s, settle_s
         self.scrapes: list[tuple[float, list[Sample]]] = []
         self.errors: list[str] = []
@@ -141,6 +143,9 @@ def time_series(scrapes: list[tuple[float, list[Sample]]], t0: float) -> list[di
             point["batch_size"] = mean_batch_sizes(before, samples)
             point["model_calls_per_s"] = {k: v / (at - before_at) for k, v in
                                           counter_deltas(before, samples, CALLS).items()}
+            # Busy model-seconds per second, over all replicas: 2.0 is two replicas never idle.
+            point["model_busy"] = {k: v / (at - before_at) for k, v in
+                                   counter_deltas(before, samples, BUSY).items()}
         points.append(point)
     return points
 
@@ -153,7 +158,8 @@ def summary(scrapes: list[tuple[float, list[Sample]]],
     first, last = scrapes[0][1], scrapes[-1][1]
     result: dict[str, Any] = {"batch_size": mean_batch_sizes(first, last),
                               "model_calls": counter_deltas(first, last, CALLS),
-                              "batch_items": counter_deltas(first, last, ITEMS)}
+                              "batch_items": counter_deltas(first, last, ITEMS),
+                              "model_seconds": counter_deltas(first, last, BUSY)}
     for key in ("replicas", *GAUGES):
         peaks: dict[str, float] = {}
         for point in points:

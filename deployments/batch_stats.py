@@ -1,10 +1,13 @@
-"""Counts what batching did inside one replica: model calls and their sizes."""
+"""Counts what batching did inside one replica: model calls, their sizes and their busy time."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from serve_app import metrics
@@ -16,6 +19,7 @@ class BatchStats:
     def __init__(self) -> None:
         self.calls: dict[str, int] = defaultdict(int)
         self.items: dict[str, int] = defaultdict(int)
+        self.seconds: dict[str, float] = defaultdict(float)
         self.recent: dict[str, deque[int]] = defaultdict(lambda: deque(maxlen=RECENT_BATCHES))
         self.events: dict[str, int] = defaultdict(int)
 
@@ -30,10 +34,23 @@ class BatchStats:
         metrics.model_calls().inc(tags={"method": method})
         metrics.batch_items().inc(size, tags={"method": method})
 
+    @contextmanager
+    def model_call(self, method: str, size: int) -> Iterator[None]:
+        """Records one batched model call and how long the model was busy with it."""
+        self.record(method, size)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            busy = time.perf_counter() - started
+            self.seconds[method] += busy
+            metrics.model_seconds().inc(busy, tags={"method": method})
+
     def snapshot(self) -> dict[str, Any]:
         """{"pid", "python": the replica's interpreter, "methods": {method: {model_calls,
-        items, recent_batches}}, "events": {name: count}}"""
+        items, model_seconds, recent_batches}}, "events": {name: count}}"""
         methods = {m: {"model_calls": self.calls[m], "items": self.items[m],
+                       "model_seconds": round(self.seconds[m], 6),
                        "recent_batches": list(self.recent[m])} for m in self.calls}
         return {"pid": os.getpid(), "python": sys.executable, "methods": methods,
                 "events": dict(self.events)}

@@ -34,6 +34,13 @@ def batch_items() -> Counter:
 
 
 @cache
+def model_seconds() -> Counter:
+    # Its rate is the model's utilisation: 1.0 means the replica never waited for a batch.
+    return Counter("mmserve_model_seconds", "Seconds the model spent on batched calls.",
+                   tag_keys=("method",))
+
+
+@cache
 def http_requests() -> Counter:
     return Counter("mmserve_http_requests", "HTTP requests by route and status.",
                    tag_keys=("route", "status"))

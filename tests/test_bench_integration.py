@@ -60,6 +60,7 @@ def test_closed_loop_mixed_bench_reports_every_metric(target, tmp_path):
     assert summary["replicas_max"]["ImageEmbedder"] >= 1
     assert summary["model_calls"]["ImageEmbedder/embed_image"] >= 1
     assert summary["batch_size"]["ImageEmbedder/embed_image"] >= 1.0
+    assert summary["model_seconds"]["ImageEmbedder/embed_image"] > 0
 
 
 def test_open_loop_sends_exactly_the_requested_count(target):
