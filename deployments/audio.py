@@ -49,7 +49,7 @@ class SpeechTranscriber(BatchedReplica):
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _transcribe_batch(self, items: list[tuple[Any, str | None]]) -> list:
-        self.stats.record("transcribe", len(items))
         audios = [samples for samples, _ in items]
         languages = [language for _, language in items]
-        return await asyncio.to_thread(self.engine.transcribe_batch, audios, languages)
+        with self.stats.model_call("transcribe", len(items)):
+            return await self.run_model(self.engine.transcribe_batch, audios, languages)

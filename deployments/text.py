@@ -6,7 +6,6 @@ the others (transformers) get batches gathered here by @serve.batch.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
@@ -72,10 +71,10 @@ class TextGenerator(BatchedReplica):
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _generate_batch(self, items: list[tuple[list[int], SamplingParams]]) -> list:
-        self.stats.record("generate", len(items))
         prompts = [prompt for prompt, _ in items]
         params = [sampling for _, sampling in items]
-        return await asyncio.to_thread(self.engine.generate_batch, prompts, params)
+        with self.stats.model_call("generate", len(items)):
+            return await self.run_model(self.engine.generate_batch, prompts, params)
 
     def _encode(self, messages: list[dict]) -> list[int]:
         prompt = self.engine.encode_chat(messages)
