@@ -143,6 +143,9 @@ class VisionEngineConfig(_Strict):
     quantization: Literal["int8"] | None = Field(
         None, description="int8: dynamic int8 Linear layers (CPU); open_clip engine only")
     threads: int = Field(1, ge=1)
+    torchscript: bool = Field(
+        True, description="open_clip: run the image tower as a frozen TorchScript trace, whose "
+        "forward releases the GIL, so request handling in the replica never stalls it")
     neuron_batch_size: int = Field(8, ge=1, description="neuron: batch the tower is traced for")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from deployments.engines.open_clip_engine import (
     ImageDecodeError,
@@ -43,3 +44,12 @@ def test_zero_shot_scores_are_a_distribution_favouring_the_closest_label():
     scores = zero_shot_scores(image, labels)
     assert scores.sum() == pytest.approx(1.0)
     assert int(np.argmax(scores)) == 1
+
+
+def test_the_traced_image_tower_embeds_exactly_as_eager(engine, model_dir):
+    checkpoint = model_path("clip-vit-b-32", model_dir) / "open_clip_model.safetensors"
+    eager = OpenClipEngine("ViT-B-32", str(checkpoint), torchscript=False)
+    assert isinstance(engine.image_tower, torch.jit.ScriptModule)
+    images = [decode_image_bytes(png_image((i * 60, 30, 200))) for i in range(3)]
+    np.testing.assert_allclose(engine.embed_images(images), eager.embed_images(images),
+                               atol=1e-6)

@@ -41,7 +41,7 @@ def load_vision_engine(engine: Any, model_dir: str) -> Any:
         from deployments.engines.open_clip_engine import OpenClipEngine
 
         return OpenClipEngine(engine.arch, checkpoint, engine.threads, engine.dtype,
-                              engine.device, engine.quantization)
+                              engine.device, engine.quantization, engine.torchscript)
     if engine.name == "neuron":
         from deployments.engines.neuron_clip import NeuronClipEngine
 

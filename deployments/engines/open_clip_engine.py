@@ -9,6 +9,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
+from deployments.engines.torchscript import frozen_trace
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 MAX_IMAGE_PIXELS = 64_000_000
@@ -36,7 +37,7 @@ def decode_image_bytes(data: bytes) -> Image.Image:
 class OpenClipEngine:
     def __init__(
         self, arch: str, checkpoint: str | None, threads: int = 1, dtype: str = "float32",
-        device: str = "cpu", quantization: str | None = None,
+        device: str = "cpu", quantization: str | None = None, torchscript: bool = True,
     ) -> None:
         import open_clip
 
@@ -52,6 +53,9 @@ class OpenClipEngine:
         self.model = model.eval().to(self.device, self.dtype)
         if quantization == "int8":
             self.model = quantize_linear_int8(self.model, KEEP_FLOAT_FOR_INT8)
+        self.image_tower = self.model.visual
+        if torchscript:
+            self.image_tower = frozen_trace(self.model.visual, self._example_pixels())
         self.tokenizer = open_clip.get_tokenizer(arch)
 
     @property
@@ -62,8 +66,12 @@ class OpenClipEngine:
         pixels = torch.stack([self.preprocess(image) for image in images])
         pixels = pixels.to(self.device, self.dtype)
         with torch.inference_mode():
-            features = self.model.encode_image(pixels)
+            features = self.image_tower(pixels)
         return _normalise(features)
+
+    def _example_pixels(self) -> torch.Tensor:
+        height, width = self.model.visual.image_size
+        return torch.zeros(2, 3, height, width, device=self.device, dtype=self.dtype)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         tokens = self.tokenizer(texts).to(self.device)
