@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from deployments.batcher import DynamicBatcher
 from deployments.engines import load_vision_engine
 from deployments.engines.open_clip_engine import (
     ImageDecodeError,
@@ -24,20 +25,22 @@ _LABEL_CACHE_SIZE = 4096
 
 @serve.deployment
 class ImageEmbedder(BatchedReplica):
-    batched_methods = ("_embed_image_batch", "_embed_text_batch")
+    batched_methods = ("image_batches", "text_batches")
 
     def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
         super().__init__()
         self.settings = VisionSettings.model_validate(settings)
         self.engine = load_vision_engine(self.settings.engine, model_dir)
         self._label_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.image_batches = DynamicBatcher(self._embed_image_batch)
+        self.text_batches = DynamicBatcher(self._embed_text_batch)
 
     async def embed_images(self, images: list[bytes]) -> list[np.ndarray]:
         decoded = await asyncio.to_thread(_decode_all, images)
-        return list(await asyncio.gather(*(self._embed_image_batch(i) for i in decoded)))
+        return list(await asyncio.gather(*(self.image_batches(i) for i in decoded)))
 
     async def embed_texts(self, texts: list[str]) -> list[np.ndarray]:
-        return list(await asyncio.gather(*(self._embed_text_batch(t) for t in texts)))
+        return list(await asyncio.gather(*(self.text_batches(t) for t in texts)))
 
     async def classify(self, image: bytes, labels: list[str]) -> list[dict[str, Any]]:
         """Labels with zero-shot probabilities, most likely first."""
@@ -59,15 +62,13 @@ class ImageEmbedder(BatchedReplica):
             self._label_vectors.popitem(last=False)
         return [self._label_vectors[label] for label in labels]
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
     async def _embed_image_batch(self, images: list) -> list[np.ndarray]:
-        self.stats.record("embed_image", len(images))
-        return list(await asyncio.to_thread(self.engine.embed_images, images))
+        with self.stats.model_call("embed_image", len(images)):
+            return list(await self.run_model(self.engine.embed_images, images))
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02)
     async def _embed_text_batch(self, texts: list[str]) -> list[np.ndarray]:
-        self.stats.record("embed_text", len(texts))
-        return list(await asyncio.to_thread(self.engine.embed_texts, texts))
+        with self.stats.model_call("embed_text", len(texts)):
+            return list(await self.run_model(self.engine.embed_texts, texts))
 
 
 def _decode_all(images: list[bytes]) -> list:

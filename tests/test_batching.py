@@ -20,7 +20,7 @@ def stats(deployment: str) -> dict:
 
 
 def calls(deployment: str, method: str) -> dict:
-    empty = {"model_calls": 0, "items": 0, "recent_batches": []}
+    empty = {"model_calls": 0, "items": 0, "model_seconds": 0.0, "recent_batches": []}
     return stats(deployment)["methods"].get(method, empty)
 
 
@@ -40,6 +40,7 @@ def assert_batched(before: dict, after: dict, requests: int) -> None:
     model_calls = after["model_calls"] - before["model_calls"]
     assert served == requests
     assert model_calls < requests, f"{requests} requests took {model_calls} model calls"
+    assert after["model_seconds"] > before["model_seconds"]
 
 
 def test_concurrent_chat_is_batched(openai_client):
@@ -86,3 +87,21 @@ def test_batch_size_changes_live_through_reconfigure(openai_client, ray_cluster)
     finally:
         default = TEST_ARGS["text"]["batching"]
         deploy(ray_cluster, [{"name": "TextGenerator", "user_config": default}])
+
+
+def test_vision_batch_size_changes_live_through_reconfigure(openai_client, ray_cluster):
+    pid_before = stats("ImageEmbedder")["pid"]
+    small = {"max_batch_size": 2, "batch_wait_timeout_s": 0.2}
+    try:
+        deploy(ray_cluster, [{"name": "ImageEmbedder", "user_config": small}])
+        before = calls("ImageEmbedder", "embed_image")
+        concurrently(lambda i: openai_client.embeddings.create(
+            model="clip-vit-b-32-image", input=b64(png_image((30 * i, 10, 90)))), 6)
+        after = calls("ImageEmbedder", "embed_image")
+        new_calls = after["model_calls"] - before["model_calls"]
+        assert after["items"] - before["items"] == 6
+        assert max(after["recent_batches"][-new_calls:]) <= 2
+        assert stats("ImageEmbedder")["pid"] == pid_before
+    finally:
+        default = TEST_ARGS["vision"]["batching"]
+        deploy(ray_cluster, [{"name": "ImageEmbedder", "user_config": default}])
