@@ -36,11 +36,11 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--metrics-url", action="append", default=[],
                        help="Prometheus endpoint(s) to scrape; found by itself for --profile "
                        "and --address")
-    group.add_argument("--scrape-interval", type=_seconds, default=3.0,
+    group.add_argument("--scrape-interval", type=_seconds, default=5.0,
                        help="0 turns scraping off")
-    group.add_argument("--scrape-settle", type=_seconds, default=2.5,
+    group.add_argument("--scrape-settle", type=_seconds, default=5.5,
                        help="wait after the load before the last scrape: Ray's metrics export "
-                       "interval (2 s on clusters the bench starts, 10 s by default)")
+                       "interval (5 s on clusters the bench starts, 10 s by default)")
 
 
 def _add_workload(parser: argparse.ArgumentParser) -> None:

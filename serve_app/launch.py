@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serve_app.local_ray import LocalRay, free_ports
+from serve_app.local_ray import SERVE_TUNING_ENV, LocalRay, free_ports
 
 PROFILES = Path(__file__).resolve().parent.parent / "cluster" / "profiles"
 DEFAULT_PORTS = {"gcs": 6379, "dashboard": 8265, "metrics": 8080}
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = None
     if args.address is None:
         cluster = LocalRay(num_cpus=args.num_cpus, ports={**free_ports(), **DEFAULT_PORTS},
-                           temp_dir="/tmp/ray-mmserve")
+                           temp_dir="/tmp/ray-mmserve", env=dict(SERVE_TUNING_ENV))
         cluster.start()
         print(f"Ray head {cluster.address}: dashboard http://127.0.0.1:8265, "
               f"Prometheus metrics http://127.0.0.1:8080/metrics", flush=True)
