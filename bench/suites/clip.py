@@ -2,9 +2,14 @@
 
 Side by side in one run: the offline batched throughput of the same model in one process
 (one and two threads, and two one-thread processes at once; batch 16; measured before,
-between and after the servers), the app on the `clip`
-profile (two one-thread replicas) with batching on and then off (max_batch_size 1, applied
-live through user_config), and the plain FastAPI baseline (one thread, then two).
+between and after the servers), the app on the `clip` profile (two one-thread replicas) with
+batching on, off (max_batch_size 1, applied live through user_config), on and off again, and
+the plain FastAPI baseline (one thread, then two).
+
+This machine's speed drifts by 10-20% within minutes, so the app's configurations alternate
+(on, off, on, off: each half the duration) and their halves are averaged, and the ceiling that
+the goal is checked against is the median of its three measurements; the best of the three is
+reported beside it.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from bench.workloads import build_workload
 CLIENTS = 32
 BATCH_OFF = [{"name": "ImageEmbedder",
               "user_config": {"max_batch_size": 1, "batch_wait_timeout_s": 0.0}}]
-TARGETS = {"app_vs_two_core_ceiling": 0.85, "app_vs_two_thread_ceiling": 0.85,
-           "batching_on_vs_off": 1.5}
+# The issue's goals. The ceiling of two one-thread processes is reported beside them: stricter,
+# since that layout keeps both cores busier than one two-thread process does.
+TARGETS = {"app_vs_two_thread_ceiling": 0.85, "batching_on_vs_off": 1.5}
+CEILING_BATCHES = 16  # of 16 images: 15-30 s a measurement here
 
 
 def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
@@ -32,31 +39,38 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
     workload = build_workload("image-embedding", {"seed": 0})
     spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s, warmup_s=10.0)
     ceilings = [_ceilings()]
+    half = LoadSpec(concurrency=CLIENTS, duration_s=duration_s / 2, warmup_s=10.0)
     with running_app("clip") as app:
+        batch_on = [{"name": "ImageEmbedder",
+                     "user_config": app.config["applications"][0]["args"]["vision"]["batching"]}]
         before_cpu, busy = cpu_accounting.snapshot(), cpu_accounting.machine_busy()
-        suite.run("app-batching-on", app, workload, spec)
+        suite.run("app-batching-on-1", app, workload, half)
         suite.extra["cpu_during_app_batching_on"] = cpu_accounting.usage(
             before_cpu, cpu_accounting.snapshot(), busy, cpu_accounting.machine_busy())
-        suite.run("app-batching-off", redeploy(app, BATCH_OFF), workload, spec)
+        for label, overrides in (("off-1", BATCH_OFF), ("on-2", batch_on), ("off-2", BATCH_OFF)):
+            suite.run(f"app-batching-{label}", redeploy(app, overrides), workload, half)
     ceilings.append(_ceilings())
     for threads in (1, 2):
         with running_baseline(threads=threads) as baseline:
             suite.run(f"baseline-{threads}-thread", baseline, workload, spec)
     ceilings.append(_ceilings())
-    # Measured before, between and after the servers; on a shared machine the best of the
-    # three is the closest to the machine's own ceiling, and the strictest to compare with.
-    ceiling = {name: max((c[name] for c in ceilings), key=lambda m: m["images_per_s"])
-               for name in ceilings[0]}
     suite.extra["ceiling_measurements"] = ceilings
-    return suite.finish(*summarize(suite, ceiling))
+    return suite.finish(*summarize(suite, _pick(ceilings, 1), _pick(ceilings, 2)))
+
+
+def _pick(ceilings: list[dict[str, Any]], rank: int) -> dict[str, Any]:
+    """Per configuration, the measurement of that rank by images/s (1: median of 3, 2: best)."""
+    return {name: sorted((c[name] for c in ceilings), key=lambda m: m["images_per_s"])[rank]
+            for name in ceilings[0]}
 
 
 def _ceilings() -> dict[str, Any]:
     """One process with 1 and with 2 threads, and two 1-thread processes at once (the layout
     of the app's two replicas; two threads in one process collapse when the cores are busy)."""
-    measured = {"1_thread": measure_in_subprocess(1), "2_thread": measure_in_subprocess(2),
-                "2_processes": measure_processes(2),
-                "1_thread_batch_1": measure_in_subprocess(1, batch=1, batches=64)}
+    measured = {"1_thread": measure_in_subprocess(1, batches=CEILING_BATCHES),
+                "2_thread": measure_in_subprocess(2, batches=CEILING_BATCHES),
+                "2_processes": measure_processes(2, batches=CEILING_BATCHES),
+                "1_thread_batch_1": measure_in_subprocess(1, batch=1, batches=96)}
     load = uptime()
     return {name: {**m, "uptime": load} for name, m in measured.items()}
 
@@ -65,7 +79,7 @@ def _cpu_lines(cpu: dict[str, Any]) -> list[str]:
     if not cpu.get("cpu_seconds_by_process"):
         return []
     busy = cpu["machine_busy_fraction"]
-    lines = ["", f"Where the CPU went during app-batching-on ({cpu['machine_cpu_seconds']:.0f} "
+    lines = ["", f"Where the CPU went during app-batching-on-1 ({cpu['machine_cpu_seconds']:.0f} "
              f"CPU-seconds of wall time on all cores, {100 * busy:.0f}% busy; processes of "
              "other users of the machine included):", "",
              "| process | CPU s |", "|---|---:|"]
@@ -79,17 +93,23 @@ def _goal(name: str, met: dict[str, bool]) -> str:
     return f">= {TARGETS[name]}: {'met' if met[name] else 'NOT met'}"
 
 
-def summarize(suite: Suite, ceiling: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def summarize(suite: Suite, ceiling: dict[str, Any],
+              best: dict[str, Any]) -> tuple[dict[str, Any], str]:
     images = {label: overall(r)["item_throughput"] for label, r in suite.runs.items()}
+    on = _mean(images, "app-batching-on")
+    off = _mean(images, "app-batching-off")
     one = ceiling["1_thread"]["images_per_s"]
-    # Both cores: the better of one 2-thread process and two 1-thread processes.
-    two = max(ceiling["2_thread"]["images_per_s"], ceiling["2_processes"]["images_per_s"])
-    on = images["app-batching-on"]
+
+    def both_cores(c: dict[str, Any]) -> float:  # the better layout of the two cores
+        return max(c["2_thread"]["images_per_s"], c["2_processes"]["images_per_s"])
+
     ratios = {
-        "app_vs_two_core_ceiling": ratio(on, two),
         "app_vs_two_thread_ceiling": ratio(on, ceiling["2_thread"]["images_per_s"]),
+        "app_vs_two_thread_ceiling_best": ratio(on, best["2_thread"]["images_per_s"]),
+        "app_vs_two_core_ceiling": ratio(on, both_cores(ceiling)),
+        "app_vs_two_core_ceiling_best": ratio(on, both_cores(best)),
         "app_vs_one_thread_ceiling": ratio(on, one),
-        "batching_on_vs_off": ratio(on, images["app-batching-off"]),
+        "batching_on_vs_off": ratio(on, off),
         "app_vs_baseline_1_thread": ratio(on, images["baseline-1-thread"]),
         "app_vs_baseline_2_thread": ratio(on, images["baseline-2-thread"]),
         "baseline_1_thread_vs_one_thread_ceiling": ratio(images["baseline-1-thread"], one),
@@ -97,22 +117,39 @@ def summarize(suite: Suite, ceiling: dict[str, Any]) -> tuple[dict[str, Any], st
     }
     met = {name: ratios[name] is not None and ratios[name] >= goal
            for name, goal in TARGETS.items()}
+    lines = ["| configuration (32 clients) | images/s | e2e p50 s | e2e p95 s | e2e p99 s | "
+             "mean batch |", "|---|---:|---:|---:|---:|---:|",
+             *_ceiling_rows(ceiling, best), *_run_rows(suite, images),
+             f"| app, batching on (mean of both halves) | {on:.2f} | | | | |",
+             f"| app, batching off (mean of both halves) | {off:.2f} | | | | |", "",
+             "| ratio | value | goal |", "|---|---:|---:|"]
+    lines += [f"| {name} | {fmt(value)} | {_goal(name, met)} |" for name, value in ratios.items()]
+    lines += _cpu_lines(suite.extra.get("cpu_during_app_batching_on") or {})
+    return {"images_per_s": {**images, "app-batching-on": on, "app-batching-off": off},
+            "ratios": ratios, "goals": TARGETS, "goals_met": met, "ceiling": ceiling,
+            "ceiling_best": best}, "\n".join(lines) + "\n"
+
+
+def _mean(images: dict[str, float], prefix: str) -> float:
+    halves = [value for label, value in images.items() if label.startswith(prefix)]
+    return sum(halves) / len(halves)
+
+
+def _ceiling_rows(ceiling: dict[str, Any], best: dict[str, Any]) -> list[str]:
     names = {"1_thread_batch_1": "1 process, 1 thread, batch 1",
              "1_thread": "1 process, 1 thread, batch 16",
              "2_thread": "1 process, 2 threads, batch 16",
              "2_processes": "2 processes, 1 thread each, batch 16"}
-    rows = [f"| offline: {names[key]} (best of 3) | "
+    return [f"| offline: {names[key]} (median of 3; best {best[key]['images_per_s']:.2f}) | "
             f"{ceiling[key]['images_per_s']:.2f} | - | - | - | - |" for key in names]
+
+
+def _run_rows(suite: Suite, images: dict[str, float]) -> list[str]:
+    rows = []
     for label, report in suite.runs.items():
         batch = report["server"].get("summary", {}).get("batch_size", {})
         mean_batch = batch.get("ImageEmbedder/embed_image")
         rows.append(f"| {label} | {images[label]:.2f} | {fmt(quantile(report, 'e2e', 'p50'))} | "
                     f"{fmt(quantile(report, 'e2e', 'p95'))} | "
                     f"{fmt(quantile(report, 'e2e', 'p99'))} | {fmt(mean_batch)} |")
-    lines = ["| configuration (32 clients) | images/s | e2e p50 s | e2e p95 s | e2e p99 s | "
-             "mean batch |", "|---|---:|---:|---:|---:|---:|", *rows, "",
-             "| ratio | value | goal |", "|---|---:|---:|"]
-    lines += [f"| {name} | {fmt(value)} | {_goal(name, met)} |" for name, value in ratios.items()]
-    lines += _cpu_lines(suite.extra.get("cpu_during_app_batching_on") or {})
-    return {"images_per_s": images, "ratios": ratios, "goals": TARGETS, "goals_met": met,
-            "ceiling": ceiling}, "\n".join(lines) + "\n"
+    return rows
