@@ -35,6 +35,11 @@ def chat(openai_client, i: int):
         messages=[{"role": "user", "content": f"Count to {i + 2}."}])
 
 
+def embed(openai_client, i: int):
+    return openai_client.embeddings.create(model="clip-vit-b-32-image",
+                                           input=b64(png_image((30 * i, 10, 90))))
+
+
 def assert_batched(before: dict, after: dict, requests: int) -> None:
     served = after["items"] - before["items"]
     model_calls = after["model_calls"] - before["model_calls"]
@@ -52,8 +57,7 @@ def test_concurrent_chat_is_batched(openai_client):
 
 def test_concurrent_image_embeddings_are_batched(openai_client):
     before = calls("ImageEmbedder", "embed_image")
-    concurrently(lambda i: openai_client.embeddings.create(
-        model="clip-vit-b-32-image", input=b64(png_image((20 * i, 100, 50)))))
+    concurrently(lambda i: embed(openai_client, i))
     assert_batched(before, calls("ImageEmbedder", "embed_image"), CONCURRENCY)
 
 
@@ -71,37 +75,24 @@ def test_seeded_request_is_unaffected_by_its_batch(openai_client):
     assert together[0].choices[0].message.content == alone
 
 
-def test_batch_size_changes_live_through_reconfigure(openai_client, ray_cluster):
-    pid_before = stats("TextGenerator")["pid"]
+# @serve.batch (text) and the vision batcher are both reconfigured through user_config.
+@pytest.mark.parametrize("deployment, method, group, send", [
+    ("TextGenerator", "generate", "text", chat),
+    ("ImageEmbedder", "embed_image", "vision", embed)])
+def test_batch_size_changes_live_through_reconfigure(openai_client, ray_cluster, deployment,
+                                                     method, group, send):
+    pid_before = stats(deployment)["pid"]
     small = {"max_batch_size": 2, "batch_wait_timeout_s": 0.2}
     try:
-        deploy(ray_cluster, [{"name": "TextGenerator", "user_config": small}])
-        before = calls("TextGenerator", "generate")
-        concurrently(lambda i: chat(openai_client, i), 6)
-        after = calls("TextGenerator", "generate")
+        deploy(ray_cluster, [{"name": deployment, "user_config": small}])
+        before = calls(deployment, method)
+        concurrently(lambda i: send(openai_client, i), 6)
+        after = calls(deployment, method)
         new_calls = after["model_calls"] - before["model_calls"]
         assert after["items"] - before["items"] == 6
         assert max(after["recent_batches"][-new_calls:]) <= 2
         assert 2 in after["recent_batches"][-new_calls:]
-        assert stats("TextGenerator")["pid"] == pid_before  # reconfigured, not restarted
+        assert stats(deployment)["pid"] == pid_before  # reconfigured, not restarted
     finally:
-        default = TEST_ARGS["text"]["batching"]
-        deploy(ray_cluster, [{"name": "TextGenerator", "user_config": default}])
-
-
-def test_vision_batch_size_changes_live_through_reconfigure(openai_client, ray_cluster):
-    pid_before = stats("ImageEmbedder")["pid"]
-    small = {"max_batch_size": 2, "batch_wait_timeout_s": 0.2}
-    try:
-        deploy(ray_cluster, [{"name": "ImageEmbedder", "user_config": small}])
-        before = calls("ImageEmbedder", "embed_image")
-        concurrently(lambda i: openai_client.embeddings.create(
-            model="clip-vit-b-32-image", input=b64(png_image((30 * i, 10, 90)))), 6)
-        after = calls("ImageEmbedder", "embed_image")
-        new_calls = after["model_calls"] - before["model_calls"]
-        assert after["items"] - before["items"] == 6
-        assert max(after["recent_batches"][-new_calls:]) <= 2
-        assert stats("ImageEmbedder")["pid"] == pid_before
-    finally:
-        default = TEST_ARGS["vision"]["batching"]
-        deploy(ray_cluster, [{"name": "ImageEmbedder", "user_config": default}])
+        default = TEST_ARGS[group]["batching"]
+        deploy(ray_cluster, [{"name": deployment, "user_config": default}])
