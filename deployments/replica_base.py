@@ -15,7 +15,8 @@ R = TypeVar("R")
 
 
 class BatchedReplica:
-    """Mixin for deployments whose model calls go through `@serve.batch` methods.
+    """Mixin for deployments whose model calls go through `@serve.batch` methods or
+    DynamicBatchers (deployments/batcher.py), named in `batched_methods`.
 
     Batching settings arrive through Serve's user_config, so `serve deploy` with new values
     calls `reconfigure` on the running replicas instead of restarting them.
