@@ -17,9 +17,13 @@ from tests.media import png_image
 
 
 @pytest.fixture(scope="module")
-def engine(model_dir):
-    checkpoint = model_path("clip-vit-b-32", model_dir) / "open_clip_model.safetensors"
-    return OpenClipEngine("ViT-B-32", str(checkpoint))
+def checkpoint(model_dir) -> str:
+    return str(model_path("clip-vit-b-32", model_dir) / "open_clip_model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def engine(checkpoint):
+    return OpenClipEngine("ViT-B-32", checkpoint)
 
 
 def test_embeddings_are_unit_length_and_batch_invariant(engine):
@@ -46,9 +50,8 @@ def test_zero_shot_scores_are_a_distribution_favouring_the_closest_label():
     assert int(np.argmax(scores)) == 1
 
 
-def test_the_traced_image_tower_embeds_exactly_as_eager(engine, model_dir):
-    checkpoint = model_path("clip-vit-b-32", model_dir) / "open_clip_model.safetensors"
-    eager = OpenClipEngine("ViT-B-32", str(checkpoint), torchscript=False)
+def test_the_traced_image_tower_embeds_exactly_as_eager(engine, checkpoint):
+    eager = OpenClipEngine("ViT-B-32", checkpoint, torchscript=False)
     assert isinstance(engine.image_tower, torch.jit.ScriptModule)
     images = [decode_image_bytes(png_image((i * 60, 30, 200))) for i in range(3)]
     np.testing.assert_allclose(engine.embed_images(images), eager.embed_images(images),
