@@ -9,6 +9,8 @@ VENV_KEY := $(shell sha1sum pyproject.toml | cut -c1-12)
 VENV ?= $(MMSERVE_HOME)/venv-main-$(VENV_KEY)
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
+# proxy (Serve's Python proxy actor) or haproxy (Ray's high-throughput HAProxy ingress)
+INGRESS ?= proxy
 PYTEST_ARGS ?=
 # Replica groups with their own Python env (cluster/envs/NAME.toml); built once, cached.
 GROUP_ENVS ?= audio
@@ -54,7 +56,7 @@ system-deps:
 		$(SUDO) apt-get install -y -qq espeak-ng >/dev/null)
 
 serve: setup $(if $(findstring vllm,$(PROFILE)),setup-vllm)
-	$(PY) -m serve_app.launch --profile $(PROFILE)
+	$(PY) -m serve_app.launch --profile $(PROFILE) --ingress $(INGRESS)
 
 group-envs: venv
 	$(PY) cluster/group_env.py build $(GROUP_ENVS)

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 import yaml
 
+from serve_app.haproxy_ingress import uses_haproxy
 from serve_app.local_ray import SERVE_TUNING_ENV, LocalRay, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,12 +129,14 @@ def with_overrides(config: dict[str, Any], deployments: list[dict[str, Any]]) ->
 
 
 @contextmanager
-def running_app(profile: str, num_cpus: float = 2, model_dir: str | None = None):
-    """A LocalRay with the app deployed from `profile`; yields a Target, stops it all after."""
+def running_app(profile: str, num_cpus: float = 2, model_dir: str | None = None,
+                ingress: str = "proxy"):
+    """A LocalRay with the app deployed from `profile` behind `ingress` (one of INGRESSES);
+    yields a Target, stops it all after."""
     env = {"PYTHONPATH": str(REPO), **BENCH_RAY_ENV}
     if model_dir or os.environ.get("MMSERVE_MODEL_DIR"):
         env["MMSERVE_MODEL_DIR"] = model_dir or os.environ["MMSERVE_MODEL_DIR"]
-    cluster = LocalRay(num_cpus=num_cpus, env=env)
+    cluster = LocalRay(num_cpus=num_cpus, env=env, haproxy=uses_haproxy(ingress))
     cluster.start()
     try:
         config = serve_config(profile, cluster.http_port)

@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.load import LoadSpec
 from bench.slo import parse_duration, parse_slo
 from bench.workloads import NAMES, build_workload
+from serve_app.haproxy_ingress import INGRESSES
 
 RUNS_DIR = Path(__file__).resolve().parent / "results" / "runs"
 
@@ -30,6 +31,8 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
                        "profile name (cluster/profiles, bench/profiles), or 'baseline'")
     group.add_argument("--num-cpus", type=float, default=2,
                        help="logical CPUs of the Ray head started for --profile")
+    group.add_argument("--ingress", choices=INGRESSES, default="proxy",
+                       help="for --profile: Serve's Python proxy or its HAProxy ingress")
     group.add_argument("--baseline-threads", type=int, default=1)
     group.add_argument("--address", help="Ray cluster for the client actors (default: the "
                        "app's own, RAY_ADDRESS, or a local head started for the run)")
@@ -196,7 +199,7 @@ def _run_or_sweep(args: argparse.Namespace, command: str) -> int:
                "scrape_settle_s": args.scrape_settle, "quiet": args.quiet,
                "include_records": not args.no_records, "make_plots": not args.no_plots}
     with open_target(args.url, args.profile, args.metrics_url, args.num_cpus,
-                     args.baseline_threads) as target, \
+                     args.baseline_threads, args.ingress) as target, \
             ray_for_clients(target, args.address):
         if args.command == "sweep":
             from bench.sweep import run_sweep

@@ -69,13 +69,14 @@ def write_outputs(report: dict[str, Any], records: list, out: Path, name: str,
 
 @contextmanager
 def open_target(url: str | None, profile: str | None, metrics_urls: list[str],
-                num_cpus: float = 2, baseline_threads: int = 1) -> Iterator[Target]:
+                num_cpus: float = 2, baseline_threads: int = 1,
+                ingress: str = "proxy") -> Iterator[Target]:
     """The server to measure: a running one at `url`, or one started here from `profile`."""
     if profile == "baseline":
         with running_baseline(threads=baseline_threads) as target:
             yield target
     elif profile:
-        with running_app(profile, num_cpus=num_cpus) as target:
+        with running_app(profile, num_cpus=num_cpus, ingress=ingress) as target:
             yield target
     elif url:
         yield Target(url=url.rstrip("/"), kind="external", metrics_urls=list(metrics_urls))

@@ -2,6 +2,7 @@
 and `serve run` of a profile against it, in the foreground. Ctrl-C stops both, and only them.
 
     python -m serve_app.launch [--profile cpu | path/to/config.yaml] [--address HOST:PORT]
+                               [--ingress proxy | haproxy]
 
 With --address the app is deployed to that existing cluster instead of a new local one.
 """
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from serve_app.haproxy_ingress import INGRESSES, uses_haproxy
 from serve_app.local_ray import SERVE_TUNING_ENV, LocalRay, free_ports
 
 PROFILES = Path(__file__).resolve().parent.parent / "cluster" / "profiles"
@@ -36,12 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--address", default=None, help="deploy to this running Ray cluster")
     parser.add_argument("--num-cpus", type=float, default=os.cpu_count() or 2)
+    parser.add_argument("--ingress", choices=INGRESSES, default="proxy",
+                        help="HTTP in front of the app on a new local head: Serve's Python "
+                        "proxy, or HAProxy with direct ingress (Ray's high-throughput mode)")
     args = parser.parse_args(argv)
     config = profile_path(args.profile)
     cluster = None
     if args.address is None:
         cluster = LocalRay(num_cpus=args.num_cpus, ports={**free_ports(), **DEFAULT_PORTS},
-                           temp_dir="/tmp/ray-mmserve", env=dict(SERVE_TUNING_ENV))
+                           temp_dir="/tmp/ray-mmserve", env=dict(SERVE_TUNING_ENV),
+                           haproxy=uses_haproxy(args.ingress))
         cluster.start()
         print(f"Ray head {cluster.address}: dashboard http://127.0.0.1:8265, "
               f"Prometheus metrics http://127.0.0.1:8080/metrics", flush=True)

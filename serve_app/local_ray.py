@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serve_app.haproxy_ingress import haproxy_env, stop_haproxy
+
 # Services every node opens, then those only a head opens.
 NODE_PORT_NAMES = ("metrics", "node_manager", "object_manager", "dashboard_agent_listen",
                    "dashboard_agent_grpc", "runtime_env_agent")
@@ -67,6 +69,7 @@ class LocalRay:
     resources: dict[str, float] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     node_group: str | None = None
+    haproxy: bool = False  # Serve's HAProxy ingress (serve_app/haproxy_ingress.py)
     object_store_memory: int | None = None
     worker_ports: tuple[int, int] | None = None
     stop_grace_s: float = 10  # after SIGTERM, before SIGKILL (the GCS lingers ~30 s)
@@ -94,6 +97,9 @@ class LocalRay:
         env = {**os.environ, **auth_mode_env(), **self.env}
         if self.node_group:
             env["RAY_NODE_TYPE_NAME"] = self.node_group
+        if self.haproxy:
+            stats, metrics = free_ports(("haproxy_stats", "haproxy_metrics")).values()
+            env.update(haproxy_env(self.haproxy_dir, stats, metrics))
         # A log file, not a pipe: a detached node (cluster/local.py up) outlives this process.
         with open(self.start_log, "wb") as log:
             self.process = subprocess.Popen(self._command(), start_new_session=True, env=env,
@@ -104,6 +110,10 @@ class LocalRay:
     @property
     def start_log(self) -> Path:
         return Path(self.temp_dir) / START_LOG
+
+    @property
+    def haproxy_dir(self) -> str:
+        return str(Path(self.temp_dir) / "haproxy")
 
     def _command(self) -> list[str]:
         p = self.ports
@@ -162,6 +172,8 @@ class LocalRay:
         """Ends this node's whole process group, then removes its temp dir if it made it."""
         if self.process is not None:
             stop_process_group(self.process.pid, self.stop_grace_s, leader=self.process)
+        if self.haproxy and self.temp_dir:
+            stop_haproxy(self.haproxy_dir)  # it leaves the node's process group
         self.process = None
         if self._own_temp_dir and self.temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
