@@ -37,12 +37,19 @@ def machine_busy() -> tuple[float, float]:
     return (sum(values) - idle) / ticks, sum(values) / ticks
 
 
+def _without_task(title: str) -> str:
+    """'ray::ProxyActor.receive_asgi_messages' -> 'ray::ProxyActor'."""
+    return title.split(".", 1)[0] if title.startswith("ray::") else title
+
+
 def usage(before: dict, after: dict, busy_before: tuple[float, float],
           busy_after: tuple[float, float]) -> dict[str, object]:
-    """CPU seconds per process title between two snapshots, largest first."""
+    """CPU seconds per process title between two snapshots, largest first. Processes are
+    matched by pid: a Ray worker retitles itself with each task it runs."""
+    before_by_pid = {pid: seconds for (pid, _), seconds in before.items()}
     by_title: dict[str, float] = defaultdict(float)
-    for key, seconds in after.items():
-        by_title[key[1]] += seconds - before.get(key, 0.0)
+    for (pid, title), seconds in after.items():
+        by_title[_without_task(title)] += seconds - before_by_pid.get(pid, 0.0)
     top = sorted(by_title.items(), key=lambda item: -item[1])[:TOP]
     busy = busy_after[0] - busy_before[0]
     total = busy_after[1] - busy_before[1]
