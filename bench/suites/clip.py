@@ -2,9 +2,10 @@
 
 Side by side in one run: the offline batched throughput of the same model in one process
 (one and two threads, and two one-thread processes at once; batch 16; measured before,
-between and after the servers), the app on the `clip` profile (two one-thread replicas) with
-batching on, off (max_batch_size 1, applied live through user_config), on and off again, and
-the plain FastAPI baseline (one thread, then two).
+between and after the servers), the app on the `clip` profile (two one-thread replicas) behind
+Serve's HAProxy ingress with batching on, off (max_batch_size 1, applied live through
+user_config), on and off again, the same app behind Serve's default Python proxy with batching
+on, and the plain FastAPI baseline (one thread, then two).
 
 This machine's speed drifts by 10-20% within minutes, so the app's configurations alternate
 (on, off, on, off: each half the duration) and their halves are averaged, and the ceiling that
@@ -31,6 +32,7 @@ BATCH_OFF = [{"name": "ImageEmbedder",
 # The goals. The ceiling of two one-thread processes is reported beside them: stricter,
 # since that layout keeps both cores busier than one two-thread process does.
 TARGETS = {"app_vs_two_thread_ceiling": 0.85, "batching_on_vs_off": 1.5}
+PYTHON_PROXY_RUN = "app-python-proxy-batching-on"
 CEILING_BATCHES = 16  # of 16 images: 15-30 s a measurement here
 
 
@@ -40,7 +42,7 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
     spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s, warmup_s=10.0)
     ceilings = [_ceilings()]
     half = LoadSpec(concurrency=CLIENTS, duration_s=duration_s / 2, warmup_s=10.0)
-    with running_app("clip") as app:
+    with running_app("clip", ingress="haproxy") as app:
         batch_on = [{"name": "ImageEmbedder",
                      "user_config": app.config["applications"][0]["args"]["vision"]["batching"]}]
         before_cpu, busy = cpu_accounting.snapshot(), cpu_accounting.machine_busy()
@@ -49,6 +51,8 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
             before_cpu, cpu_accounting.snapshot(), busy, cpu_accounting.machine_busy())
         for label, overrides in (("off-1", BATCH_OFF), ("on-2", batch_on), ("off-2", BATCH_OFF)):
             suite.run(f"app-batching-{label}", redeploy(app, overrides), workload, half)
+    with running_app("clip") as app:
+        suite.run(PYTHON_PROXY_RUN, app, workload, spec)
     ceilings.append(_ceilings())
     for threads in (1, 2):
         with running_baseline(threads=threads) as baseline:
@@ -110,6 +114,7 @@ def summarize(suite: Suite, ceiling: dict[str, Any],
         "app_vs_two_core_ceiling_best": ratio(on, both_cores(best)),
         "app_vs_one_thread_ceiling": ratio(on, one),
         "batching_on_vs_off": ratio(on, off),
+        "haproxy_vs_python_proxy_ingress": ratio(on, images[PYTHON_PROXY_RUN]),
         "app_vs_baseline_1_thread": ratio(on, images["baseline-1-thread"]),
         "app_vs_baseline_2_thread": ratio(on, images["baseline-2-thread"]),
         "baseline_1_thread_vs_one_thread_ceiling": ratio(images["baseline-1-thread"], one),
