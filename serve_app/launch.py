@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="HTTP in front of the app on a new local head: Serve's Python "
                         "proxy, or HAProxy with direct ingress (Ray's high-throughput mode)")
     args = parser.parse_args(argv)
+    if args.address and uses_haproxy(args.ingress):
+        parser.error("--ingress haproxy configures the local head this starts; on a cluster of "
+                     "your own, set RAY_SERVE_ENABLE_HA_PROXY=1 on every node before ray start")
     config = profile_path(args.profile)
     cluster = None
     if args.address is None:

@@ -99,3 +99,11 @@ def _streamed_events(client: httpx.Client) -> list[str]:
                 events.append(line.removeprefix("data: "))
     assert json.loads(events[0])["choices"][0]["delta"]["role"] == "assistant"
     return events
+
+
+def test_launch_refuses_haproxy_for_a_cluster_it_does_not_start(capsys):
+    from serve_app.launch import main
+
+    with pytest.raises(SystemExit):
+        main(["--address", "127.0.0.1:1", "--ingress", "haproxy"])
+    assert "RAY_SERVE_ENABLE_HA_PROXY=1 on every node" in capsys.readouterr().err
