@@ -138,3 +138,10 @@ def test_audio_longer_than_30s(engine: FasterWhisperEngine, clips: list[bytes]) 
 def test_silence_gives_no_text(engine: FasterWhisperEngine) -> None:
     (result,) = engine.transcribe_batch([np.zeros(SAMPLE_RATE * 3, dtype=np.float32)])
     assert result.text == "" and result.segments == []
+
+
+def test_a_looping_decode_is_recognised_and_speech_is_not() -> None:
+    from deployments.engines.whisper import _looping
+
+    assert _looping([(0.0, 3.0, "1." + "0." * 100)])
+    assert not _looping([(0.0, 3.0, SENTENCES[0])])

@@ -33,13 +33,16 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.audio import decode_audio, pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import get_suppressed_tokens
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30
 TIME_PRECISION = 0.02  # seconds per timestamp token
 NO_SPEECH_THRESHOLD = 0.6  # same defaults as faster-whisper's transcribe()
 LOGPROB_THRESHOLD = -1.0
+# Whisper's mark of a degenerate, looping decode (e.g. "1.0.0.0..." on silence), which its
+# sequential transcribe() answers with a temperature fallback that this engine does not have.
+COMPRESSION_RATIO_THRESHOLD = 2.4
 
 
 class AudioDecodeError(ValueError):
@@ -229,7 +232,7 @@ class FasterWhisperEngine:
         ]
         spans = [span for span in spans if span[2]]
         silent = result.no_speech_prob > NO_SPEECH_THRESHOLD
-        if silent and (not spans or avg_logprob < LOGPROB_THRESHOLD):
+        if silent and (not spans or avg_logprob < LOGPROB_THRESHOLD or _looping(spans)):
             return []
         return spans
 
@@ -281,3 +284,8 @@ def _transcription(
         duration=duration,
         segments=segments,
     )
+
+
+def _looping(spans: list[tuple[float, float, str]]) -> bool:
+    text = " ".join(text for _, _, text in spans)
+    return get_compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD
