@@ -16,7 +16,8 @@ across requests:
    caller gave one;
 5. run `generate` once for all windows, each with its own language prompt;
 6. split each window's tokens into segments on timestamp tokens (0.02 s each, offset by the
-   window start) and drop windows that the model itself marks as silence.
+   window start) and drop windows that the model itself marks as silence, unless their text
+   is confident (avg logprob >= -1) and does not loop (compression ratio <= 2.4).
 
 Trade-offs versus sequential Whisper: no conditioning on previous text and no temperature
 fallback, and a word crossing a 30 s boundary may be cut in two. In exchange a batch costs
