@@ -16,6 +16,7 @@ from serve_app.haproxy_ingress import haproxy_env, haproxy_pids, uses_haproxy
 from serve_app.local_ray import LocalRay
 from tests.conftest import REPO, TEST_ARGS
 from tests.media import b64, png_image, speech_wav
+from tests.test_streaming import read_events
 
 CHAT = {"model": "smollm2-135m-instruct", "max_tokens": 8, "temperature": 0,
         "messages": [{"role": "user", "content": "Name a colour."}]}
@@ -73,7 +74,9 @@ def test_routes_answer_through_haproxy_and_its_process_ends_with_the_cluster(hap
         audio = client.post("/v1/audio/transcriptions", data={"model": "whisper-base"},
                             files={"file": ("a.wav", speech_wav(), "audio/wav")})
         assert "fox" in audio.json()["text"].lower()
-        assert _streamed_events(client)[-1] == "[DONE]"
+        events = read_events(client, {**CHAT, "stream": True})
+        assert json.loads(events[0])["choices"][0]["delta"]["role"] == "assistant"
+        assert events[-1] == "[DONE]"
         huge = {"model": "clip-vit-b-32", "input": "x" * (3 * 1024 * 1024)}
         too_big = client.post("/v1/embeddings", json=huge)
         assert too_big.status_code == 413 and too_big.json()["error"]["code"] == 413
@@ -89,21 +92,3 @@ def _wait_until_ready(client: httpx.Client, timeout_s: float = 60) -> None:
         assert time.monotonic() < deadline, "the app never became ready behind HAProxy"
         time.sleep(0.5)
 
-
-def _streamed_events(client: httpx.Client) -> list[str]:
-    events = []
-    with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as reply:
-        assert reply.headers["content-type"].startswith("text/event-stream")
-        for line in reply.iter_lines():
-            if line:
-                events.append(line.removeprefix("data: "))
-    assert json.loads(events[0])["choices"][0]["delta"]["role"] == "assistant"
-    return events
-
-
-def test_launch_refuses_haproxy_for_a_cluster_it_does_not_start(capsys):
-    from serve_app.launch import main
-
-    with pytest.raises(SystemExit):
-        main(["--address", "127.0.0.1:1", "--ingress", "haproxy"])
-    assert "RAY_SERVE_ENABLE_HA_PROXY=1 on every node" in capsys.readouterr().err
