@@ -74,8 +74,16 @@ class DeploymentSettings(_Strict):
     num_replicas: int = Field(1, ge=1)
     autoscaling: Autoscaling | None = None
     max_ongoing_requests: int = Field(32, ge=1)
-    max_queued_requests: int = Field(256, ge=-1)
+    max_queued_requests: int = Field(
+        256, ge=-1, description="requests waiting in routers beyond max_ongoing_requests; past "
+        "it the ingress answers 429 with a Retry-After from this group's drain rate")
     health_check_period_s: float = Field(10.0, gt=0)
+    health_check_timeout_s: float = Field(
+        30.0, gt=0, description="a replica whose event loop does not answer its health check "
+        "within this is replaced")
+    model_call_timeout_s: float = Field(
+        300.0, gt=0, description="a replica whose model thread is busy with one call for longer "
+        "fails its health check and is replaced")
     resources: Resources = Field(default_factory=Resources)
     batching: Batching = Field(default_factory=Batching)
 
@@ -85,6 +93,7 @@ class DeploymentSettings(_Strict):
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
             "health_check_period_s": self.health_check_period_s,
+            "health_check_timeout_s": self.health_check_timeout_s,
             "ray_actor_options": self.resources.ray_actor_options(),
             "user_config": self.batching.model_dump(),
         }
@@ -127,6 +136,9 @@ class TextSettings(DeploymentSettings):
     engine: TextEngineConfig = Field(default_factory=TextEngineConfig)
     default_max_tokens: int = Field(128, ge=1)
     max_tokens_limit: int = Field(1024, ge=1)
+    max_prompt_chars: int = Field(
+        32768, ge=1, description="characters of all messages together, checked at the ingress "
+        "before tokenizing; engine.max_prompt_tokens is checked after")
 
 
 class VisionEngineConfig(_Strict):
@@ -152,7 +164,13 @@ class VisionEngineConfig(_Strict):
 class VisionSettings(DeploymentSettings):
     engine: VisionEngineConfig = Field(default_factory=VisionEngineConfig)
     batching: Batching = Field(default_factory=lambda: Batching(max_batch_size=16))
-    max_labels: int = Field(64, ge=1)
+    max_inputs: int = Field(256, ge=1, description="inputs per embeddings request")
+    max_text_chars: int = Field(2048, ge=1, description="characters per text input")
+    max_image_pixels: int = Field(
+        16_777_216, ge=1, description="width x height, read from the image header before "
+        "decoding (4096 x 4096 by default)")
+    max_labels: int = Field(64, ge=1, description="zero-shot labels per pipeline request")
+    max_label_chars: int = Field(200, ge=1, description="characters per label")
 
 
 class AudioEngineConfig(_Strict):
@@ -171,9 +189,34 @@ class AudioSettings(DeploymentSettings):
     max_duration_s: float = Field(600.0, gt=0)
 
 
+class ApiKeys(_Strict):
+    """Where the ingress reads its API keys: never the keys themselves, so none sits in a profile.
+
+    `env` names an environment variable of the ingress's Ray node holding comma-separated keys;
+    `file` is a path on that node with one key per line. Keys from both are accepted. With no
+    key found the API is anonymous, which only a loopback bind (or allow_anonymous) permits.
+    """
+
+    env: str | None = "MMSERVE_API_KEYS"
+    file: str | None = None
+
+
 class IngressSettings(_Strict):
     max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024)
-    request_timeout_s: float = Field(120.0, gt=0)
+    max_json_depth: int = Field(32, ge=2, description="nesting of arrays and objects in a body")
+    request_timeout_s: float = Field(
+        120.0, gt=0, description="each request's deadline, carried through every stage into the "
+        "replicas; a client may shorten it with the X-Request-Timeout header (seconds)")
+    stream_idle_timeout_s: float = Field(
+        30.0, gt=0, description="a stream with no token for this long ends with an error event")
+    max_concurrent_requests: int = Field(
+        128, ge=1, description="requests one ingress replica works on at once; past it, 429")
+    retry_idempotent: bool = Field(
+        True, description="retry embeddings, transcriptions and pipeline perception once, "
+        "within the deadline, when their replica died")
+    api_keys: ApiKeys = Field(default_factory=ApiKeys)
+    allow_anonymous: bool = Field(
+        False, description="serve without API keys on a non-loopback HTTP bind (say it out loud)")
     max_ongoing_requests: int = Field(256, ge=1)
     num_cpus: float = Field(0.0, ge=0)
     num_replicas: int = Field(1, ge=1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 _TYPES = {
-    400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
+    400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+    405: "invalid_request_error",
     413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
     429: "rate_limit_error", 503: "service_unavailable", 504: "timeout",
 }
@@ -18,11 +19,13 @@ class ServeError(Exception):
     it into a JSON body. It survives Ray's exception wrapping because it pickles by args.
     """
 
-    def __init__(self, status: int, message: str, param: str | None = None) -> None:
-        super().__init__(status, message, param)
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 retry_after_s: int | None = None) -> None:
+        super().__init__(status, message, param, retry_after_s)
         self.status = status
         self.message = message
         self.param = param
+        self.retry_after_s = retry_after_s  # sent as Retry-After (429, 503)
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}"
@@ -30,3 +33,11 @@ class ServeError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": _TYPES.get(self.status, "api_error"),
                           "param": self.param, "code": self.status}}
+
+
+class DeadlineExceeded(ServeError):
+    """The request's deadline passed before its work could run: dropped, not computed."""
+
+    def __init__(self, what: str = "the request") -> None:
+        super().__init__(504, f"{what} did not finish before its deadline")
+        self.args = (what,)

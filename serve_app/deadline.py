@@ -1,0 +1,31 @@
+"""A request's deadline: an absolute wall-clock time that travels with the request.
+
+The ingress sets it once (its default timeout, or sooner if the client asks with
+X-Request-Timeout) and hands it to every stage; replicas on other processes or nodes compare it
+with their own clock, so clocks are assumed in sync (NTP), as in any cluster.
+"""
+
+from __future__ import annotations
+
+import time
+
+from serve_app.errors import DeadlineExceeded
+
+
+def deadline_after(seconds: float) -> float:
+    return time.time() + seconds
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left, never below 0; None when there is no deadline."""
+    return None if deadline is None else max(0.0, deadline - time.time())
+
+
+def expired(deadline: float | None) -> bool:
+    return deadline is not None and time.time() >= deadline
+
+
+def check(deadline: float | None, what: str = "the request") -> None:
+    """Raises DeadlineExceeded (a 504) once the deadline has passed."""
+    if expired(deadline):
+        raise DeadlineExceeded(what)
