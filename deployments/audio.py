@@ -8,9 +8,11 @@ from typing import Any
 
 from ray import serve
 
+from deployments.batcher import DynamicBatcher, run_valid_rows
 from deployments.engines import load_audio_engine
 from deployments.replica_base import BatchedReplica
 from serve_app.config import AudioSettings
+from serve_app.deadline import check
 from serve_app.errors import ServeError
 
 SAMPLE_RATE = 16000
@@ -18,37 +20,49 @@ SAMPLE_RATE = 16000
 
 @serve.deployment
 class SpeechTranscriber(BatchedReplica):
-    batched_methods = ("_transcribe_batch",)
+    batched_methods = ("transcribe_batches",)
 
     def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
-        super().__init__()
-        self.settings = AudioSettings.model_validate(settings)
+        super().__init__(AudioSettings.model_validate(settings))
         self.engine = load_audio_engine(self.settings.engine, model_dir)
+        self.transcribe_batches = DynamicBatcher(self._transcribe_batch,
+                                                 on_event=self.stats.count)
 
-    async def transcribe(self, audio: bytes, language: str | None = None) -> dict[str, Any]:
+    async def transcribe(self, audio: bytes, language: str | None = None,
+                         deadline: float | None = None) -> dict[str, Any]:
         """{text, language, language_probability, duration, segments[{id, start, end, text}]}"""
-        if language is not None and language not in self.engine.supported_languages:
-            raise ServeError(400, f"language {language!r} is not supported by this model",
-                             "language")
+        check(deadline, "the transcription")
+        self._check_language(language)
         samples = await asyncio.to_thread(self._decode, audio)
-        result = await self._transcribe_batch((samples, language))
+        result = await self.transcribe_batches((samples, language), deadline)
         return asdict(result)
 
     def _decode(self, audio: bytes):
-        from deployments.engines.whisper import AudioDecodeError, decode_audio_bytes
+        from deployments.engines.whisper import (
+            AudioDecodeError,
+            AudioTooLongError,
+            decode_audio_bytes,
+        )
 
-        try:
-            samples = decode_audio_bytes(audio, SAMPLE_RATE)
+        try:  # the duration is checked from the container, and while decoding
+            return decode_audio_bytes(audio, SAMPLE_RATE, self.settings.max_duration_s)
+        except AudioTooLongError as exc:
+            raise ServeError(413, str(exc), "file") from None
         except AudioDecodeError as exc:
             raise ServeError(422, str(exc), "file") from None
-        duration = len(samples) / SAMPLE_RATE
-        if duration > self.settings.max_duration_s:
-            raise ServeError(413, f"the audio lasts {duration:.0f} s; the limit is "
-                             f"{self.settings.max_duration_s:.0f} s", "file")
-        return samples
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    def _check_language(self, language: str | None) -> None:
+        if language is not None and language not in self.engine.supported_languages:
+            raise ServeError(400, f"language {language!r} is not supported by this model",
+                             "language")
+
     async def _transcribe_batch(self, items: list[tuple[Any, str | None]]) -> list:
+        # The language was checked on entry; checked again per row, so one bad row can never
+        # fail the engine's call for the whole batch.
+        return await run_valid_rows(items, lambda item: self._check_language(item[1]),
+                                    self._transcribe_valid)
+
+    async def _transcribe_valid(self, items: list[tuple[Any, str | None]]) -> list:
         audios = [samples for samples, _ in items]
         languages = [language for _, language in items]
         with self.stats.model_call("transcribe", len(items)):

@@ -48,7 +48,12 @@ class BatchStats:
 
     def snapshot(self) -> dict[str, Any]:
         """{"pid", "python": the replica's interpreter, "methods": {method: {model_calls,
-        items, model_seconds, recent_batches}}, "events": {name: count}}"""
+        items, model_seconds, recent_batches}}, "events": {name: count}}
+
+        Events: "deadline_dropped" and "cancelled" (work dropped before the model, or a text
+        row ended mid-decode because its caller left), "deadline_aborted" (a text row whose
+        deadline passed mid-decode), "batch_failed" (a batch that failed whole and was rerun
+        row by row), "stream_aborted" (a stream that ended before its completion)."""
         methods = {m: {"model_calls": self.calls[m], "items": self.items[m],
                        "model_seconds": round(self.seconds[m], 6),
                        "recent_batches": list(self.recent[m])} for m in self.calls}

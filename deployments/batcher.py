@@ -6,6 +6,12 @@ is formed only once the previous one has finished: it takes what queued meanwhil
 `max_batch_size`, at once if the oldest request has already waited `batch_wait_timeout_s`,
 otherwise after waiting out the rest of that window for more. One batch runs at a time, which
 is what a model that uses every core it was given wants.
+
+Each caller gets its own outcome. `run_batch` returns one result per item, and a result may be
+an Exception instance: that caller gets the exception, the others their results. When
+`run_batch` raises for the whole batch, each of its items is run again alone, so a row that
+breaks the engine fails only its own caller. An item whose caller went away (cancelled) or whose
+deadline passed while it queued is dropped when the batch forms: its work is never computed.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+from serve_app.deadline import expired
+from serve_app.errors import DeadlineExceeded
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,15 +34,20 @@ R = TypeVar("R")
 class _Waiting(Generic[T]):
     item: T
     future: asyncio.Future
+    deadline: float | None = None
     arrived: float = field(default_factory=time.monotonic)
 
 
 class DynamicBatcher(Generic[T, R]):
-    def __init__(self, run_batch: Callable[[list[T]], Awaitable[list[R]]],
-                 max_batch_size: int = 16, batch_wait_timeout_s: float = 0.02) -> None:
+    def __init__(self, run_batch: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
+                 max_batch_size: int = 16, batch_wait_timeout_s: float = 0.02,
+                 on_event: Callable[[str], None] | None = None) -> None:
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.batch_wait_timeout_s = batch_wait_timeout_s
+        # Told "deadline_dropped" and "cancelled" per item dropped before its batch, and
+        # "batch_failed" per batch that failed whole (its rows were then rerun alone).
+        self.on_event = on_event or (lambda _event: None)
         self._queue: deque[_Waiting[T]] = deque()
         self._arrival = asyncio.Event()
         self._worker: asyncio.Task | None = None
@@ -45,14 +59,18 @@ class DynamicBatcher(Generic[T, R]):
     def set_batch_wait_timeout_s(self, seconds: float) -> None:
         self.batch_wait_timeout_s = seconds
 
-    async def __call__(self, item: T) -> R:
-        """Queues one item and returns its result once its batch has run."""
+    async def __call__(self, item: T, deadline: float | None = None) -> R:
+        """Queues one item and returns its result once its batch has run.
+
+        `deadline` is absolute wall-clock time (serve_app/deadline.py); once it has passed,
+        the item is not put in a batch and this raises DeadlineExceeded.
+        """
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._run_forever())
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(item, future))
+        self._queue.append(_Waiting(item, future, deadline))
         self._arrival.set()
-        return await future
+        return await future  # cancelling the caller cancels the future: the item is dropped
 
     async def _run_forever(self) -> None:
         while True:
@@ -64,27 +82,81 @@ class DynamicBatcher(Generic[T, R]):
         while not self._queue:
             self._arrival.clear()
             await self._arrival.wait()
-        deadline = self._queue[0].arrived + self.batch_wait_timeout_s
-        while len(self._queue) < self.max_batch_size and (left := deadline - time.monotonic()) > 0:
+        closes_at = self._queue[0].arrived + self.batch_wait_timeout_s
+        while len(self._queue) < self.max_batch_size and (left := closes_at - time.monotonic()) > 0:
             self._arrival.clear()
             try:
                 await asyncio.wait_for(self._arrival.wait(), left)
             except TimeoutError:
                 break
         taken = [self._queue.popleft() for _ in range(min(self.max_batch_size, len(self._queue)))]
-        return [waiting for waiting in taken if not waiting.future.done()]  # done: cancelled
+        return [waiting for waiting in taken if self._still_wanted(waiting)]
+
+    def _still_wanted(self, waiting: _Waiting[T]) -> bool:
+        """False, after settling it, for an item whose deadline passed or whose caller left.
+
+        The deadline comes first: a caller that gave up at its deadline (the ingress cancels
+        its call then) is counted as a deadline drop, not as a client that went away."""
+        if expired(waiting.deadline):
+            _settle(waiting.future, error=DeadlineExceeded())
+            self.on_event("deadline_dropped")
+            return False
+        if waiting.future.done():  # cancelled: its caller went away
+            self.on_event("cancelled")
+            return False
+        return True
 
     async def _run(self, batch: list[_Waiting[T]]) -> None:
         try:
             results = await self.run_batch([waiting.item for waiting in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"a batch of {len(batch)} returned {len(results)} results")
-        except Exception as error:  # every caller of the batch gets the error, none hangs
-            for waiting in batch:
-                _settle(waiting.future, error=error)
+        except Exception as error:
+            if len(batch) == 1:  # alone, the item is the cause: only its caller fails
+                _settle(batch[0].future, error=error)
+                return
+            self.on_event("batch_failed")
+            for waiting in batch:  # each alone, so only the row that breaks the engine fails
+                if self._still_wanted(waiting):
+                    await self._run([waiting])
             return
         for waiting, result in zip(batch, results):
-            _settle(waiting.future, result=result)
+            if isinstance(result, Exception):
+                _settle(waiting.future, error=result)
+            else:
+                _settle(waiting.future, result=result)
+
+
+async def all_or_none(awaitables: Iterable[Awaitable[R]]) -> list[R]:
+    """The results of awaitables run together; when one fails (or the caller is cancelled) the
+    others are cancelled, so a request's remaining items leave the batcher's queue."""
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()  # a no-op for those already done
+
+
+async def run_valid_rows(
+    items: list[T], check: Callable[[T], None],
+    run: Callable[[list[T]], Awaitable[Sequence[R]]],
+) -> list[R | Exception]:
+    """`run` on the items `check` accepts; each item it rejects gets the error it raised,
+    so one bad row of a batch fails alone before the model sees the batch."""
+    results: list[Any] = [None] * len(items)
+    valid: list[int] = []
+    for index, item in enumerate(items):
+        try:
+            check(item)
+        except Exception as error:
+            results[index] = error
+        else:
+            valid.append(index)
+    if valid:
+        for index, result in zip(valid, await run([items[i] for i in valid]), strict=True):
+            results[index] = result
+    return results
 
 
 def _settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> None:

@@ -1,22 +1,46 @@
 """What every model deployment shares: readiness, batch statistics, live batching changes,
-and the one thread its model runs on."""
+the one thread its model runs on, and a health check that sees that thread stuck."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from deployments.batch_stats import BatchStats
-from serve_app.config import Batching
+from serve_app.config import Batching, DeploymentSettings
 
 R = TypeVar("R")
 
 
+class ModelThread(ThreadPoolExecutor):
+    """The one thread a replica's model runs on; it knows how long its current call has run."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="model")
+        self._call_started: float | None = None
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        return super().submit(self._timed, fn, *args, **kwargs)
+
+    def _timed(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        self._call_started = time.monotonic()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._call_started = None
+
+    def busy_for(self) -> float:
+        """Seconds the call running now has taken; 0 when the thread is idle."""
+        started = self._call_started
+        return 0.0 if started is None else time.monotonic() - started
+
+
 class BatchedReplica:
-    """Mixin for deployments whose model calls go through `@serve.batch` methods or
-    DynamicBatchers (deployments/batcher.py), named in `batched_methods`.
+    """Mixin for deployments whose model calls go through DynamicBatchers
+    (deployments/batcher.py), named in `batched_methods`.
 
     Batching settings arrive through Serve's user_config, so `serve deploy` with new values
     calls `reconfigure` on the running replicas instead of restarting them.
@@ -24,11 +48,12 @@ class BatchedReplica:
 
     batched_methods: tuple[str, ...] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, settings: DeploymentSettings) -> None:
+        self.settings = settings
         self.stats = BatchStats()
         # One thread for every model call: batches never time-slice one core between them,
         # and the allocator's arena and the caches stay warm (asyncio.to_thread hops threads).
-        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._model_thread = ModelThread()
 
     async def run_model(self, function: Callable[..., R], *args: Any) -> R:
         """`function(*args)` on the model thread, awaited without blocking the event loop."""
@@ -42,7 +67,21 @@ class BatchedReplica:
             method.set_max_batch_size(batching.max_batch_size)
             method.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
 
-    async def ready(self) -> bool:
+    async def check_health(self) -> None:
+        """Fails while the model thread is stuck in one call for over model_call_timeout_s.
+
+        Serve (2.60) runs a user-defined check_health on the replica's user-code event loop,
+        the one requests run on, so a blocked loop never answers it: the controller counts a
+        failure per health_check_timeout_s and replaces the replica after three in a row.
+        """
+        busy = self._model_thread.busy_for()
+        limit = self.settings.model_call_timeout_s
+        if busy > limit:
+            raise RuntimeError(f"the model thread has been in one call for {busy:.0f} s; "
+                               f"model_call_timeout_s is {limit:g} s")
+
+    async def ready(self, deadline: float | None = None) -> bool:
+        """True once the model has loaded (the ingress's readiness probe passes a deadline)."""
         return True
 
     def batch_stats(self) -> dict[str, Any]:

@@ -9,15 +9,18 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from deployments.batcher import DynamicBatcher
+from deployments.batcher import DynamicBatcher, all_or_none, run_valid_rows
 from deployments.engines import load_vision_engine
 from deployments.engines.open_clip_engine import (
     ImageDecodeError,
+    ImageTooLargeError,
     decode_image_bytes,
+    open_image,
     zero_shot_scores,
 )
 from deployments.replica_base import BatchedReplica
 from serve_app.config import VisionSettings
+from serve_app.deadline import check
 from serve_app.errors import ServeError
 
 _LABEL_CACHE_SIZE = 4096
@@ -28,34 +31,40 @@ class ImageEmbedder(BatchedReplica):
     batched_methods = ("image_batches", "text_batches")
 
     def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
-        super().__init__()
-        self.settings = VisionSettings.model_validate(settings)
+        super().__init__(VisionSettings.model_validate(settings))
         self.engine = load_vision_engine(self.settings.engine, model_dir)
         self._label_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.image_batches = DynamicBatcher(self._embed_image_batch)
-        self.text_batches = DynamicBatcher(self._embed_text_batch)
+        self.image_batches = DynamicBatcher(self._embed_image_batch, on_event=self.stats.count)
+        self.text_batches = DynamicBatcher(self._embed_text_batch, on_event=self.stats.count)
 
-    async def embed_images(self, images: list[bytes]) -> list[np.ndarray]:
-        decoded = await asyncio.to_thread(_decode_all, images)
-        return list(await asyncio.gather(*(self.image_batches(i) for i in decoded)))
+    async def embed_images(self, images: list[bytes],
+                           deadline: float | None = None) -> list[np.ndarray]:
+        check(deadline, "the embeddings")
+        decoded = await asyncio.to_thread(_decode_all, images, self.settings.max_image_pixels,
+                                          self.engine.input_side)
+        return await all_or_none(self.image_batches(image, deadline) for image in decoded)
 
-    async def embed_texts(self, texts: list[str]) -> list[np.ndarray]:
-        return list(await asyncio.gather(*(self.text_batches(t) for t in texts)))
+    async def embed_texts(self, texts: list[str],
+                          deadline: float | None = None) -> list[np.ndarray]:
+        check(deadline, "the embeddings")
+        return await all_or_none(self.text_batches(text, deadline) for text in texts)
 
-    async def classify(self, image: bytes, labels: list[str]) -> list[dict[str, Any]]:
+    async def classify(self, image: bytes, labels: list[str],
+                       deadline: float | None = None) -> list[dict[str, Any]]:
         """Labels with zero-shot probabilities, most likely first."""
-        if len(labels) > self.settings.max_labels:
-            raise ServeError(400, f"at most {self.settings.max_labels} labels", "labels")
-        image_vector, label_vectors = await asyncio.gather(
-            self.embed_images([image]), self._label_embeddings(labels)
-        )
+        _check_labels(labels, self.settings)
+        await asyncio.to_thread(_check_image_header, image, self.settings.max_image_pixels)
+        image_vector, label_vectors = await all_or_none(
+            [self.embed_images([image], deadline), self._label_embeddings(labels, deadline)])
         scores = zero_shot_scores(image_vector[0], np.stack(label_vectors))
         ranked = sorted(zip(labels, scores), key=lambda pair: -pair[1])
         return [{"label": label, "score": float(score)} for label, score in ranked]
 
-    async def _label_embeddings(self, labels: list[str]) -> list[np.ndarray]:
+    async def _label_embeddings(self, labels: list[str],
+                                deadline: float | None = None) -> list[np.ndarray]:
         missing = [label for label in dict.fromkeys(labels) if label not in self._label_vectors]
-        vectors = await self.embed_texts([f"a photo of a {label}." for label in missing])
+        vectors = await self.embed_texts([f"a photo of a {label}." for label in missing],
+                                         deadline)
         for label, vector in zip(missing, vectors):
             self._label_vectors[label] = vector
         while len(self._label_vectors) > _LABEL_CACHE_SIZE:
@@ -66,16 +75,53 @@ class ImageEmbedder(BatchedReplica):
         with self.stats.model_call("embed_image", len(images)):
             return list(await self.run_model(self.engine.embed_images, images))
 
-    async def _embed_text_batch(self, texts: list[str]) -> list[np.ndarray]:
+    async def _embed_text_batch(self, texts: list[str]) -> list[np.ndarray | Exception]:
+        return await run_valid_rows(texts, _check_text, self._embed_valid_texts)
+
+    async def _embed_valid_texts(self, texts: list[str]) -> list[np.ndarray]:
         with self.stats.model_call("embed_text", len(texts)):
             return list(await self.run_model(self.engine.embed_texts, texts))
 
 
-def _decode_all(images: list[bytes]) -> list:
-    decoded = []
+def _check_text(text: Any) -> None:
+    if not isinstance(text, str):
+        raise ServeError(400, f"a text input must be a string, not {type(text).__name__}",
+                         "input")
+
+
+def _check_labels(labels: list[str], settings: VisionSettings) -> None:
+    if len(labels) > settings.max_labels:
+        raise ServeError(400, f"labels: {len(labels)} labels; the limit is "
+                         f"{settings.max_labels}", "labels")
+    for index, label in enumerate(labels):
+        if len(label) > settings.max_label_chars:
+            raise ServeError(400, f"labels[{index}]: {len(label)} characters; the limit is "
+                             f"{settings.max_label_chars}", f"labels[{index}]")
+
+
+def _check_image_header(image: bytes, max_pixels: int) -> None:
+    """The pipeline's image: format and size from its header, before any label is embedded."""
+    try:
+        open_image(image, max_pixels)
+    except ImageTooLargeError as exc:
+        raise ServeError(413, f"image: {exc}", "image") from None
+    except ImageDecodeError as exc:
+        raise ServeError(422, f"image: {exc}", "image") from None
+
+
+def _decode_all(images: list[bytes], max_pixels: int, input_side: int | None) -> list:
+    """Every image's header is checked before any image's pixels are decoded; each is then
+    decoded and shrunk in turn, so one full-size image at most is in memory at a time."""
     for index, data in enumerate(images):
-        try:
-            decoded.append(decode_image_bytes(data))
-        except ImageDecodeError as exc:
-            raise ServeError(422, f"input {index}: {exc}", "input") from None
-    return decoded
+        _image_step(open_image, index, data, max_pixels)
+    return [_image_step(decode_image_bytes, index, data, max_pixels, input_side)
+            for index, data in enumerate(images)]
+
+
+def _image_step(step: Any, index: int, *args: Any) -> Any:
+    try:
+        return step(*args)
+    except ImageTooLargeError as exc:
+        raise ServeError(413, f"input {index}: {exc}", f"input[{index}]") from None
+    except ImageDecodeError as exc:
+        raise ServeError(422, f"input {index}: {exc}", f"input[{index}]") from None

@@ -12,9 +12,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
+from serve_app.config import IngressSettings
 from serve_app.errors import ServeError
 
 M = TypeVar("M", bound=BaseModel)
+DEFAULT_MAX_JSON_DEPTH: int = IngressSettings.model_fields["max_json_depth"].default
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -52,14 +54,37 @@ def require_media_type(request: Request, *accepted: str) -> None:
                          f"send {' or '.join(accepted)}")
 
 
-def parse_json(body: bytes, model: type[M]) -> M:
+def parse_json(body: bytes, model: type[M], max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> M:
+    """The body as `model`; a 400 for invalid JSON, a non-object, or nesting past max_depth."""
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:  # json's C parser recurses per level: ~1000 levels exhaust it
+        raise ServeError(400, f"the body is nested deeper than {max_depth} levels") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int of 4300+ digits
         raise ServeError(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise ServeError(400, "the body must be a JSON object")
+    if json_depth_exceeds(payload, max_depth):
+        raise ServeError(400, f"the body is nested deeper than {max_depth} levels")
     return validate(payload, model)
+
+
+def json_depth_exceeds(payload: Any, max_depth: int) -> bool:
+    """Whether arrays and objects nest deeper than max_depth (the top level is depth 1).
+
+    Walked one level at a time without recursion, so no depth json.loads accepts can
+    overflow Python's stack here.
+    """
+    level, depth = [payload], 1
+    while level:
+        if depth > max_depth:
+            return True
+        below: list[Any] = []
+        for value in level:
+            children = value.values() if type(value) is dict else value
+            below += [child for child in children if type(child) is dict or type(child) is list]
+        level, depth = below, depth + 1
+    return False
 
 
 def validate(payload: dict[str, Any], model: type[M]) -> M:
@@ -84,7 +109,7 @@ def decode_base64(data: str, field: str) -> bytes:
 
 
 def error_response(error: ServeError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status)
+    return JSONResponse(error.body(), status_code=error.status, headers=error.response_headers())
 
 
 def sse_event(payload: dict[str, Any] | str) -> str:

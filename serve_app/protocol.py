@@ -14,6 +14,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# The seeds every text engine takes: torch.Generator.manual_seed and vLLM accept any int64,
+# TensorRT-LLM an unsigned 64-bit one; a seed outside both is a 400, not a failed batch.
+MIN_SEED, MAX_SEED = 0, 2**63 - 1
+# The embeddings model name that selects CLIP's image tower: the served name plus this.
+IMAGE_MODEL_SUFFIX = "-image"
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -45,7 +51,7 @@ class ChatCompletionRequest(_Request):
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=MIN_SEED, le=MAX_SEED)
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=1)
     stream: bool = False
@@ -59,9 +65,9 @@ class ChatCompletionRequest(_Request):
         return value
 
     def stop_list(self) -> tuple[str, ...]:
-        if self.stop is None:
-            return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        """The stop strings; an empty one stops nothing, so it is left out."""
+        stops = [self.stop] if isinstance(self.stop, str) else self.stop or []
+        return tuple(stop for stop in stops if stop)
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -89,7 +95,7 @@ class PipelineRequest(_Request):
     stream: bool = False
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=MIN_SEED, le=MAX_SEED)
 
 
 def new_id(prefix: str) -> str:

@@ -1,13 +1,16 @@
-"""The vision batcher: batches form when the model is free, within the size cap, and every
-caller gets its own result, its batch's error, or nothing at all once it has gone away."""
+"""The batcher every modality uses: batches form when the model is free, within the size cap,
+and every caller gets its own result or its own error, or nothing at all once it has gone away
+or its deadline has passed."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from deployments.batcher import DynamicBatcher
+from deployments.batcher import DynamicBatcher, all_or_none, run_valid_rows
+from serve_app.errors import DeadlineExceeded, ServeError
 
 
 class SlowModel:
@@ -70,16 +73,79 @@ def test_batches_never_exceed_the_cap_and_the_cap_changes_live():
     assert run(scenario()) == [4, 4, 2, 1, 1, 1]
 
 
-def test_a_failed_batch_fails_each_of_its_callers_and_the_next_batch_still_runs():
+def test_a_batch_that_fails_whole_is_rerun_row_by_row_so_only_the_bad_row_fails():
     async def scenario():
-        model = SlowModel(fail_on=3)
-        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.05)
-        failed = await asyncio.gather(*(batcher(i) for i in range(4)), return_exceptions=True)
-        return failed, await batcher(10)
+        model, events = SlowModel(fail_on=3), []
+        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.05,
+                                 on_event=events.append)
+        outcomes = await asyncio.gather(*(batcher(i) for i in range(4)), return_exceptions=True)
+        return outcomes, model.batches, events, await batcher(10)
 
-    failed, after = run(scenario())
-    assert all(isinstance(r, ValueError) for r in failed)
+    outcomes, batches, events, after = run(scenario())
+    assert outcomes[:3] == [0, 2, 4]
+    assert isinstance(outcomes[3], ValueError) and "cannot embed 3" in str(outcomes[3])
+    assert batches == [[0, 1, 2, 3], [0], [1], [2], [3], [10]]  # each rerun alone, once
+    assert events == ["batch_failed"]
     assert after == 20
+
+
+def test_a_batch_of_one_that_fails_fails_only_its_caller_without_a_rerun():
+    async def scenario():
+        model = SlowModel(fail_on=5)
+        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.0)
+        with pytest.raises(ValueError):
+            await batcher(5)
+        return model.batches
+
+    assert run(scenario()) == [[5]]
+
+
+def test_an_exception_returned_for_one_item_goes_to_that_caller_alone():
+    async def halve_evens(items: list) -> list:
+        return [item // 2 if item % 2 == 0 else ServeError(400, f"{item} is odd")
+                for item in items]
+
+    async def scenario():
+        batcher = DynamicBatcher(halve_evens, max_batch_size=8, batch_wait_timeout_s=0.05)
+        return await asyncio.gather(*(batcher(i) for i in (2, 3, 4)), return_exceptions=True)
+
+    low, odd, high = run(scenario())
+    assert (low, high) == (1, 2)
+    assert isinstance(odd, ServeError) and odd.status == 400
+
+
+def test_an_item_whose_deadline_passed_while_queued_is_dropped_not_computed():
+    async def scenario():
+        model, events = SlowModel(seconds=0.3), []
+        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01,
+                                 on_event=events.append)
+        running = asyncio.ensure_future(batcher(0))
+        await asyncio.sleep(0.05)  # the first batch is running now
+        late = asyncio.ensure_future(batcher(1, deadline=time.time() + 0.1))
+        on_time = asyncio.ensure_future(batcher(2, deadline=time.time() + 30))
+        outcomes = await asyncio.gather(running, late, on_time, return_exceptions=True)
+        return outcomes, model.batches, events
+
+    (first, late, on_time), batches, events = run(scenario())
+    assert isinstance(late, DeadlineExceeded) and late.status == 504
+    assert (first, on_time) == (0, 4)
+    assert batches == [[0], [2]]
+    assert events == ["deadline_dropped"]
+
+
+def test_a_caller_that_gave_up_at_its_deadline_counts_as_a_deadline_drop():
+    async def scenario():
+        model, events = SlowModel(seconds=0.3), []
+        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01,
+                                 on_event=events.append)
+        running = asyncio.ensure_future(batcher(0))
+        await asyncio.sleep(0.05)
+        with pytest.raises(TimeoutError):  # as the ingress does: it stops waiting at the deadline
+            await asyncio.wait_for(batcher(1, deadline=time.time() + 0.1), 0.1)
+        await running
+        return model.batches, events
+
+    assert run(scenario()) == ([[0]], ["deadline_dropped"])
 
 
 def test_a_batch_returning_the_wrong_number_of_results_is_an_error():
@@ -95,8 +161,9 @@ def test_a_batch_returning_the_wrong_number_of_results_is_an_error():
 
 def test_a_caller_that_went_away_is_left_out_of_its_batch():
     async def scenario():
-        model = SlowModel(seconds=0.2)
-        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01)
+        model, events = SlowModel(seconds=0.2), []
+        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01,
+                                 on_event=events.append)
         running = asyncio.ensure_future(batcher(0))
         await asyncio.sleep(0.05)
         gone, stays = asyncio.ensure_future(batcher(1)), asyncio.ensure_future(batcher(2))
@@ -104,8 +171,49 @@ def test_a_caller_that_went_away_is_left_out_of_its_batch():
         gone.cancel()
         with pytest.raises(asyncio.CancelledError):
             await gone
-        return model.batches, await running, await stays
+        return model.batches, await running, await stays, events
 
-    batches, first, last = run(scenario())
+    batches, first, last, events = run(scenario())
     assert batches == [[0], [2]]
     assert (first, last) == (0, 4)
+    assert events == ["cancelled"]
+
+
+def test_when_one_item_of_a_request_fails_its_other_items_leave_the_queue():
+    async def scenario():
+        model, events = SlowModel(seconds=0.2), []
+        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01,
+                                 on_event=events.append)
+        running = asyncio.ensure_future(batcher(0))
+        await asyncio.sleep(0.05)
+
+        async def fails_soon():
+            await asyncio.sleep(0.01)
+            raise ServeError(422, "input 1 is not an image")
+
+        with pytest.raises(ServeError):
+            await all_or_none([batcher(1), fails_soon(), batcher(2)])
+        await running
+        await batcher(3)
+        return model.batches, events
+
+    batches, events = run(scenario())
+    assert batches == [[0], [3]]
+    assert events == ["cancelled"] * 2
+
+
+def test_rows_a_check_rejects_get_its_error_and_the_model_sees_only_the_rest():
+    seen = []
+
+    async def model(items: list) -> list:
+        seen.append(list(items))
+        return [item.upper() for item in items]
+
+    def must_be_text(item) -> None:
+        if not isinstance(item, str):
+            raise ServeError(400, "not text")
+
+    outcomes = run(run_valid_rows(["a", 7, "b"], must_be_text, model))
+    assert outcomes[0] == "A" and outcomes[2] == "B"
+    assert isinstance(outcomes[1], ServeError)
+    assert seen == [["a", "b"]]

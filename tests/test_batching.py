@@ -75,7 +75,7 @@ def test_seeded_request_is_unaffected_by_its_batch(openai_client):
     assert together[0].choices[0].message.content == alone
 
 
-# @serve.batch (text) and the vision batcher are both reconfigured through user_config.
+# Every modality's DynamicBatcher is reconfigured through user_config, without a restart.
 @pytest.mark.parametrize("deployment, method, group, send", [
     ("TextGenerator", "generate", "text", chat),
     ("ImageEmbedder", "embed_image", "vision", embed)])

@@ -37,6 +37,16 @@ def test_parse_json_errors_are_400_naming_the_field():
     with pytest.raises(ServeError, match="at most 4"):
         parse_json(b'{"model":"m","messages":[{"role":"user","content":"x"}],'
                    b'"stop":["a","b","c","d","e"]}', ChatCompletionRequest)
+    with pytest.raises(ServeError, match="not valid JSON") as error:  # json refuses 4300+ digits
+        parse_json(b'{"seed": ' + b"9" * 5000 + b"}", ChatCompletionRequest)
+    assert error.value.status == 400
+
+
+def test_empty_stop_strings_stop_nothing():
+    for stop in ("", ["", "END"]):
+        request = ChatCompletionRequest.model_validate(
+            {"model": "m", "stop": stop, "messages": [{"role": "user", "content": "x"}]})
+        assert request.stop_list() == (() if stop == "" else ("END",))
 
 
 def test_embedding_base64_round_trips_float32():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
 from deployments.engines.sampling import make_generator, sample_row
-from deployments.engines.text_base import SamplingParams
+from deployments.engines.text_base import Completion, RowControl, SamplingParams
 from deployments.engines.transformers_text import TransformersTextEngine
+from serve_app.errors import DeadlineExceeded, ServeError
 from serve_app.models import model_path
 
 GREEDY = SamplingParams(max_tokens=24, temperature=0)
@@ -67,6 +70,81 @@ def test_stream_stops_when_cancelled(engine, prompts):
     final = [d for d in stream if d.completion is not None][0]
     assert final.completion.finish_reason == "abort"
     assert final.completion.completion_tokens < 100
+
+
+class StopsAfter(RowControl):
+    """A row control that stops its row once it has decoded `tokens` tokens: the engine checks
+    it once before the batch starts, then once after each decode step."""
+
+    def __init__(self, tokens: int, reason: str) -> None:
+        super().__init__()
+        self.tokens, self.reason, self.checks = tokens, reason, 0
+
+    def stop_reason(self) -> str | None:
+        self.checks += 1
+        return self.reason if self.checks > self.tokens else None
+
+
+def test_a_bad_seed_fails_only_its_own_row(engine, prompts):
+    alone = [engine.generate_batch([p], [GREEDY])[0].text for p in prompts[:2]]
+    bad = SamplingParams(max_tokens=24, temperature=0.8, seed=2**80)
+    first, broken, second = engine.generate_batch([prompts[0], prompts[2], prompts[1]],
+                                                  [GREEDY, bad, GREEDY])
+    assert isinstance(broken, ServeError) and broken.status == 400 and broken.param == "seed"
+    assert [first.text, second.text] == alone
+
+
+def test_a_cancelled_row_ends_at_the_next_step_and_the_others_go_on(engine, prompts):
+    alone = engine.generate_batch([prompts[0]], [GREEDY])[0]
+    kept, cancelled = engine.generate_batch(
+        [prompts[0], prompts[1]], [GREEDY, SamplingParams(max_tokens=100, temperature=0)],
+        [RowControl(), StopsAfter(4, "abort")])
+    assert cancelled.finish_reason == "abort" and cancelled.completion_tokens == 4
+    assert kept.text == alone.text and kept.finish_reason == alone.finish_reason
+
+
+def test_a_row_past_its_deadline_mid_decode_fails_alone(engine, prompts):
+    alone = engine.generate_batch([prompts[0]], [GREEDY])[0]
+    kept, late = engine.generate_batch(
+        [prompts[0], prompts[1]], [GREEDY, SamplingParams(max_tokens=100, temperature=0)],
+        [RowControl(), StopsAfter(3, "deadline")])
+    assert isinstance(late, DeadlineExceeded) and late.status == 504
+    assert kept.text == alone.text
+
+
+def test_rows_already_gone_or_late_never_enter_the_batch(engine, prompts):
+    gone = RowControl()
+    gone.cancelled.set()
+    late = RowControl(deadline=time.time() - 1)
+    outcomes = engine.generate_batch(prompts[:2], [GREEDY, GREEDY], [gone, late])
+    assert isinstance(outcomes[0], Completion) and outcomes[0].finish_reason == "abort"
+    assert outcomes[0].completion_tokens == 0
+    assert isinstance(outcomes[1], DeadlineExceeded)
+
+
+def test_the_loop_ends_early_once_every_row_has_stopped(engine, prompts, monkeypatch):
+    forwards = []
+    real_forward = engine._forward
+    monkeypatch.setattr(engine, "_forward", lambda *a: forwards.append(1) or real_forward(*a))
+    long_ = SamplingParams(max_tokens=200, temperature=0)
+    outcomes = engine.generate_batch(prompts[:2], [long_, long_],
+                                     [StopsAfter(2, "abort"), StopsAfter(3, "abort")])
+    assert [c.completion_tokens for c in outcomes] == [2, 3]
+    assert len(forwards) == 3  # the prompt, then one per token but the last one's
+
+
+@pytest.mark.parametrize("seed", [2**64, -(2**63) - 1, 1.5, "7"])
+def test_a_seed_torch_cannot_take_is_a_400_naming_seed(seed):
+    with pytest.raises(ServeError) as error:
+        make_generator(SamplingParams(seed=seed))
+    assert (error.value.status, error.value.param) == (400, "seed")
+
+
+@pytest.mark.parametrize("temperature", [5e-324, 2.2e-311, 1e-6])
+def test_a_vanishing_temperature_is_greedy_not_nan(temperature):
+    logits = torch.tensor([0.1, 3.0, 0.2])
+    params = SamplingParams(temperature=temperature, seed=0)
+    assert sample_row(logits, params, make_generator(params)) == 1
 
 
 def test_top_p_keeps_only_the_nucleus():

@@ -7,17 +7,30 @@ import random
 import torch
 
 from deployments.engines.text_base import SamplingParams
+from serve_app.errors import ServeError
+
+# The seeds torch.Generator.manual_seed takes (a negative one wraps modulo 2**64).
+SEED_RANGE = range(-(2**63), 2**64)
+# Below this a temperature is greedy decoding (as in vLLM): dividing logits by 1e-311 gives
+# inf, and softmax of inf is NaN.
+GREEDY_BELOW_TEMPERATURE = 1e-5
 
 
 def make_generator(params: SamplingParams) -> torch.Generator:
-    """A private RNG per request, so a seeded request decodes the same way in any batch."""
+    """A private RNG per request, so a seeded request decodes the same way in any batch.
+
+    A seed torch rejects is a 400 for its own request, raised before any batch runs.
+    """
     seed = params.seed if params.seed is not None else random.getrandbits(63)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed not in SEED_RANGE:
+        raise ServeError(400, f"seed must be an integer from {SEED_RANGE.start} to "
+                         f"{SEED_RANGE.stop - 1}", "seed")
     return torch.Generator().manual_seed(seed)
 
 
 def sample_row(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
     """Next token id for one row of logits (shape [vocab])."""
-    if params.temperature <= 0:
+    if params.temperature < GREEDY_BELOW_TEMPERATURE:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits.float() / params.temperature, dim=-1)
     if params.top_p < 1.0:

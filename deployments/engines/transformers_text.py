@@ -9,7 +9,7 @@ Streaming is the same loop over a batch of one, emitting text as it becomes fina
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -17,7 +17,8 @@ import torch
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
 from deployments.engines.sampling import make_generator, sample_row
-from deployments.engines.text_base import Completion, SamplingParams, StreamDelta
+from deployments.engines.text_base import Completion, RowControl, SamplingParams, StreamDelta
+from serve_app.errors import DeadlineExceeded, ServeError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Left float32 by int8 quantization (Llama-family names): the MLP down-projection, whose input
@@ -32,13 +33,19 @@ class _Row:
     prompt_len: int
     params: SamplingParams
     generator: torch.Generator
+    control: RowControl
     tokens: list[int] = field(default_factory=list)
     text: str = ""
-    finish_reason: str | None = None
+    finish_reason: str | None = None  # "stop" | "length" | "abort" | "deadline"
+
+    def obey_control(self) -> None:
+        """Ends the row once its caller has gone away or its deadline has passed."""
+        if not self.finish_reason:
+            self.finish_reason = self.control.stop_reason()
 
 
 class TransformersTextEngine:
-    batches_itself = False  # the deployment batches it with @serve.batch
+    batches_itself = False  # the deployment batches it (deployments/batcher.py)
 
     def __init__(self, model_path: str, dtype: str = "float32", threads: int = 1,
                  quantization: str | None = None) -> None:
@@ -66,74 +73,76 @@ class TransformersTextEngine:
         return chat_token_ids(self.tokenizer, messages)
 
     def generate_batch(
-        self, prompts: list[list[int]], params: list[SamplingParams]
-    ) -> list[Completion]:
-        rows = self._decode(prompts, params)
-        return [self._completion(row) for row in rows]
+        self, prompts: list[list[int]], params: list[SamplingParams],
+        controls: list[RowControl] | None = None,
+    ) -> list[Completion | Exception]:
+        """Per row, its Completion or its own error: a bad seed fails before the batched
+        forward, a deadline passing mid-decode fails at the next step (DeadlineExceeded), and
+        a cancelled row ends with "abort" there while the others go on."""
+        controls = controls or [RowControl() for _ in prompts]
+        outcomes: list[Completion | Exception | None] = [None] * len(prompts)
+        rows: dict[int, _Row] = {}
+        for i, (prompt, sampling, control) in enumerate(
+                zip(prompts, params, controls, strict=True)):
+            try:
+                rows[i] = _Row(len(prompt), sampling, make_generator(sampling), control)
+            except ServeError as error:
+                outcomes[i] = error
+                continue
+            rows[i].obey_control()  # gone or late already: not worth a place in the batch
+        running = [i for i, row in rows.items() if not row.finish_reason]
+        if running:
+            for _ in self._decode_steps([prompts[i] for i in running], [rows[i] for i in running]):
+                pass
+        for i, row in rows.items():
+            outcomes[i] = self._outcome(row)
+        return outcomes
 
     def stream(
         self, prompt: list[int], params: SamplingParams, cancelled: threading.Event | None = None
     ) -> Iterator[StreamDelta]:
         """Yields text deltas; the last delta carries the finished Completion."""
+        row = _Row(len(prompt), params, make_generator(params),
+                   RowControl(cancelled or threading.Event()))
         emitted = 0
-        hold_back = max((len(s) for s in params.stop), default=1) - 1
-        pending: list[str] = []
-
-        def on_step(rows: list[_Row]) -> bool:
-            nonlocal emitted
-            row = rows[0]
+        hold_back = max((len(s) for s in params.stop if s), default=1) - 1
+        for _ in self._decode_steps([prompt], [row]):
             safe = len(row.text) if row.finish_reason else len(row.text) - hold_back
             while safe > emitted and row.text[safe - 1] == "\ufffd":  # incomplete UTF-8
                 safe -= 1
             if safe > emitted:
-                pending.append(row.text[emitted:safe])
+                yield StreamDelta(row.text[emitted:safe])
                 emitted = safe
-            return cancelled is not None and cancelled.is_set()
+        yield StreamDelta("", self._completion(row))
 
-        for delta_rows in self._decode_steps([prompt], [params], on_step):
-            while pending:
-                yield StreamDelta(pending.pop(0))
-            if delta_rows is not None:
-                yield StreamDelta("", self._completion(delta_rows[0]))
+    def _outcome(self, row: _Row) -> Completion | Exception:
+        if row.finish_reason == "deadline":
+            return DeadlineExceeded("the completion")
+        return self._completion(row)
 
     def _completion(self, row: _Row) -> Completion:
         return Completion(row.text, row.prompt_len, len(row.tokens), row.finish_reason or "length")
 
-    def _decode(self, prompts: list[list[int]], params: list[SamplingParams]) -> list[_Row]:
-        rows: list[_Row] = []
-        for final in self._decode_steps(prompts, params, lambda _rows: False):
-            if final is not None:
-                rows = final
-        return rows
-
-    def _decode_steps(
-        self,
-        prompts: list[list[int]],
-        params: list[SamplingParams],
-        on_step: Callable[[list[_Row]], bool],
-    ) -> Iterator[list[_Row] | None]:
-        """Runs the decode loop; yields None after each step and the rows once at the end."""
+    def _decode_steps(self, prompts: list[list[int]], rows: list[_Row]) -> Iterator[None]:
+        """Runs the decode loop over `rows`, updating them; yields after each step. It ends
+        when every row has finished: stopped, at its length, cancelled or past its deadline."""
         from transformers import DynamicCache
 
-        rows = [_Row(len(p), sp, make_generator(sp)) for p, sp in zip(prompts, params)]
         input_ids, mask = self._left_pad(prompts)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         with torch.inference_mode():
             logits = self._forward(input_ids, mask, positions, cache)
-            for _ in range(max(sp.max_tokens for sp in params)):
+            for _ in range(max(row.params.max_tokens for row in rows)):
                 next_ids = self._step(rows, logits)
-                aborted = on_step(rows)
-                yield None
-                if aborted:
-                    for row in rows:
-                        row.finish_reason = row.finish_reason or "abort"
+                for row in rows:
+                    row.obey_control()
+                yield
                 if all(row.finish_reason for row in rows):
                     break
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
                 positions = positions[:, -1:] + 1
                 logits = self._forward(next_ids, mask, positions, cache)
-        yield rows
 
     def _forward(self, ids, mask, positions, cache) -> torch.Tensor:
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
