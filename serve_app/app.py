@@ -41,6 +41,7 @@ def _ingress_options(config: AppConfig) -> dict[str, Any]:
     ingress = config.ingress
     options: dict[str, Any] = {"name": INGRESS,
                                "max_ongoing_requests": ingress.max_ongoing_requests,
+                               "max_queued_requests": ingress.max_queued_requests,
                                "ray_actor_options": {"num_cpus": ingress.num_cpus}}
     if ingress.autoscaling is not None:
         options["autoscaling_config"] = ingress.autoscaling.model_dump(exclude_none=True)

@@ -1,62 +1,151 @@
-"""Calling deployment handles with a deadline, mapping failures to client-facing errors."""
+"""Calling one replica group through its deployment handle: with the request's deadline, a retry
+of idempotent calls whose replica died, and every failure mapped to the error a client sees.
+
+    status  when
+    429     the group's queue is full (max_queued_requests): Retry-After from its drain rate
+    503     the replica died mid-request, or the group cannot take requests: Retry-After
+    504     the deadline passed first
+    500     a bug: an exception that is none of the above
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ray.exceptions import RayTaskError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.exceptions import (
+    ActorUnavailableError,
+    NodeDiedError,
+    RayActorError,
+    RayTaskError,
+    WorkerCrashedError,
+)
+from ray.serve.exceptions import (
+    BackPressureError,
+    DeploymentUnavailableError,
+    RayServeException,
+    ReplicaUnavailableError,
+)
 
+from serve_app.deadline import expired, remaining
 from serve_app.errors import ServeError
+from serve_app.group_load import GroupLoad
+
+# Serve notices a dead replica within a health-check period and starts another; a client that
+# comes back after this has a good chance of a live replica, even in a group of one.
+REPLICA_DIED_RETRY_AFTER_S = 5
+_REPLICA_GONE = (RayActorError, ActorUnavailableError, ReplicaUnavailableError, WorkerCrashedError,
+                 NodeDiedError)
 
 
-def as_serve_error(exc: BaseException, what: str) -> ServeError:
-    """The client-facing error behind a failed handle call."""
-    if isinstance(exc, ServeError):
-        return exc
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, ServeError):
-        return ServeError(cause.status, cause.message, cause.param)
-    if isinstance(exc, BackPressureError):
-        return ServeError(503, f"the {what} deployment is overloaded; retry later")
-    if isinstance(exc, DeploymentUnavailableError):
-        return ServeError(503, f"the {what} deployment is unavailable")
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return ServeError(504, f"the {what} deployment did not answer in time")
-    if isinstance(exc, RayTaskError):
-        return ServeError(500, f"the {what} deployment failed: {type(cause).__name__}")
-    return ServeError(500, f"the {what} deployment failed: {type(exc).__name__}")
+class ReplicaDied(ServeError):
+    """The replica serving the request died: safe to retry elsewhere if the call is idempotent."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(503, f"the {what} replica serving this request failed; retry",
+                         retry_after_s=REPLICA_DIED_RETRY_AFTER_S)
+        self.args = (what,)
 
 
-async def call(response: Any, what: str, timeout_s: float) -> Any:
-    """Awaits a DeploymentResponse; cancels it on timeout."""
-    try:
-        return await asyncio.wait_for(_await(response), timeout_s)
-    except asyncio.CancelledError:
-        response.cancel()
-        raise
-    except BaseException as exc:
-        if isinstance(exc, asyncio.TimeoutError):
+class ReplicaGroup:
+    """One deployment handle as the ingress uses it: `name` is what errors call it."""
+
+    def __init__(self, name: str, handle: Any) -> None:
+        self.name = name
+        self.handle = handle
+        self.load = GroupLoad()
+
+    async def call(self, method: str, *args: Any, deadline: float | None,
+                   idempotent: bool = False) -> Any:
+        """`handle.method.remote(*args, deadline)`, awaited until the deadline.
+
+        An idempotent call whose replica died is sent once more (Serve's router has dropped the
+        dead replica by then), if the deadline leaves time for it.
+        """
+        try:
+            return await self._call_once(method, args, deadline)
+        except ReplicaDied:
+            if not idempotent or expired(deadline):
+                raise
+            return await self._call_once(method, args, deadline)
+
+    async def _call_once(self, method: str, args: tuple, deadline: float | None) -> Any:
+        response = getattr(self.handle, method).remote(*args, deadline)
+        self.load.started()
+        try:
+            return await asyncio.wait_for(_awaited(response), remaining(deadline))
+        except asyncio.CancelledError:  # the client went away: so does the replica's work
             response.cancel()
-        raise as_serve_error(exc, what) from None
-
-
-async def _await(response: Any) -> Any:
-    return await response
-
-
-async def first_and_rest(stream: Any, what: str, timeout_s: float) -> tuple[Any, AsyncIterator]:
-    """Waits for a stream's first item, so errors before any output become HTTP statuses."""
-    iterator = stream.__aiter__()
-    try:
-        first = await asyncio.wait_for(iterator.__anext__(), timeout_s)
-    except StopAsyncIteration:
-        first = None
-    except BaseException as exc:
-        stream.cancel()
-        if isinstance(exc, asyncio.CancelledError):
             raise
-        raise as_serve_error(exc, what) from None
-    return first, iterator
+        except BaseException as exc:
+            if isinstance(exc, TimeoutError):
+                response.cancel()
+            raise self.error(exc) from None
+        finally:
+            self.load.finished()
+
+    async def open_stream(self, method: str, *args: Any,
+                          deadline: float | None) -> tuple[Any, AsyncIterator]:
+        """Starts a streaming call and waits (until the deadline) for its first item, so errors
+        before any output still become HTTP statuses. Returns (first item or None, the rest)."""
+        stream = getattr(self.handle.options(stream=True), method).remote(*args, deadline)
+        iterator = stream.__aiter__()
+        self.load.started()
+        try:
+            first = await asyncio.wait_for(anext(iterator, None), remaining(deadline))
+        except BaseException as exc:
+            stream.cancel()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise self.error(exc) from None
+        finally:
+            self.load.finished()
+        return first, _Cancellable(iterator, stream.cancel)
+
+    def error(self, exc: BaseException) -> ServeError:
+        """The client-facing error behind a failed call to this group."""
+        cause = getattr(exc, "cause", None)
+        if isinstance(exc, ServeError):
+            return exc
+        if isinstance(cause, ServeError):
+            return ServeError(cause.status, cause.message, cause.param, cause.retry_after_s)
+        if isinstance(exc, BackPressureError):
+            self.load.rejected()
+            return ServeError(429, f"the {self.name} group is at capacity; retry later",
+                              retry_after_s=self.load.retry_after_s())
+        if isinstance(exc, DeploymentUnavailableError):
+            return ServeError(503, f"the {self.name} group is unavailable",
+                              retry_after_s=REPLICA_DIED_RETRY_AFTER_S)
+        if _replica_gone(exc):
+            return ReplicaDied(self.name)
+        if isinstance(exc, TimeoutError):
+            return ServeError(504, f"the {self.name} group did not answer before the deadline")
+        name = type(cause if isinstance(exc, RayTaskError) and cause else exc).__name__
+        return ServeError(500, f"the {self.name} group failed: {name}")
+
+
+class _Cancellable:
+    """A stream's remaining items, with `cancel()` to stop the replica's work early."""
+
+    def __init__(self, iterator: AsyncIterator, cancel: Callable[[], None]) -> None:
+        self._iterator = iterator
+        self.cancel = cancel
+
+    def __aiter__(self) -> _Cancellable:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._iterator.__anext__()
+
+
+def _replica_gone(exc: BaseException) -> bool:
+    """A replica or its node died; Serve wraps an upstream death in RayServeException."""
+    for error in (exc, getattr(exc, "cause", None), exc.__cause__):
+        if isinstance(error, _REPLICA_GONE):
+            return True
+    return isinstance(exc, RayServeException) and "died" in str(exc)
+
+
+async def _awaited(response: Any) -> Any:
+    return await response

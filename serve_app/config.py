@@ -20,7 +20,8 @@ class _Strict(BaseModel):
 
 
 class Batching(_Strict):
-    """`@serve.batch` settings; changeable live through the deployment's user_config."""
+    """DynamicBatcher settings (deployments/batcher.py); changeable live through the
+    deployment's user_config."""
 
     max_batch_size: int = Field(8, ge=1, le=1024)
     batch_wait_timeout_s: float = Field(0.02, ge=0.0, le=10.0)
@@ -107,7 +108,7 @@ class DeploymentSettings(_Strict):
 class TextEngineConfig(_Strict):
     """The text engine and its arguments; each engine maps them in its own module.
 
-    transformers batches through the deployment (@serve.batch); vllm, tensorrt_llm and neuron
+    transformers batches through the deployment (its DynamicBatcher); vllm, tensorrt_llm and neuron
     (vLLM with the Neuron plugin) batch continuously inside the engine.
     """
 
@@ -203,7 +204,9 @@ class ApiKeys(_Strict):
 
 class IngressSettings(_Strict):
     max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024)
-    max_json_depth: int = Field(32, ge=2, description="nesting of arrays and objects in a body")
+    max_json_depth: int = Field(
+        32, ge=2, le=256, description="nesting of arrays and objects in a body (json.loads "
+        "itself stops near 1000 levels, at Python's recursion limit)")
     request_timeout_s: float = Field(
         120.0, gt=0, description="each request's deadline, carried through every stage into the "
         "replicas; a client may shorten it with the X-Request-Timeout header (seconds)")
@@ -217,7 +220,11 @@ class IngressSettings(_Strict):
     api_keys: ApiKeys = Field(default_factory=ApiKeys)
     allow_anonymous: bool = Field(
         False, description="serve without API keys on a non-loopback HTTP bind (say it out loud)")
-    max_ongoing_requests: int = Field(256, ge=1)
+    max_ongoing_requests: int = Field(
+        256, ge=1, description="Serve's cap per ingress replica; keep it above "
+        "max_concurrent_requests so that the excess gets the ingress's 429, not a queue")
+    max_queued_requests: int = Field(
+        128, ge=-1, description="requests Serve's proxy holds for the ingress; past it, 503")
     num_cpus: float = Field(0.0, ge=0)
     num_replicas: int = Field(1, ge=1)
     autoscaling: Autoscaling | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 _TYPES = {
@@ -20,12 +21,20 @@ class ServeError(Exception):
     """
 
     def __init__(self, status: int, message: str, param: str | None = None,
-                 retry_after_s: int | None = None) -> None:
-        super().__init__(status, message, param, retry_after_s)
+                 retry_after_s: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, message, param, retry_after_s, headers)
         self.status = status
         self.message = message
         self.param = param
         self.retry_after_s = retry_after_s  # sent as Retry-After (429, 503)
+        self.headers = dict(headers or {})  # extra response headers, e.g. WWW-Authenticate
+
+    def response_headers(self) -> dict[str, str]:
+        if self.retry_after_s is None:
+            return dict(self.headers)
+        # Retry-After is whole seconds; a computed wait of 0.4 s is still "wait a second".
+        return {**self.headers, "Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}"

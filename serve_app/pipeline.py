@@ -6,6 +6,8 @@ their results and the prompt become the LLM's messages; the answer comes back wh
     image ──> ImageEmbedder ──────┘
 
 Each stage is timed from here, so `timings` shows the overlap: total < audio + image + llm.
+Every stage gets the request's deadline; the perception stages are idempotent, so a stage whose
+replica died is retried once within it.
 """
 
 from __future__ import annotations
@@ -16,27 +18,28 @@ from typing import Any
 
 from deployments.engines.text_base import SamplingParams
 from serve_app import metrics
-from serve_app.calls import call, first_and_rest
+from serve_app.calls import ReplicaGroup
 from serve_app.errors import ServeError
 from serve_app.prompts import DEFAULT_LABELS, gather_perception, pipeline_messages
 from serve_app.protocol import PipelineRequest
+from serve_app.streams import next_item
 
 
 class MultimodalPipeline:
-    def __init__(self, text: Any, vision: Any, audio: Any, timeout_s: float,
-                 default_max_tokens: int) -> None:
+    def __init__(self, text: ReplicaGroup, vision: ReplicaGroup, audio: ReplicaGroup,
+                 default_max_tokens: int, retry_idempotent: bool = True) -> None:
         self.text, self.vision, self.audio = text, vision, audio
-        self.timeout_s = timeout_s
         self.default_max_tokens = default_max_tokens
+        self.retry_idempotent = retry_idempotent
 
-    async def run(self, request: PipelineRequest, audio: bytes | None,
-                  image: bytes | None) -> dict[str, Any]:
+    async def run(self, request: PipelineRequest, audio: bytes | None, image: bytes | None,
+                  deadline: float | None) -> dict[str, Any]:
         started = time.perf_counter()
-        perception = await self._perceive(request, audio, image)
+        perception = await self._perceive(request, audio, image, deadline)
         llm_started = time.perf_counter()
-        completion = await call(
-            self.text.generate.remote(self._messages(request, perception), self._params(request)),
-            "text", self.timeout_s)
+        completion = await self.text.call(
+            "generate", self._messages(request, perception), self._params(request),
+            deadline=deadline)
         timings = perception["timings"]
         timings["llm_s"] = _observe("llm", time.perf_counter() - llm_started)
         timings["total_s"] = time.perf_counter() - started
@@ -46,18 +49,20 @@ class MultimodalPipeline:
                           "completion_tokens": completion["completion_tokens"]},
                 "timings": timings}
 
-    async def stream(self, request: PipelineRequest, audio: bytes | None,
-                     image: bytes | None) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, request: PipelineRequest, audio: bytes | None, image: bytes | None,
+                     deadline: float | None, idle_timeout_s: float) -> AsyncIterator[dict]:
         """Events: one 'perception', then 'token's, then 'done' with timings and usage."""
         started = time.perf_counter()
-        perception = await self._perceive(request, audio, image)
+        perception = await self._perceive(request, audio, image, deadline)
         llm_started = time.perf_counter()
-        stream = self.text.options(stream=True).stream.remote(
-            self._messages(request, perception), self._params(request))
-        first, rest = await first_and_rest(stream, "text", self.timeout_s)
-        return self._events(perception, first, rest, started, llm_started)
+        first, rest = await self.text.open_stream(
+            "stream", self._messages(request, perception), self._params(request),
+            deadline=deadline)
+        return self._events(perception, first, rest, started, llm_started,
+                            deadline, idle_timeout_s)
 
-    async def _events(self, perception, first, rest, started, llm_started):
+    async def _events(self, perception, first, rest, started, llm_started, deadline,
+                      idle_timeout_s):
         yield {"type": "perception", **_public(perception)}
         timings = perception["timings"]
         item = first
@@ -74,28 +79,36 @@ class MultimodalPipeline:
                            "usage": {"prompt_tokens": completion["prompt_tokens"],
                                      "completion_tokens": completion["completion_tokens"]},
                            "timings": timings}
-                item = await anext(rest, None)
+                item = await next_item(rest, self.text, deadline, idle_timeout_s)
         finally:
-            if item is not None:  # the client went away: stop decoding for it
+            if item is not None:  # the client went away, or the stream failed: stop decoding
                 rest.cancel()
 
     async def _perceive(self, request: PipelineRequest, audio: bytes | None,
-                        image: bytes | None) -> dict[str, Any]:
+                        image: bytes | None, deadline: float | None) -> dict[str, Any]:
         """Runs the audio and image stages concurrently."""
         if audio is None and image is None and not request.prompt:
             raise ServeError(400, "give at least one of audio, image or prompt")
         stages = {}
         if audio is not None:
-            stages["audio"] = self._timed("audio", self.audio.transcribe.remote(audio), "audio")
+            stages["audio"] = self._timed("audio", self.audio, "transcribe", (audio, None),
+                                          deadline)
         if image is not None:
             labels = request.labels or DEFAULT_LABELS
-            stages["image"] = self._timed("image", self.vision.classify.remote(image, labels),
-                                          "vision")
+            stages["image"] = self._timed("image", self.vision, "classify", (image, labels),
+                                          deadline)
         return await gather_perception(stages)
 
-    async def _timed(self, stage: str, response: Any, what: str) -> tuple[Any, float]:
+    async def _timed(self, stage: str, group: ReplicaGroup, method: str, args: tuple,
+                     deadline: float | None) -> tuple[Any, float]:
         started = time.perf_counter()
-        value = await call(response, what, self.timeout_s)
+        try:
+            value = await group.call(method, *args, deadline=deadline,
+                                     idempotent=self.retry_idempotent)
+        except ServeError as error:
+            if error.param == "file":  # the transcriber's name for its upload: here, "audio"
+                error.param = "audio"
+            raise
         return value, _observe(stage, time.perf_counter() - started)
 
     def _messages(self, request: PipelineRequest, perception: dict[str, Any]) -> list[dict]:

@@ -17,8 +17,8 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True,
-                            "deployments": {"text": True, "vision": True, "audio": True}}
+    assert ready.json() == {"ready": True, "status": "ready",
+                            "deployments": {"text": "ready", "vision": "ready", "audio": "ready"}}
 
 
 def test_models_list(openai_client):

@@ -57,6 +57,7 @@ def test_unplaceable_deployment_pends_with_a_clear_status_while_the_rest_serves(
             assert chat.status_code == 200, chat.text
             ready = client.get("/readyz")
             assert ready.status_code == 503
-            assert ready.json()["deployments"] == {"text": True, "vision": True, "audio": False}
+            assert ready.json()["deployments"] == {"text": "ready", "vision": "ready",
+                                                   "audio": "down"}
     finally:
         deploy_and_wait(dashboard, mixed_app.config)

@@ -1,0 +1,127 @@
+"""ReplicaGroup: deadlines, the retry of idempotent calls whose replica died, and the error each
+failure becomes. The handle is a small fake: these are unit tests of the mapping, the live
+behaviour is proven in tests/test_replica_faults.py."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from ray.exceptions import ActorDiedError, RayTaskError
+from ray.serve.exceptions import BackPressureError
+
+from serve_app.calls import REPLICA_DIED_RETRY_AFTER_S, ReplicaGroup
+from serve_app.deadline import deadline_after
+from serve_app.errors import DeadlineExceeded, ServeError
+
+
+class FakeResponse:
+    def __init__(self, outcome):
+        self.outcome = outcome
+        self.cancelled = False
+
+    def cancel(self):
+        self.cancelled = True
+
+    def __await__(self):
+        return self._resolve().__await__()
+
+    async def _resolve(self):
+        if isinstance(self.outcome, float):
+            await asyncio.sleep(self.outcome)
+            return "late"
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+class FakeHandle:
+    """Each .method.remote(...) call takes the next outcome and records its arguments."""
+
+    def __init__(self, *outcomes):
+        self.outcomes = list(outcomes)
+        self.calls, self.responses = [], []
+
+    def __getattr__(self, method):
+        handle = self
+
+        class Method:
+            def remote(self, *args):
+                handle.calls.append((method, args))
+                response = FakeResponse(handle.outcomes.pop(0))
+                handle.responses.append(response)
+                return response
+
+        return Method()
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_the_deadline_travels_as_the_last_argument():
+    handle = FakeHandle("ok")
+    deadline = deadline_after(10)
+    assert run(ReplicaGroup("vision", handle).call("embed_texts", ["a"], deadline=deadline)) == "ok"
+    assert handle.calls == [("embed_texts", (["a"], deadline))]
+
+
+def test_a_passed_deadline_is_a_504_and_cancels_the_call():
+    handle = FakeHandle(5.0)
+    with pytest.raises(ServeError) as caught:
+        run(ReplicaGroup("text", handle).call("generate", deadline=deadline_after(0.05)))
+    assert caught.value.status == 504
+    assert handle.responses[0].cancelled
+
+
+def test_an_idempotent_call_is_retried_once_when_its_replica_died():
+    handle = FakeHandle(ActorDiedError(), "second try")
+    group = ReplicaGroup("vision", handle)
+    assert run(group.call("embed_texts", deadline=deadline_after(10), idempotent=True)) \
+        == "second try"
+    assert len(handle.calls) == 2
+
+
+def test_a_second_death_or_a_non_idempotent_call_gives_503_with_retry_after():
+    for handle, idempotent in ((FakeHandle(ActorDiedError(), ActorDiedError()), True),
+                               (FakeHandle(ActorDiedError()), False)):
+        with pytest.raises(ServeError) as caught:
+            run(ReplicaGroup("text", handle).call("generate", deadline=deadline_after(10),
+                                                  idempotent=idempotent))
+        assert caught.value.status == 503
+        assert caught.value.retry_after_s == REPLICA_DIED_RETRY_AFTER_S
+        assert len(handle.calls) == (2 if idempotent else 1)
+
+
+def test_no_retry_once_the_deadline_has_passed():
+    handle = FakeHandle(ActorDiedError(), "never")
+    deadline = time.time() - 1
+    with pytest.raises(ServeError) as caught:
+        run(ReplicaGroup("audio", handle)._call_once("transcribe", (), deadline))
+    assert caught.value.status in (503, 504)
+
+
+def test_backpressure_is_429_with_a_retry_after_from_the_drain_rate():
+    group = ReplicaGroup("audio", FakeHandle())
+    for _ in range(20):  # 20 completions in the 10 s window: 2 per second
+        group.load.started()
+        group.load.finished()
+    for _ in range(8):  # 8 in flight drain in 4 s
+        group.load.started()
+    error = group.error(BackPressureError(num_queued_requests=9, max_queued_requests=8))
+    assert (error.status, error.retry_after_s) == (429, 4)
+    assert group.load.overloaded()
+
+
+def test_a_client_error_raised_in_a_replica_keeps_its_status():
+    wrapped = RayTaskError("transcribe", "traceback", ServeError(422, "not audio", "file"))
+    error = ReplicaGroup("audio", FakeHandle()).error(wrapped)
+    assert (error.status, error.message, error.param) == (422, "not audio", "file")
+    dropped = ReplicaGroup("audio", FakeHandle()).error(DeadlineExceeded("transcription"))
+    assert dropped.status == 504
+
+
+def test_anything_else_is_a_500_that_names_only_the_type():
+    error = ReplicaGroup("text", FakeHandle()).error(RuntimeError("secret detail"))
+    assert error.status == 500 and "secret" not in error.message
