@@ -6,12 +6,15 @@
     python -m bench compare A.json B.json
     python -m bench suite clip|whisper|stacks        (the committed benchmarks in bench/results/)
     python -m bench ceiling --threads 2             (offline CLIP throughput, one process)
+    python -m bench fuzz --profile cpu --requests 10000   (generated requests; bench/results/fuzz)
+    python -m bench soak --profile cpu              (sweep, then 10 min at 80% with replica kills)
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -136,6 +139,10 @@ def parser() -> argparse.ArgumentParser:
     suite.add_argument("--out", type=Path, default=None)
     suite.add_argument("--duration", type=parse_duration, default=None,
                        help="measured seconds per configuration (default: the suite's)")
+    _add_fuzz(commands.add_parser("fuzz", help="generated requests of every kind against "
+                                  "the app; every answer must keep the error contract"))
+    _add_soak(commands.add_parser("soak", help="the mixed workload for a long time with "
+                                  "replicas killed; checks errors and memory growth"))
     ceiling = commands.add_parser("ceiling", help="offline batched CLIP throughput")
     ceiling.add_argument("--threads", type=int, default=1)
     ceiling.add_argument("--batch", type=int, default=16)
@@ -143,6 +150,67 @@ def parser() -> argparse.ArgumentParser:
     ceiling.add_argument("--barrier", default=None, help=argparse.SUPPRESS)
     ceiling.add_argument("--parties", type=int, default=1, help=argparse.SUPPRESS)
     return root
+
+
+def _add_app_target(parser: argparse.ArgumentParser) -> None:
+    """Where the app under fuzz or soak runs, and where Serve's view of its replicas is."""
+    group = parser.add_argument_group("app under test")
+    group.add_argument("--url", help="a running app, e.g. http://127.0.0.1:8000")
+    group.add_argument("--dashboard", help="with --url: its Ray dashboard, e.g. "
+                       "http://127.0.0.1:8265 (replicas are found and checked through it)")
+    group.add_argument("--app-name", default=None, help="with --url: the Serve application "
+                       "(default mmserve)")
+    group.add_argument("--profile", help="start the app here from this profile (see `run`)")
+    group.add_argument("--num-cpus", type=float, default=2,
+                       help="logical CPUs of the Ray head started for --profile")
+    group.add_argument("--ingress", choices=INGRESSES, default="proxy")
+    group.add_argument("--timeout", type=parse_duration, default=300.0,
+                       help="per request")
+    group.add_argument("--out", type=Path, default=None)
+    group.add_argument("--name", default=None)
+    group.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _add_fuzz(parser: argparse.ArgumentParser) -> None:
+    _add_app_target(parser)
+    group = parser.add_argument_group("fuzz")
+    group.add_argument("--requests", type=int, default=10_000)
+    group.add_argument("--concurrency", type=int, default=8)
+    group.add_argument("--seed", type=int, default=0, help="the same seed draws the same "
+                       "requests")
+    group.add_argument("--api-key", default=os.environ.get("MMSERVE_API_KEY"),
+                       help="sent as Authorization: Bearer (default $MMSERVE_API_KEY)")
+
+
+def _add_soak(parser: argparse.ArgumentParser) -> None:
+    _add_app_target(parser)
+    group = parser.add_argument_group("clients")
+    group.add_argument("--address", help="Ray cluster for the client actors (see `run`)")
+    _add_workload(parser)
+    parser.set_defaults(workload="mixed")
+    rate = parser.add_argument_group("rate: --rate, or a fraction of a sweep's best")
+    rate.add_argument("--rate", type=float, default=None, help="requests/s, used as given")
+    rate.add_argument("--sweep-result", type=Path, default=None,
+                      help="a sweep report (JSON) whose best rate under its SLO to take")
+    rate.add_argument("--sweep-rates", type=_floats, default=[0.5, 1, 1.5, 2, 3, 4],
+                      help="else: the rates of the sweep run first, in this command")
+    rate.add_argument("--sweep-duration", type=parse_duration, default=60.0)
+    rate.add_argument("--sweep-warmup", type=_seconds, default=10.0)
+    rate.add_argument("--slo", type=parse_slo, default=parse_slo("ttft=2s,e2e=30s"))
+    rate.add_argument("--attainment", type=float, default=0.9)
+    rate.add_argument("--load-fraction", type=float, default=0.8)
+    soak = parser.add_argument_group("soak")
+    soak.add_argument("--duration", type=parse_duration, default=600.0)
+    soak.add_argument("--kill-every", type=parse_duration, default=120.0)
+    soak.add_argument("--kill-window", type=parse_duration, default=45.0,
+                      help="after a kill, how long 503s (and 429s) are expected")
+    soak.add_argument("--rss-from", type=_seconds, default=120.0,
+                      help="when per-replica memory starts being compared")
+    soak.add_argument("--rss-warmup", type=_seconds, default=60.0,
+                      help="for a replica started during the soak: after its own start")
+    soak.add_argument("--rss-interval", type=parse_duration, default=5.0)
+    soak.add_argument("--min-rss-span", type=_seconds, default=60.0)
+    soak.add_argument("--max-rss-growth", type=float, default=0.05)
 
 
 def load_spec(args: argparse.Namespace) -> LoadSpec:
@@ -181,6 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench.ceiling import main as ceiling_main
 
         return ceiling_main(args)
+    if args.command == "fuzz":
+        from bench.fuzz import fuzz_main
+
+        return fuzz_main(args, command_line(argv))
+    if args.command == "soak":
+        from bench.soak import soak_main
+
+        return soak_main(args, command_line(argv))
     if args.command == "suite":
         from bench.suites import run_suite
 

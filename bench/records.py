@@ -21,6 +21,7 @@ class RequestRecord:
     token_times: list[float] = field(default_factory=list)  # arrival of each streamed token
     status: int = 0  # HTTP status; 0 when no response came (connection error, timeout)
     error: str | None = None
+    retry_after: str | None = None  # the Retry-After header of a 429 or 503
     request_bytes: int = 0
     response_bytes: int = 0
     prompt_tokens: int | None = None

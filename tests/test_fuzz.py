@@ -1,0 +1,84 @@
+"""Property-based fuzzing of every route with a fixed seed: whatever a client sends, the answer
+keeps the error contract (bench/fuzz_checks.py: no 5xx but 503/504, an OpenAI-shaped JSON error
+for every 4xx, a Retry-After with every 429/503, streams that end with [DONE]), no request breaks
+the connection, and every replica is still the same process afterwards, serving good requests.
+
+The strategies (bench/fuzz_strategies.py) draw schema-shaped bodies with values at and past
+every cap of the test app, wrong types, NaN, huge integers, lone surrogates, bad base64,
+hostile media, broken multipart, deep nesting, raw bytes, unknown routes and methods. The long
+run is `python -m bench fuzz`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.fuzz_checks import problems, send
+from bench.fuzz_strategies import (
+    FuzzRequest,
+    Limits,
+    chat_requests,
+    embedding_requests,
+    pipeline_requests,
+    raw_body_requests,
+    route_requests,
+    transcription_requests,
+    with_headers,
+)
+from bench.replica_kill import ReplicaView
+from serve_app.config import load_config
+from tests.conftest import APP_NAME, TEST_ARGS
+from tests.media import b64, png_image, speech_wav
+
+pytestmark = pytest.mark.integration
+LIMITS = Limits.from_config(load_config(TEST_ARGS))
+# Examples per family: enough to reach every branch of its strategy, few enough that the
+# whole file runs in a few minutes on two cores.
+FAMILIES: dict[str, tuple[st.SearchStrategy[FuzzRequest], int]] = {
+    "chat": (chat_requests(LIMITS), 150),
+    "embeddings": (embedding_requests(LIMITS), 120),
+    "transcriptions": (transcription_requests(LIMITS), 120),
+    "pipeline": (pipeline_requests(LIMITS), 100),
+    "routes-and-methods": (route_requests(), 100),
+    "raw-bodies": (raw_body_requests(LIMITS), 100),
+}
+FIXED_SEED = settings(derandomize=True, database=None, deadline=None, print_blob=False,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope="module")
+def replicas(ray_cluster, app_url) -> ReplicaView:
+    view = ReplicaView(ray_cluster.dashboard_url, APP_NAME)
+    view.wait_healthy()
+    return view
+
+
+def good_requests_succeed(client) -> None:
+    chat = {"model": "smollm2-135m-instruct", "max_tokens": 4, "temperature": 0,
+            "messages": [{"role": "user", "content": "Hi"}]}
+    assert client.post("/v1/chat/completions", json=chat).status_code == 200
+    image = {"model": "clip-vit-b-32-image", "input": b64(png_image())}
+    assert client.post("/v1/embeddings", json=image).status_code == 200
+    audio = client.post("/v1/audio/transcriptions", data={"model": "whisper-base"},
+                        files={"file": ("a.wav", speech_wav(), "audio/wav")})
+    assert audio.status_code == 200
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_fuzzed_requests_keep_the_error_contract(family, client, replicas):
+    strategy, examples = FAMILIES[family]
+    pids_before = replicas.pids()
+
+    @settings(FIXED_SEED, max_examples=examples)
+    @given(with_headers(strategy))
+    def answers_by_the_contract(request: FuzzRequest) -> None:
+        response = send(client, request)
+        found = problems(request, response)
+        assert not found, f"{found}\nrequest: {request.describe()}\n" \
+                          f"response: {response.status} {response.body[:300]!r}"
+
+    answers_by_the_contract()
+    assert replicas.pids() == pids_before, "a replica died or was replaced during the fuzz"
+    good_requests_succeed(client)
