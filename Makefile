@@ -11,6 +11,8 @@ PY := $(VENV)/bin/python
 PROFILE ?= cpu
 # proxy (Serve's Python proxy actor) or haproxy (Ray's high-throughput HAProxy ingress)
 INGRESS ?= proxy
+# More flags for `make serve`, e.g. SERVE_ARGS="--http-port 8001 --ray-port 6380 --temp-dir DIR"
+SERVE_ARGS ?=
 PYTEST_ARGS ?=
 # Replica groups with their own Python env (cluster/envs/NAME.toml); built once, cached.
 GROUP_ENVS ?= audio
@@ -56,7 +58,7 @@ system-deps:
 		$(SUDO) apt-get install -y -qq espeak-ng >/dev/null)
 
 serve: setup $(if $(findstring vllm,$(PROFILE)),setup-vllm)
-	$(PY) -m serve_app.launch --profile $(PROFILE) --ingress $(INGRESS)
+	$(PY) -m serve_app.launch --profile $(PROFILE) --ingress $(INGRESS) $(SERVE_ARGS)
 
 group-envs: venv
 	$(PY) cluster/group_env.py build $(GROUP_ENVS)

@@ -7,6 +7,7 @@ is stamped, so TTFT and inter-token latencies are measured at the client, as use
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -17,6 +18,13 @@ from bench.speech import word_error_rate
 from bench.workloads.base import CHAT, EMBEDDING, PIPELINE, TRANSCRIPTION, RequestSpec
 
 ERROR_TEXT_LIMIT = 300
+# The one key this client sends as a Bearer token (the server reads its keys from MMSERVE_API_KEYS).
+API_KEY_ENV = "MMSERVE_API_KEY"
+
+
+def auth_headers() -> dict[str, str]:
+    key = os.environ.get(API_KEY_ENV)
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def _body(spec: RequestSpec) -> tuple[Any, dict[str, str], int]:
@@ -42,10 +50,12 @@ async def send(session: aiohttp.ClientSession, base_url: str, spec: RequestSpec,
                            client=client)
     started = time.perf_counter()
     data, headers, record.request_bytes = _body(spec)
+    headers.update(auth_headers())
     try:
         async with session.post(base_url + spec.path, data=data, headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
             record.status = response.status
+            record.retry_after = response.headers.get("Retry-After")
             if spec.stream and response.status == 200:
                 await _read_events(response, spec, record, started)
             else:

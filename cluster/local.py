@@ -8,7 +8,9 @@ dir and process group, advertising its group's resources (accelerator_type:X, ne
     python cluster/local.py down      # stops exactly what `up` started (make cluster-down)
 
 `deploy` is `serve deploy cluster/profiles/mixed-local.yaml -a <this cluster's dashboard>`;
-any Serve CLI command works against the dashboard as on any Ray cluster.
+any Serve CLI command works against the dashboard as on any Ray cluster, given the Ray token
+every node runs with (serve_app/local_ray.py): RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH in its
+environment. `deploy` and `status` set them for themselves.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from serve_app.local_ray import (  # noqa: E402
     WORKER_PORT_SPAN,
     LocalRay,
     LocalRayWorker,
+    authorize_this_process,
+    ensure_ray_token,
     free_ports,
     stop_process_group,
 )
@@ -226,7 +230,9 @@ def up(spec_path: Path, state_path: Path) -> int:
           f"deploy:   serve deploy cluster/profiles/mixed-local.yaml{address}\n"
           f"      or: python cluster/local.py deploy [--profile NAME]\n"
           f"status:   python cluster/local.py status\n"
-          f"stop:     python cluster/local.py down")
+          f"stop:     python cluster/local.py down\n"
+          f"Ray token auth: other drivers need RAY_AUTH_MODE=token "
+          f"RAY_AUTH_TOKEN_PATH={ensure_ray_token()}")
     return 0
 
 
@@ -278,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return up(args.spec, args.state)
     if args.action == "down":
         return down(args.state)
+    authorize_this_process()  # the Serve CLI and the state API it runs carry the Ray token
     if args.action == "deploy":
         return deploy(args.state, args.profile)
     return status(args.state)

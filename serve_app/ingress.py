@@ -1,12 +1,16 @@
 """HTTP ingress: OpenAI-compatible routes and the pipeline, mapped onto deployment handles.
 
 Everything a client can get wrong becomes a JSON error with its status here or in a
-deployment (ServeError); nothing a client sends can take a replica down.
+deployment (ServeError); nothing a client sends can take a replica down. Every request but the
+health checks is authenticated (when keys are configured), admitted only while this replica
+has room (else 429), checked against the input caps before any model sees it, and given a
+deadline that travels with it into every replica it reaches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,14 +18,18 @@ from typing import Any
 from ray import serve
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from deployments.engines.text_base import SamplingParams
-from serve_app import metrics, protocol
-from serve_app.calls import call, first_and_rest
+from serve_app import limits, metrics, protocol
+from serve_app.auth import authenticate, check_exposure, load_api_keys, serve_http_host
+from serve_app.calls import ReplicaGroup
 from serve_app.config import AppConfig
+from serve_app.deadline import deadline_after
 from serve_app.errors import ServeError
+from serve_app.group_load import GroupLoad
 from serve_app.http import (
+    M,
     decode_base64,
     error_response,
     parse_json,
@@ -32,12 +40,15 @@ from serve_app.http import (
     sse_response,
 )
 from serve_app.pipeline import MultimodalPipeline
+from serve_app.streams import next_item
 from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
 
 Handler = Callable[[Request], Awaitable[Response]]
 JSON_TYPES = ("application/json",)
-IMAGE_MODEL_SUFFIX = "-image"
 READY_TIMEOUT_S = 5.0
+OPEN_ROUTES = ("/healthz", "/readyz")  # no key, no admission: probes must always get through
+TIMEOUT_HEADER = "x-request-timeout"
+logger = logging.getLogger("ray.serve")
 
 
 @serve.deployment
@@ -45,9 +56,15 @@ class Ingress:
     def __init__(self, config: dict[str, Any], text: Any, vision: Any, audio: Any) -> None:
         self.config = AppConfig.model_validate(config)
         self.limits = self.config.ingress
-        self.text, self.vision, self.audio = text, vision, audio
-        self.pipeline = MultimodalPipeline(text, vision, audio, self.limits.request_timeout_s,
-                                           self.config.text.default_max_tokens)
+        self.api_keys = load_api_keys(self.limits.api_keys)
+        check_exposure(serve_http_host(), self.api_keys, self.limits.allow_anonymous)
+        self.text = ReplicaGroup("text", text)
+        self.vision = ReplicaGroup("vision", vision)
+        self.audio = ReplicaGroup("audio", audio)
+        self.load = GroupLoad()  # this replica's own requests, for its admission and Retry-After
+        self.pipeline = MultimodalPipeline(self.text, self.vision, self.audio,
+                                           self.config.text.default_max_tokens,
+                                           self.limits.retry_idempotent)
         self.text_model = self.config.text.engine.served_model_name
         self.clip_model = self.config.vision.engine.served_model_name
         self.whisper_model = self.config.audio.engine.served_model_name
@@ -70,14 +87,56 @@ class Ingress:
         try:
             if handler is None:
                 raise self._no_route(request.method, path)
-            response = await handler(request)
+            if path in OPEN_ROUTES:
+                response = await handler(request)
+            else:
+                authenticate(request.headers.get("authorization"), self.api_keys)
+                response = await self._admitted(handler, request)
         except ServeError as error:
             response = error_response(error)
+        except Exception:  # a bug: still a JSON answer, and the replica serves on
+            logger.exception("unhandled error on %s %s", request.method, path)
+            response = error_response(ServeError(500, "internal error"))
         metrics.http_requests().inc(tags={"route": path if handler else "other",
                                           "status": str(response.status_code)})
         metrics.http_latency().observe(time.perf_counter() - started,
                                        tags={"route": path if handler else "other"})
         return response
+
+    async def _admitted(self, handler: Handler, request: Request) -> Response:
+        """Runs the handler if this replica has room, with the request's deadline set; a
+        streamed response holds its place until its last event is sent."""
+        if self.load.in_flight >= self.limits.max_concurrent_requests:
+            self.load.rejected()
+            raise ServeError(429, "the server is at capacity; retry later",
+                             retry_after_s=self.load.retry_after_s())
+        request.state.deadline = deadline_after(self._timeout_s(request))
+        self.load.started()
+        try:
+            response = await handler(request)
+        except BaseException:
+            self.load.finished()
+            raise
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = _finally(response.body_iterator, self.load.finished)
+        else:
+            self.load.finished()
+        return response
+
+    def _timeout_s(self, request: Request) -> float:
+        """The configured deadline, or sooner if the client asks (X-Request-Timeout: seconds)."""
+        default = self.limits.request_timeout_s
+        asked = request.headers.get(TIMEOUT_HEADER)
+        if asked is None:
+            return default
+        try:
+            seconds = float(asked)
+        except ValueError:
+            seconds = float("nan")
+        if not 0 < seconds < float("inf"):
+            raise ServeError(400, "X-Request-Timeout must be a positive number of seconds",
+                             "X-Request-Timeout")
+        return min(seconds, default)
 
     def _no_route(self, method: str, path: str) -> ServeError:
         if any(route_path == path for _, route_path in self.routes):
@@ -90,24 +149,30 @@ class Ingress:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        names = {"text": self.text, "vision": self.vision, "audio": self.audio}
-        checks = await asyncio.gather(*(self._is_ready(h) for h in names.values()))
-        states = dict(zip(names, checks))
-        ready = all(states.values())
-        return JSONResponse({"ready": ready, "deployments": states},
-                            status_code=200 if ready else 503)
+        """200 when every group answers; 429 when one is overloaded (its queue is full, or it
+        rejected work in the last seconds) and none is down; 503 when one is down."""
+        groups = (self.text, self.vision, self.audio)
+        states = dict(zip((g.name for g in groups),
+                          await asyncio.gather(*(self._state(g) for g in groups))))
+        status = next((s for s in ("down", "overloaded") if s in states.values()), "ready")
+        code = {"ready": 200, "overloaded": 429, "down": 503}[status]
+        headers = {"Retry-After": str(max(g.load.retry_after_s() for g in groups))} \
+            if status == "overloaded" else None
+        return JSONResponse({"ready": status == "ready", "status": status,
+                             "deployments": states}, status_code=code, headers=headers)
 
-    async def _is_ready(self, handle: Any) -> bool:
+    async def _state(self, group: ReplicaGroup) -> str:
         try:
-            return bool(await call(handle.ready.remote(), "ready", READY_TIMEOUT_S))
-        except ServeError:
-            return False
+            await group.call("ready", deadline=deadline_after(READY_TIMEOUT_S))
+        except ServeError as error:
+            return "overloaded" if error.status == 429 else "down"
+        return "overloaded" if group.load.overloaded() else "ready"
 
     # -- models -----------------------------------------------------------------------------
 
     def _models(self) -> dict[str, str]:
         return {self.text_model: "chat", self.clip_model: "text-embedding",
-                self.clip_model + IMAGE_MODEL_SUFFIX: "image-embedding",
+                self.clip_model + protocol.IMAGE_MODEL_SUFFIX: "image-embedding",
                 self.whisper_model: "transcription"}
 
     async def list_models(self, request: Request) -> Response:
@@ -126,38 +191,34 @@ class Ingress:
 
     async def chat_completions(self, request: Request) -> Response:
         require_media_type(request, *JSON_TYPES)
-        body = parse_json(await read_body(request, self.limits.max_body_bytes),
+        body = self._json(await read_body(request, self.limits.max_body_bytes),
                           protocol.ChatCompletionRequest)
         self._check_model(body.model, self.text_model)
+        limits.check_chat(body, self.config)
         params = self._sampling(body)
         messages = body.plain_messages()
         request_id = protocol.new_id("chatcmpl")
+        deadline = request.state.deadline
         if body.stream:
-            return await self._stream_chat(request_id, messages, params, body)
-        result = await call(self.text.generate.remote(messages, params), "text",
-                            self.limits.request_timeout_s)
+            return await self._stream_chat(request_id, messages, params, body, deadline)
+        result = await self.text.call("generate", messages, params, deadline=deadline)
         return JSONResponse(protocol.chat_completion(
             request_id, self.text_model, result["text"], result["finish_reason"],
             protocol.usage(result["prompt_tokens"], result["completion_tokens"])))
 
     def _sampling(self, body: protocol.ChatCompletionRequest) -> SamplingParams:
-        settings = self.config.text
-        max_tokens = body.requested_max_tokens() or settings.default_max_tokens
-        if max_tokens > settings.max_tokens_limit:
-            raise ServeError(400, f"max_tokens must be at most {settings.max_tokens_limit}",
-                             "max_tokens")
+        max_tokens = body.requested_max_tokens() or self.config.text.default_max_tokens
         return SamplingParams(max_tokens=max_tokens, temperature=body.temperature,
                               top_p=body.top_p, seed=body.seed, stop=body.stop_list())
 
     async def _stream_chat(self, request_id: str, messages: list[dict], params: SamplingParams,
-                           body: protocol.ChatCompletionRequest) -> Response:
-        stream = self.text.options(stream=True).stream.remote(messages, params)
-        first, rest = await first_and_rest(stream, "text", self.limits.request_timeout_s)
+                           body: protocol.ChatCompletionRequest, deadline: float) -> Response:
+        first, rest = await self.text.open_stream("stream", messages, params, deadline=deadline)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse_response(self._chat_events(request_id, first, rest, include_usage))
+        return sse_response(self._chat_events(request_id, first, rest, include_usage, deadline))
 
-    async def _chat_events(self, request_id: str, first: Any, rest: AsyncIterator,
-                           include_usage: bool) -> AsyncIterator[str]:
+    async def _chat_events(self, request_id: str, first: Any, rest: Any, include_usage: bool,
+                           deadline: float) -> AsyncIterator[str]:
         model = self.text_model
         yield sse_event(protocol.chat_chunk(request_id, model, {"role": "assistant",
                                                                 "content": ""}))
@@ -169,11 +230,12 @@ class Ingress:
                                                         {"content": item["text"]}))
                 else:
                     yield from_completion(request_id, model, item["completion"], include_usage)
-                item = await anext(rest, None)
+                item = await next_item(rest, self.text, deadline,
+                                       self.limits.stream_idle_timeout_s)
         except Exception as exc:  # the stream already started: report in-band, then end
-            yield sse_event({"error": ServeError(500, f"generation failed: {exc}").body()["error"]})
+            yield sse_event(_in_band(exc).body())
         finally:
-            if item is not None:  # the client went away: stop decoding for it
+            if item is not None:  # the client went away, or the stream failed: stop decoding
                 rest.cancel()
         yield sse_event("[DONE]")
 
@@ -181,17 +243,18 @@ class Ingress:
 
     async def embeddings(self, request: Request) -> Response:
         require_media_type(request, *JSON_TYPES)
-        body = parse_json(await read_body(request, self.limits.max_body_bytes),
+        body = self._json(await read_body(request, self.limits.max_body_bytes),
                           protocol.EmbeddingRequest)
-        image_model = self.clip_model + IMAGE_MODEL_SUFFIX
+        image_model = self.clip_model + protocol.IMAGE_MODEL_SUFFIX
         self._check_model(body.model, (self.clip_model, image_model))
+        limits.check_embeddings(body, self.config)
         inputs = body.inputs()
+        retry = {"deadline": request.state.deadline, "idempotent": self.limits.retry_idempotent}
         if body.model == image_model:
             images = [decode_base64(item, f"input[{i}]") for i, item in enumerate(inputs)]
-            response = self.vision.embed_images.remote(images)
+            vectors = await self.vision.call("embed_images", images, **retry)
         else:
-            response = self.vision.embed_texts.remote(inputs)
-        vectors = await call(response, "vision", self.limits.request_timeout_s)
+            vectors = await self.vision.call("embed_texts", inputs, **retry)
         if body.dimensions is not None and body.dimensions != len(vectors[0]):
             raise ServeError(400, f"{body.model} has {len(vectors[0])} dimensions", "dimensions")
         data = [{"object": "embedding", "index": i,
@@ -218,8 +281,9 @@ class Ingress:
         _check_audio_type(upload)
         language = form.get("language") or None
         audio = await upload.read()
-        result = await call(self.audio.transcribe.remote(audio, language), "audio",
-                            self.limits.request_timeout_s)
+        result = await self.audio.call("transcribe", audio, language,
+                                       deadline=request.state.deadline,
+                                       idempotent=self.limits.retry_idempotent)
         content, media_type = format_transcription(result, response_format)
         if media_type == "application/json":
             return JSONResponse(content)
@@ -229,17 +293,20 @@ class Ingress:
 
     async def run_pipeline(self, request: Request) -> Response:
         require_media_type(request, *JSON_TYPES)
-        body = parse_json(await read_body(request, self.limits.max_body_bytes),
+        body = self._json(await read_body(request, self.limits.max_body_bytes),
                           protocol.PipelineRequest)
+        limits.check_pipeline(body, self.config)
         audio = decode_base64(body.audio, "audio") if body.audio else None
         image = decode_base64(body.image, "image") if body.image else None
-        if body.max_tokens and body.max_tokens > self.config.text.max_tokens_limit:
-            raise ServeError(400, f"max_tokens must be at most "
-                             f"{self.config.text.max_tokens_limit}", "max_tokens")
+        deadline = request.state.deadline
         if body.stream:
-            events = await self.pipeline.stream(body, audio, image)
+            events = await self.pipeline.stream(body, audio, image, deadline,
+                                                self.limits.stream_idle_timeout_s)
             return sse_response(_sse_with_done(events))
-        return JSONResponse(await self.pipeline.run(body, audio, image))
+        return JSONResponse(await self.pipeline.run(body, audio, image, deadline))
+
+    def _json(self, body: bytes, model: type[M]) -> M:
+        return parse_json(body, model, self.limits.max_json_depth)
 
 
 def from_completion(request_id: str, model: str, completion: dict, include_usage: bool) -> str:
@@ -256,8 +323,20 @@ async def _sse_with_done(events: AsyncIterator[dict]) -> AsyncIterator[str]:
         async for event in events:
             yield sse_event(event)
     except Exception as exc:
-        yield sse_event({"type": "error", "message": str(exc)})
+        yield sse_event({"type": "error", **_in_band(exc).body()["error"]})
     yield sse_event("[DONE]")
+
+
+def _in_band(exc: Exception) -> ServeError:
+    return exc if isinstance(exc, ServeError) else ServeError(500, "the stream failed")
+
+
+async def _finally(iterator: AsyncIterator, done: Callable[[], None]) -> AsyncIterator:
+    try:
+        async for item in iterator:
+            yield item
+    finally:
+        done()
 
 
 async def _form(request: Request):

@@ -1,26 +1,53 @@
 """`make serve`: a local Ray head (dashboard on 127.0.0.1:8265, Prometheus metrics exported)
-and `serve run` of a profile against it, in the foreground. Ctrl-C stops both, and only them.
+and `serve run` of a profile against it, in the foreground. Ctrl-C, SIGTERM or SIGHUP (to this
+process or to its whole process group) stops both, and only them.
 
     python -m serve_app.launch [--profile cpu | path/to/config.yaml] [--address HOST:PORT]
-                               [--ingress proxy | haproxy]
+                               [--ingress proxy | haproxy] [--http-port N] [--ray-port N]
+                               [--dashboard-port N] [--metrics-port N] [--temp-dir DIR]
+    python -m serve_app.launch --print-ray-env   # exports for a driver of that head
 
 With --address the app is deployed to that existing cluster instead of a new local one.
+The local head binds 127.0.0.1 and runs with Ray's token auth (serve_app/local_ray.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from serve_app.auth import check_exposure, load_api_keys
+from serve_app.config import ConfigError, load_config
 from serve_app.haproxy_ingress import INGRESSES, uses_haproxy
-from serve_app.local_ray import SERVE_TUNING_ENV, LocalRay, free_ports
+from serve_app.local_ray import SERVE_TUNING_ENV, LocalRay, dies_with_this_thread, free_ports
 
 PROFILES = Path(__file__).resolve().parent.parent / "cluster" / "profiles"
 DEFAULT_PORTS = {"gcs": 6379, "dashboard": 8265, "metrics": 8080}
+DEFAULT_TEMP_DIR = "/tmp/ray-mmserve"
+APP_BUILDER = "serve_app.app:build_app"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+SERVE_RUN_STOP_S = 20  # `serve run` shuts the app down on SIGINT; then it is killed
+HEAD_ENV = {
+    **SERVE_TUNING_ENV,
+    # On SIGTERM `ray start` first drains its node (30 s by default) so that proxies elsewhere
+    # stop routing to it; this head is the whole cluster and its app is already shut down.
+    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "2",
+}
+
+
+class Stopped(BaseException):
+    """A stop signal arrived: unwinds to the cleanup, like KeyboardInterrupt, for any signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def profile_path(profile: str) -> Path:
@@ -33,7 +60,7 @@ def profile_path(profile: str) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m serve_app.launch")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--address", default=None, help="deploy to this running Ray cluster")
@@ -41,39 +68,106 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingress", choices=INGRESSES, default="proxy",
                         help="HTTP in front of the app on a new local head: Serve's Python "
                         "proxy, or HAProxy with direct ingress (Ray's high-throughput mode)")
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="instead of the profile's http_options.port")
+    parser.add_argument("--ray-port", type=int, default=DEFAULT_PORTS["gcs"])
+    parser.add_argument("--dashboard-port", type=int, default=DEFAULT_PORTS["dashboard"])
+    parser.add_argument("--metrics-port", type=int, default=DEFAULT_PORTS["metrics"])
+    parser.add_argument("--temp-dir", default=DEFAULT_TEMP_DIR, help="the local head's")
+    parser.add_argument("--print-ray-env", action="store_true",
+                        help="print the exports a driver (ray.init, serve CLI) of the local "
+                        "head needs, and exit")
     args = parser.parse_args(argv)
     if args.address and uses_haproxy(args.ingress):
         parser.error("--ingress haproxy configures the local head this starts; on a cluster of "
                      "your own, set RAY_SERVE_ENABLE_HA_PROXY=1 on every node before ray start")
-    config = profile_path(args.profile)
-    cluster = None
-    if args.address is None:
-        cluster = LocalRay(num_cpus=args.num_cpus, ports={**free_ports(), **DEFAULT_PORTS},
-                           temp_dir="/tmp/ray-mmserve", env=dict(SERVE_TUNING_ENV),
-                           haproxy=uses_haproxy(args.ingress))
-        cluster.start()
-        print(f"Ray head {cluster.address}: dashboard http://127.0.0.1:8265, "
-              f"Prometheus metrics http://127.0.0.1:8080/metrics", flush=True)
-    address = args.address or cluster.address
-    serve = Path(sys.executable).parent / "serve"
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _exit_on_signal)
-    runner = None
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    # First of all: a signal from here on unwinds to the cleanup below, never past it.
+    _catch_stop_signals()
+    cluster = runner = None
     try:
-        runner = subprocess.Popen([str(serve), "run", "--address", address, str(config)])
+        args = parse_args(argv)
+        if args.print_ray_env:
+            return _print_ray_env(args)
+        config_file = profile_path(args.profile)
+        config = yaml.safe_load(config_file.read_text()) or {}
+        if args.address is None:
+            refuse_anonymous_exposure(config)
+            cluster = _local_head(args)
+            cluster.start()
+            print(f"Ray head {cluster.address}: dashboard {cluster.dashboard_url}, "
+                  f"Prometheus metrics http://127.0.0.1:{args.metrics_port}/metrics; "
+                  f"Ray token auth: {_driver_hint(args)}", flush=True)
+        if args.http_port is not None:
+            config_file = _with_http_port(config, args.http_port, args.temp_dir)
+        runner = _serve_run(args.address or cluster.address, config_file,
+                            cluster.driver_env() if cluster else {})
         return runner.wait()
-    except KeyboardInterrupt:
-        return 130
+    except Stopped as stop:
+        return 128 + stop.signum
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let cleanup finish on a second Ctrl-C
+        _ignore_stop_signals()  # nothing may cut the cleanup short now
         _stop(runner)
         if cluster is not None:
             cluster.stop()
             print("Ray head stopped.", flush=True)
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+def _catch_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _on_stop_signal)
+
+
+def _ignore_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    # A second signal usually follows the first: `make` sends its children SIGTERM too when the
+    # group gets one. Ignoring the rest before unwinding keeps it from interrupting the cleanup.
+    _ignore_stop_signals()
+    raise Stopped(signum)
+
+
+def _local_head(args: argparse.Namespace) -> LocalRay:
+    ports = {**free_ports(), "gcs": args.ray_port, "dashboard": args.dashboard_port,
+             "metrics": args.metrics_port}
+    return LocalRay(num_cpus=args.num_cpus, ports=ports, temp_dir=args.temp_dir,
+                    env=dict(HEAD_ENV), haproxy=uses_haproxy(args.ingress),
+                    loopback_only=True, die_with_parent=True)
+
+
+def refuse_anonymous_exposure(config: dict) -> None:
+    """The check the ingress makes at start-up, made before anything starts: an app binding
+    HTTP beyond loopback needs API keys (from this environment, which the head inherits)."""
+    host = config.get("http_options", {}).get("host", "127.0.0.1")
+    for app in config.get("applications", []):
+        if app.get("import_path") != APP_BUILDER:
+            continue
+        try:
+            ingress = load_config(app.get("args")).ingress
+            check_exposure(host, load_api_keys(ingress.api_keys), ingress.allow_anonymous)
+        except ConfigError as error:
+            raise SystemExit(str(error)) from None
+
+
+def _with_http_port(config: dict, http_port: int, temp_dir: str) -> Path:
+    """A copy of the profile with another HTTP port, for `serve run`."""
+    config = {**config, "http_options": {**config.get("http_options", {}), "port": http_port}}
+    path = Path(temp_dir) / "serve-config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _serve_run(address: str, config_file: Path, env: dict[str, str]) -> subprocess.Popen:
+    serve = Path(sys.executable).parent / "serve"
+    return subprocess.Popen([str(serve), "run", "--address", address, str(config_file)],
+                            env={**os.environ, **env}, preexec_fn=dies_with_this_thread())
 
 
 def _stop(runner: subprocess.Popen | None) -> None:
@@ -82,9 +176,22 @@ def _stop(runner: subprocess.Popen | None) -> None:
         return
     runner.send_signal(signal.SIGINT)
     try:
-        runner.wait(timeout=30)
+        runner.wait(timeout=SERVE_RUN_STOP_S)
     except subprocess.TimeoutExpired:
         runner.kill()
+        runner.wait()
+
+
+def _driver_hint(args: argparse.Namespace) -> str:
+    port = "" if args.ray_port == DEFAULT_PORTS["gcs"] else f" --ray-port {args.ray_port}"
+    return f'for a driver, eval "$(python -m serve_app.launch --print-ray-env{port})"'
+
+
+def _print_ray_env(args: argparse.Namespace) -> int:
+    head = _local_head(args)
+    env = {**head.driver_env(), "RAY_ADDRESS": head.address}
+    print("\n".join(f"export {name}={shlex.quote(value)}" for name, value in env.items()))
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,12 +5,20 @@ test runs) started. `LocalRay` starts `ray start --head --block` in its own proc
 its own temp dir and ports, and stops exactly that group. `LocalRayWorker` is its counterpart
 for a worker node joining a head: `ray start --address=HEAD --block`, again with its own ports,
 temp dir and process group, advertising the resources of its node group.
+
+Every node runs with Ray's token auth (Ray 2.60: `RAY_AUTH_MODE=token`): its GCS, raylet,
+workers, agents and dashboard refuse a caller without the token, which is generated once into
+$MMSERVE_HOME/ray-auth-token (mode 0600) and reaches each process through RAY_AUTH_TOKEN_PATH,
+so ~/.ray/auth_token is never written. A `loopback_only` head (what `make serve` starts)
+also binds every Ray socket it can to 127.0.0.1; see `LOOPBACK_ONLY_ENV`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -18,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from serve_app.haproxy_ingress import haproxy_env, stop_haproxy
@@ -37,6 +47,17 @@ START_LOG = "ray-start.log"
 # replica or an autoscaling decision well within a health-check period.
 SERVE_TUNING_ENV = {"RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5"}
 STARTED = "Ray runtime started."  # what `ray start` prints once the node is up
+RAY_TOKEN_FILE = "ray-auth-token"
+# On Linux, Ray resolves `--node-ip-address 127.0.0.1` to the machine's routable address, and its
+# dashboard agent, runtime-env agent, client server and the metrics exporters (the agent's
+# --metrics-export-port, the dashboard's 44227, the autoscaler's 44217: plain HTTP, no auth even
+# with token auth on) then bind that address or 0.0.0.0. With this variable at 0 Ray treats the
+# machine as a single-node cluster and uses 127.0.0.1 as the node's address: all of them, the
+# GCS, the raylet and the object manager bind loopback. Ray's own gRPC servers of Serve replicas
+# still bind all interfaces ([::]:0): token auth covers those. No worker node can join such a
+# head, and every driver of it (ray.init, `serve run`) needs the variable too.
+LOOPBACK_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def free_port() -> int:
@@ -73,6 +94,12 @@ class LocalRay:
     object_store_memory: int | None = None
     worker_ports: tuple[int, int] | None = None
     stop_grace_s: float = 10  # after SIGTERM, before SIGKILL (the GCS lingers ~30 s)
+    token_auth: bool = True  # Ray's token auth, with the token of ray_token_path()
+    loopback_only: bool = False  # a single-node head binding 127.0.0.1 (LOOPBACK_ONLY_ENV)
+    # `ray start` gets SIGTERM (and cleans up its node) when the thread that started it ends,
+    # even by SIGKILL: only for a head started from the main thread of a process it must not
+    # outlive (`make serve`), never for a detached cluster.
+    die_with_parent: bool = False
     process: subprocess.Popen | None = None
     _own_temp_dir: bool = False
 
@@ -94,18 +121,32 @@ class LocalRay:
             self.temp_dir = tempfile.mkdtemp(prefix="mmray-", dir="/tmp")
             self._own_temp_dir = True
         Path(self.temp_dir).mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **auth_mode_env(), **self.env}
+        env = {**os.environ, **self.env, **self.driver_env()}
+        if self.token_auth:
+            env.pop("RAY_AUTH_TOKEN", None)  # it would win over the token file
+            authorize_this_process()  # this process drives the cluster it starts
         if self.node_group:
             env["RAY_NODE_TYPE_NAME"] = self.node_group
         if self.haproxy:
             stats, metrics = free_ports(("haproxy_stats", "haproxy_metrics")).values()
-            env.update(haproxy_env(self.haproxy_dir, stats, metrics))
+            env.update(haproxy_env(self.haproxy_dir, stats, metrics, loopback=self.loopback_only))
         # A log file, not a pipe: a detached node (cluster/local.py up) outlives this process.
         with open(self.start_log, "wb") as log:
-            self.process = subprocess.Popen(self._command(), start_new_session=True, env=env,
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self._command(), start_new_session=True, env=env, stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=dies_with_this_thread() if self.die_with_parent else None)
         self._wait_until_up(timeout_s)
         return self
+
+    def driver_env(self) -> dict[str, str]:
+        """What a process connecting to this node (ray.init, `serve run`, the Serve CLI, the
+        dashboard's SDK) needs in its environment."""
+        env = token_auth_env(ensure_ray_token()) if self.token_auth else {
+            "RAY_AUTH_MODE": "disabled"}
+        if self.loopback_only:
+            env.update(LOOPBACK_ONLY_ENV)
+        return env
 
     @property
     def start_log(self) -> Path:
@@ -113,7 +154,9 @@ class LocalRay:
 
     @property
     def haproxy_dir(self) -> str:
-        return str(Path(self.temp_dir) / "haproxy")
+        # Short: HAProxy's unix socket paths (this dir, a 56-character node id and the file
+        # name) must fit in 97 bytes.
+        return str(Path(self.temp_dir) / "hap")
 
     def _command(self) -> list[str]:
         p = self.ports
@@ -201,6 +244,8 @@ class LocalRayWorker(LocalRay):
     def _command(self) -> list[str]:
         if not self.head_address:
             raise ValueError("a worker node needs head_address")
+        if self.loopback_only:
+            raise ValueError("a loopback-only head takes no worker nodes; Ray refuses them")
         return [_ray_executable(), "start", "--address", self.head_address, "--block",
                 *self._node_args(default_worker_ports(self.ports["node_manager"]))]
 
@@ -208,16 +253,72 @@ class LocalRayWorker(LocalRay):
         return self._started() and _port_open(self.ports["node_manager"])
 
 
-def auth_mode_env() -> dict[str, str]:
-    """Ray's auth mode, made explicit for every process of a local cluster.
+def mmserve_home() -> Path:
+    return Path(os.environ.get("MMSERVE_HOME") or Path.home() / ".cache" / "mmserve")
 
-    `ray start --head` turns token auth on by itself when ~/.ray/auth_token exists and
-    RAY_AUTH_MODE is unset, but worker nodes and drivers in that situation do not, and then
-    cannot connect. So the mode is the caller's RAY_AUTH_MODE, else "disabled" (Ray's default
-    without a token file; local nodes listen on 127.0.0.1 only). Export RAY_AUTH_MODE=token
-    to have every node and driver use the token.
+
+def ray_token_path() -> Path:
+    return mmserve_home() / RAY_TOKEN_FILE
+
+
+def ensure_ray_token(path: Path | None = None) -> Path:
+    """The token of local clusters, generated once: 256 random bits, readable by its owner only.
+
+    Written to a private temp file and hard-linked into place, so processes starting clusters at
+    the same time all end up with the one token that was linked first.
     """
-    return {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
+    path = path or ray_token_path()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        temp = Path(temp_name)  # mode 0600 from mkstemp
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32))
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        finally:
+            temp.unlink()
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
+def token_auth_env(token_path: Path) -> dict[str, str]:
+    """Ray's token auth for a process: Ray 2.60 reads the token from RAY_AUTH_TOKEN_PATH (after
+    RAY_AUTH_TOKEN, before ~/.ray/auth_token), and checks it only with RAY_AUTH_MODE=token."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+
+
+def authorize_this_process(token_path: Path | None = None) -> None:
+    """Lets this process's own Ray calls (ray.init, the dashboard SDK, the state API) carry the
+    token of local clusters; child processes inherit it."""
+    wanted = token_auth_env(token_path or ensure_ray_token())
+    if "RAY_AUTH_TOKEN" not in os.environ and all(
+            os.environ.get(name) == value for name, value in wanted.items()):
+        return
+    os.environ.pop("RAY_AUTH_TOKEN", None)
+    os.environ.update(wanted)
+    if "ray._raylet" in sys.modules:  # Ray caches the mode and the token once it has read them
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+
+
+def dies_with_this_thread() -> Callable[[], None]:
+    """A Popen preexec_fn: the child gets SIGTERM when the calling thread ends, however it ends
+    (Linux's PR_SET_PDEATHSIG, kept across exec)."""
+    return partial(_die_with_parent, os.getpid())
+
+
+def _die_with_parent(parent: int) -> None:
+    """Runs in the child between fork and exec: SIGTERM when the parent thread ends."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def stop_process_group(pgid: int, grace_s: float = 30,

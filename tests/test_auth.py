@@ -1,0 +1,186 @@
+"""API keys: where they are read from, how a request is checked, the 401 it gets, and which
+profiles may serve without them."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from serve_app import auth
+from serve_app.auth import authenticate, check_exposure, is_loopback, load_api_keys
+from serve_app.config import ApiKeys, ConfigError, load_config
+from serve_app.errors import ServeError
+from serve_app.http import error_response
+from serve_app.launch import refuse_anonymous_exposure
+from tests.profiles import PROFILES, REPO, load_profile
+
+KEYS = frozenset({"key-one", "key-two", "key-three"})
+PROFILE_NAMES = sorted(p.stem for p in PROFILES.glob("*.yaml"))
+
+
+def test_keys_come_from_the_environment_variable_comma_separated(monkeypatch):
+    monkeypatch.setenv("MY_KEYS", " alpha, beta ,,gamma ")
+    assert load_api_keys(ApiKeys(env="MY_KEYS")) == {"alpha", "beta", "gamma"}
+
+
+def test_keys_come_from_a_file_one_per_line_without_comments(tmp_path, monkeypatch):
+    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
+    keys = tmp_path / "keys"
+    keys.write_text("# the team's keys\nalpha\n\n  beta  \n#gamma\n")
+    assert load_api_keys(ApiKeys(file=str(keys))) == {"alpha", "beta"}
+
+
+def test_keys_from_the_variable_and_the_file_are_all_accepted(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMSERVE_API_KEYS", "alpha")
+    keys = tmp_path / "keys"
+    keys.write_text("beta\n")
+    assert load_api_keys(ApiKeys(file=str(keys))) == {"alpha", "beta"}
+
+
+def test_no_variable_and_no_file_means_no_keys(monkeypatch):
+    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
+    assert load_api_keys(ApiKeys()) == frozenset()
+    assert load_api_keys(ApiKeys(env=None)) == frozenset()
+
+
+def test_a_configured_key_file_that_is_missing_stops_the_start(tmp_path):
+    missing = tmp_path / "no-such-keys"
+    with pytest.raises(ConfigError, match=f"ingress.api_keys.file: cannot read {missing}"):
+        load_api_keys(ApiKeys(env=None, file=str(missing)))
+
+
+def test_without_keys_every_request_passes():
+    authenticate(None, frozenset())
+    authenticate("Bearer anything", frozenset())
+
+
+@pytest.mark.parametrize("header", ["Bearer key-two", "bearer key-two", "  Bearer   key-two "])
+def test_any_configured_key_is_accepted(header):
+    authenticate(header, KEYS)
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "key-two", "Basic key-two",
+                                    "Bearer key-tw", "Bearer key-two-and-more", "Bearer KEY-TWO"])
+def test_a_missing_or_wrong_key_is_a_401_asking_for_a_bearer_token(header):
+    with pytest.raises(ServeError) as caught:
+        authenticate(header, KEYS)
+    assert caught.value.status == 401
+    assert caught.value.headers == {"WWW-Authenticate": "Bearer"}
+    assert "key-" not in caught.value.message  # never echoes a key
+
+
+def test_every_key_is_compared_even_after_a_match(monkeypatch):
+    calls = []
+
+    def counting(a: bytes, b: bytes) -> bool:
+        calls.append(b)
+        return a == b
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
+    for key in KEYS:
+        calls.clear()
+        authenticate(f"Bearer {key}", KEYS)
+        assert sorted(calls) == sorted(k.encode() for k in KEYS)
+
+
+def test_the_401_response_is_openai_shaped_with_www_authenticate():
+    with pytest.raises(ServeError) as caught:
+        authenticate("Bearer wrong", KEYS)
+    response = error_response(caught.value)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    body = json.loads(response.body)
+    assert body["error"]["type"] == "authentication_error"
+    assert body["error"]["code"] == 401
+
+
+def test_retry_after_is_sent_in_whole_seconds():
+    response = error_response(ServeError(429, "busy", retry_after_s=2.2))
+    assert response.headers["retry-after"] == "3"
+    assert "retry-after" not in error_response(ServeError(400, "bad")).headers
+
+
+def test_an_error_with_headers_survives_pickling_across_ray():
+    sent = ServeError(401, "no", headers={"WWW-Authenticate": "Bearer"})
+    error = pickle.loads(pickle.dumps(sent))
+    assert (error.status, error.headers) == (401, {"WWW-Authenticate": "Bearer"})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost",
+                                  "LOCALHOST", "::ffff:127.0.0.1"])
+def test_loopback_addresses(host):
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "192.0.2.2", "example.com", ""])
+def test_addresses_others_can_reach(host):
+    assert not is_loopback(host)
+
+
+def test_an_anonymous_api_may_listen_on_loopback_only():
+    check_exposure("127.0.0.1", frozenset(), allow_anonymous=False)
+    check_exposure("0.0.0.0", KEYS, allow_anonymous=False)
+    check_exposure("0.0.0.0", frozenset(), allow_anonymous=True)
+    for host in ("0.0.0.0", "::", None):
+        with pytest.raises(ConfigError, match="refusing to serve without API keys"):
+            check_exposure(host, frozenset(), allow_anonymous=False)
+
+
+def public(name: str) -> bool:
+    return not is_loopback(load_profile(name).get("http_options", {}).get("host", "127.0.0.1"))
+
+
+def ingress_settings(name: str):
+    return load_config(load_profile(name)["applications"][0]["args"]).ingress
+
+
+def test_the_cloud_profiles_bind_all_interfaces():
+    assert {name for name in PROFILE_NAMES if public(name)} == {"gpu", "inferentia", "mixed"}
+
+
+@pytest.mark.parametrize("name", [n for n in PROFILE_NAMES if public(n)])
+def test_a_public_profile_needs_keys_and_holds_none(name, monkeypatch):
+    settings = ingress_settings(name)
+    assert not settings.allow_anonymous
+    assert settings.api_keys.env == "MMSERVE_API_KEYS"
+    assert not _values_named(load_profile(name), settings.api_keys.env)
+    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
+    with pytest.raises(SystemExit, match="refusing to serve without API keys on 0.0.0.0"):
+        refuse_anonymous_exposure(load_profile(name))
+    monkeypatch.setenv("MMSERVE_API_KEYS", "a-key")
+    refuse_anonymous_exposure(load_profile(name))
+
+
+@pytest.mark.parametrize("name", [n for n in PROFILE_NAMES if not public(n)])
+def test_a_loopback_profile_may_serve_anonymously(name, monkeypatch):
+    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
+    refuse_anonymous_exposure(load_profile(name))
+    assert not _values_named(load_profile(name), "MMSERVE_API_KEYS")
+
+
+def _values_named(tree: object, name: str) -> list:
+    """Every value stored under the key `name` anywhere in a parsed profile (an env_vars entry
+    would put a key in clear)."""
+    if isinstance(tree, dict):
+        found = [value for key, value in tree.items() if key == name]
+        return found + [v for value in tree.values() for v in _values_named(value, name)]
+    if isinstance(tree, list):
+        return [v for item in tree for v in _values_named(item, name)]
+    return []
+
+
+def test_the_launcher_refuses_a_public_profile_without_keys_before_starting_anything(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MMSERVE_API_KEYS"}
+    env["PYTHONPATH"] = str(REPO)
+    temp_dir = tmp_path / "ray"
+    result = subprocess.run(
+        [sys.executable, "-m", "serve_app.launch", "--profile", "gpu", "--temp-dir",
+         str(temp_dir)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "refusing to serve without API keys on 0.0.0.0" in result.stderr
+    assert not temp_dir.exists()  # no Ray head was started
