@@ -30,7 +30,7 @@ from bench.fuzz_strategies import (
 from bench.replica_kill import ReplicaView
 from serve_app.config import load_config
 from tests.conftest import APP_NAME, TEST_ARGS
-from tests.media import b64, png_image, speech_wav
+from tests.test_bad_input import good_requests_still_work
 
 pytestmark = pytest.mark.integration
 LIMITS = Limits.from_config(load_config(TEST_ARGS))
@@ -55,17 +55,6 @@ def replicas(ray_cluster, app_url) -> ReplicaView:
     return view
 
 
-def good_requests_succeed(client) -> None:
-    chat = {"model": "smollm2-135m-instruct", "max_tokens": 4, "temperature": 0,
-            "messages": [{"role": "user", "content": "Hi"}]}
-    assert client.post("/v1/chat/completions", json=chat).status_code == 200
-    image = {"model": "clip-vit-b-32-image", "input": b64(png_image())}
-    assert client.post("/v1/embeddings", json=image).status_code == 200
-    audio = client.post("/v1/audio/transcriptions", data={"model": "whisper-base"},
-                        files={"file": ("a.wav", speech_wav(), "audio/wav")})
-    assert audio.status_code == 200
-
-
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_fuzzed_requests_keep_the_error_contract(family, client, replicas):
     strategy, examples = FAMILIES[family]
@@ -81,4 +70,4 @@ def test_fuzzed_requests_keep_the_error_contract(family, client, replicas):
 
     answers_by_the_contract()
     assert replicas.pids() == pids_before, "a replica died or was replaced during the fuzz"
-    good_requests_succeed(client)
+    good_requests_still_work(client)
