@@ -22,6 +22,7 @@ from deployments.replica_base import BatchedReplica
 from serve_app.config import VisionSettings
 from serve_app.deadline import check
 from serve_app.errors import ServeError
+from serve_app.limits import check_labels
 
 _LABEL_CACHE_SIZE = 4096
 
@@ -52,7 +53,7 @@ class ImageEmbedder(BatchedReplica):
     async def classify(self, image: bytes, labels: list[str],
                        deadline: float | None = None) -> list[dict[str, Any]]:
         """Labels with zero-shot probabilities, most likely first."""
-        _check_labels(labels, self.settings)
+        check_labels(labels, self.settings.max_labels, self.settings.max_label_chars)
         await asyncio.to_thread(_check_image_header, image, self.settings.max_image_pixels)
         image_vector, label_vectors = await all_or_none(
             [self.embed_images([image], deadline), self._label_embeddings(labels, deadline)])
@@ -87,16 +88,6 @@ def _check_text(text: Any) -> None:
     if not isinstance(text, str):
         raise ServeError(400, f"a text input must be a string, not {type(text).__name__}",
                          "input")
-
-
-def _check_labels(labels: list[str], settings: VisionSettings) -> None:
-    if len(labels) > settings.max_labels:
-        raise ServeError(400, f"labels: {len(labels)} labels; the limit is "
-                         f"{settings.max_labels}", "labels")
-    for index, label in enumerate(labels):
-        if len(label) > settings.max_label_chars:
-            raise ServeError(400, f"labels[{index}]: {len(label)} characters; the limit is "
-                             f"{settings.max_label_chars}", f"labels[{index}]")
 
 
 def _check_image_header(image: bytes, max_pixels: int) -> None:
