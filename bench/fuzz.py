@@ -58,7 +58,7 @@ class Tally:
             status = str(response.status) if response.status else "no_response"
             self.by_route[request.route][status] += 1
             self.transport_errors += response.transport_error is not None
-            self.server_errors += response.status >= 500 and response.status not in (503, 504)
+            self.server_errors += response.status >= 500
             self.slowest_s = max(self.slowest_s, response.seconds)
             if found:
                 self.violation_count += 1
@@ -66,6 +66,8 @@ class Tally:
                     self.violations.append({"problems": found, "request": request.describe(),
                                             "status": response.status,
                                             "body": response.body[:300].decode(errors="replace")})
+                    print(f"fuzz: violation {self.violations[-1]}"[:2000], file=sys.stderr,
+                          flush=True)  # as it happens: a long run's summary comes at its end
 
     def by_status(self) -> dict[str, int]:
         total: Counter[str] = Counter()
@@ -197,7 +199,7 @@ def render(summary: dict[str, Any]) -> str:
              f"- {summary['sent']} requests sent ({summary['requested']} asked, seed "
              f"{summary['seed']}, {summary['concurrency']} at a time) in {summary['seconds']} s; "
              f"{summary['unsendable']} drawn requests the client could not send were skipped",
-             f"- 5xx other than 503/504: **{summary['server_errors']}**; transport errors: "
+             f"- 5xx responses: **{summary['server_errors']}**; transport errors: "
              f"**{summary['transport_errors']}**; contract violations: "
              f"**{summary['violations']}**",
              f"- replicas unchanged: **{summary['criteria']['replicas_unchanged']}** "
