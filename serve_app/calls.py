@@ -11,6 +11,7 @@ of idempotent calls whose replica died, and every failure mapped to the error a 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ from serve_app.group_load import GroupLoad
 # Serve notices a dead replica within a health-check period and starts another; a client that
 # comes back after this has a good chance of a live replica, even in a group of one.
 REPLICA_DIED_RETRY_AFTER_S = 5
+logger = logging.getLogger("ray.serve")
 _REPLICA_GONE = (RayActorError, ActorUnavailableError, ReplicaUnavailableError, WorkerCrashedError,
                  NodeDiedError)
 
@@ -122,6 +124,7 @@ class ReplicaGroup:
         if isinstance(exc, TimeoutError):
             return ServeError(504, f"the {self.name} group did not answer before the deadline")
         name = type(cause if isinstance(exc, RayTaskError) and cause else exc).__name__
+        logger.error("a call to the %s group failed: %r", self.name, exc)  # a bug: keep it
         return ServeError(500, f"the {self.name} group failed: {name}")
 
 
