@@ -247,7 +247,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # A ~/.ray/auth_token left by any local ray.init() turns token auth on for `ray start`, and
-    # the dashboard client below then fails; the bench's heads listen on 127.0.0.1 only.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     sys.exit(main())
