@@ -44,7 +44,7 @@ class BatchStats:
         finally:
             busy = time.perf_counter() - started
             self.seconds[method] += busy
-            metrics.model_seconds().inc(busy, tags={"method": method})
+            metrics.add(metrics.model_seconds(), busy, {"method": method})
 
     def snapshot(self) -> dict[str, Any]:
         """{"pid", "python": the replica's interpreter, "methods": {method: {model_calls,

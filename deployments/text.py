@@ -113,8 +113,8 @@ class TextGenerator(BatchedReplica):
         return prompt
 
     def _count_tokens(self, completion: Completion) -> None:
-        metrics.tokens().inc(completion.prompt_tokens, tags={"kind": "prompt"})
-        metrics.tokens().inc(completion.completion_tokens, tags={"kind": "completion"})
+        metrics.add(metrics.tokens(), completion.prompt_tokens, {"kind": "prompt"})
+        metrics.add(metrics.tokens(), completion.completion_tokens, {"kind": "completion"})
 
 
 async def _before(deadline: float | None, awaitable: Any) -> Any:

@@ -61,3 +61,10 @@ def pipeline_stage() -> Histogram:
 @cache
 def tokens() -> Counter:
     return Counter("mmserve_tokens", "Prompt and completion tokens.", tag_keys=("kind",))
+
+
+def add(counter: Counter, amount: float, tags: dict[str, str]) -> None:
+    """counter.inc(amount), skipping 0: Ray's Counter raises ValueError for an amount that is
+    not positive, and a completion whose first token is end-of-sequence has 0 tokens."""
+    if amount > 0:
+        counter.inc(amount, tags=tags)

@@ -90,3 +90,4 @@ def test_serve_error_survives_pickling():
     error = pickle.loads(pickle.dumps(ServeError(422, "bad audio", "file")))
     assert (error.status, error.message, error.param) == (422, "bad audio", "file")
     assert error.body()["error"]["type"] == "invalid_request_error"
+
