@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -239,6 +240,8 @@ def command_line(argv: list[str] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_cleanly)
     args = parser().parse_args(argv)
     if args.command == "compare":
         from bench.compare import compare
@@ -263,6 +266,14 @@ def main(argv: list[str] | None = None) -> int:
         run_suite(args.name, args.out, args.duration, command_line(argv))
         return 0
     return _run_or_sweep(args, command_line(argv))
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the Ray head a command started is stopped by its
+    `finally`; further signals are ignored, so they cannot cut that cleanup short."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
 
 
 def _run_or_sweep(args: argparse.Namespace, command: str) -> int:
