@@ -36,6 +36,8 @@ SCHEMA = "mmserve-bench/fuzz/1"
 RESULTS = Path(__file__).resolve().parent / "results" / "fuzz"
 KEPT_VIOLATIONS = 50
 PROGRESS_EVERY = 500
+MAX_ROUNDS = 5  # of drawing more when some drawn requests could not be sent
+SEED_STRIDE = 1000  # between rounds: draw_and_send may use seed .. seed + 99 itself
 
 
 class Tally:
@@ -140,8 +142,13 @@ def run_fuzz(url: str, view: ReplicaView | None, limits: Limits, *, requests: in
         pool.submit(work, request)
 
     started = time.monotonic()
-    with ThreadPoolExecutor(concurrency) as pool:
-        drawn = draw_and_send(any_request(limits), requests, seed, submit)
+    drawn = 0
+    for round_ in range(MAX_ROUNDS):  # until `requests` reached the server: some drawn ones
+        if tally.sent >= requests:    # (an invalid URL or header) cannot even be sent
+            break
+        with ThreadPoolExecutor(concurrency) as pool:
+            drawn += draw_and_send(any_request(limits), requests - tally.sent,
+                                   seed + SEED_STRIDE * round_, submit)
     elapsed = time.monotonic() - started
     good = _send_good_requests(url, headers, timeout_s)
     pids_after = view.pids() if view else None
