@@ -25,7 +25,9 @@ def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=5, check=True).stdout
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"],
+        # Untracked files do not count: a suite's own earlier outputs (a soak's sweep) are some.
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
+                                "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return out.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
