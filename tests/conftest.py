@@ -105,6 +105,16 @@ def openai_client(app_url: str):
     return OpenAI(base_url=f"{app_url}/v1", api_key=os.environ.get("OPENAI_API_KEY", "unused"))
 
 
+@pytest.fixture(scope="module")
+def replicas(ray_cluster: LocalRay, app_url: str):
+    """Serve's view of the test app's replicas and their processes, once the app is healthy."""
+    from bench.replica_kill import ReplicaView
+
+    view = ReplicaView(ray_cluster.dashboard_url, APP_NAME)
+    view.wait_healthy()
+    return view
+
+
 def deployment_handle(name: str):
     from ray import serve
 

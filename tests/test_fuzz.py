@@ -27,9 +27,8 @@ from bench.fuzz_strategies import (
     transcription_requests,
     with_headers,
 )
-from bench.replica_kill import ReplicaView
 from serve_app.config import load_config
-from tests.conftest import APP_NAME, TEST_ARGS
+from tests.conftest import TEST_ARGS
 from tests.test_bad_input import good_requests_still_work
 
 pytestmark = pytest.mark.integration
@@ -46,13 +45,6 @@ FAMILIES: dict[str, tuple[st.SearchStrategy[FuzzRequest], int]] = {
 }
 FIXED_SEED = settings(derandomize=True, database=None, deadline=None, print_blob=False,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-@pytest.fixture(scope="module")
-def replicas(ray_cluster, app_url) -> ReplicaView:
-    view = ReplicaView(ray_cluster.dashboard_url, APP_NAME)
-    view.wait_healthy()
-    return view
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

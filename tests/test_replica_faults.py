@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from bench.replica_kill import MODALITY_DEPLOYMENTS, Kill, ReplicaView
-from tests.conftest import APP_NAME, TEST_ARGS
+from bench.replica_kill import MODALITY_DEPLOYMENTS, Kill
+from tests.conftest import TEST_ARGS
 from tests.media import b64, png_image, speech_wav
 
 pytestmark = pytest.mark.integration
@@ -185,13 +185,6 @@ def serves_full_concurrency(app_url: str, headers: httpx.Headers, request: Reque
 
     with ThreadPoolExecutor(concurrency) as pool:
         return list(pool.map(one, range(concurrency)))
-
-
-@pytest.fixture(scope="module")
-def replicas(ray_cluster, app_url) -> ReplicaView:
-    view = ReplicaView(ray_cluster.dashboard_url, APP_NAME)
-    view.wait_healthy()
-    return view
 
 
 @pytest.mark.parametrize("modality", list(LOADS))
