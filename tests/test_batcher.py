@@ -28,6 +28,17 @@ class SlowModel:
         return [2 * item for item in items]
 
 
+async def busy_batcher(seconds: float):
+    """A batcher whose model has been running a first batch (item 0, for `seconds`) for 50 ms,
+    so the next items queue behind it: (model, events, batcher, the first call's task)."""
+    model, events = SlowModel(seconds=seconds), []
+    batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01,
+                             on_event=events.append)
+    running = asyncio.ensure_future(batcher(0))
+    await asyncio.sleep(0.05)
+    return model, events, batcher, running
+
+
 def run(coroutine):
     return asyncio.run(coroutine)
 
@@ -116,11 +127,7 @@ def test_an_exception_returned_for_one_item_goes_to_that_caller_alone():
 
 def test_an_item_whose_deadline_passed_while_queued_is_dropped_not_computed():
     async def scenario():
-        model, events = SlowModel(seconds=0.3), []
-        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01,
-                                 on_event=events.append)
-        running = asyncio.ensure_future(batcher(0))
-        await asyncio.sleep(0.05)  # the first batch is running now
+        model, events, batcher, running = await busy_batcher(seconds=0.3)
         late = asyncio.ensure_future(batcher(1, deadline=time.time() + 0.1))
         on_time = asyncio.ensure_future(batcher(2, deadline=time.time() + 30))
         outcomes = await asyncio.gather(running, late, on_time, return_exceptions=True)
@@ -135,11 +142,7 @@ def test_an_item_whose_deadline_passed_while_queued_is_dropped_not_computed():
 
 def test_a_caller_that_gave_up_at_its_deadline_counts_as_a_deadline_drop():
     async def scenario():
-        model, events = SlowModel(seconds=0.3), []
-        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01,
-                                 on_event=events.append)
-        running = asyncio.ensure_future(batcher(0))
-        await asyncio.sleep(0.05)
+        model, events, batcher, running = await busy_batcher(seconds=0.3)
         with pytest.raises(TimeoutError):  # as the ingress does: it stops waiting at the deadline
             await asyncio.wait_for(batcher(1, deadline=time.time() + 0.1), 0.1)
         await running
@@ -161,11 +164,7 @@ def test_a_batch_returning_the_wrong_number_of_results_is_an_error():
 
 def test_a_caller_that_went_away_is_left_out_of_its_batch():
     async def scenario():
-        model, events = SlowModel(seconds=0.2), []
-        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01,
-                                 on_event=events.append)
-        running = asyncio.ensure_future(batcher(0))
-        await asyncio.sleep(0.05)
+        model, events, batcher, running = await busy_batcher(seconds=0.2)
         gone, stays = asyncio.ensure_future(batcher(1)), asyncio.ensure_future(batcher(2))
         await asyncio.sleep(0.01)
         gone.cancel()
@@ -181,11 +180,7 @@ def test_a_caller_that_went_away_is_left_out_of_its_batch():
 
 def test_when_one_item_of_a_request_fails_its_other_items_leave_the_queue():
     async def scenario():
-        model, events = SlowModel(seconds=0.2), []
-        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01,
-                                 on_event=events.append)
-        running = asyncio.ensure_future(batcher(0))
-        await asyncio.sleep(0.05)
+        model, events, batcher, running = await busy_batcher(seconds=0.2)
 
         async def fails_soon():
             await asyncio.sleep(0.01)
