@@ -98,7 +98,7 @@ def worst_cases() -> list[Case]:
                            "ten-hours.flac"), 413, "file"),
         Case("a pipeline WAV declaring 10 hours", "/v1/pipeline",
              {"json": {"audio": b64(silent_wav(ten_hours, rate=8)), "max_tokens": 4}},
-             413, "file"),
+             413, "audio"),
         Case("a 25 MB body", "/v1/embeddings", raw_json(b"[" + b"1," * (12 * MiB) + b"1]"),
              413, None),
         Case("JSON nested 100,000 levels deep", "/v1/chat/completions",
