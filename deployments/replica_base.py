@@ -10,13 +10,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from deployments.batch_stats import BatchStats
+from deployments.free_memory import give_back_free_memory
 from serve_app.config import Batching, DeploymentSettings
 
 R = TypeVar("R")
 
 
 class ModelThread(ThreadPoolExecutor):
-    """The one thread a replica's model runs on; it knows how long its current call has run."""
+    """The one thread a replica's model runs on; it knows how long its current call has run,
+    and gives freed memory back to the system whenever it runs out of work."""
 
     def __init__(self) -> None:
         super().__init__(max_workers=1, thread_name_prefix="model")
@@ -31,6 +33,8 @@ class ModelThread(ThreadPoolExecutor):
             return fn(*args, **kwargs)
         finally:
             self._call_started = None
+            if self._work_queue.empty():
+                give_back_free_memory()
 
     def busy_for(self) -> float:
         """Seconds the call running now has taken; 0 when the thread is idle."""

@@ -7,6 +7,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
 
+from deployments.free_memory import give_back_free_memory
+
 T = TypeVar("T")
 _END = object()
 
@@ -31,6 +33,7 @@ async def iterate_in_thread(
         except BaseException as error:  # handed to the consumer, not lost in the thread
             loop.call_soon_threadsafe(queue.put_nowait, _Failure(error))
         finally:
+            give_back_free_memory()  # what the loop's temporaries held, as the model thread does
             loop.call_soon_threadsafe(queue.put_nowait, _END)
 
     worker = loop.run_in_executor(None, produce)
