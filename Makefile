@@ -51,14 +51,14 @@ setup-vllm: venv
 	$(PY) cluster/group_env.py build vllm
 
 models: venv
-	$(PY) -m serve_app.models prepare
+	$(PY) -m serve_app.core.models prepare
 
 system-deps:
 	@command -v espeak-ng >/dev/null || ($(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq espeak-ng >/dev/null)
 
 serve: setup $(if $(findstring vllm,$(PROFILE)),setup-vllm)
-	$(PY) -m serve_app.launch --profile $(PROFILE) --ingress $(INGRESS) $(SERVE_ARGS)
+	$(PY) -m cluster.launch --profile $(PROFILE) --ingress $(INGRESS) $(SERVE_ARGS)
 
 group-envs: venv
 	$(PY) cluster/group_env.py build $(GROUP_ENVS)

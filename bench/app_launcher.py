@@ -23,8 +23,8 @@ from typing import Any
 import requests
 import yaml
 
-from serve_app.haproxy_ingress import uses_haproxy
-from serve_app.local_ray import SERVE_TUNING_ENV, LocalRay, free_port
+from cluster.haproxy_ingress import uses_haproxy
+from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILE_DIRS = (REPO / "bench" / "profiles", REPO / "cluster" / "profiles")

@@ -17,10 +17,10 @@ import numpy as np
 
 from deployments.engines import load_audio_engine, load_text_engine, load_vision_engine
 from deployments.engines.open_clip_engine import decode_image_bytes, zero_shot_scores
-from deployments.engines.text_base import SamplingParams
 from deployments.engines.whisper import decode_audio_bytes
 from deployments.thread_bridge import iterate_in_thread
-from serve_app.config import AudioEngineConfig, TextEngineConfig, VisionEngineConfig
+from serve_app.core.config import AudioEngineConfig, TextEngineConfig, VisionEngineConfig
+from serve_app.core.generation import SamplingParams
 from serve_app.prompts import DEFAULT_LABELS, gather_perception
 
 SAMPLE_RATE = 16000

@@ -20,12 +20,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from bench.baseline_models import BaselineModels
 from deployments.engines.open_clip_engine import ImageDecodeError
-from deployments.engines.text_base import SamplingParams
 from deployments.engines.whisper import AudioDecodeError
 from serve_app import protocol
-from serve_app.errors import ServeError
-from serve_app.http import decode_base64, error_response, parse_json, sse_event, sse_response
-from serve_app.models import default_model_dir
+from serve_app.core.errors import InvalidRequest, ServeError
+from serve_app.core.generation import SamplingParams
+from serve_app.core.models import default_model_dir
+from serve_app.http import decode_base64, parse_json, sse_event, sse_response
+from serve_app.http_errors import HttpError, error_response
 from serve_app.prompts import pipeline_messages
 from serve_app.subtitles import format_transcription
 
@@ -43,7 +44,7 @@ def create_app(models: BaselineModels) -> FastAPI:
     @app.exception_handler(ImageDecodeError)
     @app.exception_handler(AudioDecodeError)
     async def decode_error(request: Request, error: ValueError) -> Response:
-        return error_response(ServeError(422, str(error)))
+        return error_response(HttpError(422, str(error)))
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -94,7 +95,7 @@ def create_app(models: BaselineModels) -> FastAPI:
         form = await request.form()
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise ServeError(400, "file: a multipart file field is required", "file")
+            raise InvalidRequest("file: a multipart file field is required", "file")
         result = await models.transcribe(await upload.read(), form.get("language") or None)
         content, media_type = format_transcription(result, str(form.get("response_format",
                                                                         "json")))
@@ -131,7 +132,7 @@ def _sampling(max_tokens: int | None, temperature: float, seed: int | None, top_
               stop: tuple[str, ...] = ()) -> SamplingParams:
     max_tokens = max_tokens or DEFAULT_MAX_TOKENS
     if max_tokens > MAX_TOKENS_LIMIT:
-        raise ServeError(400, f"max_tokens must be at most {MAX_TOKENS_LIMIT}", "max_tokens")
+        raise InvalidRequest(f"max_tokens must be at most {MAX_TOKENS_LIMIT}", "max_tokens")
     return SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                           seed=seed, stop=stop)
 

@@ -32,10 +32,10 @@ import httpx
 import yaml
 
 from bench.app_launcher import APP_NAME, deploy
-from serve_app.launch import profile_path
-from serve_app.local_ray import LocalRay
-from serve_app.models import default_model_dir, resolve
-from serve_app.runtime_env import expand_runtime_env
+from cluster.launch import profile_path
+from cluster.local_ray import LocalRay
+from serve_app.core.models import default_model_dir, resolve
+from serve_app.core.runtime_env import expand_runtime_env
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -167,7 +167,7 @@ def offline_worker(spec: dict) -> None:
     from vllm import SamplingParams as VllmSamplingParams
 
     from deployments.engines.vllm_text import engine_args
-    from serve_app.config import TextEngineConfig
+    from serve_app.core.config import TextEngineConfig
 
     config = TextEngineConfig(**spec["engine"])
     llm = LLM(**engine_args(config, str(resolve(config.model, default_model_dir()))))

@@ -27,7 +27,7 @@ from bench.metrics import run_metrics
 from bench.report import build_report, write_json
 from bench.server_view import Scraper, server_report
 from bench.workloads import Workload
-from serve_app.local_ray import LocalRay
+from cluster.local_ray import LocalRay
 
 BENCH_DIR = Path(__file__).resolve().parent
 

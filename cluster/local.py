@@ -9,7 +9,7 @@ dir and process group, advertising its group's resources (accelerator_type:X, ne
 
 `deploy` is `serve deploy cluster/profiles/mixed-local.yaml -a <this cluster's dashboard>`;
 any Serve CLI command works against the dashboard as on any Ray cluster, given the Ray token
-every node runs with (serve_app/local_ray.py): RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH in its
+every node runs with (cluster/local_ray.py): RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH in its
 environment. `deploy` and `status` set them for themselves.
 """
 
@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import yaml  # noqa: E402
 
-from serve_app.local_ray import (  # noqa: E402
+from cluster.local_ray import (  # noqa: E402
     WORKER_PORT_BASE,
     WORKER_PORT_SPAN,
     LocalRay,
@@ -249,7 +249,7 @@ def down(state_path: Path) -> int:
 def deploy(state_path: Path, profile: str) -> int:
     import subprocess
 
-    from serve_app.launch import profile_path
+    from cluster.launch import profile_path
 
     if not state_path.exists():
         print("no local cluster is up; run `python cluster/local.py up`", file=sys.stderr)

@@ -11,9 +11,9 @@ from ray import serve
 from deployments.batcher import DynamicBatcher, run_valid_rows
 from deployments.engines import load_audio_engine
 from deployments.replica_base import BatchedReplica
-from serve_app.config import AudioSettings
-from serve_app.deadline import check
-from serve_app.errors import ServeError
+from serve_app.core.config import AudioSettings
+from serve_app.core.deadline import check
+from serve_app.core.errors import InvalidRequest, TooLarge, Undecodable
 
 SAMPLE_RATE = 16000
 
@@ -47,13 +47,13 @@ class SpeechTranscriber(BatchedReplica):
         try:  # the duration is checked from the container, and while decoding
             return decode_audio_bytes(audio, SAMPLE_RATE, self.settings.max_duration_s)
         except AudioTooLongError as exc:
-            raise ServeError(413, str(exc), "file") from None
+            raise TooLarge(str(exc), "file") from None
         except AudioDecodeError as exc:
-            raise ServeError(422, str(exc), "file") from None
+            raise Undecodable(str(exc), "file") from None
 
     def _check_language(self, language: str | None) -> None:
         if language is not None and language not in self.engine.supported_languages:
-            raise ServeError(400, f"language {language!r} is not supported by this model",
+            raise InvalidRequest(f"language {language!r} is not supported by this model",
                              "language")
 
     async def _transcribe_batch(self, items: list[tuple[Any, str | None]]) -> list:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from serve_app import metrics
+from deployments import metrics
 
 RECENT_BATCHES = 64
 

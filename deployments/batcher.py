@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from serve_app.deadline import expired
-from serve_app.errors import DeadlineExceeded
+from serve_app.core.deadline import expired
+from serve_app.core.errors import DeadlineExceeded
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,7 +62,7 @@ class DynamicBatcher(Generic[T, R]):
     async def __call__(self, item: T, deadline: float | None = None) -> R:
         """Queues one item and returns its result once its batch has run.
 
-        `deadline` is absolute wall-clock time (serve_app/deadline.py); once it has passed,
+        `deadline` is absolute wall-clock time (serve_app/core/deadline.py); once it has passed,
         the item is not put in a batch and this raises DeadlineExceeded.
         """
         if self._worker is None or self._worker.done():

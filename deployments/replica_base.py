@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from deployments.batch_stats import BatchStats
 from deployments.free_memory import give_back_free_memory
-from serve_app.config import Batching, DeploymentSettings
+from serve_app.core.config import Batching, DeploymentSettings
 
 R = TypeVar("R")
 

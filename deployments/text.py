@@ -15,15 +15,15 @@ from typing import Any
 
 from ray import serve
 
+from deployments import metrics
 from deployments.batcher import DynamicBatcher
 from deployments.engines import load_text_engine
-from deployments.engines.text_base import Completion, RowControl, SamplingParams, StreamDelta
 from deployments.replica_base import BatchedReplica
 from deployments.thread_bridge import iterate_in_thread
-from serve_app import metrics
-from serve_app.config import TextSettings
-from serve_app.deadline import check, remaining
-from serve_app.errors import DeadlineExceeded, ServeError
+from serve_app.core.config import TextSettings
+from serve_app.core.deadline import check, remaining
+from serve_app.core.errors import DeadlineExceeded, InvalidRequest
+from serve_app.core.generation import Completion, RowControl, SamplingParams, StreamDelta
 
 _Item = tuple[list[int], SamplingParams, RowControl]
 
@@ -108,7 +108,7 @@ class TextGenerator(BatchedReplica):
         prompt = self.engine.encode_chat(messages)
         limit = self.settings.engine.max_prompt_tokens
         if len(prompt) > limit:
-            raise ServeError(400, f"the prompt has {len(prompt)} tokens; the limit is {limit}",
+            raise InvalidRequest(f"the prompt has {len(prompt)} tokens; the limit is {limit}",
                              "messages")
         return prompt
 

@@ -19,10 +19,10 @@ from deployments.engines.open_clip_engine import (
     zero_shot_scores,
 )
 from deployments.replica_base import BatchedReplica
-from serve_app.config import VisionSettings
-from serve_app.deadline import check
-from serve_app.errors import ServeError
-from serve_app.limits import check_labels
+from serve_app.core.caps import check_labels
+from serve_app.core.config import VisionSettings
+from serve_app.core.deadline import check
+from serve_app.core.errors import InvalidRequest, TooLarge, Undecodable
 
 _LABEL_CACHE_SIZE = 4096
 
@@ -86,7 +86,7 @@ class ImageEmbedder(BatchedReplica):
 
 def _check_text(text: Any) -> None:
     if not isinstance(text, str):
-        raise ServeError(400, f"a text input must be a string, not {type(text).__name__}",
+        raise InvalidRequest(f"a text input must be a string, not {type(text).__name__}",
                          "input")
 
 
@@ -95,9 +95,9 @@ def _check_image_header(image: bytes, max_pixels: int) -> None:
     try:
         open_image(image, max_pixels)
     except ImageTooLargeError as exc:
-        raise ServeError(413, f"image: {exc}", "image") from None
+        raise TooLarge(f"image: {exc}", "image") from None
     except ImageDecodeError as exc:
-        raise ServeError(422, f"image: {exc}", "image") from None
+        raise Undecodable(f"image: {exc}", "image") from None
 
 
 def _decode_all(images: list[bytes], max_pixels: int, input_side: int | None) -> list:
@@ -113,6 +113,6 @@ def _image_step(step: Any, index: int, *args: Any) -> Any:
     try:
         return step(*args)
     except ImageTooLargeError as exc:
-        raise ServeError(413, f"input {index}: {exc}", f"input[{index}]") from None
+        raise TooLarge(f"input {index}: {exc}", f"input[{index}]") from None
     except ImageDecodeError as exc:
-        raise ServeError(422, f"input {index}: {exc}", f"input[{index}]") from None
+        raise Undecodable(f"input {index}: {exc}", f"input[{index}]") from None

@@ -14,8 +14,9 @@ import ipaddress
 import os
 from pathlib import Path
 
-from serve_app.config import ApiKeys, ConfigError
-from serve_app.errors import ServeError
+from serve_app.core.config import ApiKeys, ConfigError
+from serve_app.core.errors import ServeError
+from serve_app.http_errors import HttpError
 
 BEARER = "bearer"
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
@@ -70,7 +71,7 @@ def authenticate(authorization_header: str | None, keys: frozenset[str]) -> None
 
 
 def _unauthorized(message: str) -> ServeError:
-    return ServeError(401, message, headers=UNAUTHORIZED_HEADERS)
+    return HttpError(401, message, headers=UNAUTHORIZED_HEADERS)
 
 
 def is_loopback(host: str) -> bool:

@@ -29,8 +29,8 @@ from ray.serve.exceptions import (
     ReplicaUnavailableError,
 )
 
-from serve_app.deadline import expired, remaining
-from serve_app.errors import ServeError
+from serve_app.core.deadline import expired, remaining
+from serve_app.core.errors import InternalFailure, Overloaded, ServeError, TimedOut, Unavailable
 from serve_app.group_load import GroupLoad
 
 # Serve notices a dead replica within a health-check period and starts another; a client that
@@ -41,11 +41,11 @@ _REPLICA_GONE = (RayActorError, ActorUnavailableError, ReplicaUnavailableError, 
                  NodeDiedError)
 
 
-class ReplicaDied(ServeError):
+class ReplicaDied(Unavailable):
     """The replica serving the request died: safe to retry elsewhere if the call is idempotent."""
 
     def __init__(self, what: str) -> None:
-        super().__init__(503, f"the {what} replica serving this request failed; retry",
+        super().__init__(f"the {what} replica serving this request failed; retry",
                          retry_after_s=REPLICA_DIED_RETRY_AFTER_S)
         self.args = (what,)
 
@@ -111,21 +111,21 @@ class ReplicaGroup:
         if isinstance(exc, ServeError):
             return exc
         if isinstance(cause, ServeError):
-            return ServeError(cause.status, cause.message, cause.param, cause.retry_after_s)
+            return cause
         if isinstance(exc, BackPressureError):
             self.load.rejected()
-            return ServeError(429, f"the {self.name} group is at capacity; retry later",
+            return Overloaded(f"the {self.name} group is at capacity; retry later",
                               retry_after_s=self.load.retry_after_s())
         if isinstance(exc, DeploymentUnavailableError):
-            return ServeError(503, f"the {self.name} group is unavailable",
+            return Unavailable(f"the {self.name} group is unavailable",
                               retry_after_s=REPLICA_DIED_RETRY_AFTER_S)
         if _replica_gone(exc):
             return ReplicaDied(self.name)
         if isinstance(exc, TimeoutError):
-            return ServeError(504, f"the {self.name} group did not answer before the deadline")
+            return TimedOut(f"the {self.name} group did not answer before the deadline")
         name = type(cause if isinstance(exc, RayTaskError) and cause else exc).__name__
         logger.error("a call to the %s group failed: %r", self.name, exc)  # a bug: keep it
-        return ServeError(500, f"the {self.name} group failed: {name}")
+        return InternalFailure(f"the {self.name} group failed: {name}")
 
 
 class _Cancellable:

@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import StreamingResponse
 
-from serve_app.config import IngressSettings
-from serve_app.errors import ServeError
+from serve_app.core.config import IngressSettings
+from serve_app.core.errors import InvalidRequest, TooLarge, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_MAX_JSON_DEPTH: int = IngressSettings.model_fields["max_json_depth"].default
@@ -23,12 +23,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The body, or a 413 as soon as it (or its declared length) passes the limit."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise ServeError(413, f"the request body is larger than {limit} bytes")
+        raise TooLarge(f"the request body is larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ServeError(413, f"the request body is larger than {limit} bytes")
+            raise TooLarge(f"the request body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -50,7 +50,7 @@ def replayed(request: Request, body: bytes) -> Request:
 def require_media_type(request: Request, *accepted: str) -> None:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in accepted and not (media == "" and "application/json" in accepted):
-        raise ServeError(415, f"unsupported content type {media or '(none)'!r}; "
+        raise UnsupportedMediaType(f"unsupported content type {media or '(none)'!r}; "
                          f"send {' or '.join(accepted)}")
 
 
@@ -59,13 +59,13 @@ def parse_json(body: bytes, model: type[M], max_depth: int = DEFAULT_MAX_JSON_DE
     try:
         payload = json.loads(body)
     except RecursionError:  # json's C parser recurses per level: ~1000 levels exhaust it
-        raise ServeError(400, f"the body is nested deeper than {max_depth} levels") from None
+        raise InvalidRequest(f"the body is nested deeper than {max_depth} levels") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int of 4300+ digits
-        raise ServeError(400, f"the body is not valid JSON: {exc}") from None
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise ServeError(400, "the body must be a JSON object")
+        raise InvalidRequest("the body must be a JSON object")
     if json_depth_exceeds(payload, max_depth):
-        raise ServeError(400, f"the body is nested deeper than {max_depth} levels")
+        raise InvalidRequest(f"the body is nested deeper than {max_depth} levels")
     return validate(payload, model)
 
 
@@ -93,7 +93,7 @@ def validate(payload: dict[str, Any], model: type[M]) -> M:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
-        raise ServeError(400, f"{field}: {first['msg']}", field or None) from None
+        raise InvalidRequest(f"{field}: {first['msg']}", field or None) from None
 
 
 def decode_base64(data: str, field: str) -> bytes:
@@ -101,15 +101,11 @@ def decode_base64(data: str, field: str) -> bytes:
     if data.startswith("data:"):
         header, _, data = data.partition(",")
         if ";base64" not in header:
-            raise ServeError(400, f"{field}: only base64 data URLs are supported", field)
+            raise InvalidRequest(f"{field}: only base64 data URLs are supported", field)
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise ServeError(400, f"{field}: not valid base64", field) from None
-
-
-def error_response(error: ServeError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status, headers=error.response_headers())
+        raise InvalidRequest(f"{field}: not valid base64", field) from None
 
 
 def sse_event(payload: dict[str, Any] | str) -> str:

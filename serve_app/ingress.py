@@ -20,18 +20,24 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from deployments.engines.text_base import SamplingParams
-from serve_app import limits, metrics, protocol
+from deployments import metrics
+from serve_app import limits, protocol
 from serve_app.auth import authenticate, check_exposure, load_api_keys, serve_http_host
 from serve_app.calls import ReplicaGroup
-from serve_app.config import AppConfig
-from serve_app.deadline import deadline_after
-from serve_app.errors import ServeError
+from serve_app.core.config import AppConfig
+from serve_app.core.deadline import deadline_after
+from serve_app.core.errors import (
+    InternalFailure,
+    InvalidRequest,
+    Overloaded,
+    ServeError,
+    UnsupportedMediaType,
+)
+from serve_app.core.generation import SamplingParams
 from serve_app.group_load import GroupLoad
 from serve_app.http import (
     M,
     decode_base64,
-    error_response,
     parse_json,
     read_body,
     replayed,
@@ -39,6 +45,7 @@ from serve_app.http import (
     sse_event,
     sse_response,
 )
+from serve_app.http_errors import HttpError, error_body, error_response
 from serve_app.pipeline import MultimodalPipeline
 from serve_app.streams import next_item
 from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
@@ -96,7 +103,7 @@ class Ingress:
             response = error_response(error)
         except Exception:  # a bug: still a JSON answer, and the replica serves on
             logger.exception("unhandled error on %s %s", request.method, path)
-            response = error_response(ServeError(500, "internal error"))
+            response = error_response(InternalFailure("internal error"))
         metrics.http_requests().inc(tags={"route": path if handler else "other",
                                           "status": str(response.status_code)})
         metrics.http_latency().observe(time.perf_counter() - started,
@@ -108,7 +115,7 @@ class Ingress:
         streamed response holds its place until its last event is sent."""
         if self.load.in_flight >= self.limits.max_concurrent_requests:
             self.load.rejected()
-            raise ServeError(429, "the server is at capacity; retry later",
+            raise Overloaded("the server is at capacity; retry later",
                              retry_after_s=self.load.retry_after_s())
         request.state.deadline = deadline_after(self._timeout_s(request))
         self.load.started()
@@ -134,14 +141,14 @@ class Ingress:
         except ValueError:
             seconds = float("nan")
         if not 0 < seconds < float("inf"):
-            raise ServeError(400, "X-Request-Timeout must be a positive number of seconds",
+            raise InvalidRequest("X-Request-Timeout must be a positive number of seconds",
                              "X-Request-Timeout")
         return min(seconds, default)
 
     def _no_route(self, method: str, path: str) -> ServeError:
         if any(route_path == path for _, route_path in self.routes):
-            return ServeError(405, f"method {method} is not allowed on {path}")
-        return ServeError(404, f"no route {path}")
+            return HttpError(405, f"method {method} is not allowed on {path}")
+        return HttpError(404, f"no route {path}")
 
     # -- health -----------------------------------------------------------------------------
 
@@ -184,7 +191,7 @@ class Ingress:
     def _check_model(self, requested: str, served: str | tuple[str, ...]) -> None:
         served = (served,) if isinstance(served, str) else served
         if requested not in served:
-            raise ServeError(404, f"model {requested!r} is not served on this route; "
+            raise HttpError(404, f"model {requested!r} is not served on this route; "
                              f"use {' or '.join(served)}", "model")
 
     # -- chat -------------------------------------------------------------------------------
@@ -233,7 +240,7 @@ class Ingress:
                 item = await next_item(rest, self.text, deadline,
                                        self.limits.stream_idle_timeout_s)
         except Exception as exc:  # the stream already started: report in-band, then end
-            yield sse_event(_in_band(exc).body())
+            yield sse_event(error_body(_in_band(exc)))
         finally:
             if item is not None:  # the client went away, or the stream failed: stop decoding
                 rest.cancel()
@@ -256,7 +263,7 @@ class Ingress:
         else:
             vectors = await self.vision.call("embed_texts", inputs, **retry)
         if body.dimensions is not None and body.dimensions != len(vectors[0]):
-            raise ServeError(400, f"{body.model} has {len(vectors[0])} dimensions", "dimensions")
+            raise InvalidRequest(f"{body.model} has {len(vectors[0])} dimensions", "dimensions")
         data = [{"object": "embedding", "index": i,
                  "embedding": protocol.encode_embedding(v, body.encoding_format)}
                 for i, v in enumerate(vectors)]
@@ -272,11 +279,11 @@ class Ingress:
         form = await _form(replayed(request, body))
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise ServeError(400, "file: a multipart file field is required", "file")
+            raise InvalidRequest("file: a multipart file field is required", "file")
         self._check_model(str(form.get("model", "")), (self.whisper_model, "whisper-1"))
         response_format = str(form.get("response_format", "json"))
         if response_format not in TRANSCRIPTION_FORMATS:
-            raise ServeError(400, f"response_format must be one of {TRANSCRIPTION_FORMATS}",
+            raise InvalidRequest(f"response_format must be one of {TRANSCRIPTION_FORMATS}",
                              "response_format")
         _check_audio_type(upload)
         language = form.get("language") or None
@@ -323,12 +330,12 @@ async def _sse_with_done(events: AsyncIterator[dict]) -> AsyncIterator[str]:
         async for event in events:
             yield sse_event(event)
     except Exception as exc:
-        yield sse_event({"type": "error", **_in_band(exc).body()["error"]})
+        yield sse_event({"type": "error", **error_body(_in_band(exc))["error"]})
     yield sse_event("[DONE]")
 
 
 def _in_band(exc: Exception) -> ServeError:
-    return exc if isinstance(exc, ServeError) else ServeError(500, "the stream failed")
+    return exc if isinstance(exc, ServeError) else InternalFailure("the stream failed")
 
 
 async def _finally(iterator: AsyncIterator, done: Callable[[], None]) -> AsyncIterator:
@@ -343,12 +350,12 @@ async def _form(request: Request):
     try:
         return await request.form(max_files=1, max_fields=32)
     except Exception as exc:  # starlette raises several types for broken multipart bodies
-        raise ServeError(400, f"the multipart body could not be parsed: {exc}") from None
+        raise InvalidRequest(f"the multipart body could not be parsed: {exc}") from None
 
 
 def _check_audio_type(upload: UploadFile) -> None:
     media = (upload.content_type or "").split(";")[0].strip().lower()
     if media and not media.startswith(("audio/", "video/")) and media not in (
             "application/octet-stream", "application/ogg"):
-        raise ServeError(415, f"unsupported media type {media!r} for file; send audio "
+        raise UnsupportedMediaType(f"unsupported media type {media!r} for file; send audio "
                          "(wav, flac, mp3 or ogg)", "file")

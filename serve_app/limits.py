@@ -8,8 +8,9 @@ audio duration) are checked in the replicas, from the media's header before deco
 
 from __future__ import annotations
 
-from serve_app.config import AppConfig, TextSettings
-from serve_app.errors import ServeError
+from serve_app.core.caps import check_labels
+from serve_app.core.config import AppConfig, TextSettings
+from serve_app.core.errors import InvalidRequest
 from serve_app.protocol import (
     IMAGE_MODEL_SUFFIX,
     ChatCompletionRequest,
@@ -30,13 +31,13 @@ def check_embeddings(body: EmbeddingRequest, config: AppConfig) -> None:
     vision = config.vision
     inputs = body.inputs()
     if len(inputs) > vision.max_inputs:
-        raise ServeError(400, f"input: {len(inputs)} inputs; the limit is {vision.max_inputs} "
+        raise InvalidRequest(f"input: {len(inputs)} inputs; the limit is {vision.max_inputs} "
                          "per request", "input")
     if body.model == vision.engine.served_model_name + IMAGE_MODEL_SUFFIX:
         return  # images: their pixels are checked by the replica, from each image's header
     for index, text in enumerate(inputs):
         if len(text) > vision.max_text_chars:
-            raise ServeError(400, f"input[{index}]: {len(text)} characters; the limit is "
+            raise InvalidRequest(f"input[{index}]: {len(text)} characters; the limit is "
                              f"{vision.max_text_chars}", f"input[{index}]")
 
 
@@ -49,23 +50,13 @@ def check_pipeline(body: PipelineRequest, config: AppConfig) -> None:
     _check_max_tokens(body.max_tokens, config.text)
 
 
-def check_labels(labels: list[str], max_labels: int, max_label_chars: int) -> None:
-    if len(labels) > max_labels:
-        raise ServeError(400, f"labels: {len(labels)} labels; the limit is {max_labels}",
-                         "labels")
-    for index, label in enumerate(labels):
-        if len(label) > max_label_chars:
-            raise ServeError(400, f"labels[{index}]: {len(label)} characters; the limit is "
-                             f"{max_label_chars}", f"labels[{index}]")
-
-
 def _check_prompt_chars(characters: int, text: TextSettings, field: str) -> None:
     if characters > text.max_prompt_chars:
-        raise ServeError(400, f"{field}: the prompt has {characters} characters; the limit is "
+        raise InvalidRequest(f"{field}: the prompt has {characters} characters; the limit is "
                          f"{text.max_prompt_chars}", field)
 
 
 def _check_max_tokens(max_tokens: int | None, text: TextSettings) -> None:
     if max_tokens is not None and max_tokens > text.max_tokens_limit:
-        raise ServeError(400, f"max_tokens must be at most {text.max_tokens_limit}",
+        raise InvalidRequest(f"max_tokens must be at most {text.max_tokens_limit}",
                          "max_tokens")

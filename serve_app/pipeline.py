@@ -16,10 +16,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from deployments.engines.text_base import SamplingParams
-from serve_app import metrics
+from deployments import metrics
 from serve_app.calls import ReplicaGroup
-from serve_app.errors import ServeError
+from serve_app.core.errors import InvalidRequest, ServeError
+from serve_app.core.generation import SamplingParams
 from serve_app.prompts import DEFAULT_LABELS, gather_perception, pipeline_messages
 from serve_app.protocol import PipelineRequest
 from serve_app.streams import next_item
@@ -88,7 +88,7 @@ class MultimodalPipeline:
                         image: bytes | None, deadline: float | None) -> dict[str, Any]:
         """Runs the audio and image stages concurrently."""
         if audio is None and image is None and not request.prompt:
-            raise ServeError(400, "give at least one of audio, image or prompt")
+            raise InvalidRequest("give at least one of audio, image or prompt")
         stages = {}
         if audio is not None:
             stages["audio"] = self._timed("audio", self.audio, "transcribe", (audio, None),

@@ -11,8 +11,8 @@ import asyncio
 from typing import Any
 
 from serve_app.calls import ReplicaGroup
-from serve_app.deadline import remaining
-from serve_app.errors import ServeError
+from serve_app.core.deadline import remaining
+from serve_app.core.errors import TimedOut
 
 
 async def next_item(rest: Any, group: ReplicaGroup, deadline: float | None,
@@ -24,8 +24,8 @@ async def next_item(rest: Any, group: ReplicaGroup, deadline: float | None,
         return await asyncio.wait_for(anext(rest, None), wait_s)
     except TimeoutError:
         if left is not None and left <= idle_timeout_s:
-            raise ServeError(504, "the stream did not finish before its deadline") from None
-        raise ServeError(504, f"no token for {idle_timeout_s:g} s; the stream was ended") from None
+            raise TimedOut("the stream did not finish before its deadline") from None
+        raise TimedOut(f"no token for {idle_timeout_s:g} s; the stream was ended") from None
     except asyncio.CancelledError:
         raise
     except Exception as exc:

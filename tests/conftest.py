@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve_app.local_ray import LocalRay
-from serve_app.models import default_model_dir
+from cluster.local_ray import LocalRay
+from serve_app.core.models import default_model_dir
 
 REPO = Path(__file__).resolve().parent.parent
 APP_NAME = "mmserve-test"

@@ -11,12 +11,12 @@ import sys
 
 import pytest
 
+from cluster.launch import refuse_anonymous_exposure
 from serve_app import auth
 from serve_app.auth import authenticate, check_exposure, is_loopback, load_api_keys
-from serve_app.config import ApiKeys, ConfigError, load_config
-from serve_app.errors import ServeError
-from serve_app.http import error_response
-from serve_app.launch import refuse_anonymous_exposure
+from serve_app.core.config import ApiKeys, ConfigError, load_config
+from serve_app.core.errors import InvalidRequest, Overloaded, ServeError
+from serve_app.http_errors import HttpError, error_response, status_of
 from tests.profiles import PROFILES, REPO, load_profile
 
 KEYS = frozenset({"key-one", "key-two", "key-three"})
@@ -69,7 +69,7 @@ def test_any_configured_key_is_accepted(header):
 def test_a_missing_or_wrong_key_is_a_401_asking_for_a_bearer_token(header):
     with pytest.raises(ServeError) as caught:
         authenticate(header, KEYS)
-    assert caught.value.status == 401
+    assert status_of(caught.value) == 401
     assert caught.value.headers == {"WWW-Authenticate": "Bearer"}
     assert "key-" not in caught.value.message  # never echoes a key
 
@@ -100,15 +100,15 @@ def test_the_401_response_is_openai_shaped_with_www_authenticate():
 
 
 def test_retry_after_is_sent_in_whole_seconds():
-    response = error_response(ServeError(429, "busy", retry_after_s=2.2))
+    response = error_response(Overloaded("busy", retry_after_s=2.2))
     assert response.headers["retry-after"] == "3"
-    assert "retry-after" not in error_response(ServeError(400, "bad")).headers
+    assert "retry-after" not in error_response(InvalidRequest("bad")).headers
 
 
 def test_an_error_with_headers_survives_pickling_across_ray():
-    sent = ServeError(401, "no", headers={"WWW-Authenticate": "Bearer"})
+    sent = HttpError(401, "no", headers={"WWW-Authenticate": "Bearer"})
     error = pickle.loads(pickle.dumps(sent))
-    assert (error.status, error.headers) == (401, {"WWW-Authenticate": "Bearer"})
+    assert (status_of(error), error.headers) == (401, {"WWW-Authenticate": "Bearer"})
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost",
@@ -179,7 +179,7 @@ def test_the_launcher_refuses_a_public_profile_without_keys_before_starting_anyt
     env["PYTHONPATH"] = str(REPO)
     temp_dir = tmp_path / "ray"
     result = subprocess.run(
-        [sys.executable, "-m", "serve_app.launch", "--profile", "gpu", "--temp-dir",
+        [sys.executable, "-m", "cluster.launch", "--profile", "gpu", "--temp-dir",
          str(temp_dir)], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "refusing to serve without API keys on 0.0.0.0" in result.stderr

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from deployments.batcher import DynamicBatcher, all_or_none, run_valid_rows
-from serve_app.errors import DeadlineExceeded, ServeError
+from serve_app.core.errors import DeadlineExceeded, InvalidRequest, ServeError, Undecodable
+from serve_app.http_errors import status_of
 
 
 class SlowModel:
@@ -113,7 +114,7 @@ def test_a_batch_of_one_that_fails_fails_only_its_caller_without_a_rerun():
 
 def test_an_exception_returned_for_one_item_goes_to_that_caller_alone():
     async def halve_evens(items: list) -> list:
-        return [item // 2 if item % 2 == 0 else ServeError(400, f"{item} is odd")
+        return [item // 2 if item % 2 == 0 else InvalidRequest(f"{item} is odd")
                 for item in items]
 
     async def scenario():
@@ -122,7 +123,7 @@ def test_an_exception_returned_for_one_item_goes_to_that_caller_alone():
 
     low, odd, high = run(scenario())
     assert (low, high) == (1, 2)
-    assert isinstance(odd, ServeError) and odd.status == 400
+    assert isinstance(odd, ServeError) and status_of(odd) == 400
 
 
 def test_an_item_whose_deadline_passed_while_queued_is_dropped_not_computed():
@@ -134,7 +135,7 @@ def test_an_item_whose_deadline_passed_while_queued_is_dropped_not_computed():
         return outcomes, model.batches, events
 
     (first, late, on_time), batches, events = run(scenario())
-    assert isinstance(late, DeadlineExceeded) and late.status == 504
+    assert isinstance(late, DeadlineExceeded) and status_of(late) == 504
     assert (first, on_time) == (0, 4)
     assert batches == [[0], [2]]
     assert events == ["deadline_dropped"]
@@ -184,7 +185,7 @@ def test_when_one_item_of_a_request_fails_its_other_items_leave_the_queue():
 
         async def fails_soon():
             await asyncio.sleep(0.01)
-            raise ServeError(422, "input 1 is not an image")
+            raise Undecodable("input 1 is not an image")
 
         with pytest.raises(ServeError):
             await all_or_none([batcher(1), fails_soon(), batcher(2)])
@@ -206,7 +207,7 @@ def test_rows_a_check_rejects_get_its_error_and_the_model_sees_only_the_rest():
 
     def must_be_text(item) -> None:
         if not isinstance(item, str):
-            raise ServeError(400, "not text")
+            raise InvalidRequest("not text")
 
     outcomes = run(run_valid_rows(["a", 7, "b"], must_be_text, model))
     assert outcomes[0] == "A" and outcomes[2] == "B"

@@ -12,8 +12,9 @@ from ray.exceptions import ActorDiedError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
 from serve_app.calls import REPLICA_DIED_RETRY_AFTER_S, ReplicaGroup
-from serve_app.deadline import deadline_after
-from serve_app.errors import DeadlineExceeded, ServeError
+from serve_app.core.deadline import deadline_after
+from serve_app.core.errors import DeadlineExceeded, ServeError, Undecodable
+from serve_app.http_errors import status_of
 
 
 class FakeResponse:
@@ -71,7 +72,7 @@ def test_a_passed_deadline_is_a_504_and_cancels_the_call():
     handle = FakeHandle(5.0)
     with pytest.raises(ServeError) as caught:
         run(ReplicaGroup("text", handle).call("generate", deadline=deadline_after(0.05)))
-    assert caught.value.status == 504
+    assert status_of(caught.value) == 504
     assert handle.responses[0].cancelled
 
 
@@ -89,7 +90,7 @@ def test_a_second_death_or_a_non_idempotent_call_gives_503_with_retry_after():
         with pytest.raises(ServeError) as caught:
             run(ReplicaGroup("text", handle).call("generate", deadline=deadline_after(10),
                                                   idempotent=idempotent))
-        assert caught.value.status == 503
+        assert status_of(caught.value) == 503
         assert caught.value.retry_after_s == REPLICA_DIED_RETRY_AFTER_S
         assert len(handle.calls) == (2 if idempotent else 1)
 
@@ -99,7 +100,7 @@ def test_no_retry_once_the_deadline_has_passed():
     deadline = time.time() - 1
     with pytest.raises(ServeError) as caught:
         run(ReplicaGroup("audio", handle)._call_once("transcribe", (), deadline))
-    assert caught.value.status in (503, 504)
+    assert status_of(caught.value) in (503, 504)
 
 
 def test_backpressure_is_429_with_a_retry_after_from_the_drain_rate():
@@ -110,18 +111,18 @@ def test_backpressure_is_429_with_a_retry_after_from_the_drain_rate():
     for _ in range(8):  # 8 in flight drain in 4 s
         group.load.started()
     error = group.error(BackPressureError(num_queued_requests=9, max_queued_requests=8))
-    assert (error.status, error.retry_after_s) == (429, 4)
+    assert (status_of(error), error.retry_after_s) == (429, 4)
     assert group.load.overloaded()
 
 
 def test_a_client_error_raised_in_a_replica_keeps_its_status():
-    wrapped = RayTaskError("transcribe", "traceback", ServeError(422, "not audio", "file"))
+    wrapped = RayTaskError("transcribe", "traceback", Undecodable("not audio", "file"))
     error = ReplicaGroup("audio", FakeHandle()).error(wrapped)
-    assert (error.status, error.message, error.param) == (422, "not audio", "file")
+    assert (status_of(error), error.message, error.param) == (422, "not audio", "file")
     dropped = ReplicaGroup("audio", FakeHandle()).error(DeadlineExceeded("transcription"))
-    assert dropped.status == 504
+    assert status_of(dropped) == 504
 
 
 def test_anything_else_is_a_500_that_names_only_the_type():
     error = ReplicaGroup("text", FakeHandle()).error(RuntimeError("secret detail"))
-    assert error.status == 500 and "secret" not in error.message
+    assert status_of(error) == 500 and "secret" not in error.message

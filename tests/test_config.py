@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from serve_app.config import ConfigError, load_config
-from serve_app.launch import profile_path
+from cluster.launch import profile_path
+from serve_app.core.config import ConfigError, load_config
 
 
 def test_defaults_are_valid_and_cpu_friendly():

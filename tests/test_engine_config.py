@@ -11,13 +11,13 @@ import pytest
 import yaml
 
 from deployments.engines import load_text_engine, load_vision_engine
-from deployments.engines.neuron_clip import compiled_tower_path, trace_input_shape
+from deployments.engines.neuron_clip import trace_input_shape
 from deployments.engines.neuron_text import neuron_engine_args
 from deployments.engines.requires import MissingEngineError
 from deployments.engines.tensorrt_llm_text import llm_kwargs, sampling_kwargs
-from deployments.engines.text_base import SamplingParams
 from deployments.engines.vllm_text import GIB, engine_args
-from serve_app.config import AppConfig, TextEngineConfig, VisionEngineConfig
+from serve_app.core.config import AppConfig, TextEngineConfig, VisionEngineConfig
+from serve_app.core.generation import SamplingParams
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,11 +84,9 @@ def test_tensorrt_llm_sampling_is_greedy_at_temperature_zero():
     assert sampled["temperature"] == 0.7 and "top_k" not in sampled and sampled["stop"] is None
 
 
-def test_neuron_clip_trace_shape_and_cache_path():
+def test_neuron_clip_trace_shape():
     assert trace_input_shape(8, 224) == (8, 3, 224, 224)
     assert trace_input_shape(2, (256, 192)) == (2, 3, 256, 192)
-    assert compiled_tower_path("/store", "ViT-B-32", 8) == Path(
-        "/store/neuron/ViT-B-32-image-b8.pt")
 
 
 @pytest.mark.parametrize("name, package", [

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from bench.app_launcher import deploy, serve_config
-from serve_app.haproxy_ingress import haproxy_env, haproxy_pids, uses_haproxy
-from serve_app.local_ray import LocalRay
+from cluster.haproxy_ingress import haproxy_env, haproxy_pids, uses_haproxy
+from cluster.local_ray import LocalRay
 from tests.conftest import REPO, TEST_ARGS
 from tests.media import b64, png_image, speech_wav
 from tests.test_streaming import read_events

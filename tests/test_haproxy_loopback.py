@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from serve_app.haproxy_ingress import haproxy_env, loopback_wrapper
+from cluster.haproxy_ingress import haproxy_env, loopback_wrapper
 
 CONFIG = """frontend prometheus
     bind :9101

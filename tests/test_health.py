@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from deployments.engines.text_base import SamplingParams
 from deployments.replica_base import BatchedReplica, ModelThread
-from serve_app.config import DeploymentSettings, Resources, TextSettings
+from serve_app.core.config import DeploymentSettings, Resources, TextSettings
+from serve_app.core.generation import SamplingParams
 
 HEALTH_APP = "mmserve-health"
 PROBE = "StuckProbe"

@@ -24,10 +24,11 @@ from deployments.engines.open_clip_engine import (
 )
 from deployments.engines.whisper import AudioDecodeError, AudioTooLongError, decode_audio_bytes
 from serve_app import limits
-from serve_app.config import AppConfig
-from serve_app.errors import ServeError
+from serve_app.core.config import AppConfig
+from serve_app.core.errors import ServeError
+from serve_app.core.models import model_path
 from serve_app.http import parse_json
-from serve_app.models import model_path
+from serve_app.http_errors import status_of
 from serve_app.protocol import (
     MAX_SEED,
     ChatCompletionRequest,
@@ -54,7 +55,7 @@ IMAGE_MODEL = TEXT_MODEL + "-image"
 def assert_rejected(check, status: int, param: str | None, fragment: str = "") -> ServeError:
     with pytest.raises(ServeError) as caught:
         check()
-    assert (caught.value.status, caught.value.param) == (status, param), caught.value
+    assert (status_of(caught.value), caught.value.param) == (status, param), caught.value
     assert fragment in caught.value.message
     return caught.value
 

@@ -6,7 +6,7 @@ import json
 import os
 
 from cluster.local import _is_our_node, _worker_port_ranges, load_spec
-from serve_app.local_ray import LocalRay, LocalRayWorker
+from cluster.local_ray import LocalRay, LocalRayWorker
 
 
 def flag(command: list[str], name: str) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve_app.local_ray import free_ports, ray_token_path
+from cluster.local_ray import free_ports, ray_token_path
 from tests.conftest import REPO
 from tests.sockets import (
     Listener,
@@ -45,7 +45,7 @@ GCS_METHOD = "/ray.rpc.NodeInfoGcsService/GetAllNodeInfo"
 
 @dataclass
 class RunningApp:
-    """One `make serve` (or `python -m serve_app.launch`) and what it started."""
+    """One `make serve` (or `python -m cluster.launch`) and what it started."""
 
     process: subprocess.Popen
     ports: dict[str, int]
@@ -126,7 +126,7 @@ def make_serve(args: list[str]) -> list[str]:
 
 
 def launch(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "serve_app.launch", *args]
+    return [sys.executable, "-m", "cluster.launch", *args]
 
 
 def _wait_until_serving(app: RunningApp) -> None:
@@ -243,7 +243,7 @@ def assert_nothing_beyond_loopback_accepts_an_anonymous_call(listening: list[Lis
 
 DIES_WITH_PARENT = """
 import sys, time
-from serve_app.local_ray import LocalRay
+from cluster.local_ray import LocalRay
 head = LocalRay(num_cpus=1, temp_dir=sys.argv[1], die_with_parent=True).start()
 print(head.process.pid, flush=True)
 time.sleep(600)

@@ -7,8 +7,9 @@ import base64
 import numpy as np
 import pytest
 
-from serve_app.errors import ServeError
+from serve_app.core.errors import ServeError, Undecodable
 from serve_app.http import decode_base64, parse_json, sse_event
+from serve_app.http_errors import error_body, status_of
 from serve_app.protocol import ChatCompletionRequest, EmbeddingRequest, encode_embedding
 from serve_app.subtitles import format_transcription, to_srt, to_vtt
 
@@ -31,7 +32,7 @@ def test_chat_request_normalises_stop_and_content_parts():
 def test_parse_json_errors_are_400_naming_the_field():
     with pytest.raises(ServeError) as error:
         parse_json(b'{"model": "m", "messages": [], "temperature": 1}', ChatCompletionRequest)
-    assert error.value.status == 400 and error.value.param == "messages"
+    assert status_of(error.value) == 400 and error.value.param == "messages"
     with pytest.raises(ServeError, match="not valid JSON"):
         parse_json(b"{", ChatCompletionRequest)
     with pytest.raises(ServeError, match="at most 4"):
@@ -39,7 +40,7 @@ def test_parse_json_errors_are_400_naming_the_field():
                    b'"stop":["a","b","c","d","e"]}', ChatCompletionRequest)
     with pytest.raises(ServeError, match="not valid JSON") as error:  # json refuses 4300+ digits
         parse_json(b'{"seed": ' + b"9" * 5000 + b"}", ChatCompletionRequest)
-    assert error.value.status == 400
+    assert status_of(error.value) == 400
 
 
 def test_empty_stop_strings_stop_nothing():
@@ -87,7 +88,7 @@ def test_sse_event_format():
 def test_serve_error_survives_pickling():
     import pickle
 
-    error = pickle.loads(pickle.dumps(ServeError(422, "bad audio", "file")))
-    assert (error.status, error.message, error.param) == (422, "bad audio", "file")
-    assert error.body()["error"]["type"] == "invalid_request_error"
+    error = pickle.loads(pickle.dumps(Undecodable("bad audio", "file")))
+    assert (status_of(error), error.message, error.param) == (422, "bad audio", "file")
+    assert error_body(error)["error"]["type"] == "invalid_request_error"
 

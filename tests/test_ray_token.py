@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from serve_app.local_ray import (
+from cluster.local_ray import (
     LOOPBACK_ONLY_ENV,
     LocalRay,
     LocalRayWorker,
@@ -76,7 +76,7 @@ def test_no_worker_node_joins_a_loopback_only_head():
 AUTHORIZED_PROBE = """
 import sys
 from ray._raylet import AuthenticationMode, AuthenticationTokenLoader, get_authentication_mode
-from serve_app.local_ray import authorize_this_process
+from cluster.local_ray import authorize_this_process
 from pathlib import Path
 
 assert get_authentication_mode() == AuthenticationMode.DISABLED  # read, and cached, by Ray

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from deployments.engines.text_base import SamplingParams
-from serve_app.errors import DeadlineExceeded
+from serve_app.core.errors import DeadlineExceeded
+from serve_app.core.generation import SamplingParams
 from tests.conftest import deployment_handle
 from tests.media import speech_wav
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from deployments.engines.text_base import SamplingParams
-from serve_app.errors import ServeError
+from serve_app.core.errors import ServeError
+from serve_app.core.generation import SamplingParams
+from serve_app.http_errors import status_of
 from tests.conftest import deployment_handle
 from tests.media import SENTENCES, speech_wav
 
@@ -48,7 +49,7 @@ def shared_model_calls(deployment: str, method: str, send) -> tuple[list, list[i
 
 def assert_own_error(outcome, status: int, param: str) -> None:
     assert isinstance(outcome, ServeError), outcome
-    assert (outcome.status, outcome.param) == (status, param)
+    assert (status_of(outcome), outcome.param) == (status, param)
 
 
 def test_a_bad_seed_fails_alone_in_a_shared_text_batch(app_url):

@@ -8,8 +8,9 @@ import pytest
 from ray.exceptions import ActorDiedError
 
 from serve_app.calls import ReplicaGroup
-from serve_app.deadline import deadline_after
-from serve_app.errors import ServeError
+from serve_app.core.deadline import deadline_after
+from serve_app.core.errors import ServeError
+from serve_app.http_errors import status_of
 from serve_app.streams import next_item
 
 
@@ -43,7 +44,7 @@ def test_items_then_none_at_the_end():
 def test_a_stalled_stream_ends_with_a_504_naming_the_idle_timeout():
     with pytest.raises(ServeError, match="no token for 0.1 s") as caught:
         items(tokens(0, 5), idle_s=0.1)
-    assert caught.value.status == 504
+    assert status_of(caught.value) == 504
 
 
 def test_the_deadline_bounds_a_stream_that_keeps_producing():
@@ -54,4 +55,4 @@ def test_the_deadline_bounds_a_stream_that_keeps_producing():
 def test_a_replica_dying_mid_stream_is_a_503():
     with pytest.raises(ServeError) as caught:
         items(dies_after_one())
-    assert caught.value.status == 503 and caught.value.retry_after_s
+    assert status_of(caught.value) == 503 and caught.value.retry_after_s

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from deployments.engines.sampling import make_generator, sample_row
-from deployments.engines.text_base import Completion, RowControl, SamplingParams
 from deployments.engines.transformers_text import TransformersTextEngine
-from serve_app.errors import DeadlineExceeded, ServeError
-from serve_app.models import model_path
+from serve_app.core.errors import DeadlineExceeded, ServeError
+from serve_app.core.generation import Completion, RowControl, SamplingParams
+from serve_app.core.models import model_path
+from serve_app.http_errors import status_of
 
 GREEDY = SamplingParams(max_tokens=24, temperature=0)
 
@@ -90,7 +91,7 @@ def test_a_bad_seed_fails_only_its_own_row(engine, prompts):
     bad = SamplingParams(max_tokens=24, temperature=0.8, seed=2**80)
     first, broken, second = engine.generate_batch([prompts[0], prompts[2], prompts[1]],
                                                   [GREEDY, bad, GREEDY])
-    assert isinstance(broken, ServeError) and broken.status == 400 and broken.param == "seed"
+    assert isinstance(broken, ServeError) and status_of(broken) == 400 and broken.param == "seed"
     assert [first.text, second.text] == alone
 
 
@@ -108,7 +109,7 @@ def test_a_row_past_its_deadline_mid_decode_fails_alone(engine, prompts):
     kept, late = engine.generate_batch(
         [prompts[0], prompts[1]], [GREEDY, SamplingParams(max_tokens=100, temperature=0)],
         [RowControl(), StopsAfter(3, "deadline")])
-    assert isinstance(late, DeadlineExceeded) and late.status == 504
+    assert isinstance(late, DeadlineExceeded) and status_of(late) == 504
     assert kept.text == alone.text
 
 
@@ -137,7 +138,7 @@ def test_the_loop_ends_early_once_every_row_has_stopped(engine, prompts, monkeyp
 def test_a_seed_torch_cannot_take_is_a_400_naming_seed(seed):
     with pytest.raises(ServeError) as error:
         make_generator(SamplingParams(seed=seed))
-    assert (error.value.status, error.value.param) == (400, "seed")
+    assert (status_of(error.value), error.value.param) == (400, "seed")
 
 
 @pytest.mark.parametrize("temperature", [5e-324, 2.2e-311, 1e-6])

@@ -12,7 +12,7 @@ from deployments.engines.open_clip_engine import (
     decode_image_bytes,
     zero_shot_scores,
 )
-from serve_app.models import model_path
+from serve_app.core.models import model_path
 from tests.media import png_image
 
 

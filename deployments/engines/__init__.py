@@ -1,59 +1,45 @@
-"""Runtime backends, one module each. Importing this package imports no engine.
+"""Runtime backends, one module each, found by name through a registry. Importing this package
+imports no engine: `load_*_engine` imports only the module its config names, so a text replica
+on vLLM never imports open_clip and an audio replica never imports transformers.
 
-The loaders below import only the engine a config names, so a text replica on vLLM never
-imports open_clip and an audio replica never imports transformers.
+Every engine class builds itself the same way, `Engine.from_config(config, model_dir)`; adding
+a backend is a module with such a class and one line below.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from serve_app.models import resolve
+TEXT_ENGINES = {
+    "transformers": "deployments.engines.transformers_text:TransformersTextEngine",
+    "vllm": "deployments.engines.vllm_text:VllmTextEngine",
+    "neuron": "deployments.engines.neuron_text:NeuronTextEngine",
+    "tensorrt_llm": "deployments.engines.tensorrt_llm_text:TensorRtLlmTextEngine",
+}
+VISION_ENGINES = {
+    "open_clip": "deployments.engines.open_clip_engine:OpenClipEngine",
+    "neuron": "deployments.engines.neuron_clip:NeuronClipEngine",
+}
+AUDIO_ENGINES = {
+    "faster_whisper": "deployments.engines.whisper:FasterWhisperEngine",
+}
 
 
-def load_text_engine(engine: Any, model_dir: str) -> Any:
-    model_path = str(resolve(engine.model, model_dir))
-    if engine.name == "transformers":
-        from deployments.engines.transformers_text import TransformersTextEngine
-
-        return TransformersTextEngine(model_path, engine.dtype, engine.threads,
-                                      engine.quantization)
-    if engine.name == "vllm":
-        from deployments.engines.vllm_text import VllmTextEngine
-
-        return VllmTextEngine(model_path, engine)
-    if engine.name == "neuron":
-        from deployments.engines.neuron_text import NeuronTextEngine
-
-        return NeuronTextEngine(model_path, engine)
-    if engine.name == "tensorrt_llm":
-        from deployments.engines.tensorrt_llm_text import TensorRtLlmTextEngine
-
-        return TensorRtLlmTextEngine(model_path, engine)
-    raise ValueError(f"unknown text engine {engine.name!r}")
+def engine_class(registry: dict[str, str], name: str) -> type:
+    if name not in registry:
+        raise ValueError(f"unknown engine {name!r}; choose one of {sorted(registry)}")
+    module, _, attribute = registry[name].partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
-def load_vision_engine(engine: Any, model_dir: str) -> Any:
-    checkpoint = engine.checkpoint or str(
-        resolve("clip-vit-b-32", model_dir) / "open_clip_model.safetensors"
-    )
-    if engine.name == "open_clip":
-        from deployments.engines.open_clip_engine import OpenClipEngine
-
-        return OpenClipEngine(engine.arch, checkpoint, engine.threads, engine.dtype,
-                              engine.device, engine.quantization, engine.torchscript)
-    if engine.name == "neuron":
-        from deployments.engines.neuron_clip import NeuronClipEngine
-
-        return NeuronClipEngine(engine.arch, checkpoint, engine.threads,
-                                engine.neuron_batch_size, model_dir)
-    raise ValueError(f"unknown vision engine {engine.name!r}")
+def load_text_engine(config: Any, model_dir: str) -> Any:
+    return engine_class(TEXT_ENGINES, config.name).from_config(config, model_dir)
 
 
-def load_audio_engine(engine: Any, model_dir: str) -> Any:
-    if engine.name == "faster_whisper":
-        from deployments.engines.whisper import FasterWhisperEngine
+def load_vision_engine(config: Any, model_dir: str) -> Any:
+    return engine_class(VISION_ENGINES, config.name).from_config(config, model_dir)
 
-        return FasterWhisperEngine(str(resolve(engine.model, model_dir)), engine.compute_type,
-                                   engine.threads, engine.device, engine.beam_size)
-    raise ValueError(f"unknown audio engine {engine.name!r}")
+
+def load_audio_engine(config: Any, model_dir: str) -> Any:
+    return engine_class(AUDIO_ENGINES, config.name).from_config(config, model_dir)

@@ -3,21 +3,30 @@
 Neuron compiles a graph for fixed input shapes, so the image tower is traced once for a batch of
 `neuron_batch_size` images and wrapped with `torch_neuronx.dynamic_batch`, which splits larger
 batches and pads smaller ones along dimension 0. The compiled tower is saved beside the model
-store (TorchScript) and loaded on the next start instead of compiling again. Text embeddings,
-cheap and of variable length, stay on the host CPU.
+store (TorchScript) and loaded on the next start instead of compiling again: its file name
+carries the architecture, dtype, batch and a digest of the checkpoint's bytes, so a new
+checkpoint or dtype compiles anew. Text embeddings, cheap and of variable length, stay on the
+host CPU.
 
 Not verified on hardware here (no Neuron device on the development machine).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from deployments.engines.open_clip_engine import OpenClipEngine, _normalise
+from deployments.engines.open_clip_engine import (
+    _DTYPES,
+    OpenClipEngine,
+    _normalise,
+    checkpoint_path,
+)
 from deployments.engines.requires import require
 
 
@@ -27,31 +36,50 @@ def trace_input_shape(batch_size: int, image_size: int | tuple[int, int]) -> tup
     return (batch_size, 3, height, width)
 
 
-def compiled_tower_path(model_dir: str, arch: str, batch_size: int) -> Path:
-    return Path(model_dir) / "neuron" / f"{arch}-image-b{batch_size}.pt"
+def checkpoint_digest(checkpoint: str, chunk_bytes: int = 1 << 24) -> str:
+    """The first 16 hex digits of the checkpoint file's SHA-256 (about a second for CLIP)."""
+    digest = hashlib.sha256()
+    with open(checkpoint, "rb") as weights:
+        while chunk := weights.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def compiled_tower_path(model_dir: str, arch: str, dtype: str, batch_size: int,
+                        checkpoint: str) -> Path:
+    name = f"{arch}-{dtype}-b{batch_size}-{checkpoint_digest(checkpoint)}.pt"
+    return Path(model_dir) / "neuron" / name
 
 
 class NeuronClipEngine(OpenClipEngine):
-    def __init__(self, arch: str, checkpoint: str | None, threads: int, batch_size: int,
-                 model_dir: str) -> None:
+    def __init__(self, arch: str, checkpoint: str, threads: int, batch_size: int,
+                 model_dir: str, dtype: str = "float32") -> None:
         require("torch_neuronx", "torch-neuronx", "neuron vision",
                 "install it on an Inferentia instance from the Neuron pip repository")
-        super().__init__(arch, checkpoint, threads, "float32")
-        self.image_tower = self._compiled_tower(compiled_tower_path(model_dir, arch, batch_size),
-                                                batch_size)
+        super().__init__(arch, checkpoint, threads, "float32", torchscript=False)
+        self.tower_dtype = _DTYPES[dtype]  # the text tower stays float32 on the host CPU
+        path = compiled_tower_path(model_dir, arch, dtype, batch_size, checkpoint)
+        self.image_tower = self._compiled_tower(path, batch_size)
+
+    @classmethod
+    def from_config(cls, config: Any, model_dir: str) -> NeuronClipEngine:
+        return cls(config.arch, checkpoint_path(config, model_dir), config.threads,
+                   config.neuron_batch_size, model_dir, config.dtype)
 
     def _compiled_tower(self, path: Path, batch_size: int) -> torch.nn.Module:
         import torch_neuronx
 
         if not path.exists():
-            example = torch.zeros(trace_input_shape(batch_size, self.model.visual.image_size))
-            traced = torch_neuronx.trace(self.model.visual, example)
+            tower = self.model.visual.to(self.tower_dtype)
+            example = torch.zeros(trace_input_shape(batch_size, tower.image_size),
+                                  dtype=self.tower_dtype)
+            traced = torch_neuronx.trace(tower, example)
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.jit.save(traced, str(path))
         return torch_neuronx.dynamic_batch(torch.jit.load(str(path)))
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        pixels = torch.stack([self.preprocess(image) for image in images])
+        pixels = torch.stack([self.preprocess(image) for image in images]).to(self.tower_dtype)
         with torch.inference_mode():
             features = self.image_tower(pixels)
         return _normalise(features)

@@ -28,10 +28,11 @@ def neuron_engine_args(config: Any, model_path: str) -> dict[str, Any]:
             "quantization_type and quantized_checkpoints_path in "
             "engine_kwargs.additional_config.override_neuron_config")
     args = {k: v for k, v in engine_args(config, model_path).items() if k not in _NOT_FOR_NEURON}
-    max_model_len = config.max_model_len or DEFAULT_MAX_MODEL_LEN
-    args["max_model_len"] = max_model_len
-    overrides = {"tp_degree": config.tensor_parallel_size, "batch_size": config.max_num_seqs,
-                 "seq_len": max_model_len}
+    args.setdefault("max_model_len", DEFAULT_MAX_MODEL_LEN)
+    # From the merged arguments, so that engine_kwargs' tensor_parallel_size (or max_num_seqs,
+    # max_model_len) and the shapes NxD Inference compiles for always agree.
+    overrides = {"tp_degree": args["tensor_parallel_size"], "batch_size": args["max_num_seqs"],
+                 "seq_len": args["max_model_len"]}
     extra = dict(config.engine_kwargs.get("additional_config", {}))
     overrides.update(extra.pop("override_neuron_config", {}))
     args["additional_config"] = {**extra, "override_neuron_config": overrides}

@@ -11,6 +11,7 @@ from PIL import Image
 
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
 from deployments.engines.torchscript import frozen_trace
+from serve_app.core.models import resolve
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DEFAULT_MAX_IMAGE_PIXELS = 16_777_216  # the default of vision.max_image_pixels
@@ -20,6 +21,12 @@ DEFAULT_MAX_IMAGE_PIXELS = 16_777_216  # the default of vision.max_image_pixels
 KEEP_ASPECT_RATIO = 2
 # open_clip reads the float dtype of its towers from the first block's c_fc weight.
 KEEP_FLOAT_FOR_INT8 = ("resblocks.0.mlp.c_fc",)
+
+
+def checkpoint_path(config: Any, model_dir: str) -> str:
+    """The configured checkpoint, else the model store's (random-init weights at set-up)."""
+    return config.checkpoint or str(
+        resolve("clip-vit-b-32", model_dir) / "open_clip_model.safetensors")
 
 
 class ImageDecodeError(ValueError):
@@ -135,6 +142,11 @@ class OpenClipEngine:
         if torchscript:
             self.image_tower = frozen_trace(self.model.visual, self._example_pixels())
         self.tokenizer = open_clip.get_tokenizer(arch)
+
+    @classmethod
+    def from_config(cls, config: Any, model_dir: str) -> OpenClipEngine:
+        return cls(config.arch, checkpoint_path(config, model_dir), config.threads,
+                   config.dtype, config.device, config.quantization, config.torchscript)
 
     @property
     def dimensions(self) -> int:

@@ -6,8 +6,8 @@ import random
 
 import torch
 
-from deployments.engines.text_base import SamplingParams
-from serve_app.errors import ServeError
+from serve_app.core.errors import InvalidRequest
+from serve_app.core.generation import SamplingParams
 
 # The seeds torch.Generator.manual_seed takes (a negative one wraps modulo 2**64).
 SEED_RANGE = range(-(2**63), 2**64)
@@ -23,7 +23,7 @@ def make_generator(params: SamplingParams) -> torch.Generator:
     """
     seed = params.seed if params.seed is not None else random.getrandbits(63)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed not in SEED_RANGE:
-        raise ServeError(400, f"seed must be an integer from {SEED_RANGE.start} to "
+        raise InvalidRequest(f"seed must be an integer from {SEED_RANGE.start} to "
                          f"{SEED_RANGE.stop - 1}", "seed")
     return torch.Generator().manual_seed(seed)
 

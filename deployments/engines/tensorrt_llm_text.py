@@ -14,7 +14,9 @@ from typing import Any
 
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.requires import require
-from deployments.engines.text_base import Completion, SamplingParams, StreamDelta
+from serve_app.core.errors import InvalidRequest
+from serve_app.core.generation import Completion, SamplingParams, StreamDelta
+from serve_app.core.models import resolve
 
 # TensorRT-LLM reports "cancelled" and "timeout" where the OpenAI protocol knows "abort".
 _FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "abort", "timeout": "abort"}
@@ -39,6 +41,15 @@ def llm_kwargs(config: Any, model_path: str) -> dict[str, Any]:
     if config.quantization is not None:
         kwargs["quant_config"] = {"quant_algo": config.quantization.upper()}
     return {**kwargs, **config.engine_kwargs}
+
+
+def check_fits(prompt_tokens: int, max_tokens: int, max_seq_len: int | None) -> None:
+    """An InvalidRequest (a 400, as vLLM gives) when the prompt and the answer it asks for
+    cannot fit the sequence length the engine was built for."""
+    if max_seq_len is not None and prompt_tokens + max_tokens > max_seq_len:
+        raise InvalidRequest(
+            f"the prompt has {prompt_tokens} tokens and asks for {max_tokens} more; this model "
+            f"takes at most {max_seq_len} tokens in all", "messages")
 
 
 def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
@@ -69,7 +80,12 @@ class TensorRtLlmTextEngine:
             kwargs["quant_config"] = QuantConfig(quant_algo=QuantAlgo[algo])
         self.llm = LLM(**kwargs)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.counts = {"completed": 0, "aborted": 0}
+        self.max_seq_len = config.max_model_len
+        self.counts = {"completed": 0, "aborted": 0, "rejected": 0}
+
+    @classmethod
+    def from_config(cls, config: Any, model_dir: str) -> TensorRtLlmTextEngine:
+        return cls(str(resolve(config.model, model_dir)), config)
 
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return chat_token_ids(self.tokenizer, messages)
@@ -92,8 +108,16 @@ class TensorRtLlmTextEngine:
         """The request's outputs; closing this early aborts the request in TensorRT-LLM."""
         from tensorrt_llm import SamplingParams as TrtSamplingParams
 
-        result = self.llm.generate_async(prompt, TrtSamplingParams(**sampling_kwargs(params)),
-                                         streaming=streaming)
+        try:
+            check_fits(len(prompt), params.max_tokens, self.max_seq_len)
+            result = self.llm.generate_async(
+                prompt, TrtSamplingParams(**sampling_kwargs(params)), streaming=streaming)
+        except ValueError as exc:  # TensorRT-LLM's own input checks (lengths, parameters)
+            self.counts["rejected"] += 1
+            raise InvalidRequest(str(exc), "messages") from None
+        except InvalidRequest:
+            self.counts["rejected"] += 1
+            raise
         try:
             async for output in result:
                 yield output

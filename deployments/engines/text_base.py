@@ -2,55 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Protocol
 
-from serve_app.deadline import expired
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """Per-request decoding settings; one batch may mix requests with different settings."""
-
-    max_tokens: int = 128
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-
-
-@dataclass
-class Completion:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str  # "stop" | "length" | "abort"
-
-
-@dataclass
-class RowControl:
-    """What may end one row of a batch early: its caller going away (`cancelled`, set from
-    another thread) or its absolute wall-clock `deadline` passing."""
-
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    deadline: float | None = None
-
-    def stop_reason(self) -> str | None:
-        """Why the row must stop now: "abort" once cancelled, "deadline" once the deadline
-        has passed; None while it may go on."""
-        if self.cancelled.is_set():
-            return "abort"
-        return "deadline" if expired(self.deadline) else None
-
-
-@dataclass
-class StreamDelta:
-    """A piece of streamed text; the last one of a stream carries the finished completion."""
-
-    text: str
-    completion: Completion | None = field(default=None)
+from serve_app.core.generation import Completion, RowControl, SamplingParams, StreamDelta
 
 
 class TextEngine(Protocol):

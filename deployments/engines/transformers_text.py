@@ -11,14 +11,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
 from deployments.engines.sampling import make_generator, sample_row
-from deployments.engines.text_base import Completion, RowControl, SamplingParams, StreamDelta
-from serve_app.errors import DeadlineExceeded, ServeError
+from serve_app.core.errors import DeadlineExceeded, ServeError
+from serve_app.core.generation import Completion, RowControl, SamplingParams, StreamDelta
+from serve_app.core.models import resolve
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Left float32 by int8 quantization (Llama-family names): the MLP down-projection, whose input
@@ -61,6 +63,11 @@ class TransformersTextEngine:
             self.model = quantize_linear_int8(self.model, KEEP_FLOAT_FOR_INT8)
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.eos_ids = self._eos_ids()
+
+    @classmethod
+    def from_config(cls, config: Any, model_dir: str) -> TransformersTextEngine:
+        return cls(str(resolve(config.model, model_dir)), config.dtype, config.threads,
+                   config.quantization)
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id

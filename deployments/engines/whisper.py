@@ -30,6 +30,7 @@ import gc
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import av
 import numpy as np
@@ -37,6 +38,8 @@ from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+from serve_app.core.models import resolve
 
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30
@@ -233,6 +236,11 @@ class FasterWhisperEngine:
         # no token for it would decode it unforced, and fail any batch it shares with others.
         self._supported = [lang for lang in self.model.supported_languages
                            if not self.multilingual or self._tokenizer(lang).language is not None]
+
+    @classmethod
+    def from_config(cls, config: Any, model_dir: str) -> FasterWhisperEngine:
+        return cls(str(resolve(config.model, model_dir)), config.compute_type, config.threads,
+                   config.device, config.beam_size)
 
     @property
     def supported_languages(self) -> list[str]:

@@ -16,7 +16,7 @@ import yaml
 
 from cluster import group_env
 from cluster.local import LocalCluster, load_spec
-from serve_app.local_ray import free_port
+from cluster.local_ray import free_port
 from tests.cluster.serve_state import deploy_and_wait, ray_connection
 
 REPO = Path(__file__).resolve().parents[2]

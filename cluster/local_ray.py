@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from serve_app.haproxy_ingress import haproxy_env, stop_haproxy
+from cluster.haproxy_ingress import haproxy_env, stop_haproxy
 
 # Services every node opens, then those only a head opens.
 NODE_PORT_NAMES = ("metrics", "node_manager", "object_manager", "dashboard_agent_listen",
@@ -90,7 +90,7 @@ class LocalRay:
     resources: dict[str, float] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     node_group: str | None = None
-    haproxy: bool = False  # Serve's HAProxy ingress (serve_app/haproxy_ingress.py)
+    haproxy: bool = False  # Serve's HAProxy ingress (cluster/haproxy_ingress.py)
     object_store_memory: int | None = None
     worker_ports: tuple[int, int] | None = None
     stop_grace_s: float = 10  # after SIGTERM, before SIGKILL (the GCS lingers ~30 s)

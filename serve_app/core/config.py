@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from serve_app.runtime_env import prepare_runtime_env
+from serve_app.core.runtime_env import prepare_runtime_env
 
 
 class _Strict(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from serve_app.errors import DeadlineExceeded
+from serve_app.core.errors import DeadlineExceeded
 
 
 def deadline_after(seconds: float) -> float:

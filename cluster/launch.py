@@ -2,13 +2,13 @@
 and `serve run` of a profile against it, in the foreground. Ctrl-C, SIGTERM or SIGHUP (to this
 process or to its whole process group) stops both, and only them.
 
-    python -m serve_app.launch [--profile cpu | path/to/config.yaml] [--address HOST:PORT]
+    python -m cluster.launch [--profile cpu | path/to/config.yaml] [--address HOST:PORT]
                                [--ingress proxy | haproxy] [--http-port N] [--ray-port N]
                                [--dashboard-port N] [--metrics-port N] [--temp-dir DIR]
-    python -m serve_app.launch --print-ray-env   # exports for a driver of that head
+    python -m cluster.launch --print-ray-env   # exports for a driver of that head
 
 With --address the app is deployed to that existing cluster instead of a new local one.
-The local head binds 127.0.0.1 and runs with Ray's token auth (serve_app/local_ray.py).
+The local head binds 127.0.0.1 and runs with Ray's token auth (cluster/local_ray.py).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import yaml
 
+from cluster.haproxy_ingress import INGRESSES, uses_haproxy
+from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, dies_with_this_thread, free_ports
 from serve_app.auth import check_exposure, load_api_keys
-from serve_app.config import ConfigError, load_config
-from serve_app.haproxy_ingress import INGRESSES, uses_haproxy
-from serve_app.local_ray import SERVE_TUNING_ENV, LocalRay, dies_with_this_thread, free_ports
+from serve_app.core.config import ConfigError, load_config
 
 PROFILES = Path(__file__).resolve().parent.parent / "cluster" / "profiles"
 DEFAULT_PORTS = {"gcs": 6379, "dashboard": 8265, "metrics": 8080}
@@ -61,7 +61,7 @@ def profile_path(profile: str) -> Path:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m serve_app.launch")
+    parser = argparse.ArgumentParser(prog="python -m cluster.launch")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--address", default=None, help="deploy to this running Ray cluster")
     parser.add_argument("--num-cpus", type=float, default=os.cpu_count() or 2)
@@ -184,7 +184,7 @@ def _stop(runner: subprocess.Popen | None) -> None:
 
 def _driver_hint(args: argparse.Namespace) -> str:
     port = "" if args.ray_port == DEFAULT_PORTS["gcs"] else f" --ray-port {args.ray_port}"
-    return f'for a driver, eval "$(python -m serve_app.launch --print-ray-env{port})"'
+    return f'for a driver, eval "$(python -m cluster.launch --print-ray-env{port})"'
 
 
 def _print_ray_env(args: argparse.Namespace) -> int:

@@ -1,0 +1,53 @@
+"""What a text generation takes and gives back, shared by the engines, the text replica and
+the front end: sampling settings, a finished completion, a streamed delta, and the control
+through which one row of a batch is ended early."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from serve_app.core.deadline import expired
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-request decoding settings; one batch may mix requests with different settings."""
+
+    max_tokens: int = 128
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length" | "abort"
+
+
+@dataclass
+class RowControl:
+    """What may end one row of a batch early: its caller going away (`cancelled`, set from
+    another thread) or its absolute wall-clock `deadline` passing."""
+
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    deadline: float | None = None
+
+    def stop_reason(self) -> str | None:
+        """Why the row must stop now: "abort" once cancelled, "deadline" once the deadline
+        has passed; None while it may go on."""
+        if self.cancelled.is_set():
+            return "abort"
+        return "deadline" if expired(self.deadline) else None
+
+
+@dataclass
+class StreamDelta:
+    """A piece of streamed text; the last one of a stream carries the finished completion."""
+
+    text: str
+    completion: Completion | None = field(default=None)
