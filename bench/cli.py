@@ -20,12 +20,15 @@ import signal
 import sys
 from pathlib import Path
 
+from bench.environment import git_commit
 from bench.load import LoadSpec
 from bench.slo import parse_duration, parse_slo
 from bench.workloads import NAMES, build_workload
-from serve_app.haproxy_ingress import INGRESSES
+from cluster.haproxy_ingress import INGRESSES
 
-RUNS_DIR = Path(__file__).resolve().parent / "results" / "runs"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RUNS_DIR = RESULTS_DIR / "runs"
+WRITES_RESULTS = ("run", "sweep", "suite", "fuzz", "soak")
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
@@ -103,8 +106,9 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--out", type=Path, default=None,
                        help=f"folder for the report (default {RUNS_DIR}/<time>-<workload>)")
     group.add_argument("--name", default=None)
-    group.add_argument("--no-records", action="store_true",
-                       help="leave the per-request records out of the JSON")
+    group.add_argument("--records", action="store_true",
+                       help="keep every request's record in the JSON (large: for debugging, "
+                            "not for committing; reports hold summaries)")
     group.add_argument("--no-plots", action="store_true")
     group.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -144,6 +148,10 @@ def parser() -> argparse.ArgumentParser:
                                   "the app; every answer must keep the error contract"))
     _add_soak(commands.add_parser("soak", help="the mixed workload for a long time with "
                                   "replicas killed; checks errors and memory growth"))
+    for command in WRITES_RESULTS:
+        commands.choices[command].add_argument(
+            "--allow-dirty", action="store_true",
+            help="write into bench/results/ even from a tree with uncommitted changes")
     ceiling = commands.add_parser("ceiling", help="offline batched CLIP throughput")
     ceiling.add_argument("--threads", type=int, default=1)
     ceiling.add_argument("--batch", type=int, default=16)
@@ -243,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_cleanly)
     args = parser().parse_args(argv)
+    if args.command in WRITES_RESULTS:
+        refuse_dirty_results(args)
     if args.command == "compare":
         from bench.compare import compare
 
@@ -268,6 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     return _run_or_sweep(args, command_line(argv))
 
 
+def refuse_dirty_results(args: argparse.Namespace) -> None:
+    """A result committed from a dirty tree would not say which code produced it."""
+    out = getattr(args, "out", None)
+    if args.allow_dirty or (out is not None and not out.resolve().is_relative_to(RESULTS_DIR)):
+        return
+    commit = git_commit()
+    if commit and commit.endswith("-dirty"):
+        raise SystemExit(f"the tree has uncommitted changes ({commit}); commit them, write "
+                         "elsewhere with --out, or pass --allow-dirty")
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     """SIGTERM unwinds like Ctrl-C, so the Ray head a command started is stopped by its
     `finally`; further signals are ignored, so they cannot cut that cleanup short."""
@@ -284,7 +305,7 @@ def _run_or_sweep(args: argparse.Namespace, command: str) -> int:
     out = args.out or RUNS_DIR / name
     options = {"scrape_interval_s": args.scrape_interval,
                "scrape_settle_s": args.scrape_settle, "quiet": args.quiet,
-               "include_records": not args.no_records, "make_plots": not args.no_plots}
+               "include_records": args.records, "make_plots": not args.no_plots}
     with open_target(args.url, args.profile, args.metrics_url, args.num_cpus,
                      args.baseline_threads, args.ingress) as target, \
             ray_for_clients(target, args.address):

@@ -8,7 +8,7 @@ every few minutes (text, vision, audio in turn), while each replica's memory is 
 The rate is `load_fraction` of the highest rate that met the SLO in a sweep: one run here
 (`--sweep-rates`), or a sweep report given with `--sweep-result`; `--rate` uses a rate as given.
 The checks are bench/soak_checks.py's; the summary (JSON and Markdown, with the command line)
-goes to bench/results/soak/, the request records beside it. Exits 1 when a check fails.
+goes to bench/results/soak/. Exits 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -139,7 +139,6 @@ def run_soak(target: Target, view: ReplicaView, workload: Workload, plan: SoakPl
     summary.update(schema=SCHEMA, name=name, command=command, environment=environment,
                    target={"url": target.url, "kind": target.kind, "profile": target.profile},
                    workload=workload.describe(), rate_source=rate_source)
-    write_json({"records": [r.to_dict() for r in records]}, out / f"{name}-records.json")
     write_json(summary, out / f"{name}.json")
     (out / f"{name}.md").write_text(render(summary))
     return summary
