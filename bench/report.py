@@ -1,4 +1,4 @@
-"""The run report: one JSON document per run (schema in the README section), and its files.
+"""The run report: one JSON document per run (schema in docs/benchmarks.md), and its files.
 
     {
       "schema": "mmserve-bench/run/1",

@@ -13,15 +13,15 @@ from ray.serve import Application
 from deployments.audio import SpeechTranscriber
 from deployments.text import TextGenerator
 from deployments.vision import ImageEmbedder
-from serve_app.config import AppConfig, DeploymentSettings, load_config
+from serve_app.core.config import AppConfig, DeploymentSettings, load_config
+from serve_app.core.models import default_model_dir
 from serve_app.ingress import Ingress
-from serve_app.models import default_model_dir
 
 TEXT, VISION, AUDIO, INGRESS = "TextGenerator", "ImageEmbedder", "SpeechTranscriber", "Ingress"
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
-    """Serve application builder; `args` is an AppConfig as a dict (see the README's table)."""
+    """Serve application builder; `args` is an AppConfig as a dict (docs/configuration.md)."""
     return bind_app(load_config(args))
 
 
