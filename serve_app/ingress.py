@@ -172,7 +172,7 @@ class Ingress:
         try:
             await group.call("ready", deadline=deadline_after(READY_TIMEOUT_S))
         except ServeError as error:
-            return "overloaded" if error.status == 429 else "down"
+            return "overloaded" if isinstance(error, Overloaded) else "down"
         return "overloaded" if group.load.overloaded() else "ready"
 
     # -- models -----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def test_a_call_already_past_its_deadline_never_reaches_the_model(app_url, deplo
                                                                     call):
     before = items(deployment, method)
     error = failure(call(deployment_handle(deployment), time.time() - 1))
-    assert isinstance(error, DeadlineExceeded) and error.status == 504
+    assert isinstance(error, DeadlineExceeded)
     assert items(deployment, method) == before
 
 
@@ -49,7 +49,7 @@ def test_a_row_whose_deadline_passes_mid_decode_fails_and_the_replica_serves_on(
     text = deployment_handle("TextGenerator")
     aborted_before = stats("TextGenerator")["events"].get("deadline_aborted", 0)
     error = failure(text.generate.remote(STORY, LONG, time.time() + 1.5))
-    assert isinstance(error, DeadlineExceeded) and error.status == 504
+    assert isinstance(error, DeadlineExceeded)
     assert stats("TextGenerator")["events"].get("deadline_aborted", 0) == aborted_before + 1
     short = SamplingParams(max_tokens=4, temperature=0)
     assert text.generate.remote(STORY, short, time.time() + 60).result()["completion_tokens"]

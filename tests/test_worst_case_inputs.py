@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from serve_app.core.errors import ServeError
+from serve_app.http_errors import status_of
 from tests.conftest import TEST_ARGS, deployment_handle
 from tests.hostile_media import flac_without_duration, jpeg, png, png_declaring, silent_wav
 from tests.media import b64, png_image, speech_wav
@@ -155,7 +156,7 @@ def test_replicas_enforce_their_caps_without_the_ingress(app_url):
         with pytest.raises(ServeError) as caught:
             response.result(timeout_s=120)
         error = getattr(caught.value, "cause", None) or caught.value
-        assert (error.status, error.param) == (status, param), error
+        assert (status_of(error), error.param) == (status, param), error
 
 
 def send(app_url: str, case: Case) -> httpx.Response:
