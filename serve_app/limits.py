@@ -36,9 +36,23 @@ def check_embeddings(body: EmbeddingRequest, config: AppConfig) -> None:
     if body.model == vision.engine.served_model_name + IMAGE_MODEL_SUFFIX:
         return  # images: their pixels are checked by the replica, from each image's header
     for index, text in enumerate(inputs):
+        if looks_like_an_image(text):
+            image_model = vision.engine.served_model_name + IMAGE_MODEL_SUFFIX
+            raise InvalidRequest(f"input[{index}] is an image; {body.model} embeds text: send "
+                                 f"images to {image_model}", f"input[{index}]")
         if len(text) > vision.max_text_chars:
             raise InvalidRequest(f"input[{index}]: {len(text)} characters; the limit is "
                              f"{vision.max_text_chars}", f"input[{index}]")
+
+
+# base64 of the first bytes of PNG, JPEG, GIF and WebP files.
+_IMAGE_BASE64_PREFIXES = ("iVBORw0KGgo", "/9j/", "R0lGOD", "UklGR")
+
+
+def looks_like_an_image(text: str) -> bool:
+    """A data URL of an image, or base64 that starts like a PNG, JPEG, GIF or WebP file."""
+    return text.startswith("data:image/") or (
+        text.startswith(_IMAGE_BASE64_PREFIXES) and " " not in text[:64])
 
 
 def check_pipeline(body: PipelineRequest, config: AppConfig) -> None:

@@ -1,0 +1,339 @@
+"""The front end: what every route does, written once over three groups (text, vision,
+audio) that answer `call` and `open_stream` (serve_app/calls.py over Serve handles).
+
+Everything a client can get wrong becomes a JSON error with its status here or in a replica
+(a ServeError, mapped in serve_app/http_errors.py); nothing a client sends can take a replica
+down. Every request but the health checks is authenticated (when keys are configured),
+admitted only while this replica has room (else 429), checked against the input caps before
+any model sees it, and given a deadline that travels with it into every replica it reaches.
+The routes themselves (paths, OpenAPI) are in serve_app/routes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from deployments import metrics
+from serve_app import limits, protocol
+from serve_app.auth import authenticate, load_api_keys
+from serve_app.calls import ReplicaGroup
+from serve_app.core.config import AppConfig
+from serve_app.core.deadline import deadline_after
+from serve_app.core.errors import (
+    InternalFailure,
+    InvalidRequest,
+    Overloaded,
+    ServeError,
+    UnsupportedMediaType,
+)
+from serve_app.core.generation import SamplingParams
+from serve_app.group_load import GroupLoad
+from serve_app.http import (
+    M,
+    decode_base64,
+    parse_json,
+    read_body,
+    replayed,
+    require_media_type,
+    sse_event,
+    sse_response,
+)
+from serve_app.http_errors import HttpError, error_body, error_response
+from serve_app.pipeline import MultimodalPipeline
+from serve_app.streams import next_item
+from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
+
+Handler = Callable[[Request], Awaitable[Response]]
+JSON_TYPES = ("application/json",)
+READY_TIMEOUT_S = 5.0
+TIMEOUT_HEADER = "x-request-timeout"
+logger = logging.getLogger("ray.serve")
+
+
+class FrontEnd:
+    def __init__(self, config: AppConfig, text: ReplicaGroup, vision: ReplicaGroup,
+                 audio: ReplicaGroup) -> None:
+        self.config = config
+        self.limits = self.config.ingress
+        self.api_keys = load_api_keys(self.limits.api_keys)
+        self.text, self.vision, self.audio = text, vision, audio
+        self.load = GroupLoad()  # this replica's own requests, for its admission and Retry-After
+        self.pipeline = MultimodalPipeline(self.text, self.vision, self.audio,
+                                           self.config.text.default_max_tokens,
+                                           self.limits.retry_idempotent)
+        self.text_model = self.config.text.engine.served_model_name
+        self.clip_model = self.config.vision.engine.served_model_name
+        self.whisper_model = self.config.audio.engine.served_model_name
+
+    async def handle(self, handler: Handler, request: Request, route: str,
+                     open_route: bool = False) -> Response:
+        """The handler's response, or its error as JSON; counted by route and status. An open
+        route (a health probe) needs no key and is never turned away."""
+        started = time.perf_counter()
+        try:
+            if open_route:
+                response = await handler(request)
+            else:
+                authenticate(request.headers.get("authorization"), self.api_keys)
+                response = await self._admitted(handler, request)
+        except ServeError as error:
+            response = error_response(error)
+        except Exception:  # a bug: still a JSON answer, and the replica serves on
+            logger.exception("unhandled error on %s %s", request.method, route)
+            response = error_response(InternalFailure("internal error"))
+        metrics.http_requests().inc(tags={"route": route, "status": str(response.status_code)})
+        metrics.http_latency().observe(time.perf_counter() - started, tags={"route": route})
+        return response
+
+    async def _admitted(self, handler: Handler, request: Request) -> Response:
+        """Runs the handler if this replica has room, with the request's deadline set; a
+        streamed response holds its place until its last event is sent."""
+        if self.load.in_flight >= self.limits.max_concurrent_requests:
+            self.load.rejected()
+            raise Overloaded("the server is at capacity; retry later",
+                             retry_after_s=self.load.retry_after_s())
+        request.state.deadline = deadline_after(self._timeout_s(request))
+        self.load.started()
+        try:
+            response = await handler(request)
+        except BaseException:
+            self.load.finished()
+            raise
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = _finally(response.body_iterator, self.load.finished)
+        else:
+            self.load.finished()
+        return response
+
+    def _timeout_s(self, request: Request) -> float:
+        """The configured deadline, or sooner if the client asks (X-Request-Timeout: seconds)."""
+        default = self.limits.request_timeout_s
+        asked = request.headers.get(TIMEOUT_HEADER)
+        if asked is None:
+            return default
+        try:
+            seconds = float(asked)
+        except ValueError:
+            seconds = float("nan")
+        if not 0 < seconds < float("inf"):
+            raise InvalidRequest("X-Request-Timeout must be a positive number of seconds",
+                             "X-Request-Timeout")
+        return min(seconds, default)
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        """200 when every group answers; 429 when one is overloaded (its queue is full, or it
+        rejected work in the last seconds) and none is down; 503 when one is down."""
+        groups = (self.text, self.vision, self.audio)
+        states = dict(zip((g.name for g in groups),
+                          await asyncio.gather(*(self._state(g) for g in groups))))
+        status = next((s for s in ("down", "overloaded") if s in states.values()), "ready")
+        code = {"ready": 200, "overloaded": 429, "down": 503}[status]
+        headers = {"Retry-After": str(max(g.load.retry_after_s() for g in groups))} \
+            if status == "overloaded" else None
+        return JSONResponse({"ready": status == "ready", "status": status,
+                             "deployments": states}, status_code=code, headers=headers)
+
+    async def _state(self, group: ReplicaGroup) -> str:
+        try:
+            await group.call("ready", deadline=deadline_after(READY_TIMEOUT_S))
+        except ServeError as error:
+            return "overloaded" if isinstance(error, Overloaded) else "down"
+        return "overloaded" if group.load.overloaded() else "ready"
+
+    # -- models -----------------------------------------------------------------------------
+
+    def _models(self) -> dict[str, str]:
+        return {self.text_model: "chat", self.clip_model: "text-embedding",
+                self.clip_model + protocol.IMAGE_MODEL_SUFFIX: "image-embedding",
+                self.whisper_model: "transcription"}
+
+    async def list_models(self, request: Request) -> Response:
+        created = protocol.now()
+        data = [{"id": name, "object": "model", "created": created, "owned_by": "mmserve",
+                 "capability": capability} for name, capability in self._models().items()]
+        return JSONResponse({"object": "list", "data": data})
+
+    def _check_model(self, requested: str, served: str | tuple[str, ...]) -> None:
+        served = (served,) if isinstance(served, str) else served
+        if requested not in served:
+            raise HttpError(404, f"model {requested!r} is not served on this route; "
+                             f"use {' or '.join(served)}", "model")
+
+    # -- chat -------------------------------------------------------------------------------
+
+    async def chat_completions(self, request: Request) -> Response:
+        require_media_type(request, *JSON_TYPES)
+        body = self._json(await read_body(request, self.limits.max_body_bytes),
+                          protocol.ChatCompletionRequest)
+        self._check_model(body.model, self.text_model)
+        limits.check_chat(body, self.config)
+        params = self._sampling(body)
+        messages = body.plain_messages()
+        request_id = protocol.new_id("chatcmpl")
+        deadline = request.state.deadline
+        if body.stream:
+            return await self._stream_chat(request_id, messages, params, body, deadline)
+        result = await self.text.call("generate", messages, params, deadline=deadline)
+        return JSONResponse(protocol.chat_completion(
+            request_id, self.text_model, result["text"], result["finish_reason"],
+            protocol.usage(result["prompt_tokens"], result["completion_tokens"])))
+
+    def _sampling(self, body: protocol.ChatCompletionRequest) -> SamplingParams:
+        max_tokens = body.requested_max_tokens() or self.config.text.default_max_tokens
+        return SamplingParams(max_tokens=max_tokens, temperature=body.temperature,
+                              top_p=body.top_p, seed=body.seed, stop=body.stop_list())
+
+    async def _stream_chat(self, request_id: str, messages: list[dict], params: SamplingParams,
+                           body: protocol.ChatCompletionRequest, deadline: float) -> Response:
+        first, rest = await self.text.open_stream("stream", messages, params, deadline=deadline)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return sse_response(self._chat_events(request_id, first, rest, include_usage, deadline))
+
+    async def _chat_events(self, request_id: str, first: Any, rest: Any, include_usage: bool,
+                           deadline: float) -> AsyncIterator[str]:
+        model = self.text_model
+        yield sse_event(protocol.chat_chunk(request_id, model, {"role": "assistant",
+                                                                "content": ""}))
+        item = first
+        try:
+            while item is not None:
+                if "text" in item:
+                    yield sse_event(protocol.chat_chunk(request_id, model,
+                                                        {"content": item["text"]}))
+                else:
+                    yield from_completion(request_id, model, item["completion"], include_usage)
+                item = await next_item(rest, self.text, deadline,
+                                       self.limits.stream_idle_timeout_s)
+        except Exception as exc:  # the stream already started: report in-band, then end
+            yield sse_event(error_body(_in_band(exc)))
+        finally:
+            if item is not None:  # the client went away, or the stream failed: stop decoding
+                rest.cancel()
+        yield sse_event("[DONE]")
+
+    # -- embeddings -------------------------------------------------------------------------
+
+    async def embeddings(self, request: Request) -> Response:
+        require_media_type(request, *JSON_TYPES)
+        body = self._json(await read_body(request, self.limits.max_body_bytes),
+                          protocol.EmbeddingRequest)
+        image_model = self.clip_model + protocol.IMAGE_MODEL_SUFFIX
+        self._check_model(body.model, (self.clip_model, image_model))
+        limits.check_embeddings(body, self.config)
+        inputs = body.inputs()
+        retry = {"deadline": request.state.deadline, "idempotent": self.limits.retry_idempotent}
+        if body.model == image_model:
+            images = [decode_base64(item, f"input[{i}]") for i, item in enumerate(inputs)]
+            vectors = await self.vision.call("embed_images", images, **retry)
+        else:
+            vectors = await self.vision.call("embed_texts", inputs, **retry)
+        if body.dimensions is not None and body.dimensions != len(vectors[0]):
+            raise InvalidRequest(f"{body.model} has {len(vectors[0])} dimensions", "dimensions")
+        data = [{"object": "embedding", "index": i,
+                 "embedding": protocol.encode_embedding(v, body.encoding_format)}
+                for i, v in enumerate(vectors)]
+        tokens = 0 if body.model == image_model else sum(len(t.split()) for t in inputs)
+        return JSONResponse({"object": "list", "model": body.model, "data": data,
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    # -- audio ------------------------------------------------------------------------------
+
+    async def transcriptions(self, request: Request) -> Response:
+        require_media_type(request, "multipart/form-data")
+        body = await read_body(request, self.limits.max_body_bytes)
+        form = await _form(replayed(request, body))
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("file: a multipart file field is required", "file")
+        self._check_model(str(form.get("model", "")), (self.whisper_model, "whisper-1"))
+        response_format = str(form.get("response_format", "json"))
+        if response_format not in TRANSCRIPTION_FORMATS:
+            raise InvalidRequest(f"response_format must be one of {TRANSCRIPTION_FORMATS}",
+                             "response_format")
+        _check_audio_type(upload)
+        language = form.get("language") or None
+        audio = await upload.read()
+        result = await self.audio.call("transcribe", audio, language,
+                                       deadline=request.state.deadline,
+                                       idempotent=self.limits.retry_idempotent)
+        content, media_type = format_transcription(result, response_format)
+        if media_type == "application/json":
+            return JSONResponse(content)
+        return PlainTextResponse(content, media_type=media_type)
+
+    # -- pipeline ---------------------------------------------------------------------------
+
+    async def run_pipeline(self, request: Request) -> Response:
+        require_media_type(request, *JSON_TYPES)
+        body = self._json(await read_body(request, self.limits.max_body_bytes),
+                          protocol.PipelineRequest)
+        limits.check_pipeline(body, self.config)
+        audio = decode_base64(body.audio, "audio") if body.audio else None
+        image = decode_base64(body.image, "image") if body.image else None
+        deadline = request.state.deadline
+        if body.stream:
+            events = await self.pipeline.stream(body, audio, image, deadline,
+                                                self.limits.stream_idle_timeout_s)
+            return sse_response(_sse_with_done(events))
+        return JSONResponse(await self.pipeline.run(body, audio, image, deadline))
+
+    def _json(self, body: bytes, model: type[M]) -> M:
+        return parse_json(body, model, self.limits.max_json_depth)
+
+
+def from_completion(request_id: str, model: str, completion: dict, include_usage: bool) -> str:
+    usage = protocol.usage(completion["prompt_tokens"], completion["completion_tokens"])
+    final = sse_event(protocol.chat_chunk(request_id, model, {}, completion["finish_reason"]))
+    if include_usage:
+        final += sse_event(protocol.chat_chunk(request_id, model, {}, usage_=usage,
+                                               with_choice=False))
+    return final
+
+
+async def _sse_with_done(events: AsyncIterator[dict]) -> AsyncIterator[str]:
+    try:
+        async for event in events:
+            yield sse_event(event)
+    except Exception as exc:
+        yield sse_event({"type": "error", **error_body(_in_band(exc))["error"]})
+    yield sse_event("[DONE]")
+
+
+def _in_band(exc: Exception) -> ServeError:
+    return exc if isinstance(exc, ServeError) else InternalFailure("the stream failed")
+
+
+async def _finally(iterator: AsyncIterator, done: Callable[[], None]) -> AsyncIterator:
+    try:
+        async for item in iterator:
+            yield item
+    finally:
+        done()
+
+
+async def _form(request: Request):
+    try:
+        return await request.form(max_files=1, max_fields=32)
+    except Exception as exc:  # starlette raises several types for broken multipart bodies
+        raise InvalidRequest(f"the multipart body could not be parsed: {exc}") from None
+
+
+def _check_audio_type(upload: UploadFile) -> None:
+    media = (upload.content_type or "").split(";")[0].strip().lower()
+    if media and not media.startswith(("audio/", "video/")) and media not in (
+            "application/octet-stream", "application/ogg"):
+        raise UnsupportedMediaType(f"unsupported media type {media!r} for file; send audio "
+                         "(wav, flac, mp3 or ogg)", "file")

@@ -1,0 +1,86 @@
+"""The FastAPI routes over the front end, without Ray: the groups are small fakes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from serve_app.core.config import AppConfig
+from serve_app.frontend import FrontEnd
+from serve_app.group_load import GroupLoad
+from serve_app.routes import ROUTES, build_api
+from tests.media import b64, png_image
+
+
+class FakeGroup:
+    def __init__(self, name: str, answers: dict) -> None:
+        self.name, self.answers, self.load = name, answers, GroupLoad()
+        self.calls: list[str] = []
+
+    async def call(self, method: str, *args, deadline=None, idempotent=False):
+        self.calls.append(method)
+        return self.answers[method]
+
+
+@pytest.fixture
+def groups():
+    completion = {"text": "Paris.", "finish_reason": "stop", "prompt_tokens": 9,
+                  "completion_tokens": 2}
+    return (FakeGroup("text", {"generate": completion, "ready": True}),
+            FakeGroup("vision", {"embed_texts": np.array([[1.0, 0.0]], np.float32),
+                                 "ready": True}),
+            FakeGroup("audio", {"ready": True}))
+
+
+@pytest.fixture
+def client(groups, monkeypatch):
+    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
+    return TestClient(build_api(FrontEnd(AppConfig(), *groups)))
+
+
+def test_the_openapi_schema_lists_every_route_with_its_body_schema(client):
+    schema = client.get("/openapi.json").json()
+    assert {r.path for r in ROUTES} <= set(schema["paths"])
+    chat = schema["paths"]["/v1/chat/completions"]["post"]["requestBody"]
+    ref = chat["content"]["application/json"]["schema"]["$ref"]
+    name = ref.rsplit("/", 1)[-1]
+    assert "messages" in schema["components"]["schemas"][name]["properties"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_a_route_answers_through_the_front_end(client, groups):
+    reply = client.post("/v1/chat/completions", json={
+        "model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "Capital?"}]})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"] == "Paris."
+    assert groups[0].calls == ["generate"]
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/nowhere", 404), ("GET", "/v1/chat/completions", 405),
+    ("DELETE", "/v1/models", 405), ("GET", "/v1/models/", 404)])
+def test_the_router_errors_are_openai_shaped_json(client, method, path, status):
+    reply = client.request(method, path)
+    assert reply.status_code == status
+    assert reply.json()["error"]["code"] == status
+
+
+def test_an_image_sent_to_the_text_embedding_model_names_the_image_model(client, groups):
+    for image in (b64(png_image()), "data:image/png;base64," + b64(png_image())):
+        reply = client.post("/v1/embeddings", json={"model": "clip-vit-b-32", "input": [image]})
+        assert reply.status_code == 400
+        error = reply.json()["error"]
+        assert error["param"] == "input[0]" and "clip-vit-b-32-image" in error["message"]
+    assert groups[1].calls == []
+    ok = client.post("/v1/embeddings", json={"model": "clip-vit-b-32", "input": ["a cat"]})
+    assert ok.status_code == 200 and groups[1].calls == ["embed_texts"]
+
+
+def test_keys_guard_every_route_but_health_and_the_schema(groups, monkeypatch):
+    monkeypatch.setenv("MMSERVE_API_KEYS", "secret-key")
+    client = TestClient(build_api(FrontEnd(AppConfig(), *groups)))
+    assert client.get("/v1/models").status_code == 401
+    assert client.get("/v1/models", headers={"Authorization": "Bearer secret-key"}).is_success
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
