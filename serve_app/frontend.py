@@ -48,6 +48,7 @@ from serve_app.http import (
 )
 from serve_app.http_errors import HttpError, error_body, error_response
 from serve_app.pipeline import MultimodalPipeline
+from serve_app.prompts import with_system_prompt
 from serve_app.streams import next_item
 from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
 
@@ -181,15 +182,33 @@ class FrontEnd:
         self._check_model(body.model, self.text_model)
         limits.check_chat(body, self.config)
         params = self._sampling(body)
-        messages = body.plain_messages()
         request_id = protocol.new_id("chatcmpl")
         deadline = request.state.deadline
+        started = time.perf_counter()
+        messages, timings = await self._chat_messages(body, deadline)
         if body.stream:
-            return await self._stream_chat(request_id, messages, params, body, deadline)
-        result = await self.text.call("generate", messages, params, deadline=deadline)
-        return JSONResponse(protocol.chat_completion(
-            request_id, self.text_model, result["text"], result["finish_reason"],
-            protocol.usage(result["prompt_tokens"], result["completion_tokens"])))
+            response = await self._stream_chat(request_id, messages, params, body, deadline)
+        else:
+            llm_started = time.perf_counter()
+            result = await self.text.call("generate", messages, params, deadline=deadline)
+            timings.update(llm_s=time.perf_counter() - llm_started,
+                           total_s=time.perf_counter() - started)
+            response = JSONResponse(protocol.chat_completion(
+                request_id, self.text_model, result["text"], result["finish_reason"],
+                protocol.usage(result["prompt_tokens"], result["completion_tokens"])))
+        if timings:
+            response.headers["Server-Timing"] = server_timing(timings)
+        return response
+
+    async def _chat_messages(self, body: protocol.ChatCompletionRequest, deadline: float
+                             ) -> tuple[list[dict[str, str]], dict[str, float]]:
+        """The chat as text: image and audio parts go through the pipeline's stages, side by
+        side, and what they showed takes their place in the prompt."""
+        media = body.media()
+        if not media:
+            return body.plain_messages(), {}
+        perceived, timings = await self.pipeline.perceive_media(media, deadline)
+        return with_system_prompt(body.plain_messages(perceived)), timings
 
     def _sampling(self, body: protocol.ChatCompletionRequest) -> SamplingParams:
         max_tokens = body.requested_max_tokens() or self.config.text.default_max_tokens
@@ -292,6 +311,12 @@ class FrontEnd:
 
     def _json(self, body: bytes, model: type[M]) -> M:
         return parse_json(body, model, self.limits.max_json_depth)
+
+
+def server_timing(timings: dict[str, float]) -> str:
+    """`audio;dur=812.3, image;dur=95.0, ...` (milliseconds) from {"audio_s": 0.8123, ...}."""
+    return ", ".join(f"{name.removesuffix('_s')};dur={seconds * 1000:.1f}"
+                     for name, seconds in timings.items())
 
 
 def from_completion(request_id: str, model: str, completion: dict, include_usage: bool) -> str:

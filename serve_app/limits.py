@@ -23,6 +23,10 @@ def check_chat(body: ChatCompletionRequest, config: AppConfig) -> None:
     """Prompt characters (all messages together) and max_tokens."""
     characters = sum(len(message.text()) for message in body.messages)
     _check_prompt_chars(characters, config.text, "messages")
+    media = len(body.media())
+    if media > config.ingress.max_media_parts:
+        raise InvalidRequest(f"messages: {media} image and audio parts; the limit is "
+                             f"{config.ingress.max_media_parts} per request", "messages")
     _check_max_tokens(body.requested_max_tokens(), config.text)
 
 

@@ -12,6 +12,7 @@ replica died is retried once within it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,8 +21,15 @@ from deployments import metrics
 from serve_app.calls import ReplicaGroup
 from serve_app.core.errors import InvalidRequest, ServeError
 from serve_app.core.generation import SamplingParams
-from serve_app.prompts import DEFAULT_LABELS, gather_perception, pipeline_messages
-from serve_app.protocol import PipelineRequest
+from serve_app.http import decode_base64
+from serve_app.prompts import (
+    DEFAULT_LABELS,
+    gather_perception,
+    labels_line,
+    pipeline_messages,
+    transcript_line,
+)
+from serve_app.protocol import MediaPart, PipelineRequest
 from serve_app.streams import next_item
 
 
@@ -91,23 +99,45 @@ class MultimodalPipeline:
             raise InvalidRequest("give at least one of audio, image or prompt")
         stages = {}
         if audio is not None:
-            stages["audio"] = self._timed("audio", self.audio, "transcribe", (audio, None),
-                                          deadline)
+            stages["audio"] = self._heard(audio, deadline, "audio")
         if image is not None:
-            labels = request.labels or DEFAULT_LABELS
-            stages["image"] = self._timed("image", self.vision, "classify", (image, labels),
-                                          deadline)
+            stages["image"] = self._seen(image, request.labels or DEFAULT_LABELS, deadline,
+                                         "image")
         return await gather_perception(stages)
 
+    async def perceive_media(self, parts: list[MediaPart], deadline: float | None
+                             ) -> tuple[dict[tuple[int, int], str], dict[str, float]]:
+        """A chat's image and audio parts, perceived side by side: per part (message, part),
+        the text that stands for it in the prompt; and the slowest time of each stage."""
+        async def perceive(part: MediaPart) -> tuple[str, float]:
+            data = decode_media(part)
+            if part.kind == "image":
+                labels, seconds = await self._seen(data, DEFAULT_LABELS, deadline, part.param)
+                return labels_line(labels), seconds
+            transcript, seconds = await self._heard(data, deadline, part.param)
+            return transcript_line(transcript), seconds
+
+        results = await asyncio.gather(*(perceive(part) for part in parts))
+        timings: dict[str, float] = {}
+        for part, (_, seconds) in zip(parts, results):
+            timings[f"{part.kind}_s"] = max(timings.get(f"{part.kind}_s", 0.0), seconds)
+        return {(p.message, p.part): text for p, (text, _) in zip(parts, results)}, timings
+
+    def _heard(self, audio: bytes, deadline: float | None, param: str):
+        return self._timed("audio", self.audio, "transcribe", (audio, None), deadline, param)
+
+    def _seen(self, image: bytes, labels: list[str], deadline: float | None, param: str):
+        return self._timed("image", self.vision, "classify", (image, labels), deadline, param)
+
     async def _timed(self, stage: str, group: ReplicaGroup, method: str, args: tuple,
-                     deadline: float | None) -> tuple[Any, float]:
+                     deadline: float | None, param: str) -> tuple[Any, float]:
         started = time.perf_counter()
         try:
             value = await group.call(method, *args, deadline=deadline,
                                      idempotent=self.retry_idempotent)
         except ServeError as error:
-            if error.param == "file":  # the transcriber's name for its upload: here, "audio"
-                error.param = "audio"
+            if error.param in ("file", "image"):  # the replica's name for the upload
+                error.param = param
             raise
         return value, _observe(stage, time.perf_counter() - started)
 
@@ -117,6 +147,13 @@ class MultimodalPipeline:
     def _params(self, request: PipelineRequest) -> SamplingParams:
         return SamplingParams(max_tokens=request.max_tokens or self.default_max_tokens,
                               temperature=request.temperature, seed=request.seed)
+
+
+def decode_media(part: MediaPart) -> bytes:
+    if part.kind == "image" and not part.data.startswith("data:"):
+        raise InvalidRequest(f"{part.param}: only data: URLs are supported (this server fetches "
+                             "no URL); send data:image/png;base64,...", part.param)
+    return decode_base64(part.data, part.param)
 
 
 def _observe(stage: str, seconds: float) -> float:

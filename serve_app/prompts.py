@@ -18,14 +18,29 @@ def pipeline_messages(prompt: str | None, perception: dict[str, Any]) -> list[di
     """The LLM's messages: the transcript, the top image labels, then the user's prompt."""
     parts = []
     if perception["transcript"] is not None:
-        parts.append(f"Transcript of the audio: \"{perception['transcript']['text']}\"")
+        parts.append(transcript_line(perception["transcript"]))
     if perception["labels"] is not None:
-        top = ", ".join(f"{item['label']} ({item['score']:.0%})"
-                        for item in perception["labels"][:TOP_LABELS_IN_PROMPT])
-        parts.append(f"The image most likely shows: {top}.")
+        parts.append(labels_line(perception["labels"]))
     parts.append(prompt or "Respond helpfully to the content above.")
     return [{"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": "\n".join(parts)}]
+
+
+def transcript_line(transcript: dict[str, Any]) -> str:
+    return f"Transcript of the audio: \"{transcript['text']}\""
+
+
+def labels_line(labels: list[dict[str, Any]]) -> str:
+    top = ", ".join(f"{item['label']} ({item['score']:.0%})"
+                    for item in labels[:TOP_LABELS_IN_PROMPT])
+    return f"The image most likely shows: {top}."
+
+
+def with_system_prompt(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A chat whose media became text gets the pipeline's system prompt, unless it has one."""
+    if any(message["role"] == "system" for message in messages):
+        return messages
+    return [{"role": "system", "content": SYSTEM_PROMPT}, *messages]
 
 
 async def gather_perception(stages: dict[str, Awaitable[tuple[Any, float]]]) -> dict[str, Any]:

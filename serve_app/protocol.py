@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -25,19 +26,68 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class ContentPart(_Request):
+class TextPart(_Request):
     type: Literal["text"]
     text: str
+
+
+class ImageUrl(_Request):
+    url: str = Field(description="a data URL: data:image/png;base64,...")
+    detail: str | None = None
+
+
+class ImagePart(_Request):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class InputAudio(_Request):
+    data: str = Field(description="base64 audio")
+    format: str = Field("wav", description="wav, mp3, flac, ogg, ...")
+
+
+class AudioPart(_Request):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+ContentPart = Annotated[TextPart | ImagePart | AudioPart, Field(discriminator="type")]
+
+
+@dataclass
+class MediaPart:
+    """An image or audio part of a chat, found where the client put it."""
+
+    kind: str  # "image" | "audio"
+    data: str  # base64, or a data URL for an image
+    message: int  # index in messages
+    part: int  # index in that message's content
+
+    @property
+    def param(self) -> str:
+        field = "image_url" if self.kind == "image" else "input_audio"
+        return f"messages[{self.message}].content[{self.part}].{field}"
 
 
 class ChatMessage(_Request):
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[ContentPart] | None = None
 
-    def text(self) -> str:
-        if isinstance(self.content, list):
-            return "".join(part.text for part in self.content)
-        return self.content or ""
+    def text(self, media_text: dict[tuple[int, int], str] | None = None,
+             index: int = 0) -> str:
+        """The message as text; media parts become `media_text[(index, part)]` (what the
+        pipeline perceived in them), or nothing."""
+        if not isinstance(self.content, list):
+            return self.content or ""
+        pieces, perceived = [], False
+        for part_index, part in enumerate(self.content):
+            if isinstance(part, TextPart):
+                pieces.append(part.text)
+            elif media_text and (index, part_index) in media_text:
+                pieces.append(f"\n{media_text[(index, part_index)]}\n")
+                perceived = True
+        text = "".join(pieces)
+        return text.strip() if perceived else text
 
 
 class StreamOptions(_Request):
@@ -72,9 +122,23 @@ class ChatCompletionRequest(_Request):
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
-    def plain_messages(self) -> list[dict[str, str]]:
+    def plain_messages(self, media_text: dict[tuple[int, int], str] | None = None
+                       ) -> list[dict[str, str]]:
         role = {"developer": "system"}
-        return [{"role": role.get(m.role, m.role), "content": m.text()} for m in self.messages]
+        return [{"role": role.get(m.role, m.role), "content": m.text(media_text, i)}
+                for i, m in enumerate(self.messages)]
+
+    def media(self) -> list[MediaPart]:
+        """Every image_url and input_audio part, in order."""
+        found = []
+        for i, message in enumerate(self.messages):
+            for j, part in enumerate(message.content if isinstance(message.content, list)
+                                     else []):
+                if isinstance(part, ImagePart):
+                    found.append(MediaPart("image", part.image_url.url, i, j))
+                elif isinstance(part, AudioPart):
+                    found.append(MediaPart("audio", part.input_audio.data, i, j))
+        return found
 
 
 class EmbeddingRequest(_Request):

@@ -58,3 +58,49 @@ def test_pipeline_with_image_only_uses_default_labels(client):
     result = client.post("/v1/pipeline", json={"image": b64(png_image()), "max_tokens": 8})
     assert result.status_code == 200
     assert len(result.json()["labels"]) == 10
+
+
+def multimodal_chat(text: str) -> list[dict]:
+    return [{"role": "user", "content": [
+        {"type": "text", "text": text},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(png_image())}},
+        {"type": "input_audio", "input_audio": {"data": b64(speech_wav()), "format": "wav"}}]}]
+
+
+def test_chat_with_image_and_audio_parts_through_the_openai_client(openai_client):
+    raw = openai_client.chat.completions.with_raw_response.create(
+        model="smollm2-135m-instruct", max_tokens=8, temperature=0,
+        messages=multimodal_chat("What did you hear and see?"))
+    reply = raw.parse()
+    assert reply.choices[0].message.content
+    assert reply.usage.prompt_tokens > 60  # the transcript and the labels are in the prompt
+    stages = {entry.split(";")[0].strip() for entry in raw.headers["server-timing"].split(",")}
+    assert {"audio", "image", "llm", "total"} <= stages
+    stream = openai_client.chat.completions.create(
+        model="smollm2-135m-instruct", max_tokens=8, temperature=0, stream=True,
+        messages=multimodal_chat("What did you hear and see?"))
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert streamed == reply.choices[0].message.content
+
+
+def test_bad_media_parts_get_a_400_or_422_naming_the_part(client):
+    def chat(part: dict) -> dict:
+        return {"model": "smollm2-135m-instruct", "max_tokens": 4,
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"},
+                                                          part]}]}
+
+    cases = [
+        ({"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}, 400,
+         "messages[0].content[1].image_url"),
+        ({"type": "image_url", "image_url": {"url": "data:image/png;base64,"
+                                                    + b64(b"not an image")}}, 422,
+         "messages[0].content[1].image_url"),
+        ({"type": "input_audio", "input_audio": {"data": "%%%", "format": "wav"}}, 400,
+         "messages[0].content[1].input_audio"),
+        ({"type": "video_url", "video_url": {"url": "x"}}, 400, None),
+    ]
+    for part, status, param in cases:
+        response = client.post("/v1/chat/completions", json=chat(part))
+        assert response.status_code == status, (part, response.text)
+        if param:
+            assert response.json()["error"]["param"] == param

@@ -20,6 +20,7 @@ class FakeGroup:
 
     async def call(self, method: str, *args, deadline=None, idempotent=False):
         self.calls.append(method)
+        self.args = args
         return self.answers[method]
 
 
@@ -29,8 +30,9 @@ def groups():
                   "completion_tokens": 2}
     return (FakeGroup("text", {"generate": completion, "ready": True}),
             FakeGroup("vision", {"embed_texts": np.array([[1.0, 0.0]], np.float32),
+                                 "classify": [{"label": "cat", "score": 0.9}],
                                  "ready": True}),
-            FakeGroup("audio", {"ready": True}))
+            FakeGroup("audio", {"transcribe": {"text": "hello there"}, "ready": True}))
 
 
 @pytest.fixture
@@ -84,3 +86,30 @@ def test_keys_guard_every_route_but_health_and_the_schema(groups, monkeypatch):
     assert client.get("/v1/models", headers={"Authorization": "Bearer secret-key"}).is_success
     assert client.get("/healthz").status_code == 200
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_a_chat_with_media_parts_runs_them_through_the_pipeline_stages(client, groups):
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,"
+                                                       + b64(png_image())}}
+    audio = {"type": "input_audio", "input_audio": {"data": b64(b"RIFF...."), "format": "wav"}}
+    reply = client.post("/v1/chat/completions", json={
+        "model": "smollm2-135m-instruct",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Describe:"},
+                                                  image, audio]}]})
+    assert reply.status_code == 200, reply.text
+    text, vision, speech = groups
+    assert vision.calls == ["classify"] and speech.calls == ["transcribe"]
+    system, user = text.args[0]
+    assert system["role"] == "system"
+    assert user["content"] == ('Describe:\nThe image most likely shows: cat (90%).\n\n'
+                               'Transcript of the audio: "hello there"')
+    stages = [entry.split(";")[0] for entry in reply.headers["server-timing"].split(", ")]
+    assert stages == ["image", "audio", "llm", "total"]
+
+
+def test_too_many_media_parts_is_a_400(client, groups):
+    part = {"type": "input_audio", "input_audio": {"data": "AAAA"}}
+    reply = client.post("/v1/chat/completions", json={
+        "model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": [part] * 5}]})
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == "messages"
+    assert groups[2].calls == []

@@ -204,6 +204,8 @@ class ApiKeys(_Strict):
 
 class IngressSettings(_Strict):
     max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_media_parts: int = Field(4, ge=0, description="image_url and input_audio parts per chat "
+                                 "request, each perceived by the pipeline's stages")
     max_json_depth: int = Field(
         32, ge=2, le=256, description="nesting of arrays and objects in a body (json.loads "
         "itself stops near 1000 levels, at Python's recursion limit)")
