@@ -1,9 +1,7 @@
 """Starts what a benchmark measures, and stops exactly that: the app on its own LocalRay, or the
 baseline server in its own process.
 
-A profile is a Serve config YAML (with `applications:`, as in cluster/profiles/), a YAML/JSON
-file holding only the builder args (an AppConfig dict), a profile name from cluster/profiles/ or
-bench/profiles/, or `baseline` for bench/baseline_server.py.
+A profile is what cluster/deploy.py finds, or `baseline` for bench/baseline_server.py.
 """
 
 from __future__ import annotations
@@ -20,15 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-import yaml
-
+from cluster.deploy import deploy, serve_config, with_overrides
 from cluster.haproxy_ingress import uses_haproxy
 from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-PROFILE_DIRS = (REPO / "bench" / "profiles", REPO / "cluster" / "profiles")
-APP_NAME = "mmserve"
 BASELINE = "baseline"
 # Ray's metrics agent exports every 10 s by default; 5 s gives a usable time series and costs
 # the machine under test about 1% of its CPU less than 2 s did.
@@ -50,82 +44,6 @@ class Target:
     ray_address: str | None = None
     dashboard_url: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
-
-
-def profile_path(profile: str) -> Path:
-    path = Path(profile)
-    if path.exists():
-        return path
-    for folder in PROFILE_DIRS:
-        for suffix in (".yaml", ".yml", ".json"):
-            if (folder / f"{profile}{suffix}").exists():
-                return folder / f"{profile}{suffix}"
-    known = sorted({p.stem for folder in PROFILE_DIRS for p in folder.glob("*.y*ml")})
-    raise SystemExit(f"no profile {profile!r}; known: {', '.join(known + [BASELINE])}")
-
-
-def serve_config(profile: str, http_port: int) -> dict[str, Any]:
-    """The profile as a Serve config with one app named mmserve, bound to `http_port`."""
-    loaded = yaml.safe_load(profile_path(profile).read_text()) or {}
-    if "applications" in loaded:
-        config = dict(loaded)
-        app = dict(config["applications"][0])
-    else:  # builder args only
-        config = {"proxy_location": "HeadOnly"}
-        app = {"import_path": "serve_app.app:build_app", "args": loaded}
-    app.update(name=APP_NAME, route_prefix="/")
-    config["applications"] = [app]
-    config["http_options"] = {**config.get("http_options", {}), "host": "127.0.0.1",
-                              "port": http_port}
-    return config
-
-
-def deploy(dashboard_url: str, config: dict[str, Any], timeout_s: float = 600) -> None:
-    """`serve deploy` through the dashboard, then waits until every deployment is healthy."""
-    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
-
-    sdk = ServeSubmissionClient(dashboard_url)
-    sdk.deploy_applications(config)
-    wanted = _user_configs(config)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            app = sdk.get_serve_details().get("applications", {}).get(APP_NAME)
-        except requests.ConnectionError:  # the dashboard drops a request now and then under load
-            time.sleep(2)
-            continue
-        if app and app["status"] == "DEPLOY_FAILED":
-            reasons = [d["message"] for d in app["deployments"].values() if d.get("message")]
-            raise RuntimeError(f"deploy failed: {app['message']} {' '.join(reasons)}")
-        if app and _healthy(app, wanted):
-            return
-        time.sleep(1)
-    raise TimeoutError(f"{APP_NAME} was not running within {timeout_s} s")
-
-
-def _user_configs(config: dict[str, Any]) -> dict[str, Any]:
-    return {d["name"]: d["user_config"] for d in config["applications"][0].get("deployments", [])
-            if "user_config" in d}
-
-
-def _healthy(app: dict[str, Any], wanted_user_configs: dict[str, Any]) -> bool:
-    deployments = app["deployments"]
-    for name, user_config in wanted_user_configs.items():
-        live = deployments.get(name, {}).get("deployment_config", {}).get("user_config")
-        if live != user_config:
-            return False
-    return app["status"] == "RUNNING" and all(
-        d["status"] == "HEALTHY" for d in deployments.values())
-
-
-def with_overrides(config: dict[str, Any], deployments: list[dict[str, Any]]) -> dict[str, Any]:
-    """The config with Serve-level deployment overrides (e.g. a new user_config) applied."""
-    app = dict(config["applications"][0])
-    by_name = {d["name"]: d for d in app.get("deployments", [])}
-    for override in deployments:
-        by_name[override["name"]] = {**by_name.get(override["name"], {}), **override}
-    app["deployments"] = list(by_name.values())
-    return {**config, "applications": [app]}
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from bench.environment import git_commit
 from bench.load import LoadSpec
 from bench.slo import parse_duration, parse_slo
 from bench.workloads import NAMES, build_workload
+from cluster.deploy import UnknownProfile
 from cluster.haproxy_ingress import INGRESSES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -253,6 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command in WRITES_RESULTS:
         refuse_dirty_results(args)
+    try:
+        return _dispatch(args, argv)
+    except UnknownProfile as error:
+        raise SystemExit(str(error)) from None
+
+
+def _dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.command == "compare":
         from bench.compare import compare
 

@@ -31,8 +31,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from bench.app_launcher import APP_NAME, deploy
-from cluster.launch import profile_path
+from cluster.deploy import APP_NAME, deploy, profile_path
 from cluster.local_ray import LocalRay
 from serve_app.core.models import default_model_dir, resolve
 from serve_app.core.runtime_env import expand_runtime_env

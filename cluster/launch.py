@@ -23,12 +23,12 @@ from pathlib import Path
 
 import yaml
 
+from cluster.deploy import UnknownProfile, profile_path
 from cluster.haproxy_ingress import INGRESSES, uses_haproxy
 from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, dies_with_this_thread, free_ports
 from serve_app.auth import check_exposure, load_api_keys
 from serve_app.core.config import ConfigError, load_config
 
-PROFILES = Path(__file__).resolve().parent.parent / "cluster" / "profiles"
 DEFAULT_PORTS = {"gcs": 6379, "dashboard": 8265, "metrics": 8080}
 DEFAULT_TEMP_DIR = "/tmp/ray-mmserve"
 APP_BUILDER = "serve_app.app:build_app"
@@ -48,16 +48,6 @@ class Stopped(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
-
-
-def profile_path(profile: str) -> Path:
-    path = Path(profile)
-    if not path.suffix:
-        path = PROFILES / f"{profile}.yaml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
-        raise SystemExit(f"no profile {profile!r}; known profiles: {known}")
-    return path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -92,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         if args.print_ray_env:
             return _print_ray_env(args)
-        config_file = profile_path(args.profile)
+        try:
+            config_file = profile_path(args.profile)
+        except UnknownProfile as error:
+            raise SystemExit(str(error)) from None
         config = yaml.safe_load(config_file.read_text()) or {}
         if args.address is None:
             refuse_anonymous_exposure(config)

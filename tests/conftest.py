@@ -7,7 +7,6 @@ by its process group: nothing else running on the machine is touched.
 from __future__ import annotations
 
 import os
-import time
 
 # A handle's background thread outlives ray.shutdown() and would otherwise auto-start a fresh
 # local Ray (which, on Ray 2.60, also writes ~/.ray/auth_token for the whole machine).
@@ -17,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cluster.deploy import app_config
+from cluster.deploy import deploy as deploy_config
 from cluster.local_ray import LocalRay
 from serve_app.core.models import default_model_dir
 
@@ -52,34 +53,8 @@ def deploy(cluster: LocalRay, overrides: list[dict] | None = None, timeout_s: fl
 
     Redeploying with only user_config changed reconfigures replicas instead of restarting them.
     """
-    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
-
-    app = {"name": APP_NAME, "route_prefix": "/", "import_path": "serve_app.app:build_app",
-           "args": TEST_ARGS, "deployments": overrides or []}
-    config = {"http_options": {"host": "127.0.0.1", "port": cluster.http_port},
-              "applications": [app]}
-    sdk = ServeSubmissionClient(f"http://127.0.0.1:{cluster.ports['dashboard']}")
-    sdk.deploy_applications(config)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if _is_running(sdk.get_serve_details(), overrides or []):
-            return
-        time.sleep(1)
-    raise TimeoutError(f"{APP_NAME} was not running within {timeout_s} s")
-
-
-def _is_running(details: dict, overrides: list[dict]) -> bool:
-    app = details.get("applications", {}).get(APP_NAME)
-    if not app or app["status"] == "DEPLOY_FAILED":
-        assert not app, f"deploy failed: {app['message']}"
-        return False
-    deployments = app["deployments"]
-    for override in overrides:
-        live = deployments.get(override["name"], {}).get("deployment_config", {})
-        if "user_config" in override and live.get("user_config") != override["user_config"]:
-            return False
-    return app["status"] == "RUNNING" and all(
-        d["status"] == "HEALTHY" for d in deployments.values())
+    config = app_config(TEST_ARGS, overrides, cluster.http_port, name=APP_NAME)
+    deploy_config(f"http://127.0.0.1:{cluster.ports['dashboard']}", config, timeout_s)
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import yaml
 
+from cluster.deploy import PROFILE_DIRS, profile_path
+
 REPO = Path(__file__).resolve().parent.parent
-PROFILES = REPO / "cluster" / "profiles"
+PROFILES = PROFILE_DIRS[0]  # cluster/profiles: the ones users deploy
 
 
 def load_profile(name: str) -> dict:
-    return yaml.safe_load((PROFILES / f"{name}.yaml").read_text())
+    return yaml.safe_load(profile_path(name).read_text())
 
 
 def built_deployments(config: dict) -> dict:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from bench.app_launcher import deploy, serve_config
+from cluster.deploy import deploy, serve_config
 from cluster.haproxy_ingress import haproxy_env, haproxy_pids, uses_haproxy
 from cluster.local_ray import LocalRay
 from tests.conftest import REPO, TEST_ARGS

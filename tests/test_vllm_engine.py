@@ -15,6 +15,7 @@ import pytest
 import yaml
 from openai import OpenAI
 
+from cluster.deploy import app_config, deploy
 from tests.conftest import APP_NAME, REPO, TEST_ARGS
 
 pytestmark = pytest.mark.integration
@@ -36,13 +37,11 @@ def vllm_app_args() -> dict:
 
 
 def serve_config(cluster, with_vllm: bool) -> dict:
-    apps = [{"name": APP_NAME, "route_prefix": "/", "import_path": "serve_app.app:build_app",
-             "args": TEST_ARGS}]
+    config = app_config(TEST_ARGS, http_port=cluster.http_port, name=APP_NAME)
     if with_vllm:
-        apps.append({"name": VLLM_APP, "route_prefix": PREFIX,
-                     "import_path": "serve_app.app:build_app", "args": vllm_app_args()})
-    return {"http_options": {"host": "127.0.0.1", "port": cluster.http_port},
-            "applications": apps}
+        vllm = app_config(vllm_app_args(), name=VLLM_APP)["applications"][0]
+        config["applications"].append({**vllm, "route_prefix": PREFIX})
+    return config
 
 
 def wait_for(predicate, timeout_s: float, what: str) -> None:
@@ -58,16 +57,10 @@ def wait_for(predicate, timeout_s: float, what: str) -> None:
 def vllm_url(app_url, ray_cluster):
     from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
-    sdk = ServeSubmissionClient(f"http://127.0.0.1:{ray_cluster.ports['dashboard']}")
-    sdk.deploy_applications(serve_config(ray_cluster, with_vllm=True))
-
-    def running() -> bool:
-        app = sdk.get_serve_details()["applications"].get(VLLM_APP)
-        assert not app or app["status"] != "DEPLOY_FAILED", app and app["message"]
-        return bool(app) and app["status"] == "RUNNING"
-
-    wait_for(running, 300, f"{VLLM_APP} was not running")
+    dashboard = f"http://127.0.0.1:{ray_cluster.ports['dashboard']}"
+    deploy(dashboard, serve_config(ray_cluster, with_vllm=True), timeout_s=300)
     yield f"{app_url}{PREFIX}"
+    sdk = ServeSubmissionClient(dashboard)
     sdk.deploy_applications(serve_config(ray_cluster, with_vllm=False))
     wait_for(lambda: VLLM_APP not in sdk.get_serve_details()["applications"], 120,
              f"{VLLM_APP} was not deleted")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-APP = "mmserve"
+from cluster.deploy import APP_NAME as APP
 
 
 def submission_client(dashboard_url: str):
@@ -24,13 +24,6 @@ def deploy(dashboard_url: str, config: dict) -> None:
 def app_details(dashboard_url: str) -> dict[str, Any]:
     return submission_client(dashboard_url).get_serve_details().get("applications", {}).get(
         APP, {})
-
-
-def is_running(details: dict[str, Any]) -> bool:
-    if details.get("status") == "DEPLOY_FAILED":
-        raise AssertionError(f"deploy failed: {details.get('message')}")
-    return details.get("status") == "RUNNING" and all(
-        d["status"] == "HEALTHY" for d in details["deployments"].values())
 
 
 def replica_states(dashboard_url: str, deployment: str) -> list[str]:
@@ -50,9 +43,9 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str,
 
 
 def deploy_and_wait(dashboard_url: str, config: dict, timeout_s: float = 300) -> None:
-    deploy(dashboard_url, config)
-    wait_for(lambda: is_running(app_details(dashboard_url)), timeout_s, f"{APP} to run",
-             every_s=1)
+    from cluster.deploy import deploy as deploy_config
+
+    deploy_config(dashboard_url, config, timeout_s)
 
 
 @contextmanager

@@ -1,0 +1,121 @@
+"""Finding a profile and deploying it, one way for `make serve`, the bench and the tests.
+
+A profile is a Serve config YAML (with `applications:`, as in cluster/profiles/), a YAML/JSON
+file of builder args only (an AppConfig dict), or the name of one in cluster/profiles/ or
+bench/profiles/. `deploy` does what `serve deploy` does (the declarative config through the
+dashboard) and waits until every deployment is healthy with the user_config it was given.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PROFILE_DIRS = (REPO / "cluster" / "profiles", REPO / "bench" / "profiles")
+APP_NAME = "mmserve"
+BUILDER = "serve_app.app:build_app"
+
+
+class UnknownProfile(ValueError):
+    """No file by that path, and no profile by that name."""
+
+
+def profile_path(profile: str) -> Path:
+    path = Path(profile)
+    if path.exists():
+        return path
+    for folder in PROFILE_DIRS:
+        for suffix in (".yaml", ".yml", ".json"):
+            if (folder / f"{profile}{suffix}").exists():
+                return folder / f"{profile}{suffix}"
+    raise UnknownProfile(f"no profile {profile!r}; known: {', '.join(known_profiles())}")
+
+
+def known_profiles() -> list[str]:
+    return sorted({p.stem for folder in PROFILE_DIRS for p in folder.glob("*.y*ml")})
+
+
+def serve_config(profile: str, http_port: int | None = None) -> dict[str, Any]:
+    """The profile as a Serve config with one app named mmserve at "/"; with `http_port`,
+    bound to it on loopback."""
+    loaded = yaml.safe_load(profile_path(profile).read_text()) or {}
+    if "applications" in loaded:
+        config = dict(loaded)
+        app = dict(config["applications"][0])
+    else:  # builder args only
+        config = {"proxy_location": "HeadOnly"}
+        app = {"import_path": BUILDER, "args": loaded}
+    app.update(name=APP_NAME, route_prefix="/")
+    config["applications"] = [app]
+    if http_port is not None:
+        config["http_options"] = {**config.get("http_options", {}), "host": "127.0.0.1",
+                                  "port": http_port}
+    return config
+
+
+def app_config(args: dict[str, Any], deployments: list[dict[str, Any]] | None = None,
+               http_port: int | None = None, name: str = APP_NAME) -> dict[str, Any]:
+    """A Serve config of the builder with these args (and Serve deployment overrides)."""
+    app = {"name": name, "route_prefix": "/", "import_path": BUILDER, "args": args,
+           "deployments": deployments or []}
+    config: dict[str, Any] = {"proxy_location": "HeadOnly", "applications": [app]}
+    if http_port is not None:
+        config["http_options"] = {"host": "127.0.0.1", "port": http_port}
+    return config
+
+
+def with_overrides(config: dict[str, Any], deployments: list[dict[str, Any]]) -> dict[str, Any]:
+    """The config with Serve-level deployment overrides (e.g. a new user_config) applied."""
+    app = dict(config["applications"][0])
+    by_name = {d["name"]: d for d in app.get("deployments", [])}
+    for override in deployments:
+        by_name[override["name"]] = {**by_name.get(override["name"], {}), **override}
+    app["deployments"] = list(by_name.values())
+    return {**config, "applications": [app]}
+
+
+def deploy(dashboard_url: str, config: dict[str, Any], timeout_s: float = 600) -> None:
+    """`serve deploy` through the dashboard, then waits until every application of the config
+    is running, every deployment healthy and on the user_config it was given."""
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+
+    sdk = ServeSubmissionClient(dashboard_url)
+    sdk.deploy_applications(config)
+    wanted = {app["name"]: _user_configs(app) for app in config["applications"]}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            running = sdk.get_serve_details().get("applications", {})
+        except requests.ConnectionError:  # the dashboard drops a request now and then under load
+            time.sleep(2)
+            continue
+        if all(_healthy(running.get(name), user_configs)
+               for name, user_configs in wanted.items()):
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{', '.join(wanted)} not running within {timeout_s} s")
+
+
+def _user_configs(app: dict[str, Any]) -> dict[str, Any]:
+    return {d["name"]: d["user_config"] for d in app.get("deployments", [])
+            if "user_config" in d}
+
+
+def _healthy(app: dict[str, Any] | None, wanted_user_configs: dict[str, Any]) -> bool:
+    if not app:
+        return False
+    if app["status"] == "DEPLOY_FAILED":
+        reasons = [d["message"] for d in app["deployments"].values() if d.get("message")]
+        raise RuntimeError(f"deploy failed: {app['message']} {' '.join(reasons)}")
+    deployments = app["deployments"]
+    for name, user_config in wanted_user_configs.items():
+        live = deployments.get(name, {}).get("deployment_config", {}).get("user_config")
+        if live != user_config:
+            return False
+    return app["status"] == "RUNNING" and all(
+        d["status"] == "HEALTHY" for d in deployments.values())
