@@ -20,13 +20,12 @@ SAMPLE_RATE = 16000
 
 @serve.deployment
 class SpeechTranscriber(BatchedReplica):
-    batched_methods = ("transcribe_batches",)
-
     def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
         super().__init__(AudioSettings.model_validate(settings))
         self.engine = load_audio_engine(self.settings.engine, model_dir)
         self.transcribe_batches = DynamicBatcher(self._transcribe_batch,
                                                  on_event=self.stats.count)
+        self.batchers = [self.transcribe_batches]
 
     async def transcribe(self, audio: bytes, language: str | None = None,
                          deadline: float | None = None) -> dict[str, Any]:

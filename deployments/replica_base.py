@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from deployments.batch_stats import BatchStats
+from deployments.batcher import DynamicBatcher
 from deployments.free_memory import give_back_free_memory
 from serve_app.core.config import Batching, DeploymentSettings
 
@@ -43,18 +44,18 @@ class ModelThread(ThreadPoolExecutor):
 
 
 class BatchedReplica:
-    """Mixin for deployments whose model calls go through DynamicBatchers
-    (deployments/batcher.py), named in `batched_methods`.
+    """The base of every model deployment: its settings, batch statistics, the one model
+    thread, the DynamicBatchers its model calls go through (`batchers`, deployments/batcher.py),
+    readiness and a health check.
 
     Batching settings arrive through Serve's user_config, so `serve deploy` with new values
     calls `reconfigure` on the running replicas instead of restarting them.
     """
 
-    batched_methods: tuple[str, ...] = ()
-
     def __init__(self, settings: DeploymentSettings) -> None:
         self.settings = settings
         self.stats = BatchStats()
+        self.batchers: list[DynamicBatcher] = []
         # One thread for every model call: batches never time-slice one core between them,
         # and the allocator's arena and the caches stay warm (asyncio.to_thread hops threads).
         self._model_thread = ModelThread()
@@ -66,10 +67,9 @@ class BatchedReplica:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         batching = Batching.model_validate(user_config)
-        for name in self.batched_methods:
-            method = getattr(self, name)
-            method.set_max_batch_size(batching.max_batch_size)
-            method.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+        for batcher in self.batchers:
+            batcher.set_max_batch_size(batching.max_batch_size)
+            batcher.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
 
     async def check_health(self) -> None:
         """Fails while the model thread is stuck in one call for over model_call_timeout_s.

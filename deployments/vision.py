@@ -29,14 +29,13 @@ _LABEL_CACHE_SIZE = 4096
 
 @serve.deployment
 class ImageEmbedder(BatchedReplica):
-    batched_methods = ("image_batches", "text_batches")
-
     def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
         super().__init__(VisionSettings.model_validate(settings))
         self.engine = load_vision_engine(self.settings.engine, model_dir)
         self._label_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self.image_batches = DynamicBatcher(self._embed_image_batch, on_event=self.stats.count)
         self.text_batches = DynamicBatcher(self._embed_text_batch, on_event=self.stats.count)
+        self.batchers = [self.image_batches, self.text_batches]
 
     async def embed_images(self, images: list[bytes],
                            deadline: float | None = None) -> list[np.ndarray]:

@@ -61,6 +61,16 @@ def test_stream_yields_the_same_text_as_a_whole_completion(engine, prompts):
     assert sum(1 for d in deltas if d.text) >= 3
 
 
+def test_a_streamed_row_gets_its_text_in_pieces_beside_a_whole_one(engine, prompts):
+    pieces: list[str] = []
+    streamed = RowControl(on_text=pieces.append)
+    alone = engine.generate_batch([prompts[0]], [GREEDY])[0]
+    whole, stream = engine.generate_batch(prompts[:2], [GREEDY, GREEDY],
+                                          [RowControl(), streamed])
+    assert len(pieces) >= 3 and "".join(pieces) == stream.text
+    assert whole.text == alone.text
+
+
 def test_stream_stops_when_cancelled(engine, prompts):
     import threading
 

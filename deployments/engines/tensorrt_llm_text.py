@@ -90,13 +90,15 @@ class TensorRtLlmTextEngine:
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return chat_token_ids(self.tokenizer, messages)
 
-    async def generate(self, prompt: list[int], params: SamplingParams) -> Completion:
+    async def generate(self, prompt: list[int], params: SamplingParams,
+                       deadline: float | None = None) -> Completion:
         final = None
         async for output in self._outputs(prompt, params, streaming=False):
             final = output
         return self._completion(prompt, final.outputs[0])
 
-    async def stream(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+    async def stream(self, prompt: list[int], params: SamplingParams,
+                     deadline: float | None = None) -> AsyncIterator[StreamDelta]:
         async for output in self._outputs(prompt, params, streaming=True):
             piece = output.outputs[0]
             if piece.text_diff:
@@ -134,3 +136,6 @@ class TensorRtLlmTextEngine:
 
     def stats(self) -> dict[str, int]:
         return dict(self.counts)
+
+    async def check_health(self) -> None:
+        return None  # the LLM API has no health call; a dead executor fails the requests

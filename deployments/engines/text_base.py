@@ -1,4 +1,12 @@
-"""What every text engine takes and returns, so the text deployment is engine-agnostic."""
+"""The text engine contract: what the text deployment calls, whatever the backend.
+
+Every engine the deployment holds answers `TextEngine`: async `generate` and `stream` of one
+request each (the deadline bounds the wait; the deployment enforces it too), `encode_chat`,
+`stats` and `check_health`. vLLM and TensorRT-LLM batch continuously inside and answer it
+themselves (`batches_itself`). An engine that decodes one batch per call (transformers) answers
+`BatchTextEngine` instead, and the replica serves it as a TextEngine through its batcher and
+model thread (deployments/batched_text.py).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +17,28 @@ from serve_app.core.generation import Completion, RowControl, SamplingParams, St
 
 
 class TextEngine(Protocol):
-    """An engine the deployment batches (deployments/batcher.py); its blocking calls run in a
-    thread. `generate_batch` returns, per row, a Completion or the exception of that row alone
-    (a bad seed, a deadline passed mid-decode); a cancelled row ends with finish_reason
-    "abort" at the next decode step while the other rows go on."""
+    batches_itself: bool  # True
+
+    def encode_chat(self, messages: list[dict]) -> list[int]: ...
+
+    async def generate(self, prompt: list[int], params: SamplingParams,
+                       deadline: float | None = None) -> Completion: ...
+
+    def stream(self, prompt: list[int], params: SamplingParams,
+               deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+        """Text deltas, the last carrying the Completion; closing it early aborts the request."""
+        ...
+
+    def stats(self) -> dict[str, int]: ...
+
+    async def check_health(self) -> None: ...
+
+
+class BatchTextEngine(Protocol):
+    """Blocking, run on the replica's model thread. `generate_batch` returns, per row, a
+    Completion or the exception of that row alone (a bad seed, a deadline passed mid-decode);
+    a cancelled row ends with finish_reason "abort" at the next decode step while the other
+    rows go on; a row whose control has `on_text` gets its text after each step."""
 
     batches_itself: bool  # False
 
@@ -23,21 +49,5 @@ class TextEngine(Protocol):
         controls: list[RowControl] | None = None,
     ) -> list[Completion | Exception]: ...
 
-    def stream(
-        self, prompt: list[int], params: SamplingParams, cancelled=None
-    ) -> Iterator[StreamDelta]: ...
-
-
-class SelfBatchingTextEngine(Protocol):
-    """An engine that batches continuously inside (vLLM, TensorRT-LLM): one awaited call per
-    request, which it schedules beside the others. Leaving a stream early aborts the request."""
-
-    batches_itself: bool  # True
-
-    def encode_chat(self, messages: list[dict]) -> list[int]: ...
-
-    async def generate(self, prompt: list[int], params: SamplingParams) -> Completion: ...
-
-    def stream(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[StreamDelta]: ...
-
-    def stats(self) -> dict[str, int]: ...
+    def stream(self, prompt: list[int], params: SamplingParams,
+               cancelled=None) -> Iterator[StreamDelta]: ...

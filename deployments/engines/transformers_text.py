@@ -39,11 +39,32 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     finish_reason: str | None = None  # "stop" | "length" | "abort" | "deadline"
+    emitted: int = 0  # characters of `text` already streamed
 
     def obey_control(self) -> None:
         """Ends the row once its caller has gone away or its deadline has passed."""
         if not self.finish_reason:
             self.finish_reason = self.control.stop_reason()
+
+    def final_text(self) -> str:
+        """The text not streamed yet that can no longer change: all of it once the row has
+        finished; else short of a stop string's length (it may still be cut there) and of a
+        partial UTF-8 character."""
+        safe = len(self.text)
+        if not self.finish_reason:
+            safe -= max((len(s) for s in self.params.stop if s), default=1) - 1
+        while safe > self.emitted and self.text[safe - 1] == "\ufffd":
+            safe -= 1
+        piece = self.text[self.emitted:max(safe, self.emitted)]
+        self.emitted += len(piece)
+        return piece
+
+    def stream_step(self) -> None:
+        """Hands a streamed row's newly final text to its caller."""
+        if self.control.on_text is not None:
+            piece = self.final_text()
+            if piece:
+                self.control.on_text(piece)
 
 
 class TransformersTextEngine:
@@ -85,7 +106,8 @@ class TransformersTextEngine:
     ) -> list[Completion | Exception]:
         """Per row, its Completion or its own error: a bad seed fails before the batched
         forward, a deadline passing mid-decode fails at the next step (DeadlineExceeded), and
-        a cancelled row ends with "abort" there while the others go on."""
+        a cancelled row ends with "abort" there while the others go on. A row whose control
+        has `on_text` gets its text streamed after each decode step."""
         controls = controls or [RowControl() for _ in prompts]
         outcomes: list[Completion | Exception | None] = [None] * len(prompts)
         rows: dict[int, _Row] = {}
@@ -100,7 +122,8 @@ class TransformersTextEngine:
         running = [i for i, row in rows.items() if not row.finish_reason]
         if running:
             for _ in self._decode_steps([prompts[i] for i in running], [rows[i] for i in running]):
-                pass
+                for i in running:
+                    rows[i].stream_step()
         for i, row in rows.items():
             outcomes[i] = self._outcome(row)
         return outcomes
@@ -108,18 +131,14 @@ class TransformersTextEngine:
     def stream(
         self, prompt: list[int], params: SamplingParams, cancelled: threading.Event | None = None
     ) -> Iterator[StreamDelta]:
-        """Yields text deltas; the last delta carries the finished Completion."""
+        """One request streamed on its own (the replica streams through generate_batch, with
+        RowControl.on_text): yields text deltas; the last carries the finished Completion."""
         row = _Row(len(prompt), params, make_generator(params),
                    RowControl(cancelled or threading.Event()))
-        emitted = 0
-        hold_back = max((len(s) for s in params.stop if s), default=1) - 1
         for _ in self._decode_steps([prompt], [row]):
-            safe = len(row.text) if row.finish_reason else len(row.text) - hold_back
-            while safe > emitted and row.text[safe - 1] == "\ufffd":  # incomplete UTF-8
-                safe -= 1
-            if safe > emitted:
-                yield StreamDelta(row.text[emitted:safe])
-                emitted = safe
+            piece = row.final_text()
+            if piece:
+                yield StreamDelta(piece)
         yield StreamDelta("", self._completion(row))
 
     def _outcome(self, row: _Row) -> Completion | Exception:

@@ -79,7 +79,8 @@ class VllmTextEngine:
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return chat_token_ids(self.tokenizer, messages)
 
-    async def generate(self, prompt: list[int], params: SamplingParams) -> Completion:
+    async def generate(self, prompt: list[int], params: SamplingParams,
+                       deadline: float | None = None) -> Completion:
         from vllm.sampling_params import RequestOutputKind
 
         final = None
@@ -89,7 +90,8 @@ class VllmTextEngine:
         return Completion(piece.text, len(prompt), len(piece.token_ids),
                           piece.finish_reason or "length")
 
-    async def stream(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+    async def stream(self, prompt: list[int], params: SamplingParams,
+                     deadline: float | None = None) -> AsyncIterator[StreamDelta]:
         """Yields text deltas; the last delta carries the finished Completion."""
         from vllm.sampling_params import RequestOutputKind
 

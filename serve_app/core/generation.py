@@ -5,6 +5,7 @@ through which one row of a batch is ended early."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from serve_app.core.deadline import expired
@@ -32,10 +33,13 @@ class Completion:
 @dataclass
 class RowControl:
     """What may end one row of a batch early: its caller going away (`cancelled`, set from
-    another thread) or its absolute wall-clock `deadline` passing."""
+    another thread) or its absolute wall-clock `deadline` passing. A streamed row also has
+    `on_text`, which the engine calls (from its thread) with each piece of text as it becomes
+    final."""
 
     cancelled: threading.Event = field(default_factory=threading.Event)
     deadline: float | None = None
+    on_text: Callable[[str], None] | None = None
 
     def stop_reason(self) -> str | None:
         """Why the row must stop now: "abort" once cancelled, "deadline" once the deadline
