@@ -15,29 +15,42 @@ from serve_app.http_errors import status_of
 
 
 class SlowModel:
-    """Doubles its inputs; each call takes `seconds` and is recorded."""
+    """Doubles its inputs and records each call. With `held`, its first call runs until the
+    test sets `release`: the items sent meanwhile queue, however slow the machine."""
 
-    def __init__(self, seconds: float = 0.0, fail_on: object = None) -> None:
+    def __init__(self, seconds: float = 0.0, fail_on: object = None,
+                 held: bool = False) -> None:
         self.seconds, self.fail_on = seconds, fail_on
         self.batches: list[list] = []
+        self.release = asyncio.Event()
+        if not held:
+            self.release.set()
 
     async def __call__(self, items: list) -> list:
         self.batches.append(list(items))
         await asyncio.sleep(self.seconds)
+        if len(self.batches) == 1:
+            await self.release.wait()
         if self.fail_on in items:
             raise ValueError(f"cannot embed {self.fail_on}")
         return [2 * item for item in items]
 
 
-async def busy_batcher(seconds: float):
-    """A batcher whose model has been running a first batch (item 0, for `seconds`) for 50 ms,
-    so the next items queue behind it: (model, events, batcher, the first call's task)."""
-    model, events = SlowModel(seconds=seconds), []
+async def busy_batcher():
+    """A batcher whose model is running a first batch (item 0) until `model.release` is set:
+    (model, events, batcher, the first call's task)."""
+    model, events = SlowModel(held=True), []
     batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01,
                              on_event=events.append)
     running = asyncio.ensure_future(batcher(0))
-    await asyncio.sleep(0.05)
+    while not model.batches:
+        await asyncio.sleep(0)
     return model, events, batcher, running
+
+
+async def past(deadline: float) -> None:
+    while time.time() <= deadline:
+        await asyncio.sleep(0.01)
 
 
 def run(coroutine):
@@ -58,14 +71,12 @@ def test_requests_arriving_together_share_one_batch():
 
 def test_requests_queued_while_the_model_is_busy_form_the_next_batch_whole():
     async def scenario():
-        model = SlowModel(seconds=0.3)
-        batcher = DynamicBatcher(model, max_batch_size=8, batch_wait_timeout_s=0.01)
-        first = asyncio.ensure_future(batcher(0))
-        await asyncio.sleep(0.05)  # the first batch is running now
+        model, _, batcher, first = await busy_batcher()
         later = []
         for i in range(1, 6):  # spread out: a timer-closed batch would split them
             later.append(asyncio.ensure_future(batcher(i)))
             await asyncio.sleep(0.03)
+        model.release.set()
         await asyncio.gather(first, *later)
         return model.batches
 
@@ -128,9 +139,12 @@ def test_an_exception_returned_for_one_item_goes_to_that_caller_alone():
 
 def test_an_item_whose_deadline_passed_while_queued_is_dropped_not_computed():
     async def scenario():
-        model, events, batcher, running = await busy_batcher(seconds=0.3)
-        late = asyncio.ensure_future(batcher(1, deadline=time.time() + 0.1))
+        model, events, batcher, running = await busy_batcher()
+        deadline = time.time() + 0.1
+        late = asyncio.ensure_future(batcher(1, deadline=deadline))
         on_time = asyncio.ensure_future(batcher(2, deadline=time.time() + 30))
+        await past(deadline)
+        model.release.set()
         outcomes = await asyncio.gather(running, late, on_time, return_exceptions=True)
         return outcomes, model.batches, events
 
@@ -143,9 +157,10 @@ def test_an_item_whose_deadline_passed_while_queued_is_dropped_not_computed():
 
 def test_a_caller_that_gave_up_at_its_deadline_counts_as_a_deadline_drop():
     async def scenario():
-        model, events, batcher, running = await busy_batcher(seconds=0.3)
+        model, events, batcher, running = await busy_batcher()
         with pytest.raises(TimeoutError):  # as the ingress does: it stops waiting at the deadline
             await asyncio.wait_for(batcher(1, deadline=time.time() + 0.1), 0.1)
+        model.release.set()
         await running
         return model.batches, events
 
@@ -165,12 +180,13 @@ def test_a_batch_returning_the_wrong_number_of_results_is_an_error():
 
 def test_a_caller_that_went_away_is_left_out_of_its_batch():
     async def scenario():
-        model, events, batcher, running = await busy_batcher(seconds=0.2)
+        model, events, batcher, running = await busy_batcher()
         gone, stays = asyncio.ensure_future(batcher(1)), asyncio.ensure_future(batcher(2))
         await asyncio.sleep(0.01)
         gone.cancel()
         with pytest.raises(asyncio.CancelledError):
             await gone
+        model.release.set()
         return model.batches, await running, await stays, events
 
     batches, first, last, events = run(scenario())
@@ -181,7 +197,7 @@ def test_a_caller_that_went_away_is_left_out_of_its_batch():
 
 def test_when_one_item_of_a_request_fails_its_other_items_leave_the_queue():
     async def scenario():
-        model, events, batcher, running = await busy_batcher(seconds=0.2)
+        model, events, batcher, running = await busy_batcher()
 
         async def fails_soon():
             await asyncio.sleep(0.01)
@@ -189,6 +205,7 @@ def test_when_one_item_of_a_request_fails_its_other_items_leave_the_queue():
 
         with pytest.raises(ServeError):
             await all_or_none([batcher(1), fails_soon(), batcher(2)])
+        model.release.set()
         await running
         await batcher(3)
         return model.batches, events

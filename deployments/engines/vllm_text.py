@@ -68,6 +68,7 @@ class VllmTextEngine:
                                                                                   model_path)))
         self.tokenizer = self.engine.tokenizer
         self.counts = {"completed": 0, "aborted": 0, "rejected": 0}
+        self.peak_unfinished = 0
 
     @classmethod
     def from_config(cls, config: Any, model_dir: str) -> VllmTextEngine:
@@ -117,6 +118,8 @@ class VllmTextEngine:
         outcome = "aborted"
         try:
             async for output in outputs:
+                self.peak_unfinished = max(self.peak_unfinished,
+                                           self.engine.get_num_unfinished_requests())
                 if output.finished:
                     outcome = "completed"
                 yield output
@@ -136,8 +139,12 @@ class VllmTextEngine:
             output_kind=kind)
 
     def stats(self) -> dict[str, int]:
-        """Requests completed, aborted and rejected so far, and those still inside the engine."""
-        return {**self.counts, "unfinished": self.engine.get_num_unfinished_requests()}
+        """Requests completed, aborted and rejected so far, those inside the engine now, and
+        the most that were inside it at once when one of them got an output since the last
+        call (which resets it)."""
+        peak, self.peak_unfinished = self.peak_unfinished, 0
+        return {**self.counts, "unfinished": self.engine.get_num_unfinished_requests(),
+                "peak_unfinished": peak}
 
     async def check_health(self) -> None:
         await self.engine.check_health()
