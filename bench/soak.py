@@ -175,7 +175,8 @@ def render(summary: dict[str, Any]) -> str:
     plan, env = summary["plan"], summary["environment"]
     overall = summary["metrics"]["overall"]
     lines = [f"# Soak: {summary['name']}", "", f"- command: `{summary['command']}`",
-             f"- git commit: `{env.get('git_commit')}` (`-dirty`: uncommitted changes)",
+             f"- git commit: `{env.get('git_commit')}` (a `-dirty` suffix would mean "
+             "uncommitted changes)",
              f"- {plan['duration_s']:g} s of the {summary['workload']['name']} workload at "
              f"{plan['rate']:.2f} req/s ({_rate_text(summary['rate_source'])}); a replica "
              f"killed every {plan['kill_every_s']:g} s ({', '.join(plan['modalities'])} in turn)",
