@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bench.app_launcher import APP_NAME, Target
+from bench.app_launcher import Target
 from bench.replica_kill import ReplicaView
 from bench.run import open_target
+from cluster.deploy import APP_NAME
 
 
 @contextmanager
