@@ -53,7 +53,7 @@ class SpeechTranscriber(BatchedReplica):
     def _check_language(self, language: str | None) -> None:
         if language is not None and language not in self.engine.supported_languages:
             raise InvalidRequest(f"language {language!r} is not supported by this model",
-                             "language")
+                                 "language")
 
     async def _transcribe_batch(self, items: list[tuple[Any, str | None]]) -> list:
         # The language was checked on entry; checked again per row, so one bad row can never

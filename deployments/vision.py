@@ -86,7 +86,7 @@ class ImageEmbedder(BatchedReplica):
 def _check_text(text: Any) -> None:
     if not isinstance(text, str):
         raise InvalidRequest(f"a text input must be a string, not {type(text).__name__}",
-                         "input")
+                             "input")
 
 
 def _check_image_header(image: bytes, max_pixels: int) -> None:

@@ -118,7 +118,7 @@ class ReplicaGroup:
                               retry_after_s=self.load.retry_after_s())
         if isinstance(exc, DeploymentUnavailableError):
             return Unavailable(f"the {self.name} group is unavailable",
-                              retry_after_s=REPLICA_DIED_RETRY_AFTER_S)
+                               retry_after_s=REPLICA_DIED_RETRY_AFTER_S)
         if _replica_gone(exc):
             return ReplicaDied(self.name)
         if isinstance(exc, TimeoutError):

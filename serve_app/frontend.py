@@ -126,7 +126,7 @@ class FrontEnd:
             seconds = float("nan")
         if not 0 < seconds < float("inf"):
             raise InvalidRequest("X-Request-Timeout must be a positive number of seconds",
-                             "X-Request-Timeout")
+                                 "X-Request-Timeout")
         return min(seconds, default)
 
     # -- health -----------------------------------------------------------------------------
@@ -171,7 +171,7 @@ class FrontEnd:
         served = (served,) if isinstance(served, str) else served
         if requested not in served:
             raise HttpError(404, f"model {requested!r} is not served on this route; "
-                             f"use {' or '.join(served)}", "model")
+                            f"use {' or '.join(served)}", "model")
 
     # -- chat -------------------------------------------------------------------------------
 
@@ -281,7 +281,7 @@ class FrontEnd:
         response_format = str(form.get("response_format", "json"))
         if response_format not in TRANSCRIPTION_FORMATS:
             raise InvalidRequest(f"response_format must be one of {TRANSCRIPTION_FORMATS}",
-                             "response_format")
+                                 "response_format")
         _check_audio_type(upload)
         language = form.get("language") or None
         audio = await upload.read()
@@ -361,4 +361,4 @@ def _check_audio_type(upload: UploadFile) -> None:
     if media and not media.startswith(("audio/", "video/")) and media not in (
             "application/octet-stream", "application/ogg"):
         raise UnsupportedMediaType(f"unsupported media type {media!r} for file; send audio "
-                         "(wav, flac, mp3 or ogg)", "file")
+                                   "(wav, flac, mp3 or ogg)", "file")

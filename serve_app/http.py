@@ -51,7 +51,7 @@ def require_media_type(request: Request, *accepted: str) -> None:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in accepted and not (media == "" and "application/json" in accepted):
         raise UnsupportedMediaType(f"unsupported content type {media or '(none)'!r}; "
-                         f"send {' or '.join(accepted)}")
+                                   f"send {' or '.join(accepted)}")
 
 
 def parse_json(body: bytes, model: type[M], max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> M:

@@ -36,7 +36,7 @@ def check_embeddings(body: EmbeddingRequest, config: AppConfig) -> None:
     inputs = body.inputs()
     if len(inputs) > vision.max_inputs:
         raise InvalidRequest(f"input: {len(inputs)} inputs; the limit is {vision.max_inputs} "
-                         "per request", "input")
+                             "per request", "input")
     if body.model == vision.engine.served_model_name + IMAGE_MODEL_SUFFIX:
         return  # images: their pixels are checked by the replica, from each image's header
     for index, text in enumerate(inputs):
@@ -46,7 +46,7 @@ def check_embeddings(body: EmbeddingRequest, config: AppConfig) -> None:
                                  f"images to {image_model}", f"input[{index}]")
         if len(text) > vision.max_text_chars:
             raise InvalidRequest(f"input[{index}]: {len(text)} characters; the limit is "
-                             f"{vision.max_text_chars}", f"input[{index}]")
+                                 f"{vision.max_text_chars}", f"input[{index}]")
 
 
 # base64 of the first bytes of PNG, JPEG, GIF and WebP files.
@@ -71,10 +71,10 @@ def check_pipeline(body: PipelineRequest, config: AppConfig) -> None:
 def _check_prompt_chars(characters: int, text: TextSettings, field: str) -> None:
     if characters > text.max_prompt_chars:
         raise InvalidRequest(f"{field}: the prompt has {characters} characters; the limit is "
-                         f"{text.max_prompt_chars}", field)
+                             f"{text.max_prompt_chars}", field)
 
 
 def _check_max_tokens(max_tokens: int | None, text: TextSettings) -> None:
     if max_tokens is not None and max_tokens > text.max_tokens_limit:
         raise InvalidRequest(f"max_tokens must be at most {text.max_tokens_limit}",
-                         "max_tokens")
+                             "max_tokens")

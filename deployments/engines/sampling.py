@@ -24,7 +24,7 @@ def make_generator(params: SamplingParams) -> torch.Generator:
     seed = params.seed if params.seed is not None else random.getrandbits(63)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed not in SEED_RANGE:
         raise InvalidRequest(f"seed must be an integer from {SEED_RANGE.start} to "
-                         f"{SEED_RANGE.stop - 1}", "seed")
+                             f"{SEED_RANGE.stop - 1}", "seed")
     return torch.Generator().manual_seed(seed)
 
 

@@ -9,8 +9,8 @@ from serve_app.core.errors import InvalidRequest
 def check_labels(labels: list[str], max_labels: int, max_label_chars: int) -> None:
     if len(labels) > max_labels:
         raise InvalidRequest(f"labels: {len(labels)} labels; the limit is {max_labels}",
-                         "labels")
+                             "labels")
     for index, label in enumerate(labels):
         if len(label) > max_label_chars:
             raise InvalidRequest(f"labels[{index}]: {len(label)} characters; the limit is "
-                             f"{max_label_chars}", f"labels[{index}]")
+                                 f"{max_label_chars}", f"labels[{index}]")
