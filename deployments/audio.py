@@ -10,6 +10,7 @@ from ray import serve
 
 from deployments.batcher import DynamicBatcher, run_valid_rows
 from deployments.engines import load_audio_engine
+from deployments.engines.audio_base import AudioEngine
 from deployments.replica_base import BatchedReplica
 from serve_app.core.config import AudioSettings
 from serve_app.core.deadline import check
@@ -22,7 +23,7 @@ SAMPLE_RATE = 16000
 class SpeechTranscriber(BatchedReplica):
     def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
         super().__init__(AudioSettings.model_validate(settings))
-        self.engine = load_audio_engine(self.settings.engine, model_dir)
+        self.engine: AudioEngine = load_audio_engine(self.settings.engine, model_dir)
         self.transcribe_batches = DynamicBatcher(self._transcribe_batch,
                                                  on_event=self.stats.count)
         self.batchers = [self.transcribe_batches]

@@ -18,6 +18,7 @@ from deployments.engines.open_clip_engine import (
     open_image,
     zero_shot_scores,
 )
+from deployments.engines.vision_base import VisionEngine
 from deployments.replica_base import BatchedReplica
 from serve_app.core.caps import check_labels
 from serve_app.core.config import VisionSettings
@@ -31,7 +32,7 @@ _LABEL_CACHE_SIZE = 4096
 class ImageEmbedder(BatchedReplica):
     def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
         super().__init__(VisionSettings.model_validate(settings))
-        self.engine = load_vision_engine(self.settings.engine, model_dir)
+        self.engine: VisionEngine = load_vision_engine(self.settings.engine, model_dir)
         self._label_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self.image_batches = DynamicBatcher(self._embed_image_batch, on_event=self.stats.count)
         self.text_batches = DynamicBatcher(self._embed_text_batch, on_event=self.stats.count)

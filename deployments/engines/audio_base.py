@@ -1,0 +1,19 @@
+"""The audio engine contract: what the speech deployment calls, whatever the backend. Blocking,
+run on the replica's model thread; one transcription per 16 kHz mono float32 audio."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class AudioEngine(Protocol):
+    @property
+    def supported_languages(self) -> list[str]: ...
+
+    def transcribe_batch(self, audios: list[np.ndarray],
+                         languages: list[str | None] | None = None) -> list[Any]:
+        """Per audio, a Transcription (text, language, language_probability, duration,
+        segments)."""
+        ...
