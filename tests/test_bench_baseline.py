@@ -3,6 +3,10 @@ process without Ray."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -34,9 +38,7 @@ def baseline(model_dir):
         yield client
 
 
-def test_the_baseline_serves_the_apps_routes_with_its_limits_and_no_ray(baseline):
-    import ray
-
+def test_the_baseline_serves_the_apps_routes_with_its_limits(baseline):
     models = {m["id"] for m in baseline.get("/v1/models").json()["data"]}
     assert {"smollm2-135m-instruct", "clip-vit-b-32-image", "whisper-base"} <= models
     chat = baseline.post("/v1/chat/completions", json={
@@ -49,4 +51,15 @@ def test_the_baseline_serves_the_apps_routes_with_its_limits_and_no_ray(baseline
     huge = baseline.post("/v1/embeddings", json={"model": "clip-vit-b-32-image",
                                                  "input": [b64(png_declaring(30_000, 30_000))]})
     assert huge.status_code == 413
-    assert not ray.is_initialized()
+
+
+def test_the_baseline_serves_without_starting_ray(model_dir):
+    code = ("import ray; from starlette.testclient import TestClient; "
+            "from bench.baseline_server import baseline_config, build_baseline; "
+            f"client = TestClient(build_baseline(baseline_config(model_dir={model_dir!r}))); "
+            "assert client.post('/v1/embeddings', json={'model': 'clip-vit-b-32', "
+            "'input': 'a cat'}).status_code == 200; print(ray.is_initialized())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "RAY_ENABLE_AUTO_CONNECT": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
