@@ -6,7 +6,6 @@ through the replica's batcher and model thread (deployments/batched_text.py).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
@@ -19,8 +18,8 @@ from deployments.engines import load_text_engine
 from deployments.engines.text_base import TextEngine
 from deployments.replica_base import BatchedReplica
 from serve_app.core.config import TextSettings
-from serve_app.core.deadline import check, remaining
-from serve_app.core.errors import DeadlineExceeded, InvalidRequest
+from serve_app.core.deadline import check
+from serve_app.core.errors import InvalidRequest
 from serve_app.core.generation import Completion, SamplingParams
 
 
@@ -48,7 +47,7 @@ class TextGenerator(BatchedReplica):
                        deadline: float | None = None) -> dict[str, Any]:
         check(deadline, "the completion")
         prompt = self._encode(messages)
-        completion = await _before(deadline, self.engine.generate(prompt, params, deadline))
+        completion = await self.engine.generate(prompt, params, deadline)
         self._count_tokens(completion)
         return asdict(completion)
 
@@ -61,7 +60,7 @@ class TextGenerator(BatchedReplica):
         finished = False
         deltas = self.engine.stream(prompt, params, deadline)
         try:
-            while (delta := await _before(deadline, anext(deltas, None))) is not None:
+            async for delta in deltas:
                 if delta.completion is not None:
                     finished = True
                     self._count_tokens(delta.completion)
@@ -84,11 +83,3 @@ class TextGenerator(BatchedReplica):
     def _count_tokens(self, completion: Completion) -> None:
         metrics.add(metrics.tokens(), completion.prompt_tokens, {"kind": "prompt"})
         metrics.add(metrics.tokens(), completion.completion_tokens, {"kind": "completion"})
-
-
-async def _before(deadline: float | None, awaitable: Any) -> Any:
-    """`awaitable`'s result, or DeadlineExceeded (the awaitable cancelled) once it passes."""
-    try:
-        return await asyncio.wait_for(awaitable, remaining(deadline))
-    except TimeoutError:
-        raise DeadlineExceeded("the completion") from None

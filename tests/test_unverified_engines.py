@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from deployments.engines.neuron_clip import compiled_tower_path
 from deployments.engines.neuron_text import neuron_engine_args
 from deployments.engines.tensorrt_llm_text import check_fits
 from serve_app.core.config import AppConfig, TextEngineConfig, VisionEngineConfig
-from serve_app.core.errors import InvalidRequest
+from serve_app.core.errors import DeadlineExceeded, InvalidRequest
 from serve_app.core.generation import SamplingParams
 from serve_app.http_errors import status_of
 
@@ -86,6 +87,20 @@ def test_a_tensorrt_llm_prompt_too_long_is_a_400_not_a_500(trt):
     with pytest.raises(InvalidRequest, match="max_tokens must be at least 1"):  # the library's
         asyncio.run(trt.generate([1, 2], SamplingParams(max_tokens=0)))
     assert trt.stats()["rejected"] == 2 and not trt.llm.requests
+
+
+def test_a_tensorrt_llm_request_past_its_deadline_is_aborted(trt):
+    prompt = trt.encode_chat(MESSAGES)
+    with pytest.raises(DeadlineExceeded):
+        asyncio.run(trt.generate(prompt, SamplingParams(max_tokens=8), time.time() - 1))
+
+    async def streamed_until(deadline: float) -> list:
+        return [delta async for delta in trt.stream(prompt, SamplingParams(max_tokens=8),
+                                                    deadline)]
+
+    with pytest.raises(DeadlineExceeded):
+        asyncio.run(streamed_until(time.time() - 1))
+    assert trt.stats()["completed"] == 0
 
 
 def test_fitting_the_sequence_length():

@@ -14,6 +14,7 @@ from typing import Any
 
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.requires import require
+from serve_app.core.deadline import before, items_before
 from serve_app.core.errors import InvalidRequest
 from serve_app.core.generation import Completion, SamplingParams, StreamDelta
 from serve_app.core.models import resolve
@@ -92,13 +93,22 @@ class TensorRtLlmTextEngine:
 
     async def generate(self, prompt: list[int], params: SamplingParams,
                        deadline: float | None = None) -> Completion:
+        """The completion, or DeadlineExceeded (the request aborted) once the deadline passes."""
+        return await before(deadline, self._generate(prompt, params), "the completion")
+
+    async def _generate(self, prompt: list[int], params: SamplingParams) -> Completion:
         final = None
         async for output in self._outputs(prompt, params, streaming=False):
             final = output
         return self._completion(prompt, final.outputs[0])
 
-    async def stream(self, prompt: list[int], params: SamplingParams,
-                     deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+    def stream(self, prompt: list[int], params: SamplingParams,
+               deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+        """Text deltas until the deadline (then DeadlineExceeded); leaving early aborts."""
+        return items_before(deadline, self._stream(prompt, params), "the completion")
+
+    async def _stream(self, prompt: list[int], params: SamplingParams
+                      ) -> AsyncIterator[StreamDelta]:
         async for output in self._outputs(prompt, params, streaming=True):
             piece = output.outputs[0]
             if piece.text_diff:

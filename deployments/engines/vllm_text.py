@@ -19,6 +19,7 @@ from typing import Any
 
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.requires import require
+from serve_app.core.deadline import before, items_before
 from serve_app.core.errors import InvalidRequest
 from serve_app.core.generation import Completion, SamplingParams, StreamDelta
 from serve_app.core.models import resolve
@@ -82,6 +83,10 @@ class VllmTextEngine:
 
     async def generate(self, prompt: list[int], params: SamplingParams,
                        deadline: float | None = None) -> Completion:
+        """The completion, or DeadlineExceeded (the request aborted) once the deadline passes."""
+        return await before(deadline, self._generate(prompt, params), "the completion")
+
+    async def _generate(self, prompt: list[int], params: SamplingParams) -> Completion:
         from vllm.sampling_params import RequestOutputKind
 
         final = None
@@ -91,8 +96,13 @@ class VllmTextEngine:
         return Completion(piece.text, len(prompt), len(piece.token_ids),
                           piece.finish_reason or "length")
 
-    async def stream(self, prompt: list[int], params: SamplingParams,
-                     deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+    def stream(self, prompt: list[int], params: SamplingParams,
+               deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+        """Text deltas until the deadline (then DeadlineExceeded); leaving early aborts."""
+        return items_before(deadline, self._stream(prompt, params), "the completion")
+
+    async def _stream(self, prompt: list[int], params: SamplingParams
+                      ) -> AsyncIterator[StreamDelta]:
         """Yields text deltas; the last delta carries the finished Completion."""
         from vllm.sampling_params import RequestOutputKind
 

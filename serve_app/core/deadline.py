@@ -7,9 +7,14 @@ with their own clock, so clocks are assumed in sync (NTP), as in any cluster.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 from serve_app.core.errors import DeadlineExceeded
+
+T = TypeVar("T")
 
 
 def deadline_after(seconds: float) -> float:
@@ -29,3 +34,25 @@ def check(deadline: float | None, what: str = "the request") -> None:
     """Raises DeadlineExceeded (a 504) once the deadline has passed."""
     if expired(deadline):
         raise DeadlineExceeded(what)
+
+
+async def before(deadline: float | None, awaitable: Awaitable[T], what: str = "the request") -> T:
+    """The awaitable's result, or DeadlineExceeded (the awaitable cancelled) once it passes."""
+    try:
+        return await asyncio.wait_for(awaitable, remaining(deadline))
+    except TimeoutError:
+        raise DeadlineExceeded(what) from None
+
+
+async def items_before(deadline: float | None, items: AsyncIterator[T],
+                       what: str = "the request") -> AsyncIterator[T]:
+    """The items, each awaited until the deadline; DeadlineExceeded once it passes. Leaving
+    early closes `items`."""
+    try:
+        while (item := await before(deadline, anext(items, _END), what)) is not _END:
+            yield item
+    finally:
+        await items.aclose()
+
+
+_END: object = object()
