@@ -35,7 +35,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 def execute_run(target: Target, workload: Workload, spec: LoadSpec, bounds: dict[str, float],
                 *, name: str, command: str, out: Path | None, scrape_interval_s: float = 5.0,
                 scrape_settle_s: float = 5.5,
-                quiet: bool = False, include_records: bool = True,
+                quiet: bool = False, include_records: bool = False,
                 make_plots: bool = True) -> dict[str, Any]:
     environment = {**machine(), "started_at": now_iso(), "uptime_before": uptime()}
     if not quiet:

@@ -30,7 +30,7 @@ def test_closed_loop_mixed_bench_reports_every_metric(target, tmp_path):
     spec = LoadSpec(concurrency=4, duration_s=6.0, warmup_s=1.0, timeout_s=90.0)
     report = execute_run(target, workload, spec, {"e2e": 60.0}, name="it", command="pytest",
                          out=tmp_path, scrape_interval_s=2.0,
-                         scrape_settle_s=EXPORT_INTERVAL_S, quiet=True)
+                         scrape_settle_s=EXPORT_INTERVAL_S, quiet=True, include_records=True)
 
     written = json.loads((tmp_path / "it.json").read_text())
     assert written["schema"] == "mmserve-bench/run/1" and written["metrics"] == report["metrics"]

@@ -56,7 +56,7 @@ class Suite:
                   f"`{self.environment['uptime_before']}`; after: "
                   f"`{self.environment['uptime_after']}`\n"
                   f"- each configuration: {self.duration_s:g} s measured after a warm-up; "
-                  "per-run reports (JSON with every request, Markdown, plots) beside this "
+                  "per-run reports (JSON summaries, Markdown, plots) beside this "
                   "file\n\n")
         (self.out / f"{self.name}.md").write_text(header + markdown)
         print(header + markdown)
