@@ -54,33 +54,30 @@ def test_seeded_sampling_is_independent_of_batch_neighbours(engine, prompts):
     assert mixed[1].text == alone
 
 
-def test_stream_yields_the_same_text_as_a_whole_completion(engine, prompts):
-    deltas = list(engine.stream(prompts[0], GREEDY))
-    assert deltas[-1].completion is not None
-    assert "".join(d.text for d in deltas) == engine.generate_batch([prompts[0]], [GREEDY])[0].text
-    assert sum(1 for d in deltas if d.text) >= 3
-
-
 def test_a_streamed_row_gets_its_text_in_pieces_beside_a_whole_one(engine, prompts):
     pieces: list[str] = []
     streamed = RowControl(on_text=pieces.append)
-    alone = engine.generate_batch([prompts[0]], [GREEDY])[0]
+    alone = [engine.generate_batch([p], [GREEDY])[0] for p in prompts[:2]]
     whole, stream = engine.generate_batch(prompts[:2], [GREEDY, GREEDY],
                                           [RowControl(), streamed])
-    assert len(pieces) >= 3 and "".join(pieces) == stream.text
-    assert whole.text == alone.text
+    assert len(pieces) >= 3 and "".join(pieces) == stream.text == alone[1].text
+    assert whole.text == alone[0].text
 
 
-def test_stream_stops_when_cancelled(engine, prompts):
-    import threading
+def test_a_streamed_row_never_shows_part_of_a_stop_string(engine, prompts):
+    pieces: list[str] = []
+    params = SamplingParams(max_tokens=24, temperature=0, stop=("Paris",))
+    [done] = engine.generate_batch([prompts[0]], [params], [RowControl(on_text=pieces.append)])
+    assert done.finish_reason == "stop" and "".join(pieces) == done.text
+    assert not any("Par" in piece for piece in pieces)
 
-    cancelled = threading.Event()
-    stream = engine.stream(prompts[1], SamplingParams(max_tokens=100, temperature=0), cancelled)
-    next(stream)
-    cancelled.set()
-    final = [d for d in stream if d.completion is not None][0]
-    assert final.completion.finish_reason == "abort"
-    assert final.completion.completion_tokens < 100
+
+def test_a_streamed_row_cancelled_by_its_caller_ends_with_abort(engine, prompts):
+    control = RowControl()
+    control.on_text = lambda piece: control.cancelled.set()  # gone after the first piece
+    [done] = engine.generate_batch([prompts[1]], [SamplingParams(max_tokens=100, temperature=0)],
+                                   [control])
+    assert done.finish_reason == "abort" and done.completion_tokens < 100
 
 
 class StopsAfter(RowControl):

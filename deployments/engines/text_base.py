@@ -10,7 +10,7 @@ model thread (deployments/batched_text.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from serve_app.core.generation import Completion, RowControl, SamplingParams, StreamDelta
@@ -48,6 +48,3 @@ class BatchTextEngine(Protocol):
         self, prompts: list[list[int]], params: list[SamplingParams],
         controls: list[RowControl] | None = None,
     ) -> list[Completion | Exception]: ...
-
-    def stream(self, prompt: list[int], params: SamplingParams,
-               cancelled=None) -> Iterator[StreamDelta]: ...

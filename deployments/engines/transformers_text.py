@@ -3,12 +3,12 @@
 `model.generate` applies one sampling configuration to a whole batch. Serving batches requests
 from different users, so this loop samples each row with its own temperature, top_p and seeded
 RNG, and stops each row on its own `max_tokens`, stop strings or end-of-sequence token.
-Streaming is the same loop over a batch of one, emitting text as it becomes final.
+A streamed row is a row like the others, whose text is handed to its caller after each step
+as it becomes final (RowControl.on_text).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +19,7 @@ from deployments.engines.chat import chat_token_ids
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
 from deployments.engines.sampling import make_generator, sample_row
 from serve_app.core.errors import DeadlineExceeded, ServeError
-from serve_app.core.generation import Completion, RowControl, SamplingParams, StreamDelta
+from serve_app.core.generation import Completion, RowControl, SamplingParams
 from serve_app.core.models import resolve
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -127,19 +127,6 @@ class TransformersTextEngine:
         for i, row in rows.items():
             outcomes[i] = self._outcome(row)
         return outcomes
-
-    def stream(
-        self, prompt: list[int], params: SamplingParams, cancelled: threading.Event | None = None
-    ) -> Iterator[StreamDelta]:
-        """One request streamed on its own (the replica streams through generate_batch, with
-        RowControl.on_text): yields text deltas; the last carries the finished Completion."""
-        row = _Row(len(prompt), params, make_generator(params),
-                   RowControl(cancelled or threading.Event()))
-        for _ in self._decode_steps([prompt], [row]):
-            piece = row.final_text()
-            if piece:
-                yield StreamDelta(piece)
-        yield StreamDelta("", self._completion(row))
 
     def _outcome(self, row: _Row) -> Completion | Exception:
         if row.finish_reason == "deadline":
