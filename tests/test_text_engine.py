@@ -64,6 +64,14 @@ def test_a_streamed_row_gets_its_text_in_pieces_beside_a_whole_one(engine, promp
     assert whole.text == alone[0].text
 
 
+def test_a_streamed_row_run_again_streams_nothing_twice(engine, prompts):
+    pieces: list[str] = []
+    control = RowControl(on_text=pieces.append)
+    first = engine.generate_batch([prompts[0]], [GREEDY], [control])[0]
+    again = engine.generate_batch([prompts[0]], [GREEDY], [control])[0]  # as after a failed batch
+    assert again.text == first.text and "".join(pieces) == first.text
+
+
 def test_a_streamed_row_never_shows_part_of_a_stop_string(engine, prompts):
     pieces: list[str] = []
     params = SamplingParams(max_tokens=24, temperature=0, stop=("Paris",))

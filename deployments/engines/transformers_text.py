@@ -41,6 +41,10 @@ class _Row:
     finish_reason: str | None = None  # "stop" | "length" | "abort" | "deadline"
     emitted: int = 0  # characters of `text` already streamed
 
+    def __post_init__(self) -> None:
+        # A row run again alone (its batch failed whole) streams only what its caller lacks.
+        self.emitted = self.control.streamed_chars
+
     def obey_control(self) -> None:
         """Ends the row once its caller has gone away or its deadline has passed."""
         if not self.finish_reason:
@@ -65,6 +69,7 @@ class _Row:
             piece = self.final_text()
             if piece:
                 self.control.on_text(piece)
+                self.control.streamed_chars = self.emitted
 
 
 class TransformersTextEngine:

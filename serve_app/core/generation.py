@@ -40,6 +40,7 @@ class RowControl:
     cancelled: threading.Event = field(default_factory=threading.Event)
     deadline: float | None = None
     on_text: Callable[[str], None] | None = None
+    streamed_chars: int = 0  # handed to on_text so far, kept if the row is run again
 
     def stop_reason(self) -> str | None:
         """Why the row must stop now: "abort" once cancelled, "deadline" once the deadline
