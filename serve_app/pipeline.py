@@ -109,15 +109,15 @@ class MultimodalPipeline:
                              ) -> tuple[dict[tuple[int, int], str], dict[str, float]]:
         """A chat's image and audio parts, perceived side by side: per part (message, part),
         the text that stands for it in the prompt; and the slowest time of each stage."""
-        async def perceive(part: MediaPart) -> tuple[str, float]:
-            data = decode_media(part)
+        async def perceive(part: MediaPart, data: bytes) -> tuple[str, float]:
             if part.kind == "image":
                 labels, seconds = await self._seen(data, DEFAULT_LABELS, deadline, part.param)
                 return labels_line(labels), seconds
             transcript, seconds = await self._heard(data, deadline, part.param)
             return transcript_line(transcript), seconds
 
-        results = await asyncio.gather(*(perceive(part) for part in parts))
+        decoded = [decode_media(part) for part in parts]  # every part, before any stage runs
+        results = await asyncio.gather(*(perceive(p, d) for p, d in zip(parts, decoded)))
         timings: dict[str, float] = {}
         for part, (_, seconds) in zip(parts, results):
             timings[f"{part.kind}_s"] = max(timings.get(f"{part.kind}_s", 0.0), seconds)
