@@ -25,9 +25,10 @@ def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=5, check=True).stdout
-        # Untracked files do not count: a suite's own earlier outputs (a soak's sweep) are some.
+        # Results do not count: a suite rewrites its own committed reports as it goes, and a
+        # soak's sweep leaves untracked ones; only a change to the code makes a run dirty.
         dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
-                                "--untracked-files=no"],
+                                "--untracked-files=no", "--", ".", ":!bench/results"],
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return out.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
