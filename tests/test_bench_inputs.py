@@ -162,3 +162,24 @@ def test_results_from_a_dirty_tree_are_refused_unless_allowed(monkeypatch, tmp_p
         cli.refuse_dirty_results(cli.parser().parse_args(allowed))
     monkeypatch.setattr(cli, "git_commit", lambda: "abc1234")
     cli.refuse_dirty_results(cli.parser().parse_args(["suite", "clip"]))
+
+
+def test_a_run_is_dirty_when_code_changed_not_when_results_did(monkeypatch, tmp_path):
+    import subprocess
+
+    from bench import environment
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    (tmp_path / "bench" / "results" / "r.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "c")
+    monkeypatch.setattr(environment, "REPO", tmp_path)
+    (tmp_path / "bench" / "results" / "r.json").write_text('{"new": 1}')
+    assert not environment.git_commit().endswith("-dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert environment.git_commit().endswith("-dirty")
