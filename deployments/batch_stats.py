@@ -42,9 +42,12 @@ class BatchStats:
         try:
             yield
         finally:
-            busy = time.perf_counter() - started
-            self.seconds[method] += busy
-            metrics.add(metrics.model_seconds(), busy, {"method": method})
+            self.busy(method, time.perf_counter() - started)
+
+    def busy(self, method: str, seconds: float) -> None:
+        """Adds time the model spent on `method`."""
+        self.seconds[method] += seconds
+        metrics.add(metrics.model_seconds(), seconds, {"method": method})
 
     def snapshot(self) -> dict[str, Any]:
         """{"pid", "python": the replica's interpreter, "methods": {method: {model_calls,

@@ -1,7 +1,7 @@
 """Text generation deployment: completions, whole or streamed, through one engine contract
-(async generate and stream). Engines that batch continuously themselves (vLLM, TensorRT-LLM)
-get every request as it comes; one that decodes a batch per call (transformers) is served
-through the replica's batcher and model thread (deployments/batched_text.py).
+(async generate and stream). Every engine batches continuously: vLLM and TensorRT-LLM in their
+own loop; transformers through its scheduler, stepped on the replica's model thread
+(deployments/scheduled_text.py).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Any
 from ray import serve
 
 from deployments import metrics
-from deployments.batched_text import BatchedTextEngine
 from deployments.engines import load_text_engine
 from deployments.engines.text_base import TextEngine
 from deployments.replica_base import BatchedReplica
+from deployments.scheduled_text import ScheduledTextEngine
 from serve_app.core.config import TextSettings
 from serve_app.core.deadline import check
 from serve_app.core.errors import InvalidRequest
@@ -29,14 +29,14 @@ class TextGenerator(BatchedReplica):
         super().__init__(TextSettings.model_validate(settings))
         engine = load_text_engine(self.settings.engine, model_dir)
         self.engine: TextEngine
-        if engine.batches_itself:  # continuous batching inside: every request straight to it
+        if engine.batches_itself:  # its own engine loop: every request straight to it
             self.engine = engine
-        else:
-            self.engine = BatchedTextEngine(engine, self.run_model, self.stats)
-            self.batchers = [self.engine.batches]
+        else:  # its scheduler, stepped on the model thread; user_config sizes its batch
+            self.engine = ScheduledTextEngine(engine, self.run_model, self.stats)
+            self.batchers = [self.engine]
 
     def engine_stats(self) -> dict[str, int]:
-        """Request counts of an engine that batches itself (vLLM, TensorRT-LLM); else {}."""
+        """The engine's own counts: requests running and waiting; the prefix cache's."""
         return self.engine.stats()
 
     async def check_health(self) -> None:

@@ -33,7 +33,7 @@ def failure(response) -> BaseException:
 
 
 @pytest.mark.parametrize("deployment, method, call", [
-    ("TextGenerator", "generate", lambda h, late: h.generate.remote(STORY, LONG, late)),
+    ("TextGenerator", "prefill", lambda h, late: h.generate.remote(STORY, LONG, late)),
     ("ImageEmbedder", "embed_text", lambda h, late: h.embed_texts.remote(["a cat"], late)),
     ("SpeechTranscriber", "transcribe",
      lambda h, late: h.transcribe.remote(speech_wav(), None, late))])

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import numpy as np
 import pytest
+import torch
+from transformers import DynamicCache
 
 import deployments.audio
 import deployments.text
 import deployments.vision
+from deployments.engines.kv_batch import KVBatch
+from deployments.engines.sampling import make_generator
+from deployments.engines.scheduler import Scheduler
+from deployments.engines.sequence import Sequence
 from deployments.engines.whisper import Transcription
 from serve_app.core.config import AudioSettings, TextSettings, VisionSettings
-from serve_app.core.generation import Completion, SamplingParams
+from serve_app.core.generation import SamplingParams
 from tests.hostile_media import silent_wav
 from tests.media import png_image
 
@@ -42,34 +47,47 @@ async def release_when_queued(engine: Holds, batcher, count: int) -> None:
     engine.release.set()
 
 
-class FakeBatchEngine(Holds):
-    """Decodes "w0 w1 ..." for every row, a step at a time, and records each batch's size."""
+class FakeRunner(Holds):
+    """A model runner whose next token is always the last one + 1, starting at FIRST_TOKEN after
+    a prompt; its KV is one zero column per token. Its first prefill holds the model thread."""
+
+    def prefill(self, prompt: list[int]):
+        self.hold(1)
+        cache = DynamicCache(ddp_cache_data=[(torch.zeros(1, 1, len(prompt), 2),) * 2])
+        return cache, next_token_logits(FIRST_TOKEN - 1), 0
+
+    def decode(self, batch: KVBatch, last_tokens: list[int]) -> torch.Tensor:
+        mask, _ = batch.step_inputs()
+        batch.cache.update(*(torch.zeros(batch.rows, 1, 1, 2),) * 2, 0)
+        batch.stepped(mask)
+        return torch.stack([next_token_logits(token) for token in last_tokens])
+
+
+FIRST_TOKEN = 100
+
+
+def next_token_logits(token: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.tensor(token + 1), 1000).float()
+
+
+class FakeStepEngine:
+    """The transformers engine's shape around the real scheduler; "w0 w1 ..." for every row."""
 
     batches_itself = False
+    prefix_cache = None
+
+    def __init__(self) -> None:
+        self.runner = FakeRunner()
+        self.scheduler = Scheduler(self.runner, self.detokenize, eos_ids=set())
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return "".join(f"w{token - FIRST_TOKEN} " for token in tokens)
 
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return [1] * len(messages[-1]["content"])
 
-    def generate_batch(self, prompts, params, controls):
-        self.hold(len(prompts))
-        texts = [""] * len(prompts)
-        finish = [None] * len(prompts)
-        for step in range(max(p.max_tokens for p in params)):
-            for i, (p, control) in enumerate(zip(params, controls)):
-                if finish[i]:
-                    continue
-                if control.cancelled.is_set():
-                    finish[i] = "abort"
-                    continue
-                piece = f"w{step} "
-                texts[i] += piece
-                if control.on_text:
-                    control.on_text(piece)
-                if step + 1 == p.max_tokens:
-                    finish[i] = "length"
-            time.sleep(0.01)
-        return [Completion(text, len(prompt), len(text.split()), reason or "length")
-                for text, prompt, reason in zip(texts, prompts, finish)]
+    def new_sequence(self, prompt, params, control, on_finish=None):
+        return Sequence(prompt, params, make_generator(params), control, on_finish)
 
 
 class FakeVisionEngine(Holds):
@@ -102,48 +120,71 @@ def build(deployment, settings, engine, monkeypatch, loader: str):
 
 @pytest.fixture
 def text(monkeypatch):
-    engine = FakeBatchEngine()
+    engine = FakeStepEngine()
     replica = build(deployments.text.TextGenerator, TextSettings(), engine, monkeypatch,
                     "load_text_engine")
     return replica, engine
+
+
+def greedy(max_tokens: int) -> SamplingParams:
+    return SamplingParams(max_tokens=max_tokens, temperature=0)
 
 
 def chat(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
-def test_a_stream_and_a_whole_completion_share_one_model_call(text):
+def test_a_stream_and_a_whole_completion_share_decode_steps(text):
     replica, engine = text
+    runner = engine.runner
 
     async def collect(stream) -> list[dict]:
         return [item async for item in stream]
 
     async def scenario():
-        first = asyncio.ensure_future(replica.generate(chat("busy"), SamplingParams(max_tokens=2)))
-        while not engine.batch_sizes:  # the model is busy with `first`: the next two queue
+        first = asyncio.ensure_future(replica.generate(chat("busy"), greedy(2)))
+        while not runner.batch_sizes:  # the model is prefilling `first`: the next two wait
             await asyncio.sleep(0.01)
         streamed = asyncio.ensure_future(collect(replica.stream(chat("a"),
-                                                                SamplingParams(max_tokens=3))))
-        whole = asyncio.ensure_future(replica.generate(chat("b"), SamplingParams(max_tokens=3)))
-        await release_when_queued(engine, replica.engine.batches, 2)
+                                                                greedy(3))))
+        whole = asyncio.ensure_future(replica.generate(chat("b"), greedy(3)))
+        while len(engine.scheduler.waiting) < 2:
+            await asyncio.sleep(0.01)
+        runner.release.set()
         await first
         return await streamed, await whole
 
     streamed, whole = asyncio.run(scenario())
-    assert engine.batch_sizes == [1, 2]
     assert [item["text"] for item in streamed[:-1]] == ["w0 ", "w1 ", "w2 "]
     assert streamed[-1]["completion"]["text"] == whole["text"] == "w0 w1 w2 "
-    method = replica.batch_stats()["methods"]["generate"]
-    assert (method["model_calls"], method["items"]) == (2, 3)
+    stats = replica.batch_stats()
+    # One step admits all three; "busy" leaves after its 2nd token, the others after their 3rd.
+    assert stats["methods"]["prefill"]["recent_batches"] == [3]
+    assert stats["methods"]["decode"]["recent_batches"] == [3, 2]
+    assert stats["events"]["decode_steps_mixing_streams_and_whole"] == 2
+
+
+def test_a_lone_request_runs_at_once_and_the_batch_size_is_live(text):
+    replica, engine = text
+    engine.runner.release.set()
+    replica.reconfigure({"max_batch_size": 1, "batch_wait_timeout_s": 5.0})
+
+    async def scenario():
+        return await asyncio.gather(*(replica.generate(chat(str(i)), greedy(2))
+                                      for i in range(3)))
+
+    assert [r["text"] for r in asyncio.run(scenario())] == ["w0 w1 "] * 3
+    # Never more than one row at a time, and no batch window waited out (5 s above).
+    assert set(replica.batch_stats()["methods"]["decode"]["recent_batches"]) == {1}
 
 
 def test_closing_a_stream_frees_its_row_while_the_other_goes_on(text):
     replica, engine = text
-    engine.release.set()
+    engine.runner.release.set()
 
     async def scenario():
-        stream = replica.stream(chat("a"), SamplingParams(max_tokens=50))
-        other = asyncio.ensure_future(replica.generate(chat("b"), SamplingParams(max_tokens=50)))
+        stream = replica.stream(chat("a"), greedy(50))
+        other = asyncio.ensure_future(replica.generate(chat("b"), greedy(50)))
         await anext(stream)
         await stream.aclose()
         return await other

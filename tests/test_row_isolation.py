@@ -1,5 +1,5 @@
 """One bad row fails alone: good and bad requests sent together through the deployment handles
-share a batch (the shared app's 0.2 s batch window), the bad one gets its own error and the good
+share a batch (the shared app's 0.2 s batch window; text rows share the scheduler), the bad one gets its own error and the good
 ones the same answers they get alone. batch_stats shows the model call they shared."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def assert_own_error(outcome, status: int, param: str) -> None:
     assert (status_of(outcome), outcome.param) == (status, param)
 
 
-def test_a_bad_seed_fails_alone_in_a_shared_text_batch(app_url):
+def test_a_bad_seed_fails_alone_among_running_text_rows(app_url):
     text = deployment_handle("TextGenerator")
     alone = [text.generate.remote(*ask(p, seed=i)).result()["text"]
              for i, p in enumerate(PROMPTS)]
@@ -61,8 +61,9 @@ def test_a_bad_seed_fails_alone_in_a_shared_text_batch(app_url):
         good = [text.generate.remote(*ask(p, seed=i)) for i, p in enumerate(PROMPTS)]
         return [*good, text.generate.remote(*ask("Name a car.", seed=2**80))]
 
-    (*good, bad), batches = shared_model_calls("TextGenerator", "generate", send)
-    assert batches == [4], f"the four requests took model calls of {batches}"
+    # The scheduler takes rows as they come: the bad one is refused before it takes a row.
+    (*good, bad), prefills = shared_model_calls("TextGenerator", "prefill", send)
+    assert sum(prefills) == 3, f"prefills of {prefills} for three good requests"
     assert [completion["text"] for completion in good] == alone
     assert_own_error(bad, 400, "seed")
 

@@ -89,8 +89,9 @@ def test_a_streamed_row_cancelled_by_its_caller_ends_with_abort(engine, prompts)
 
 
 class StopsAfter(RowControl):
-    """A row control that stops its row once it has decoded `tokens` tokens: the engine checks
-    it once before the batch starts, then once after each decode step."""
+    """A row control that stops its row once it has decoded `tokens` tokens: the scheduler
+    checks it once before the prefill (which samples the first token), then once before each
+    decode step."""
 
     def __init__(self, tokens: int, reason: str) -> None:
         super().__init__()
@@ -139,14 +140,17 @@ def test_rows_already_gone_or_late_never_enter_the_batch(engine, prompts):
 
 
 def test_the_loop_ends_early_once_every_row_has_stopped(engine, prompts, monkeypatch):
-    forwards = []
-    real_forward = engine._forward
-    monkeypatch.setattr(engine, "_forward", lambda *a: forwards.append(1) or real_forward(*a))
+    calls = []
+    for name in ("prefill", "decode"):
+        real = getattr(engine.runner, name)
+        monkeypatch.setattr(engine.runner, name,
+                            lambda *a, real=real, name=name: calls.append(name) or real(*a))
     long_ = SamplingParams(max_tokens=200, temperature=0)
     outcomes = engine.generate_batch(prompts[:2], [long_, long_],
                                      [StopsAfter(2, "abort"), StopsAfter(3, "abort")])
     assert [c.completion_tokens for c in outcomes] == [2, 3]
-    assert len(forwards) == 3  # the prompt, then one per token but the last one's
+    # Each prompt's prefill gives its first token; then a step per token but the first.
+    assert calls == ["prefill", "prefill", "decode", "decode"]
 
 
 @pytest.mark.parametrize("seed", [2**64, -(2**63) - 1, 1.5, "7"])

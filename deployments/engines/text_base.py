@@ -3,15 +3,15 @@
 Every engine the deployment holds answers `TextEngine`: async `generate` and `stream` of one
 request each (the deadline bounds the wait; the deployment enforces it too), `encode_chat`,
 `stats` and `check_health`. vLLM and TensorRT-LLM batch continuously inside and answer it
-themselves (`batches_itself`). An engine that decodes one batch per call (transformers) answers
-`BatchTextEngine` instead, and the replica serves it as a TextEngine through its batcher and
-model thread (deployments/batched_text.py).
+themselves (`batches_itself`). The transformers engine answers `StepTextEngine` instead: its
+scheduler runs one step at a time on the replica's model thread, and the replica serves it as a
+TextEngine (deployments/scheduled_text.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from serve_app.core.generation import Completion, RowControl, SamplingParams, StreamDelta
 
@@ -34,15 +34,21 @@ class TextEngine(Protocol):
     async def check_health(self) -> None: ...
 
 
-class BatchTextEngine(Protocol):
-    """Blocking, run on the replica's model thread. `generate_batch` returns, per row, a
-    Completion or the exception of that row alone (a bad seed, a deadline passed mid-decode);
-    a cancelled row ends with finish_reason "abort" at the next decode step while the other
-    rows go on; a row whose control has `on_text` gets its text after each step."""
+class StepTextEngine(Protocol):
+    """An engine whose scheduler the replica steps on its model thread (transformers):
+    `new_sequence` makes a request's row (a bad seed raises InvalidRequest there), the
+    `scheduler` takes it (`add`, from any thread) and runs one blocking `step` at a time while
+    it `has_work`; the row's `on_finish` gets its Completion or its own error. `generate_batch`
+    runs rows to their end on a scheduler of its own, blocking (offline use)."""
 
     batches_itself: bool  # False
+    scheduler: Any
+    prefix_cache: Any
 
     def encode_chat(self, messages: list[dict]) -> list[int]: ...
+
+    def new_sequence(self, prompt: list[int], params: SamplingParams, control: RowControl,
+                     on_finish: Any = None) -> Any: ...
 
     def generate_batch(
         self, prompts: list[list[int]], params: list[SamplingParams],

@@ -108,8 +108,9 @@ class DeploymentSettings(_Strict):
 class TextEngineConfig(_Strict):
     """The text engine and its arguments; each engine maps them in its own module.
 
-    transformers batches through the deployment (its DynamicBatcher); vllm, tensorrt_llm and neuron
-    (vLLM with the Neuron plugin) batch continuously inside the engine.
+    Every engine batches continuously: transformers through its own scheduler, run by the
+    deployment on its model thread; vllm, tensorrt_llm and neuron (vLLM with the Neuron plugin)
+    inside their own engine loop.
     """
 
     name: Literal["transformers", "vllm", "tensorrt_llm", "neuron"] = "transformers"
@@ -124,7 +125,11 @@ class TextEngineConfig(_Strict):
     max_model_len: int | None = Field(None, ge=16, description="prompt + answer tokens")
     max_num_seqs: int = Field(32, ge=1, description="sequences decoded together (vllm, trt)")
     enforce_eager: bool = Field(False, description="vllm: skip torch.compile / CUDA graphs")
-    enable_prefix_caching: bool = False
+    enable_prefix_caching: bool = True
+    prefix_cache_mib: int = Field(256, ge=0, description="transformers: KV of prompt prefixes")
+    max_prefill_tokens_per_step: int = Field(
+        512, ge=1, description="transformers: prompt tokens admitted between two decode steps "
+        "(at least one prompt), so new prompts cannot stall running streams for long")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="share for weights+KV")
     cpu_kvcache_space_gb: float | None = Field(None, gt=0, description="vllm on CPU: KV GiB")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs, or NeuronCores for neuron")
