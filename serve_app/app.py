@@ -44,7 +44,7 @@ def _ingress_options(config: AppConfig) -> dict[str, Any]:
                                "max_queued_requests": ingress.max_queued_requests,
                                "ray_actor_options": {"num_cpus": ingress.num_cpus}}
     if ingress.autoscaling is not None:
-        options["autoscaling_config"] = ingress.autoscaling.model_dump(exclude_none=True)
+        options["autoscaling_config"] = ingress.autoscaling.serve_config()
     else:
         options["num_replicas"] = ingress.num_replicas
     return options

@@ -27,23 +27,51 @@ class Batching(_Strict):
     batch_wait_timeout_s: float = Field(0.02, ge=0.0, le=10.0)
 
 
-class Autoscaling(_Strict):
-    """Ray Serve autoscaling_config; see Serve's docs for the meaning of each field."""
+# Serve imports this by path where the app is built and pickles it by value for its controller.
+QUEUE_POLICY = "deployments.autoscaling_policy:QueuePolicy"
 
+
+class Autoscaling(_Strict):
+    """Ray Serve autoscaling_config; see Serve's docs for the meaning of each field.
+
+    `policy: queue` replaces Serve's default policy with deployments/autoscaling_policy.py;
+    `upscale_delay_s` and `downscale_delay_s` are then that policy's
+    (docs/profiles-and-clusters.md, "The queue policy").
+    """
+
+    policy: Literal["ray", "queue"] = Field(
+        "ray", description="ray: Serve's default policy; queue: the app's queue policy")
     min_replicas: int = Field(1, ge=0)
     max_replicas: int = Field(1, ge=1)
     initial_replicas: int | None = None
     target_ongoing_requests: float = Field(8.0, gt=0)
     upscale_delay_s: float = Field(10.0, ge=0)
     downscale_delay_s: float = Field(60.0, ge=0)
-    metrics_interval_s: float | None = Field(None, gt=0)
-    look_back_period_s: float | None = Field(None, gt=0)
+    metrics_interval_s: float | None = Field(
+        None, gt=0, description="how often replicas and handles report their load (Serve: 10)")
+    look_back_period_s: float | None = Field(
+        None, gt=0, description="the window Serve averages that load over (Serve: 30)")
 
     @model_validator(mode="after")
     def _ordered(self) -> Autoscaling:
         if self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas must not exceed max_replicas")
+        interval, window = self.metrics_interval_s, self.look_back_period_s
+        if interval is not None and window is not None and window <= interval:
+            raise ValueError(f"look_back_period_s ({window}) must exceed metrics_interval_s "
+                             f"({interval}): a window holds at least one report")
         return self
+
+    def serve_config(self) -> dict[str, Any]:
+        """Serve's autoscaling_config. With the queue policy, Serve's own delays are 0: it
+        applies them to a custom policy's answer too, and they would add to the policy's."""
+        config = self.model_dump(exclude_none=True, exclude={"policy"})
+        if self.policy == "queue":
+            config["policy"] = {"policy_function": QUEUE_POLICY, "policy_kwargs": {
+                "upscale_delay_s": self.upscale_delay_s,
+                "downscale_delay_s": self.downscale_delay_s}}
+            config.update(upscale_delay_s=0.0, downscale_delay_s=0.0)
+        return config
 
 
 class Resources(_Strict):
@@ -99,7 +127,7 @@ class DeploymentSettings(_Strict):
             "user_config": self.batching.model_dump(),
         }
         if self.autoscaling is not None:
-            options["autoscaling_config"] = self.autoscaling.model_dump(exclude_none=True)
+            options["autoscaling_config"] = self.autoscaling.serve_config()
         else:
             options["num_replicas"] = self.num_replicas
         return options
