@@ -1,7 +1,8 @@
 """Starts what a benchmark measures, and stops exactly that: the app on its own LocalRay, or the
 baseline server in its own process.
 
-A profile is what cluster/deploy.py finds, or `baseline` for bench/baseline_server.py.
+A profile is what cluster/deploy.py finds, or `baseline` for bench/baseline_server.py
+(`baseline-serialized`: its earlier, locked variant).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE = "baseline"
+BASELINE_SERIALIZED = "baseline-serialized"  # the earlier, locked baseline
 # Ray's metrics agent exports every 10 s by default; 5 s gives a usable time series and costs
 # the machine under test about 1% of its CPU less than 2 s did.
 METRICS_REPORT_INTERVAL_MS = "5000"
@@ -85,11 +87,13 @@ def _shutdown_ray_client() -> None:
 
 
 @contextmanager
-def running_baseline(threads: int = 1, model_dir: str | None = None, timeout_s: float = 300):
-    """bench/baseline_server.py on a free port in its own process group; yields a Target."""
+def running_baseline(threads: int = 1, model_dir: str | None = None, timeout_s: float = 300,
+                     serialize: bool = False):
+    """bench/baseline_server.py on a free port in its own process group; yields a Target.
+    `serialize`: the earlier baseline, one call per model at a time (a lock per model)."""
     port = free_port()
     command = [sys.executable, "-m", "bench.baseline_server", "--port", str(port),
-               "--threads", str(threads)]
+               "--threads", str(threads), *(["--serialize"] if serialize else [])]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if model_dir:
         env["MMSERVE_MODEL_DIR"] = model_dir
@@ -97,8 +101,10 @@ def running_baseline(threads: int = 1, model_dir: str | None = None, timeout_s: 
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process, timeout_s)
-        yield Target(url=url, kind="baseline", profile=BASELINE,
-                     config={"threads": threads})
+        yield Target(url=url, kind="baseline",
+                     profile=BASELINE_SERIALIZED if serialize else BASELINE,
+                     config={"threads": threads,
+                             "model_calls": "serialized" if serialize else "threadpool"})
     finally:
         process.terminate()
         try:

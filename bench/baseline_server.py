@@ -1,69 +1,84 @@
-"""The baseline stack: the app's own front end and replicas in one plain uvicorn process, with
-no Ray and no batching, so the same workloads run against it and it enforces the same limits.
+"""The baseline stack: the server a team writes first, in one plain uvicorn process with no Ray,
+behind the app's own front end so the same workloads run against it and it enforces the same
+limits.
 
-    python -m bench.baseline_server --port 8001 [--threads 1] [--model-dir /tmp/mmstore]
+    python -m bench.baseline_server --port 8001 [--threads 1] [--model-dir DIR] [--serialize]
 
-Each modality's replica is built in this process (serve_app/local_handle.py stands in for its
-Serve handle) with batches of one: every model serves one request at a time on its own thread,
-as a plain server holding one copy of each model does, while different models run side by
-side. What it leaves out is what the benchmark measures: batching across requests and replica
-groups (several copies of a model, each with its own cores).
+One copy of each model, built in this process (serve_app/local_handle.py stands in for each
+group's Serve handle), and every model call made in the web server's threadpool, as a sync
+FastAPI endpoint makes it: no lock, no batching, no prefix cache, so concurrent requests to one
+model run in it side by side, up to the pool's 40 threads (bench/baseline_replicas.py). What it
+leaves out is what the app adds: batching across requests, continuous batching of text, and
+replica groups (several copies of a model, each with its own cores).
+
+`--serialize` is the bench's earlier, locked baseline, labelled as such: one call per model at
+a time. On exit it prints each model's call counts, with the most calls that ran at once.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from bench.baseline_replicas import baseline_replicas
 from serve_app.calls import ReplicaGroup
-from serve_app.core.config import AppConfig, Batching, DeploymentSettings
+from serve_app.core.config import AppConfig
 from serve_app.core.models import default_model_dir
 from serve_app.frontend import FrontEnd
 from serve_app.local_handle import LocalHandle
 from serve_app.routes import build_api
-
-NO_BATCHING = Batching(max_batch_size=1, batch_wait_timeout_s=0.0)
 
 
 def baseline_config(threads: int = 1, model_dir: str | None = None) -> AppConfig:
     config = AppConfig(model_dir=model_dir or str(default_model_dir()))
     for group in (config.text, config.vision, config.audio):
         group.engine.threads = threads
-        group.batching = NO_BATCHING
+    config.text.engine.enable_prefix_caching = False  # a first server caches no prefixes
     return config
 
 
-def build_baseline(config: AppConfig) -> FastAPI:
-    from deployments.audio import SpeechTranscriber
-    from deployments.text import TextGenerator
-    from deployments.vision import ImageEmbedder
-
-    groups = [ReplicaGroup(name, LocalHandle(_in_process(deployment, settings,
-                                                          config.model_dir)))
-              for name, deployment, settings in (("text", TextGenerator, config.text),
-                                                 ("vision", ImageEmbedder, config.vision),
-                                                 ("audio", SpeechTranscriber, config.audio))]
-    return build_api(FrontEnd(config, *groups))
+def build_baseline(config: AppConfig, serialize: bool = False) -> FastAPI:
+    """The app's routes over the baseline's replicas; `app.state.replicas` holds them, each
+    with its `calls` (bench/baseline_replicas.py: ModelCalls)."""
+    replicas = baseline_replicas(config, serialize)
+    app = build_api(FrontEnd(config, *(ReplicaGroup(name, LocalHandle(replicas[name]))
+                                       for name in ("text", "vision", "audio"))))
+    app.state.replicas = replicas
+    app.router.lifespan_context = _reporting_calls_at_exit
+    return app
 
 
-def _in_process(deployment: Any, settings: DeploymentSettings, model_dir: str) -> Any:
-    replica = deployment.func_or_class(settings.model_dump(exclude={"batching"}), model_dir)
-    replica.reconfigure(settings.batching.model_dump())
-    return replica
+@asynccontextmanager
+async def _reporting_calls_at_exit(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    print("baseline model calls:", json.dumps(model_calls(app)), file=sys.stderr, flush=True)
 
 
-def main(argv: list[str] | None = None) -> None:
-    import uvicorn
+def model_calls(app: FastAPI) -> dict[str, dict]:
+    return {name: replica.calls.snapshot() for name, replica in app.state.replicas.items()}
 
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.baseline_server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--threads", type=int, default=1, help="torch/CTranslate2 threads")
     parser.add_argument("--model-dir", default=None)
-    args = parser.parse_args(argv)
-    app = build_baseline(baseline_config(args.threads, args.model_dir))
+    parser.add_argument("--serialize", action="store_true",
+                        help="the earlier, locked baseline: one call per model at a time")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    args = parser().parse_args(argv)
+    app = build_baseline(baseline_config(args.threads, args.model_dir), args.serialize)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

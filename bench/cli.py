@@ -36,7 +36,8 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server under test")
     group.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000")
     group.add_argument("--profile", help="start it here: a Serve config YAML or args file, a "
-                       "profile name (cluster/profiles, bench/profiles), or 'baseline'")
+                       "profile name (cluster/profiles, bench/profiles), 'baseline', or "
+                       "'baseline-serialized' (the earlier baseline: one call per model at a time)")
     group.add_argument("--num-cpus", type=float, default=2,
                        help="logical CPUs of the Ray head started for --profile")
     group.add_argument("--ingress", choices=INGRESSES, default="proxy",

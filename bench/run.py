@@ -14,6 +14,8 @@ import ray
 
 from bench import markdown, plots
 from bench.app_launcher import (
+    BASELINE,
+    BASELINE_SERIALIZED,
     BENCH_RAY_ENV,
     REPO,
     Target,
@@ -72,8 +74,9 @@ def open_target(url: str | None, profile: str | None, metrics_urls: list[str],
                 num_cpus: float = 2, baseline_threads: int = 1,
                 ingress: str = "proxy") -> Iterator[Target]:
     """The server to measure: a running one at `url`, or one started here from `profile`."""
-    if profile == "baseline":
-        with running_baseline(threads=baseline_threads) as target:
+    if profile in (BASELINE, BASELINE_SERIALIZED):
+        with running_baseline(threads=baseline_threads,
+                              serialize=profile == BASELINE_SERIALIZED) as target:
             yield target
     elif profile:
         with running_app(profile, num_cpus=num_cpus, ingress=ingress) as target:

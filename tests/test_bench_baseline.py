@@ -1,15 +1,18 @@
-"""The pipeline's prompt, and the baseline stack: the app's own routes and replicas in one
-process without Ray."""
+"""The pipeline's prompt, and the baseline stack: the app's own routes in one process without
+Ray, over models called in the server's threadpool (no lock, no batching)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from starlette.testclient import TestClient
 
+from bench.baseline_replicas import ModelCalls
 from serve_app.prompts import SYSTEM_PROMPT, pipeline_messages
 from tests.hostile_media import png_declaring
 from tests.media import b64
@@ -63,3 +66,68 @@ def test_the_baseline_serves_without_starting_ray(model_dir):
                          timeout=300, env={**os.environ, "RAY_ENABLE_AUTO_CONNECT": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def meeting(function, parties: int):
+    """`function`, entered only once `parties` calls are inside it at once: a request that comes
+    alone never gets through, so answers prove the calls overlapped (the timeout only bounds a
+    failing test)."""
+    barrier = threading.Barrier(parties, timeout=120)
+
+    def wrapped(*args):
+        barrier.wait()
+        return function(*args)
+
+    return wrapped
+
+
+def at_once(*calls):
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def test_model_calls_overlap_unless_serialized():
+    calls, met = ModelCalls(), meeting(lambda: None, 3)
+    at_once(*[lambda: calls.run(met)] * 3)
+    assert (calls.total, calls.peak, calls.in_flight) == (3, 3, 0)
+    serialized, inside = ModelCalls(serialize=True), []
+
+    def alone():
+        inside.append(serialized.in_flight)
+
+    at_once(*[lambda: serialized.run(alone)] * 4)
+    assert (serialized.total, serialized.peak, inside) == (4, 1, [1, 1, 1, 1])
+
+
+def test_concurrent_requests_to_one_model_run_in_it_at_once(baseline, monkeypatch):
+    vision = baseline.app.state.replicas["vision"]
+    before = vision.calls.total
+    monkeypatch.setattr(vision.engine, "embed_texts", meeting(vision.engine.embed_texts, 3))
+    answers = at_once(*[lambda: baseline.post("/v1/embeddings", json={
+        "model": "clip-vit-b-32", "input": "a cat"})] * 3)
+    assert [a.status_code for a in answers] == [200] * 3
+    assert vision.calls.total - before == 3 and vision.calls.peak >= 3
+
+
+def test_streamed_and_whole_chats_run_in_the_text_model_at_once(baseline, monkeypatch):
+    text = baseline.app.state.replicas["text"]
+    before = text.calls.total
+    engine = text.engine.engine
+    monkeypatch.setattr(engine, "generate_batch", meeting(engine.generate_batch, 3))
+    chat = {"model": "smollm2-135m-instruct", "max_tokens": 4, "temperature": 0,
+            "messages": [{"role": "user", "content": "Say hello"}]}
+    whole, *streams = at_once(
+        lambda: baseline.post("/v1/chat/completions", json=chat),
+        *[lambda: baseline.post("/v1/chat/completions", json={**chat, "stream": True})] * 2)
+    assert whole.status_code == 200 and whole.json()["usage"]["completion_tokens"] >= 1
+    for stream in streams:
+        assert stream.status_code == 200 and stream.text.rstrip().endswith("data: [DONE]")
+        assert '"content":' in stream.text and '"error"' not in stream.text
+    assert text.calls.total - before == 3 and text.calls.peak >= 3
+
+
+def test_the_serialized_baseline_is_an_option_not_the_default():
+    from bench.baseline_server import parser
+
+    assert not parser().parse_args([]).serialize
+    assert parser().parse_args(["--serialize"]).serialize

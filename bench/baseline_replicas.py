@@ -1,0 +1,128 @@
+"""The baseline's models: the app's replica classes, each model call run in the web server's
+threadpool, as a team's first FastAPI server calls its models from sync endpoints.
+
+A call goes straight to the model, alone: no DynamicBatcher, no model thread, no lock. It runs
+through Starlette's `run_in_threadpool` (anyio's default thread limiter: 40 threads, the pool
+sync endpoints run in), so as many requests as there are threads reach one model at once, and
+torch or CTranslate2 takes them as they come. Text goes to the engine's blocking
+`generate_batch`, one row per request (bench/baseline_text.py).
+
+`serialize=True` is the bench's earlier baseline, kept for comparison and labelled so: a lock
+per model around each call, so each model serves one request at a time.
+
+Every replica counts its model calls (`calls`): how many, how many are running now and the
+most that ever ran at once, so a test or a report can see whether requests overlapped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from bench.baseline_text import OneRowTextEngine
+from deployments.audio import SpeechTranscriber
+from deployments.engines import load_text_engine
+from deployments.replica_base import BatchedReplica
+from deployments.text import TextGenerator
+from deployments.vision import ImageEmbedder
+from serve_app.core.config import AppConfig, TextSettings
+from serve_app.core.deadline import check
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class ModelCalls:
+    """The model calls of one replica, counted on the threads that make them."""
+
+    def __init__(self, serialize: bool = False) -> None:
+        self.serialize = serialize
+        self.total = 0
+        self.in_flight = 0
+        self.peak = 0  # the most calls in the model at once
+        self._counting = threading.Lock()
+        self._one_at_a_time = threading.Lock() if serialize else contextlib.nullcontext()
+
+    def run(self, function: Callable[..., R], *args: Any) -> R:
+        """`function(*args)` on this thread, counted; alone in the model when serialized."""
+        with self._one_at_a_time:
+            with self._counting:
+                self.total += 1
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+            try:
+                return function(*args)
+            finally:
+                with self._counting:
+                    self.in_flight -= 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"calls": self.total, "in_flight": self.in_flight, "peak_in_flight": self.peak,
+                "serialized": self.serialize}
+
+
+class InThreadpool:
+    """Put before a replica class: its model calls run in the server's threadpool."""
+
+    calls: ModelCalls
+
+    async def run_model(self, function: Callable[..., R], *args: Any) -> R:
+        return await run_in_threadpool(self.calls.run, function, *args)
+
+
+class Unbatched:
+    """Where a replica holds a DynamicBatcher: each item goes to the model at once, as a batch
+    of its own, beside every other caller's."""
+
+    def __init__(self, run_batch: Callable[[list[T]], Awaitable[Sequence[Any]]]) -> None:
+        self.run_batch = run_batch
+
+    async def __call__(self, item: T, deadline: float | None = None) -> Any:
+        check(deadline)
+        [result] = await self.run_batch([item])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+class BaselineImageEmbedder(InThreadpool, ImageEmbedder.func_or_class):
+    def __init__(self, settings: dict[str, Any], model_dir: str, calls: ModelCalls) -> None:
+        super().__init__(settings, model_dir)
+        self.calls = calls
+        self.image_batches = Unbatched(self._embed_image_batch)
+        self.text_batches = Unbatched(self._embed_text_batch)
+        self.batchers = []
+
+
+class BaselineSpeechTranscriber(InThreadpool, SpeechTranscriber.func_or_class):
+    def __init__(self, settings: dict[str, Any], model_dir: str, calls: ModelCalls) -> None:
+        super().__init__(settings, model_dir)
+        self.calls = calls
+        self.transcribe_batches = Unbatched(self._transcribe_batch)
+        self.batchers = []
+
+
+class BaselineTextGenerator(InThreadpool, TextGenerator.func_or_class):
+    """The text replica's requests (prompt checks, streaming, token counts) over the engine's
+    blocking generate_batch: not the app's own engine wrapper, scheduler or batcher."""
+
+    def __init__(self, settings: dict[str, Any], model_dir: str, calls: ModelCalls) -> None:
+        BatchedReplica.__init__(self, TextSettings.model_validate(settings))
+        self.calls = calls
+        self.engine = OneRowTextEngine(load_text_engine(self.settings.engine, model_dir),
+                                       self.run_model)
+
+
+def baseline_replicas(config: AppConfig, serialize: bool = False) -> dict[str, Any]:
+    """{"text", "vision", "audio"}: each group's replica, built in this process."""
+    built = {}
+    for name, replica, settings in (("text", BaselineTextGenerator, config.text),
+                                    ("vision", BaselineImageEmbedder, config.vision),
+                                    ("audio", BaselineSpeechTranscriber, config.audio)):
+        built[name] = replica(settings.model_dump(exclude={"batching"}), config.model_dir,
+                              ModelCalls(serialize))
+    return built
