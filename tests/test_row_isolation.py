@@ -1,6 +1,7 @@
 """One bad row fails alone: good and bad requests sent together through the deployment handles
-share a batch (the shared app's 0.2 s batch window; text rows share the scheduler), the bad one gets its own error and the good
-ones the same answers they get alone. batch_stats shows the model call they shared."""
+share a batch (the shared app's 0.2 s batch window; text rows share the scheduler), the bad
+one gets its own error and the good ones the same answers they get alone. batch_stats shows
+the model calls they caused."""
 
 from __future__ import annotations
 

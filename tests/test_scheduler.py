@@ -27,6 +27,12 @@ def uncached(model_dir):
                                   prefix_cache_mib=0)
 
 
+@pytest.fixture(scope="module")
+def uncached_bf16(model_dir):
+    return TransformersTextEngine(str(model_path("smollm2-135m-instruct", model_dir)),
+                                  dtype="bfloat16", prefix_cache_mib=0)
+
+
 def conversation(question: str) -> list[dict]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
 
@@ -53,7 +59,10 @@ def alone(engine, prompt, params) -> Completion:
     return completion
 
 
-def test_rows_joining_and_leaving_a_running_batch_decode_as_they_would_alone(uncached):
+@pytest.mark.parametrize("engine_name", ["uncached", "uncached_bf16"])
+def test_rows_joining_and_leaving_a_running_batch_decode_as_they_would_alone(request,
+                                                                             engine_name):
+    uncached = request.getfixturevalue(engine_name)  # float32 with SDPA; bfloat16, eager
     prompts = [uncached.encode_chat(conversation(q)) for q in QUESTIONS]
     params = [SamplingParams(max_tokens=n, temperature=0) for n in (20, 6, 14, 3, 18)]
     outcomes, rows = run_staggered(uncached, prompts, params, join_at_step=[0, 2, 3, 5, 9])

@@ -5,6 +5,10 @@ stay keep their cache as it is (never recomputed). Padding columns are masked ou
 and each row keeps its own positions, so a row decodes as it would alone. Columns that have
 become padding for every row (their rows left) are cut off, so the width follows the longest
 row still running.
+
+Each layer's keys and values live in a buffer with room to grow (GrowingLayer): a decode step
+writes its column in place. transformers' DynamicLayer concatenates the whole cache every step
+instead, which was 41% of a 16-row decode step here (torch.profiler, SmolLM2-135M, float32).
 """
 
 from __future__ import annotations
@@ -12,6 +16,52 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+SPARE_COLUMNS = 64  # room a layer's buffer keeps for the steps to come; doubled as needed
+
+
+class GrowingLayer(DynamicLayer):
+    """A cache layer over a buffer [rows, heads, capacity, dim]; `keys` and `values` are views
+    of its first `length` columns."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        super().__init__()
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self._length = keys.shape[-2]
+        self._key_buffer = self._buffer(keys, self._length + SPARE_COLUMNS)
+        self._value_buffer = self._buffer(values, self._length + SPARE_COLUMNS)
+        self._expose()
+
+    @staticmethod
+    def _buffer(tensor: torch.Tensor, capacity: int) -> torch.Tensor:
+        rows, heads, length, dim = tensor.shape
+        buffer = tensor.new_empty((rows, heads, capacity, dim))
+        buffer[:, :, :length] = tensor
+        return buffer
+
+    def _expose(self) -> None:
+        self.keys = self._key_buffer[:, :, :self._length]
+        self.values = self._value_buffer[:, :, :self._length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object,
+               **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self._length + key_states.shape[-2]
+        if end > self._key_buffer.shape[-2]:
+            capacity = max(end, 2 * self._key_buffer.shape[-2])
+            self._key_buffer = self._buffer(self.keys, capacity)
+            self._value_buffer = self._buffer(self.values, capacity)
+        self._key_buffer[:, :, self._length:end] = key_states
+        self._value_buffer[:, :, self._length:end] = value_states
+        self._length = end
+        self._expose()
+        return self.keys, self.values
+
+
+def _growing_cache(layers: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
+    cache = DynamicCache()
+    cache.layers = [GrowingLayer(keys, values) for keys, values in layers]
+    return cache
 
 
 def kv_layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -47,16 +97,16 @@ class KVBatch:
     def join(self, cache: DynamicCache, length: int) -> None:
         """Adds one row whose prefill left `length` tokens in `cache` (batch of one)."""
         if self.cache is None:
-            self.cache = cache
+            self.cache = _growing_cache(kv_layers(cache))
             self.mask = torch.ones((1, length), dtype=torch.long)
             self.positions = torch.tensor([length])
             return
         width = max(self.width, length)
-        for mine, (keys, values) in zip(self.cache.layers, kv_layers(cache), strict=True):
-            mine.keys = torch.cat([_left_pad(mine.keys, width - self.width),
-                                   _left_pad(keys, width - length)])
-            mine.values = torch.cat([_left_pad(mine.values, width - self.width),
-                                     _left_pad(values, width - length)])
+        self.cache = _growing_cache([
+            (torch.cat([_left_pad(mine_k, width - self.width), _left_pad(keys, width - length)]),
+             torch.cat([_left_pad(mine_v, width - self.width), _left_pad(values, width - length)]))
+            for (mine_k, mine_v), (keys, values) in zip(kv_layers(self.cache), kv_layers(cache),
+                                                        strict=True)])
         self.mask = torch.cat([_left_pad(self.mask, width - self.width),
                                _left_pad(torch.ones((1, length), dtype=torch.long),
                                          width - length)])
@@ -73,9 +123,8 @@ class KVBatch:
         self.mask, self.positions = self.mask[index], self.positions[index]
         first_used = int(self.mask.any(dim=0).nonzero()[0])
         self.mask = self.mask[:, first_used:]
-        for layer in self.cache.layers:
-            layer.keys = layer.keys[index, :, first_used:].contiguous()
-            layer.values = layer.values[index, :, first_used:].contiguous()
+        self.cache = _growing_cache([(keys[index, :, first_used:], values[index, :, first_used:])
+                                     for keys, values in kv_layers(self.cache)])
 
     def step_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention mask and position ids for one decode step of every row."""

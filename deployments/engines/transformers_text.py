@@ -32,12 +32,21 @@ KEEP_FLOAT_FOR_INT8 = ("down_proj", "lm_head")
 MIB = 1 << 20
 
 
+def attention_for(dtype: str, attention: str) -> str:
+    """"auto": PyTorch's SDPA in float32; plain matmuls in bfloat16, where this CPU's SDPA
+    kernel took 70% of a 16-row decode step and eager attention made the step 1.9x faster
+    (torch.profiler here: 139 -> 74 ms; float32 SDPA 152 ms)."""
+    if attention != "auto":
+        return attention
+    return "eager" if dtype == "bfloat16" else "sdpa"
+
+
 class TransformersTextEngine:
     batches_itself = False  # the deployment runs its scheduler (deployments/scheduled_text.py)
 
     def __init__(self, model_path: str, dtype: str = "float32", threads: int = 1,
                  quantization: str | None = None, prefix_cache_mib: int = 256,
-                 max_prefill_tokens_per_step: int = 512) -> None:
+                 max_prefill_tokens_per_step: int = 512, attention: str = "auto") -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in _DTYPES:
@@ -45,7 +54,9 @@ class TransformersTextEngine:
         check_quantization(quantization, dtype)
         torch.set_num_threads(threads)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_DTYPES[dtype]).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=_DTYPES[dtype], attn_implementation=attention_for(dtype, attention),
+        ).eval()
         if quantization == "int8":
             self.model = quantize_linear_int8(self.model, KEEP_FLOAT_FOR_INT8)
         self.eos_ids = self._eos_ids()
@@ -59,7 +70,7 @@ class TransformersTextEngine:
         return cls(str(resolve(config.model, model_dir)), config.dtype, config.threads,
                    config.quantization,
                    config.prefix_cache_mib if config.enable_prefix_caching else 0,
-                   config.max_prefill_tokens_per_step)
+                   config.max_prefill_tokens_per_step, config.attention)
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id
