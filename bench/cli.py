@@ -67,6 +67,12 @@ def _add_workload(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--inputs-per-request", type=int, default=1)
     group.add_argument("--language", default=None, help="transcription language (default: "
                        "detected by the server)")
+    group.add_argument("--turns", type=int, default=4,
+                       help="multi-turn: turns per conversation")
+    group.add_argument("--system-prompt-len", type=int, default=400,
+                       help="multi-turn: words (about tokens) of the shared system prompt")
+    group.add_argument("--media", choices=("image", "audio", "both"), default="both",
+                       help="multimodal-chat: the content parts beside the text")
     group.add_argument("--mix", default=None, help="mixed workload weights, e.g. "
                        "chat=4,image-embedding=2,transcription=1,pipeline=1")
     group.add_argument("--chat-model", default="smollm2-135m-instruct")
@@ -236,7 +242,8 @@ def load_spec(args: argparse.Namespace) -> LoadSpec:
 def workload_of(args: argparse.Namespace):
     options = {key: getattr(args, key) for key in (
         "prompt_len", "output_len", "stream", "image_size", "inputs_per_request", "language",
-        "mix", "chat_model", "clip_model", "whisper_model", "seed")}
+        "mix", "chat_model", "clip_model", "whisper_model", "seed", "turns",
+        "system_prompt_len", "media")}
     return build_workload(args.workload, options)
 
 

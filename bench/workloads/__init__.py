@@ -9,9 +9,12 @@ from bench.workloads.base import RequestSpec, Workload
 from bench.workloads.chat import ChatWorkload
 from bench.workloads.embeddings import ImageEmbeddingWorkload, TextEmbeddingWorkload
 from bench.workloads.mixed import MixedWorkload, parse_mix
+from bench.workloads.multi_turn import MultiTurnWorkload
+from bench.workloads.multimodal_chat import MultimodalChatWorkload
 from bench.workloads.speech import PipelineWorkload, TranscriptionWorkload
 
-NAMES = ("chat", "text-embedding", "image-embedding", "transcription", "pipeline", "mixed")
+NAMES = ("chat", "multi-turn", "multimodal-chat", "text-embedding", "image-embedding",
+         "transcription", "pipeline", "mixed")
 DEFAULT_MIX = "chat=4,image-embedding=2,text-embedding=1,transcription=1,pipeline=1"
 
 __all__ = ["NAMES", "DEFAULT_MIX", "RequestSpec", "Workload", "build_workload"]
@@ -30,10 +33,19 @@ def build_workload(name: str, options: dict[str, Any]) -> Workload:
     o = {"prompt_len": "uniform:32,128", "output_len": "uniform:16,64", "stream": True,
          "seed": 0, "image_size": 224, "inputs_per_request": 1, "language": None,
          "chat_model": "smollm2-135m-instruct", "clip_model": "clip-vit-b-32",
-         "whisper_model": "whisper-base", **{k: v for k, v in options.items() if v is not None}}
+         "whisper_model": "whisper-base", "turns": 4, "system_prompt_len": 400, "media": "both",
+         **{k: v for k, v in options.items() if v is not None}}
     if name == "chat":
         return ChatWorkload(Distribution.parse(o["prompt_len"]),
                             Distribution.parse(o["output_len"]), o["stream"], o["chat_model"])
+    if name == "multi-turn":
+        return MultiTurnWorkload(o["turns"], o["system_prompt_len"],
+                                 Distribution.parse(o["prompt_len"]),
+                                 Distribution.parse(o["output_len"]), o["stream"],
+                                 o["chat_model"])
+    if name == "multimodal-chat":
+        return MultimodalChatWorkload(o["media"], Distribution.parse(o["output_len"]),
+                                      o["stream"], o["chat_model"], o["seed"], o["image_size"])
     if name == "image-embedding":
         return ImageEmbeddingWorkload(seed=o["seed"], image_size=o["image_size"],
                                       inputs_per_request=o["inputs_per_request"],
