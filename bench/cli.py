@@ -4,7 +4,7 @@
     python -m bench run --url http://127.0.0.1:8000 --workload mixed --rate 4 --slo e2e=5s
     python -m bench sweep --profile cpu --workload image-embedding --concurrency-list 1,8,32
     python -m bench compare A.json B.json
-    python -m bench suite clip|whisper|stacks        (the committed benchmarks in bench/results/)
+    python -m bench suite clip|whisper|stacks|llm    (the committed benchmarks in bench/results/)
     python -m bench ceiling --threads 2             (offline CLIP throughput, one process)
     python -m bench fuzz --profile cpu --requests 10000   (generated requests; bench/results/fuzz)
     python -m bench soak --profile cpu              (sweep, then 10 min at 80% with replica kills)
@@ -23,6 +23,7 @@ from pathlib import Path
 from bench.environment import git_commit
 from bench.load import LoadSpec
 from bench.slo import parse_duration, parse_slo
+from bench.suites import NAMES as SUITES
 from bench.workloads import NAMES, build_workload
 from cluster.deploy import UnknownProfile
 from cluster.haproxy_ingress import INGRESSES
@@ -148,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("a")
     compare.add_argument("b")
     suite = commands.add_parser("suite", help="the committed benchmarks (bench/results/)")
-    suite.add_argument("name", choices=("clip", "whisper", "stacks"))
+    suite.add_argument("name", choices=SUITES)
     suite.add_argument("--out", type=Path, default=None)
     suite.add_argument("--duration", type=parse_duration, default=None,
                        help="measured seconds per configuration (default: the suite's)")

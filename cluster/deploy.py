@@ -79,6 +79,22 @@ def with_overrides(config: dict[str, Any], deployments: list[dict[str, Any]]) ->
     return {**config, "applications": [app]}
 
 
+def with_args(config: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """The config with these builder args merged into its app's (nested dicts key by key), e.g.
+    {"text": {"engine": {"dtype": "bfloat16"}}} changes that one field."""
+    app = dict(config["applications"][0])
+    app["args"] = _merged(app.get("args") or {}, args)
+    return {**config, "applications": [app]}
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        both_dicts = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merged(base[key], value) if both_dicts else value
+    return merged
+
+
 def deploy(dashboard_url: str, config: dict[str, Any], timeout_s: float = 600) -> None:
     """`serve deploy` through the dashboard, then waits until every application of the config
     is running, every deployment healthy and on the user_config it was given."""

@@ -12,6 +12,7 @@ from cluster.deploy import (
     app_config,
     profile_path,
     serve_config,
+    with_args,
     with_overrides,
 )
 
@@ -50,3 +51,13 @@ def test_overrides_merge_by_deployment_name():
     assert deployments["TextGenerator"]["num_replicas"] == 1
     assert config["applications"][0]["deployments"] == [{"name": "ImageEmbedder",
                                                          "num_replicas": 2}]
+
+
+def test_args_merge_field_by_field_and_leave_the_config_as_it_was():
+    config = serve_config("cpu")
+    changed = with_args(config, {"text": {"engine": {"dtype": "bfloat16"}}})
+    engine = changed["applications"][0]["args"]["text"]["engine"]
+    assert engine["dtype"] == "bfloat16" and engine["name"] == "transformers"
+    assert changed["applications"][0]["args"]["vision"] == config["applications"][0]["args"][
+        "vision"]
+    assert config["applications"][0]["args"]["text"]["engine"]["dtype"] == "float32"

@@ -1,0 +1,177 @@
+"""Streaming chat on each text engine against that engine's own offline throughput, and what
+prefix caching gains on a multi-turn conversation.
+
+Side by side in one run:
+1. The `chat` workload (200-word prompts, 64 output tokens, streamed with usage, temperature 0)
+   at 8 and at 16 clients after a 10 s warm-up, on the default profile `cpu` as it is
+   (transformers, float32), on `cpu` with the text engine in bfloat16, and on `cpu-vllm`; each
+   beside the same engine's offline throughput on one batch of 16 of the same workload's chats
+   (bench/llm_offline.py, measured in this run with no server up). Goals (issue 13): served
+   output tokens/s at least 0.8x offline, TTFT p95 under 2 s. Goodput counts the requests whose
+   TTFT is at most 2 s.
+2. The `multi-turn` workload (a 400-word system prompt shared by all, 4 turns) at 8 clients
+   on the default profile with the text engine's prefix caching on (the profile's default),
+   then off: TTFT p50 and p95.
+
+A change of the text engine's settings is a change of the app's builder args: the app is
+redeployed on the same cluster (its replicas restart) rather than started again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench import llm_offline
+from bench.app_launcher import Target, redeploy, running_app
+from bench.load import LoadSpec
+from bench.suites.common import Suite, fmt, overall, quantile, ratio
+from bench.workloads import Workload, build_workload
+from cluster.deploy import with_args
+
+CLIENTS = (8, 16)
+PREFIX_CLIENTS = 8
+WARMUP_S = 10.0
+SLO = {"ttft": 2.0}
+GOALS = {"served_vs_offline": 0.8, "ttft_p95_below_s": 2.0}
+BF16 = {"text": {"engine": {"dtype": "bfloat16"}}}
+PREFIX_OFF = {"text": {"engine": {"enable_prefix_caching": False}}}
+# configuration: (profile, builder args merged into the profile's)
+ENGINES: dict[str, tuple[str, dict[str, Any]]] = {
+    "transformers-float32": ("cpu", {}),
+    "transformers-bfloat16": ("cpu", BF16),
+    "vllm": ("cpu-vllm", {}),
+}
+PREFIX_RUNS = {"on": "multi-turn-prefix-cache-on", "off": "multi-turn-prefix-cache-off"}
+
+
+def chat_workload() -> Workload:
+    """The issue's streaming chat: ~200 prompt tokens, 64 output tokens, greedy (the same
+    sampling as the offline reference)."""
+    workload = build_workload("chat", {"prompt_len": "200", "output_len": "64", "stream": True,
+                                       "seed": 0})
+    return replace(workload, temperature=0.0)
+
+
+def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
+    chat, multi_turn = chat_workload(), build_workload("multi-turn", {"seed": 0})
+    suite = Suite("llm", command, out, duration_s)
+    spec = {c: LoadSpec(concurrency=c, duration_s=duration_s, warmup_s=WARMUP_S)
+            for c in CLIENTS}
+    offline = {name: llm_offline.measure(*ENGINES[name], workload=chat) for name in
+               ("transformers-float32", "transformers-bfloat16")}
+    with running_app("cpu") as app:
+        _chat_runs(suite, "transformers-float32", app, chat, spec)
+        suite.run(PREFIX_RUNS["on"], app, multi_turn, spec[PREFIX_CLIENTS], SLO)
+        suite.run(PREFIX_RUNS["off"], _with_args(app, PREFIX_OFF), multi_turn,
+                  spec[PREFIX_CLIENTS], SLO)
+        _chat_runs(suite, "transformers-bfloat16", _with_args(app, BF16), chat, spec)
+    offline["vllm"] = llm_offline.measure(*ENGINES["vllm"], workload=chat)
+    with running_app("cpu-vllm") as app:
+        _chat_runs(suite, "vllm", app, chat, spec)
+    suite.extra["offline"] = offline
+    return suite.finish(*summarize(suite, offline))
+
+
+def _with_args(app: Target, args: dict[str, Any]) -> Target:
+    """The app redeployed with its first config's builder args and these merged in."""
+    return redeploy(replace(app, config=with_args(app.config, args)), [])
+
+
+def _chat_runs(suite: Suite, engine: str, app: Target, workload: Workload,
+               spec: dict[int, LoadSpec]) -> None:
+    for clients in CLIENTS:
+        suite.run(f"{engine}-c{clients}", app, workload, spec[clients], SLO)
+
+
+def _row(report: dict[str, Any]) -> dict[str, Any]:
+    o = overall(report)
+    goodput = o.get("goodput") or {}
+    return {"clients": report["load"]["concurrency"],
+            "output_tokens_per_s": o["output_token_throughput"],
+            "ttft_p50": quantile(report, "ttft", "p50"),
+            "ttft_p95": quantile(report, "ttft", "p95"),
+            "itl_p50": quantile(report, "itl", "p50"),
+            "errors": o["requests"]["errors"],
+            "goodput_requests_per_s": goodput.get("requests_per_s"),
+            "goodput_fraction": goodput.get("fraction")}
+
+
+def summarize(suite: Suite, offline: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    chat: dict[str, Any] = {}
+    for engine in ENGINES:
+        for clients in CLIENTS:
+            report = suite.runs.get(f"{engine}-c{clients}")
+            if report is None:
+                continue
+            row = _row(report)
+            row["offline_tokens_per_s"] = offline[engine]["tokens_per_s"]
+            row["served_vs_offline"] = ratio(row["output_tokens_per_s"],
+                                             row["offline_tokens_per_s"])
+            row["goal_served_vs_offline_met"] = (row["served_vs_offline"] is not None and
+                                                 row["served_vs_offline"] >=
+                                                 GOALS["served_vs_offline"])
+            row["goal_ttft_p95_met"] = (row["ttft_p95"] is not None and
+                                        row["ttft_p95"] < GOALS["ttft_p95_below_s"])
+            chat[f"{engine}-c{clients}"] = row
+    prefix = {state: _row(suite.runs[label]) for state, label in PREFIX_RUNS.items()
+              if label in suite.runs}
+    if len(prefix) == 2:
+        for q in ("p50", "p95"):
+            prefix[f"ttft_{q}_off_vs_on"] = ratio(prefix["off"][f"ttft_{q}"],
+                                                  prefix["on"][f"ttft_{q}"])
+    results = {"slo": SLO, "goals": GOALS, "offline": offline, "chat": chat,
+               "prefix_caching": prefix}
+    lines = [*_chat_lines(chat), "", *_offline_lines(offline), "", *_prefix_lines(prefix)]
+    return results, "\n".join(lines) + "\n"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _chat_lines(chat: dict[str, Any]) -> list[str]:
+    lines = ["Streaming chat (~200 prompt tokens, 64 output tokens, temperature 0); goodput: "
+             f"requests with TTFT <= {SLO['ttft']:g} s.", "",
+             "| configuration | clients | out tok/s | TTFT p50 s | TTFT p95 s | ITL p50 s | "
+             "errors | goodput req/s | good | offline batch 16 tok/s | served / offline | "
+             f">= {GOALS['served_vs_offline']} | TTFT p95 < {GOALS['ttft_p95_below_s']:g} s |",
+             "|---|---:|" + "---:|" * 9 + "---|---|"]
+    for label, r in chat.items():
+        good = r["goodput_fraction"]
+        lines.append(
+            f"| {label.rsplit('-c', 1)[0]} | {r['clients']} | {r['output_tokens_per_s']:.1f} | "
+            f"{fmt(r['ttft_p50'])} | {fmt(r['ttft_p95'])} | {fmt(r['itl_p50'], 3)} | "
+            f"{r['errors']} | {fmt(r['goodput_requests_per_s'])} | "
+            f"{'-' if good is None else f'{100 * good:.0f}%'} | "
+            f"{r['offline_tokens_per_s']:.1f} | {fmt(r['served_vs_offline'])} | "
+            f"{_met(r['goal_served_vs_offline_met'])} | {_met(r['goal_ttft_p95_met'])} |")
+    return lines
+
+
+def _offline_lines(offline: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["Offline, one batch of 16 of the same chats, no server (bench/llm_offline.py):", "",
+             "| engine | profile | dtype | threads | prompt tokens | output tokens | s | "
+             "tok/s |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for label, m in offline.items():
+        lines.append(f"| {label} | {m['profile']} | {m['dtype']} | {m['threads']} | "
+                     f"{m['prompt_tokens']} | {m['output_tokens']} | {m['seconds']:.1f} | "
+                     f"{m['tokens_per_s']:.1f} |")
+    return lines
+
+
+def _prefix_lines(prefix: dict[str, Any]) -> list[str]:
+    lines = [f"Prefix caching, `multi-turn` workload, {PREFIX_CLIENTS} clients, `cpu` profile "
+             "(off: `text.engine.enable_prefix_caching: false`):", "",
+             "| prefix caching | TTFT p50 s | TTFT p95 s | out tok/s | errors |",
+             "|---|---:|---:|---:|---:|"]
+    for state in ("on", "off"):
+        if state in prefix:
+            r = prefix[state]
+            lines.append(f"| {state} | {fmt(r['ttft_p50'])} | {fmt(r['ttft_p95'])} | "
+                         f"{r['output_tokens_per_s']:.1f} | {r['errors']} |")
+    if "ttft_p50_off_vs_on" in prefix:
+        lines += ["", f"TTFT off / on: p50 {fmt(prefix['ttft_p50_off_vs_on'])}, "
+                      f"p95 {fmt(prefix['ttft_p95_off_vs_on'])} (above 1: caching helps)."]
+    return lines
