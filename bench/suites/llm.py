@@ -59,7 +59,7 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
     suite = Suite("llm", command, out, duration_s)
     spec = {c: LoadSpec(concurrency=c, duration_s=duration_s, warmup_s=WARMUP_S)
             for c in CLIENTS}
-    offline = {name: llm_offline.measure(*ENGINES[name], workload=chat) for name in
+    offline = {name: _offline(name, chat) for name in
                ("transformers-float32", "transformers-bfloat16")}
     with running_app("cpu") as app:
         _chat_runs(suite, "transformers-float32", app, chat, spec)
@@ -67,11 +67,16 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
         suite.run(PREFIX_RUNS["off"], _with_args(app, PREFIX_OFF), multi_turn,
                   spec[PREFIX_CLIENTS], SLO)
         _chat_runs(suite, "transformers-bfloat16", _with_args(app, BF16), chat, spec)
-    offline["vllm"] = llm_offline.measure(*ENGINES["vllm"], workload=chat)
+    offline["vllm"] = _offline("vllm", chat)
     with running_app("cpu-vllm") as app:
         _chat_runs(suite, "vllm", app, chat, spec)
     suite.extra["offline"] = offline
     return suite.finish(*summarize(suite, offline))
+
+
+def _offline(name: str, chat: Workload) -> dict[str, Any]:
+    profile, args = ENGINES[name]
+    return llm_offline.measure(profile, chat, args)
 
 
 def _with_args(app: Target, args: dict[str, Any]) -> Target:
