@@ -10,6 +10,7 @@ import time
 import pytest
 
 from deployments.batcher import DynamicBatcher, all_or_none, run_valid_rows
+from serve_app.core.config import Batching
 from serve_app.core.errors import DeadlineExceeded, InvalidRequest, ServeError, Undecodable
 from serve_app.http_errors import status_of
 
@@ -230,3 +231,18 @@ def test_rows_a_check_rejects_get_its_error_and_the_model_sees_only_the_rest():
     assert outcomes[0] == "A" and outcomes[2] == "B"
     assert isinstance(outcomes[1], ServeError)
     assert seen == [["a", "b"]]
+
+
+def test_with_the_default_window_a_lone_request_finds_the_free_model_at_once():
+    async def scenario():
+        model = SlowModel()
+        defaults = Batching()
+        batcher = DynamicBatcher(model, defaults.max_batch_size, defaults.batch_wait_timeout_s)
+        lone = asyncio.ensure_future(batcher(1))
+        for _ in range(3):  # a few turns of the event loop, no time for a window to pass
+            await asyncio.sleep(0)
+        called = list(model.batches)
+        await lone
+        return called
+
+    assert run(scenario()) == [[1]]

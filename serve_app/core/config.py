@@ -24,7 +24,9 @@ class Batching(_Strict):
     deployment's user_config."""
 
     max_batch_size: int = Field(8, ge=1, le=1024)
-    batch_wait_timeout_s: float = Field(0.02, ge=0.0, le=10.0)
+    # How long a batch waits for more rows while the model is free. 0: never (a lone request
+    # runs at once); rows that arrive while the model is busy form the next batch anyway.
+    batch_wait_timeout_s: float = Field(0.0, ge=0.0, le=10.0)
 
 
 # Serve imports this by path where the app is built and pickles it by value for its controller.
