@@ -9,10 +9,8 @@ shortened, so the test waits seconds rather than half a minute. The shared app i
 from __future__ import annotations
 
 import copy
-import threading
 import time
 
-import httpx
 import pytest
 import yaml
 
@@ -21,7 +19,7 @@ from cluster.deploy import deploy as deploy_config
 from serve_app.core.config import QUEUE_POLICY
 from tests.cluster.serve_state import submission_client, wait_for
 from tests.conftest import APP_NAME, TEST_ARGS, deploy
-from tests.media import b64, png_image
+from tests.embedding_load import EmbeddingLoad
 
 pytestmark = pytest.mark.integration
 DEPLOYMENT = "ImageEmbedder"
@@ -51,43 +49,6 @@ def at_rest(dashboard: str, policy_function: str | None) -> bool:
     autoscaling = details["deployment_config"].get("autoscaling_config") or {}
     return (autoscaling.get("policy", {}).get("policy_function") == policy_function
             and len(details["replicas"]) == 1 and running(dashboard) == 1)
-
-
-class EmbeddingLoad:
-    """`clients` threads, each sending one image embedding after another until stopped."""
-
-    def __init__(self, url: str, clients: int) -> None:
-        self.url, self.stopping, self.lock = url, threading.Event(), threading.Lock()
-        self.ok, self.failures, self.stopped_at = 0, [], 0.0
-        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True)
-                        for i in range(clients)]
-
-    def __enter__(self) -> EmbeddingLoad:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stopped_at = time.monotonic()  # no request starts after this
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=180)
-
-    def _client(self, index: int) -> None:
-        body = {"model": "clip-vit-b-32-image", "input": b64(png_image((index * 6, 90, 60)))}
-        with httpx.Client(base_url=self.url, timeout=120) as client:
-            while not self.stopping.is_set():
-                try:
-                    response = client.post("/v1/embeddings", json=body)
-                    failure = None if response.status_code == 200 else (
-                        f"{response.status_code}: {response.text[:200]}")
-                except httpx.HTTPError as exc:
-                    failure = f"{type(exc).__name__}: {exc}"
-                with self.lock:
-                    if failure is None:
-                        self.ok += 1
-                    else:
-                        self.failures.append(failure)
 
 
 def test_cpu_profile_vision_reaches_two_replicas_under_load_and_one_when_idle(

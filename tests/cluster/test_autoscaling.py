@@ -3,58 +3,16 @@ stops it falls back to its minimum, and no request fails while replicas are bein
 
 from __future__ import annotations
 
-import threading
-
-import httpx
 import pytest
 
 from cluster.placement import node_table
 from tests.cluster.conftest import VISION_TEST_SETTINGS
 from tests.cluster.serve_state import app_details, wait_for
-from tests.media import b64, png_image
+from tests.embedding_load import EmbeddingLoad
 
 pytestmark = pytest.mark.integration
 DEPLOYMENT = "ImageEmbedder"
 HEAVY = 3 * VISION_TEST_SETTINGS["autoscaling"]["target_ongoing_requests"]
-
-
-class EmbeddingLoad:
-    """`concurrency` clients, each sending one image embedding after another until stopped."""
-
-    def __init__(self, url: str, concurrency: int) -> None:
-        self.url, self.concurrency = url, concurrency
-        self.stopping = threading.Event()
-        self.ok = 0
-        self.failures: list[str] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True)
-                        for i in range(concurrency)]
-
-    def __enter__(self) -> EmbeddingLoad:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=180)
-
-    def _client(self, index: int) -> None:
-        body = {"model": "clip-vit-b-32-image", "input": b64(png_image((index * 20, 90, 60)))}
-        with httpx.Client(base_url=self.url, timeout=120) as client:
-            while not self.stopping.is_set():
-                try:
-                    response = client.post("/v1/embeddings", json=body)
-                    outcome = None if response.status_code == 200 else (
-                        f"{response.status_code}: {response.text[:200]}")
-                except httpx.HTTPError as exc:
-                    outcome = f"{type(exc).__name__}: {exc}"
-                with self.lock:
-                    if outcome is None:
-                        self.ok += 1
-                    else:
-                        self.failures.append(outcome)
 
 
 def replicas(dashboard: str) -> list[dict]:
