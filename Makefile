@@ -53,11 +53,25 @@ setup-vllm: venv
 models: venv
 	$(PY) -m serve_app.core.models prepare
 
-system-deps:
-	@command -v espeak-ng >/dev/null || ($(SUDO) apt-get update -qq && \
-		$(SUDO) apt-get install -y -qq espeak-ng >/dev/null)
+# Debian packages the tests and benchmarks run, each named as its command: espeak-ng (real
+# speech) and redis-server (the response cache's Redis backend). Tests start their own
+# redis-server on a free loopback port; the daemon the package starts under systemd (on 6379,
+# Ray's default GCS port) is stopped and disabled.
+SYSTEM_DEPS := espeak-ng redis-server
 
-serve: setup $(if $(findstring vllm,$(PROFILE)),setup-vllm)
+system-deps:
+	@missing=$$(for cmd in $(SYSTEM_DEPS); do command -v $$cmd >/dev/null || echo $$cmd; done); \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+		if [[ "$$missing" == *redis-server* ]] && command -v systemctl >/dev/null; then \
+			$(SUDO) systemctl disable --now redis-server >/dev/null 2>&1 || true; fi; \
+	fi
+
+# A profile whose text replica runs in the vLLM venv (the default, cpu) needs it built.
+PROFILE_FILE := $(firstword $(wildcard cluster/profiles/$(PROFILE).yaml bench/profiles/$(PROFILE).yaml) $(PROFILE))
+NEEDS_VLLM := $(shell grep -qs 'envs/vllm/bin/python' $(PROFILE_FILE) && echo setup-vllm)
+
+serve: setup $(NEEDS_VLLM)
 	$(PY) -m cluster.launch --profile $(PROFILE) --ingress $(INGRESS) $(SERVE_ARGS)
 
 group-envs: venv
@@ -84,7 +98,7 @@ unit: setup system-deps
 
 # A short benchmark against an app it starts on its own local Ray head; reports go to
 # bench/results/runs/ (see the README's benchmark section).
-bench: setup system-deps
+bench: setup system-deps $(NEEDS_VLLM)
 	$(PY) -m bench run --profile $(PROFILE) $(BENCH_ARGS)
 
 lint: venv

@@ -68,3 +68,25 @@ def add(counter: Counter, amount: float, tags: dict[str, str]) -> None:
     not positive, and a completion whose first token is end-of-sequence has 0 tokens."""
     if amount > 0:
         counter.inc(amount, tags=tags)
+
+
+@cache
+def cache_lookups() -> Counter:
+    # result: hit, miss (computed), bypass (computed; the client asked, or not cacheable);
+    # per input for embeddings.
+    return Counter("mmserve_cache_lookups", "Response cache lookups by route and result.",
+                   tag_keys=("route", "result"))
+
+
+@cache
+def cache_errors() -> Counter:
+    return Counter("mmserve_cache_errors", "Response cache store failures (the request "
+                   "computed its answer instead).", tag_keys=("route",))
+
+
+def count_cache(route: str, what: str, n: int) -> None:
+    """The response cache's counts (serve_app/cache.py) as Ray metrics."""
+    if what == "error":
+        add(cache_errors(), n, {"route": route})
+    elif what != "store":
+        add(cache_lookups(), n, {"route": route, "result": what})

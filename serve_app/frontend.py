@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from deployments import metrics
-from serve_app import limits, protocol
+from serve_app import cache, limits, protocol
 from serve_app.auth import authenticate, load_api_keys
 from serve_app.calls import ReplicaGroup
 from serve_app.core.config import AppConfig
@@ -73,6 +73,7 @@ class FrontEnd:
         self.text_model = self.config.text.engine.served_model_name
         self.clip_model = self.config.vision.engine.served_model_name
         self.whisper_model = self.config.audio.engine.served_model_name
+        self.cache = cache.ResponseCache.from_config(self.config, metrics.count_cache)
 
     async def handle(self, handler: Handler, request: Request, route: str,
                      open_route: bool = False) -> Response:
@@ -90,6 +91,7 @@ class FrontEnd:
         except Exception:  # a bug: still a JSON answer, and the replica serves on
             logger.exception("unhandled error on %s %s", request.method, route)
             response = error_response(InternalFailure("internal error"))
+        cache.mark(request, response)
         metrics.http_requests().inc(tags={"route": route, "status": str(response.status_code)})
         metrics.http_latency().observe(time.perf_counter() - started, tags={"route": route})
         return response
@@ -190,7 +192,10 @@ class FrontEnd:
             response = await self._stream_chat(request_id, messages, params, body, deadline)
         else:
             llm_started = time.perf_counter()
-            result = await self.text.call("generate", messages, params, deadline=deadline)
+            result = await self.cache.one(
+                request, cache.CHAT, self.text_model, (messages, params),
+                lambda: self.text.call("generate", messages, params, deadline=deadline),
+                cacheable=params.temperature == 0)
             timings.update(llm_s=time.perf_counter() - llm_started,
                            total_s=time.perf_counter() - started)
             response = JSONResponse(protocol.chat_completion(
@@ -255,10 +260,12 @@ class FrontEnd:
         inputs = body.inputs()
         retry = {"deadline": request.state.deadline, "idempotent": self.limits.retry_idempotent}
         if body.model == image_model:
-            images = [decode_base64(item, f"input[{i}]") for i, item in enumerate(inputs)]
-            vectors = await self.vision.call("embed_images", images, **retry)
+            method, items = "embed_images", [decode_base64(item, f"input[{i}]")
+                                             for i, item in enumerate(inputs)]
         else:
-            vectors = await self.vision.call("embed_texts", inputs, **retry)
+            method, items = "embed_texts", inputs
+        vectors = await self.cache.each(request, cache.EMBEDDINGS, body.model, items,
+                                        lambda missing: self.vision.call(method, missing, **retry))
         if body.dimensions is not None and body.dimensions != len(vectors[0]):
             raise InvalidRequest(f"{body.model} has {len(vectors[0])} dimensions", "dimensions")
         data = [{"object": "embedding", "index": i,
@@ -285,9 +292,11 @@ class FrontEnd:
         _check_audio_type(upload)
         language = form.get("language") or None
         audio = await upload.read()
-        result = await self.audio.call("transcribe", audio, language,
-                                       deadline=request.state.deadline,
-                                       idempotent=self.limits.retry_idempotent)
+        result = await self.cache.one(
+            request, cache.TRANSCRIPTIONS, self.whisper_model, (audio, language),
+            lambda: self.audio.call("transcribe", audio, language,
+                                    deadline=request.state.deadline,
+                                    idempotent=self.limits.retry_idempotent))
         content, media_type = format_transcription(result, response_format)
         if media_type == "application/json":
             return JSONResponse(content)

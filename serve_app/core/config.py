@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from serve_app.core.runtime_env import prepare_runtime_env
 
@@ -270,9 +277,58 @@ class IngressSettings(_Strict):
     autoscaling: Autoscaling | None = None
 
 
+class FromEnv(_Strict):
+    """A secret read from an environment variable of the ingress's Ray node, never written in a
+    profile: `redis_url: {env: MMSERVE_REDIS_URL}`."""
+
+    env: str = Field(min_length=1)
+
+
+class CacheSettings(_Strict):
+    """The response cache at the ingress (serve_app/cache.py): exact-match answers, keyed by
+    model, model version, every argument the replica gets, and the sha256 of the input bytes.
+
+    Off by default: a cache changes what a benchmark or a load test with repeated inputs
+    measures. In process (one LRU per ingress replica, bounded by bytes) unless `redis_url` is
+    set; then one Redis shared by every ingress replica, bounded by Redis's own `maxmemory`.
+    """
+
+    enabled: bool = False
+    embeddings: bool = Field(True, description="cache each input of /v1/embeddings")
+    transcriptions: bool = Field(True, description="cache /v1/audio/transcriptions")
+    chat: bool = Field(False, description="cache /v1/chat/completions at temperature 0, "
+                       "not streamed (opt-in: a deterministic answer is the engine's promise)")
+    ttl_s: float = Field(3600.0, gt=0, description="an entry's lifetime")
+    max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="in process: keys and values "
+                           "held per ingress replica; least recently used go first")
+    max_item_bytes: int = Field(4 * 1024 * 1024, ge=0, description="larger answers are not "
+                                "stored (both backends)")
+    version: str = Field("", description="salt of every key: change it when the weights behind "
+                         "an unchanged engine config change")
+    redis_url: str | FromEnv | None = Field(
+        None, description="redis://HOST:PORT/DB; a URL with a password only as {env: NAME}")
+    key_prefix: str = Field("mmserve:cache", min_length=1)
+    redis_timeout_s: float = Field(0.25, gt=0, description="connect and socket timeout; past "
+                                   "it the request computes its answer")
+    redis_retry_s: float = Field(5.0, ge=0, description="after a Redis failure, requests skip "
+                                 "Redis for this long before trying it again")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _no_password_in_config(cls, value: str | FromEnv | None) -> str | FromEnv | None:
+        if isinstance(value, str):
+            if not value.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError("must start with redis://, rediss:// or unix://")
+            if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+                raise ValueError("holds a password: give it as {env: NAME}, an environment "
+                                 "variable of the ingress's node, never in a profile")
+        return value
+
+
 class AppConfig(_Strict):
     model_dir: str | None = Field(None, description="model store; default $MMSERVE_MODEL_DIR")
     ingress: IngressSettings = Field(default_factory=IngressSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     text: TextSettings = Field(default_factory=TextSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
