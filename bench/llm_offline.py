@@ -5,7 +5,7 @@ batch of chat prompts at once (16 by default), with no Ray and no HTTP.
     vllm:         vLLM's offline `LLM.chat`, with the engine core in-process
                   (VLLM_ENABLE_V1_MULTIPROCESSING=0)
 
-Each runs in a fresh process started with the profile's Python (the vLLM venv for cpu-vllm,
+Each runs in a fresh process started with the profile's Python (the vLLM venv for cpu,
 through its runtime_env py_executable), its env vars and OMP_NUM_THREADS = the engine's
 `threads`, so the thread count is the process's own from the start (as bench/ceiling.py does).
 The prompts are drawn from the workload the server is measured with; one batch of other

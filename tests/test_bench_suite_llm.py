@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench.llm_offline import chats_of, text_settings
-from bench.suites.llm import BF16, CLIENTS, ENGINES, PREFIX_RUNS, chat_workload, summarize
+from bench.suites.llm import CLIENTS, ENGINES, F32, PREFIX_RUNS, chat_workload, summarize
 
 
 def report(clients: int, tokens_per_s: float, ttft_p95: float, errors: int = 0,
@@ -64,9 +64,9 @@ def test_chat_is_streamed_greedy_with_64_tokens():
 
 
 def test_the_offline_reference_uses_the_profiles_engine_and_the_same_chats():
-    assert text_settings("cpu", BF16)["engine"]["dtype"] == "bfloat16"
-    assert text_settings("cpu")["engine"]["dtype"] == "float32"
-    assert "py_executable" in text_settings("cpu-vllm")["resources"]["runtime_env"]
+    assert text_settings("cpu-transformers", F32)["engine"]["dtype"] == "float32"
+    assert text_settings("cpu-transformers")["engine"]["dtype"] == "bfloat16"
+    assert "py_executable" in text_settings("cpu")["resources"]["runtime_env"]
     chats = chats_of(chat_workload(), 3)
     assert chats == chats_of(chat_workload(), 3)
     assert [c["max_tokens"] for c in chats] == [64] * 3

@@ -54,10 +54,10 @@ def test_overrides_merge_by_deployment_name():
 
 
 def test_args_merge_field_by_field_and_leave_the_config_as_it_was():
-    config = serve_config("cpu")
-    changed = with_args(config, {"text": {"engine": {"dtype": "bfloat16"}}})
+    config = serve_config("cpu-transformers")
+    changed = with_args(config, {"text": {"engine": {"dtype": "float32"}}})
     engine = changed["applications"][0]["args"]["text"]["engine"]
-    assert engine["dtype"] == "bfloat16" and engine["name"] == "transformers"
+    assert engine["dtype"] == "float32" and engine["name"] == "transformers"
     assert changed["applications"][0]["args"]["vision"] == config["applications"][0]["args"][
         "vision"]
-    assert config["applications"][0]["args"]["text"]["engine"]["dtype"] == "float32"
+    assert config["applications"][0]["args"]["text"]["engine"]["dtype"] == "bfloat16"

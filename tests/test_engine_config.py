@@ -133,7 +133,7 @@ def test_cpu_vllm_profile_names_the_vllm_venv_under_mmserve_home(monkeypatch, tm
     venv_python.parent.mkdir(parents=True)
     venv_python.touch()
     monkeypatch.setenv("MMSERVE_HOME", str(tmp_path))
-    profile = yaml.safe_load((REPO / "cluster/profiles/cpu-vllm.yaml").read_text())
+    profile = yaml.safe_load((REPO / "cluster/profiles/cpu.yaml").read_text())
     config = AppConfig.model_validate(profile["applications"][0]["args"])
     assert config.text.engine.name == "vllm"
     options = config.text.resources.ray_actor_options()

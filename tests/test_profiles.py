@@ -17,12 +17,12 @@ H100 = {"accelerator_type": "H100", "num_gpus": 1.0}
 ON_CPU_NODES = {"resources": {"cpu_node": 0.001}, "num_gpus": 0.0}
 # profile -> deployment -> (ray_actor_options it must contain, engine name)
 EXPECTED = {
-    "cpu": {TEXT: ({"num_gpus": 0.0}, "transformers"),
+    "cpu": {TEXT: ({"num_gpus": 0.0}, "vllm"),
             VISION: ({"num_gpus": 0.0}, "open_clip"),
             AUDIO: ({"num_gpus": 0.0}, "faster_whisper")},
-    "cpu-vllm": {TEXT: ({"num_gpus": 0.0}, "vllm"),
-                 VISION: ({"num_gpus": 0.0}, "open_clip"),
-                 AUDIO: ({"num_gpus": 0.0}, "faster_whisper")},
+    "cpu-transformers": {TEXT: ({"num_gpus": 0.0}, "transformers"),
+                         VISION: ({"num_gpus": 0.0}, "open_clip"),
+                         AUDIO: ({"num_gpus": 0.0}, "faster_whisper")},
     "gpu": {TEXT: (H100, "vllm"),
             VISION: ({"accelerator_type": "L4", "num_gpus": 0.25}, "open_clip"),
             AUDIO: ({"accelerator_type": "A10G", "num_gpus": 0.5}, "faster_whisper")},

