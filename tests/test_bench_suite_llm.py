@@ -17,6 +17,7 @@ def report(clients: int, tokens_per_s: float, ttft_p95: float, errors: int = 0,
     return {"load": {"concurrency": clients},
             "metrics": {"overall": {
                 "output_token_throughput": tokens_per_s,
+                "prompt_tokens": 9200, "output_tokens": 2560,
                 "requests": {"total": 40, "ok": 40 - errors, "errors": errors},
                 "ttft": {"p50": ttft_p50, "p95": ttft_p95},
                 "itl": {"p50": 0.05, "p95": 0.1},

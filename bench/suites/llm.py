@@ -26,7 +26,7 @@ from typing import Any
 from bench import llm_offline
 from bench.app_launcher import Target, redeploy, running_app
 from bench.load import LoadSpec
-from bench.suites.common import Suite, fmt, overall, quantile, ratio
+from bench.suites.common import Suite, chat_row, fmt, ratio
 from bench.workloads import Workload, build_workload
 from cluster.deploy import with_args
 
@@ -90,19 +90,6 @@ def _chat_runs(suite: Suite, engine: str, app: Target, workload: Workload,
         suite.run(f"{engine}-c{clients}", app, workload, spec[clients], SLO)
 
 
-def _row(report: dict[str, Any]) -> dict[str, Any]:
-    o = overall(report)
-    goodput = o.get("goodput") or {}
-    return {"clients": report["load"]["concurrency"],
-            "output_tokens_per_s": o["output_token_throughput"],
-            "ttft_p50": quantile(report, "ttft", "p50"),
-            "ttft_p95": quantile(report, "ttft", "p95"),
-            "itl_p50": quantile(report, "itl", "p50"),
-            "errors": o["requests"]["errors"],
-            "goodput_requests_per_s": goodput.get("requests_per_s"),
-            "goodput_fraction": goodput.get("fraction")}
-
-
 def summarize(suite: Suite, offline: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], str]:
     chat: dict[str, Any] = {}
     for engine in ENGINES:
@@ -110,7 +97,7 @@ def summarize(suite: Suite, offline: dict[str, dict[str, Any]]) -> tuple[dict[st
             report = suite.runs.get(f"{engine}-c{clients}")
             if report is None:
                 continue
-            row = _row(report)
+            row = chat_row(report)
             row["offline_tokens_per_s"] = offline[engine]["tokens_per_s"]
             row["served_vs_offline"] = ratio(row["output_tokens_per_s"],
                                              row["offline_tokens_per_s"])
@@ -120,7 +107,7 @@ def summarize(suite: Suite, offline: dict[str, dict[str, Any]]) -> tuple[dict[st
             row["goal_ttft_p95_met"] = (row["ttft_p95"] is not None and
                                         row["ttft_p95"] < GOALS["ttft_p95_below_s"])
             chat[f"{engine}-c{clients}"] = row
-    prefix = {state: _row(suite.runs[label]) for state, label in PREFIX_RUNS.items()
+    prefix = {state: chat_row(suite.runs[label]) for state, label in PREFIX_RUNS.items()
               if label in suite.runs}
     if len(prefix) == 2:
         for q in ("p50", "p95"):

@@ -19,7 +19,7 @@ from typing import Any
 from bench.app_launcher import running_app
 from bench.load import LoadSpec
 from bench.ray_serve_llm import PROFILE, llm_config, running_ray_serve_llm
-from bench.suites.common import Suite, fmt, overall, quantile, ratio
+from bench.suites.common import Suite, chat_row, fmt, ratio
 from bench.suites.llm import chat_workload
 
 CLIENTS = (8, 32)
@@ -44,21 +44,6 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
     return suite.finish(*summarize(suite))
 
 
-def _row(report: dict[str, Any]) -> dict[str, Any]:
-    o = overall(report)
-    ok = o["requests"]["ok"]
-    goodput = o.get("goodput") or {}
-    return {"clients": report["load"]["concurrency"],
-            "output_tokens_per_s": o["output_token_throughput"],
-            "ttft_p50": quantile(report, "ttft", "p50"),
-            "ttft_p95": quantile(report, "ttft", "p95"),
-            "itl_p50": quantile(report, "itl", "p50"),
-            "requests": ok, "errors": o["requests"]["errors"],
-            "prompt_tokens_per_request": o["prompt_tokens"] / ok if ok else None,
-            "output_tokens_per_request": o["output_tokens"] / ok if ok else None,
-            "goodput_fraction": goodput.get("fraction")}
-
-
 def _leads(app: dict[str, Any], anchor: dict[str, Any]) -> dict[str, Any]:
     """The app against ray.serve.llm at one stream count: ratios app / ray.serve.llm (tokens/s:
     above 1 leads; TTFT p95: below 1 leads)."""
@@ -73,7 +58,7 @@ def _leads(app: dict[str, Any], anchor: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarize(suite: Suite) -> tuple[dict[str, Any], str]:
-    rows = {label: _row(suite.runs[label]) for label in
+    rows = {label: chat_row(suite.runs[label]) for label in
             (f"{stack}-c{c}" for stack in STACKS for c in CLIENTS) if label in suite.runs}
     compared = {c: _leads(rows[f"app-c{c}"], rows[f"ray-serve-llm-c{c}"]) for c in CLIENTS
                 if f"app-c{c}" in rows and f"ray-serve-llm-c{c}" in rows}
