@@ -113,11 +113,9 @@ class ScheduledTextEngine:
             self.batch_stats.record("prefill", report.prefilled)
         if report.decoded:
             self.batch_stats.record("decode", report.decoded)
-        self.batch_stats.busy("decode" if report.decoded else "prefill", seconds)
-        if report.decoded:
-            if report.streamed and report.streamed < report.decoded:
+            if 0 < report.streamed < report.decoded:
                 self.batch_stats.count("decode_steps_mixing_streams_and_whole")
-
+        self.batch_stats.busy("decode" if report.decoded else "prefill", seconds)
 
     def _count(self, result: Completion | Exception) -> None:
         if isinstance(result, DeadlineExceeded):
