@@ -96,6 +96,9 @@ class Scheduler:
             report.cached_tokens += cached
             sequence.cached_prompt_tokens = cached
             self._sample(sequence, logits)
+            if sequence.finish_reason:  # done at its first token: no place in the batch
+                self._finish(sequence)
+                continue
             self.batch.join(cache, len(sequence.prompt))
             self.running.append(sequence)
 
