@@ -34,8 +34,7 @@ class StepReport:
     prefilled: int = 0
     decoded: int = 0
     streamed: int = 0
-    prefill_tokens: int = 0
-    cached_tokens: int = 0
+    prefill_tokens: int = 0  # prompt tokens admitted (cached prefixes included)
 
 
 class Scheduler:
@@ -92,8 +91,7 @@ class Scheduler:
                 sequence.on_finish(error)
                 continue
             report.prefilled += 1
-            report.prefill_tokens += len(sequence.prompt) - cached
-            report.cached_tokens += cached
+            report.prefill_tokens += len(sequence.prompt)
             sequence.cached_prompt_tokens = cached
             self._sample(sequence, logits)
             if sequence.finish_reason:  # done at its first token: no place in the batch
