@@ -178,6 +178,11 @@ class TextEngineConfig(_Strict):
     )
 
 
+# Serve imports these by path where the app is built and pickles them by value for each caller.
+TEXT_ROUTERS = {"prefix": "deployments.prefix_router:PrefixAffinityRouter",
+                "ray_prefix": "deployments.ray_prefix_router:RayPrefixRouter"}
+
+
 class TextSettings(DeploymentSettings):
     engine: TextEngineConfig = Field(default_factory=TextEngineConfig)
     default_max_tokens: int = Field(128, ge=1)
@@ -185,6 +190,22 @@ class TextSettings(DeploymentSettings):
     max_prompt_chars: int = Field(
         32768, ge=1, description="characters of all messages together, checked at the ingress "
         "before tokenizing; engine.max_prompt_tokens is checked after")
+    routing: Literal["default", "prefix", "ray_prefix"] = Field(
+        "default", description="default: Serve's power of two choices; prefix: each "
+        "conversation to one replica, whose prefix cache holds its earlier turns "
+        "(deployments/prefix_router.py); ray_prefix: Ray's PrefixCacheAffinityRouter, adapted")
+    routing_imbalanced_threshold: float = Field(
+        8, ge=0, description="prefix routing: requests the chosen replica may hold beyond the "
+        "least loaded one before the least loaded gets the request instead")
+
+    def serve_options(self, name: str) -> dict[str, Any]:
+        options = super().serve_options(name)
+        if self.routing != "default":
+            options["request_router_config"] = {
+                "request_router_class": TEXT_ROUTERS[self.routing],
+                "request_router_kwargs": {
+                    "imbalanced_threshold": self.routing_imbalanced_threshold}}
+        return options
 
 
 class VisionEngineConfig(_Strict):
