@@ -12,6 +12,7 @@ from deployments.batcher import DynamicBatcher, run_valid_rows
 from deployments.engines import load_audio_engine
 from deployments.engines.audio_base import AudioEngine
 from deployments.replica_base import BatchedReplica
+from deployments.timed_calls import reports_timing
 from serve_app.core.config import AudioSettings
 from serve_app.core.deadline import check
 from serve_app.core.errors import InvalidRequest, TooLarge, Undecodable
@@ -21,13 +22,15 @@ SAMPLE_RATE = 16000
 
 @serve.deployment
 class SpeechTranscriber(BatchedReplica):
-    def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
-        super().__init__(AudioSettings.model_validate(settings))
+    def __init__(self, settings: dict[str, Any], model_dir: str,
+                 metrics_enabled: bool = True) -> None:
+        super().__init__(AudioSettings.model_validate(settings), metrics_enabled)
         self.engine: AudioEngine = load_audio_engine(self.settings.engine, model_dir)
         self.transcribe_batches = DynamicBatcher(self._transcribe_batch,
-                                                 on_event=self.stats.count)
+                                                 **self.stats.batcher_hooks("transcribe"))
         self.batchers = [self.transcribe_batches]
 
+    @reports_timing
     async def transcribe(self, audio: bytes, language: str | None = None,
                          deadline: float | None = None) -> dict[str, Any]:
         """{text, language, language_probability, duration, segments[{id, start, end, text}]}"""

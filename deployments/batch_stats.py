@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +25,19 @@ class BatchStats:
 
     def count(self, event: str) -> None:
         self.events[event] += 1
+
+    def batcher_hooks(self, method: str) -> dict[str, Callable]:
+        """A DynamicBatcher's callbacks: its events counted here, its waits and queue length
+        exported as metrics tagged with `method`."""
+        tags = {"method": method}
+
+        def waited(waits: dict[str, tuple[float, float]]) -> None:
+            metrics.queue_wait().observe(waits["queue"][1], tags=tags)
+            metrics.batch_wait().observe(waits["batch"][1], tags=tags)
+            metrics.model_call().observe(waits["model"][1], tags=tags)
+
+        return {"on_event": self.count, "on_wait": waited,
+                "on_queue_length": lambda length: metrics.queue_length().set(length, tags=tags)}
 
     def record(self, method: str, size: int) -> None:
         self.calls[method] += 1

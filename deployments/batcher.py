@@ -12,6 +12,10 @@ an Exception instance: that caller gets the exception, the others their results.
 `run_batch` raises for the whole batch, each of its items is run again alone, so a row that
 breaks the engine fails only its own caller. An item whose caller went away (cancelled) or whose
 deadline passed while it queued is dropped when the batch forms: its work is never computed.
+
+Each item's waits are recorded on the request's timeline (serve_app/core/timing.py) and told
+to `on_wait`: "queue" (the model was busy), "batch" (the batch window, the model free) and
+"model" (the call its batch rode in).
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from serve_app.core import timing
 from serve_app.core.deadline import expired
 from serve_app.core.errors import DeadlineExceeded
 
 T = TypeVar("T")
 R = TypeVar("R")
+Waits = dict[str, tuple[float, float]]  # {stage: (monotonic start, seconds)}
 
 
 @dataclass
@@ -36,18 +42,31 @@ class _Waiting(Generic[T]):
     future: asyncio.Future
     deadline: float | None = None
     arrived: float = field(default_factory=time.monotonic)
+    # When the model was free for it, when its batch closed, and its batch's model call.
+    formed: float = 0.0
+    closed: float = 0.0
+    ran: tuple[float, float] = (0.0, 0.0)
+
+    def waits(self) -> Waits:
+        return {"queue": (self.arrived, self.formed - self.arrived),
+                "batch": (self.formed, self.closed - self.formed),
+                "model": (self.ran[0], self.ran[1] - self.ran[0])}
 
 
 class DynamicBatcher(Generic[T, R]):
     def __init__(self, run_batch: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
                  max_batch_size: int = 16, batch_wait_timeout_s: float = 0.02,
-                 on_event: Callable[[str], None] | None = None) -> None:
+                 on_event: Callable[[str], None] | None = None,
+                 on_wait: Callable[[Waits], None] | None = None,
+                 on_queue_length: Callable[[int], None] | None = None) -> None:
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.batch_wait_timeout_s = batch_wait_timeout_s
         # Told "deadline_dropped" and "cancelled" per item dropped before its batch, and
         # "batch_failed" per batch that failed whole (its rows were then rerun alone).
         self.on_event = on_event or (lambda _event: None)
+        self.on_wait = on_wait or (lambda _waits: None)
+        self.on_queue_length = on_queue_length or (lambda _length: None)
         self._queue: deque[_Waiting[T]] = deque()
         self._arrival = asyncio.Event()
         self._worker: asyncio.Task | None = None
@@ -68,9 +87,16 @@ class DynamicBatcher(Generic[T, R]):
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._run_forever())
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(item, future, deadline))
+        waiting = _Waiting(item, future, deadline)
+        self._queue.append(waiting)
+        self.on_queue_length(len(self._queue))
         self._arrival.set()
-        return await future  # cancelling the caller cancels the future: the item is dropped
+        result = await future  # cancelling the caller cancels the future: the item is dropped
+        waits = waiting.waits()
+        for stage, (start, seconds) in waits.items():
+            timing.record(stage, timing.epoch(start), seconds)
+        self.on_wait(waits)
+        return result
 
     async def _run_forever(self) -> None:
         while True:
@@ -82,6 +108,7 @@ class DynamicBatcher(Generic[T, R]):
         while not self._queue:
             self._arrival.clear()
             await self._arrival.wait()
+        free_at = time.monotonic()
         closes_at = self._queue[0].arrived + self.batch_wait_timeout_s
         while len(self._queue) < self.max_batch_size and (left := closes_at - time.monotonic()) > 0:
             self._arrival.clear()
@@ -90,6 +117,10 @@ class DynamicBatcher(Generic[T, R]):
             except TimeoutError:
                 break
         taken = [self._queue.popleft() for _ in range(min(self.max_batch_size, len(self._queue)))]
+        self.on_queue_length(len(self._queue))
+        closed = time.monotonic()
+        for waiting in taken:
+            waiting.formed, waiting.closed = max(waiting.arrived, free_at), closed
         return [waiting for waiting in taken if self._still_wanted(waiting)]
 
     def _still_wanted(self, waiting: _Waiting[T]) -> bool:
@@ -107,6 +138,7 @@ class DynamicBatcher(Generic[T, R]):
         return True
 
     async def _run(self, batch: list[_Waiting[T]]) -> None:
+        started = time.monotonic()
         try:
             results = await self.run_batch([waiting.item for waiting in batch])
             if len(results) != len(batch):
@@ -120,7 +152,9 @@ class DynamicBatcher(Generic[T, R]):
                 if self._still_wanted(waiting):
                     await self._run([waiting])
             return
+        ran = (started, time.monotonic())
         for waiting, result in zip(batch, results):
+            waiting.ran = ran
             if isinstance(result, Exception):
                 _settle(waiting.future, error=result)
             else:

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from deployments import metrics
 from deployments.batch_stats import BatchStats
 from deployments.batcher import DynamicBatcher
 from deployments.free_memory import give_back_free_memory
+from deployments.timed_calls import reports_timing
 from serve_app.core.config import Batching, DeploymentSettings
 
 R = TypeVar("R")
@@ -52,7 +54,8 @@ class BatchedReplica:
     calls `reconfigure` on the running replicas instead of restarting them.
     """
 
-    def __init__(self, settings: DeploymentSettings) -> None:
+    def __init__(self, settings: DeploymentSettings, metrics_enabled: bool = True) -> None:
+        metrics.set_enabled(metrics_enabled)  # observability.metrics
         self.settings = settings
         self.stats = BatchStats()
         self.batchers: list[DynamicBatcher] = []
@@ -84,6 +87,7 @@ class BatchedReplica:
             raise RuntimeError(f"the model thread has been in one call for {busy:.0f} s; "
                                f"model_call_timeout_s is {limit:g} s")
 
+    @reports_timing
     async def ready(self, deadline: float | None = None) -> bool:
         """True once the model has loaded (the ingress's readiness probe passes a deadline)."""
         return True

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from deployments import metrics
 from deployments.batch_stats import BatchStats
 from deployments.engines.scheduler import StepReport
 from deployments.engines.text_base import StepTextEngine
@@ -109,6 +110,7 @@ class ScheduledTextEngine:
                 _settle(future, result)
 
     def _record(self, report: StepReport, seconds: float) -> None:
+        metrics.queue_length().set(len(self.scheduler.waiting), tags={"method": "generate"})
         if report.prefilled:
             self.batch_stats.record("prefill", report.prefilled)
         if report.decoded:

@@ -6,6 +6,7 @@ own loop; transformers through its scheduler, stepped on the replica's model thr
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
@@ -17,6 +18,8 @@ from deployments.engines import load_text_engine
 from deployments.engines.text_base import TextEngine
 from deployments.replica_base import BatchedReplica
 from deployments.scheduled_text import ScheduledTextEngine
+from deployments.timed_calls import reports_timing
+from serve_app.core import timing
 from serve_app.core.config import TextSettings
 from serve_app.core.deadline import check
 from serve_app.core.errors import InvalidRequest
@@ -25,8 +28,9 @@ from serve_app.core.generation import Completion, SamplingParams
 
 @serve.deployment
 class TextGenerator(BatchedReplica):
-    def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
-        super().__init__(TextSettings.model_validate(settings))
+    def __init__(self, settings: dict[str, Any], model_dir: str,
+                 metrics_enabled: bool = True) -> None:
+        super().__init__(TextSettings.model_validate(settings), metrics_enabled)
         engine = load_text_engine(self.settings.engine, model_dir)
         self.engine: TextEngine
         if engine.batches_itself:  # its own engine loop: every request straight to it
@@ -43,24 +47,31 @@ class TextGenerator(BatchedReplica):
         await super().check_health()
         await self.engine.check_health()
 
+    @reports_timing
     async def generate(self, messages: list[dict], params: SamplingParams,
                        deadline: float | None = None) -> dict[str, Any]:
         check(deadline, "the completion")
         prompt = self._encode(messages)
+        started, clock = time.time(), time.perf_counter()
         completion = await self.engine.generate(prompt, params, deadline)
+        timing.record("model", started, time.perf_counter() - clock)
         self._count_tokens(completion)
         return asdict(completion)
 
+    @reports_timing
     async def stream(self, messages: list[dict], params: SamplingParams,
                      deadline: float | None = None) -> AsyncIterator[dict]:
         """Yields {"text": delta} items, then one {"completion": {...}} item; raises
-        DeadlineExceeded, ending the stream, once the deadline passes."""
+        DeadlineExceeded, ending the stream, once the deadline passes. Timed, its stages are
+        "first-token" (the engine's queue and prefill) and "decode"."""
         check(deadline, "the completion")
         prompt = self._encode(messages)
         finished = False
         deltas = self.engine.stream(prompt, params, deadline)
+        clock = _StreamClock()
         try:
             async for delta in deltas:
+                clock.tick()
                 if delta.completion is not None:
                     finished = True
                     self._count_tokens(delta.completion)
@@ -83,3 +94,19 @@ class TextGenerator(BatchedReplica):
     def _count_tokens(self, completion: Completion) -> None:
         metrics.add(metrics.tokens(), completion.prompt_tokens, {"kind": "prompt"})
         metrics.add(metrics.tokens(), completion.completion_tokens, {"kind": "completion"})
+
+
+class _StreamClock:
+    """A stream's "first-token" and "decode" stages, recorded as its items arrive."""
+
+    def __init__(self) -> None:
+        self.started, self.clock = time.time(), time.perf_counter()
+        self.first: float | None = None
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+            timing.record("first-token", self.started, now - self.clock)
+        else:
+            timing.record("decode", self.started + self.first - self.clock, now - self.first)

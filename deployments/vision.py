@@ -20,6 +20,7 @@ from deployments.engines.open_clip_engine import (
 )
 from deployments.engines.vision_base import VisionEngine
 from deployments.replica_base import BatchedReplica
+from deployments.timed_calls import reports_timing
 from serve_app.core.caps import check_labels
 from serve_app.core.config import VisionSettings
 from serve_app.core.deadline import check
@@ -30,14 +31,18 @@ _LABEL_CACHE_SIZE = 4096
 
 @serve.deployment
 class ImageEmbedder(BatchedReplica):
-    def __init__(self, settings: dict[str, Any], model_dir: str) -> None:
-        super().__init__(VisionSettings.model_validate(settings))
+    def __init__(self, settings: dict[str, Any], model_dir: str,
+                 metrics_enabled: bool = True) -> None:
+        super().__init__(VisionSettings.model_validate(settings), metrics_enabled)
         self.engine: VisionEngine = load_vision_engine(self.settings.engine, model_dir)
         self._label_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.image_batches = DynamicBatcher(self._embed_image_batch, on_event=self.stats.count)
-        self.text_batches = DynamicBatcher(self._embed_text_batch, on_event=self.stats.count)
+        self.image_batches = DynamicBatcher(self._embed_image_batch,
+                                           **self.stats.batcher_hooks("embed_image"))
+        self.text_batches = DynamicBatcher(self._embed_text_batch,
+                                          **self.stats.batcher_hooks("embed_text"))
         self.batchers = [self.image_batches, self.text_batches]
 
+    @reports_timing
     async def embed_images(self, images: list[bytes],
                            deadline: float | None = None) -> list[np.ndarray]:
         check(deadline, "the embeddings")
@@ -45,11 +50,13 @@ class ImageEmbedder(BatchedReplica):
                                           self.engine.input_side)
         return await all_or_none(self.image_batches(image, deadline) for image in decoded)
 
+    @reports_timing
     async def embed_texts(self, texts: list[str],
                           deadline: float | None = None) -> list[np.ndarray]:
         check(deadline, "the embeddings")
         return await all_or_none(self.text_batches(text, deadline) for text in texts)
 
+    @reports_timing
     async def classify(self, image: bytes, labels: list[str],
                        deadline: float | None = None) -> list[dict[str, Any]]:
         """Labels with zero-shot probabilities, most likely first."""

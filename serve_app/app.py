@@ -27,12 +27,13 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 
 def bind_app(config: AppConfig) -> Application:
     model_dir = config.model_dir or str(default_model_dir())
+    metrics_enabled = config.observability.metrics
     text = TextGenerator.options(**config.text.serve_options(TEXT)).bind(
-        _init_args(config.text), model_dir)
+        _init_args(config.text), model_dir, metrics_enabled)
     vision = ImageEmbedder.options(**config.vision.serve_options(VISION)).bind(
-        _init_args(config.vision), model_dir)
+        _init_args(config.vision), model_dir, metrics_enabled)
     audio = SpeechTranscriber.options(**config.audio.serve_options(AUDIO)).bind(
-        _init_args(config.audio), model_dir)
+        _init_args(config.audio), model_dir, metrics_enabled)
     return Ingress.options(**_ingress_options(config)).bind(
         config.model_dump(), text, vision, audio)
 

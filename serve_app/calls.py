@@ -6,12 +6,16 @@ of idempotent calls whose replica died, and every failure mapped to the error a 
     503     the replica died mid-request, or the group cannot take requests: Retry-After
     504     the deadline passed first
     500     a bug: an exception that is none of the above
+
+While the request is being timed (serve_app/request_timing.py), each call asks its replica for
+the stages of its time (`timed=True`) and adds them to the request's timing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -29,9 +33,12 @@ from ray.serve.exceptions import (
     ReplicaUnavailableError,
 )
 
+from serve_app import request_timing
 from serve_app.core.deadline import expired, remaining
 from serve_app.core.errors import InternalFailure, Overloaded, ServeError, TimedOut, Unavailable
+from serve_app.core.timing import Timed
 from serve_app.group_load import GroupLoad
+from serve_app.request_timing import GroupCall
 
 # Serve notices a dead replica within a health-check period and starts another; a client that
 # comes back after this has a good chance of a live replica, even in a group of one.
@@ -73,10 +80,18 @@ class ReplicaGroup:
             return await self._call_once(method, args, deadline)
 
     async def _call_once(self, method: str, args: tuple, deadline: float | None) -> Any:
-        response = getattr(self.handle, method).remote(*args, deadline)
+        timing = request_timing.current()
+        call = GroupCall(self.name, time.time(), 0.0)
+        clock = time.perf_counter()
+        response = getattr(self.handle, method).remote(*args, deadline, **_timed(timing))
         self.load.started()
         try:
-            return await asyncio.wait_for(_awaited(response), remaining(deadline))
+            value = await asyncio.wait_for(_awaited(response), remaining(deadline))
+            if isinstance(value, Timed):
+                call.seconds, call.stages = time.perf_counter() - clock, value.stages
+                timing.add_call(call)
+                value = value.value
+            return value
         except asyncio.CancelledError:  # the client went away: so does the replica's work
             response.cancel()
             raise
@@ -91,11 +106,18 @@ class ReplicaGroup:
                           deadline: float | None) -> tuple[Any, AsyncIterator]:
         """Starts a streaming call and waits (until the deadline) for its first item, so errors
         before any output still become HTTP statuses. Returns (first item or None, the rest)."""
-        stream = getattr(self.handle.options(stream=True), method).remote(*args, deadline)
+        timing = request_timing.current()
+        call = GroupCall(self.name, time.time(), 0.0)
+        clock = time.perf_counter()
+        stream = getattr(self.handle.options(stream=True), method).remote(*args, deadline,
+                                                                          **_timed(timing))
         iterator = stream.__aiter__()
         self.load.started()
         try:
             first = await asyncio.wait_for(anext(iterator, None), remaining(deadline))
+            if timing is not None:  # until its stages come at the end: the time to this item
+                call.seconds = time.perf_counter() - clock
+                timing.add_call(call)
         except BaseException as exc:
             stream.cancel()
             if isinstance(exc, asyncio.CancelledError):
@@ -103,7 +125,7 @@ class ReplicaGroup:
             raise self.error(exc) from None
         finally:
             self.load.finished()
-        return first, _Cancellable(iterator, stream.cancel)
+        return first, _Cancellable(iterator, stream.cancel, call, clock)
 
     def error(self, exc: BaseException) -> ServeError:
         """The client-facing error behind a failed call to this group."""
@@ -129,17 +151,29 @@ class ReplicaGroup:
 
 
 class _Cancellable:
-    """A stream's remaining items, with `cancel()` to stop the replica's work early."""
+    """A stream's remaining items, with `cancel()` to stop the replica's work early. A timed
+    stream's last item is its stages: they complete the call's timing, and the stream ends."""
 
-    def __init__(self, iterator: AsyncIterator, cancel: Callable[[], None]) -> None:
+    def __init__(self, iterator: AsyncIterator, cancel: Callable[[], None], call: GroupCall,
+                 clock: float) -> None:
         self._iterator = iterator
         self.cancel = cancel
+        self._call, self._clock = call, clock
 
     def __aiter__(self) -> _Cancellable:
         return self
 
     async def __anext__(self) -> Any:
-        return await self._iterator.__anext__()
+        item = await self._iterator.__anext__()
+        if isinstance(item, Timed):
+            self._call.seconds = time.perf_counter() - self._clock
+            self._call.stages = item.stages
+            raise StopAsyncIteration
+        return item
+
+
+def _timed(timing: request_timing.RequestTiming | None) -> dict[str, bool]:
+    return {} if timing is None else {"timed": True}
 
 
 def _replica_gone(exc: BaseException) -> bool:

@@ -6,14 +6,15 @@ Everything a client can get wrong becomes a JSON error with its status here or i
 down. Every request but the health checks is authenticated (when keys are configured),
 admitted only while this replica has room (else 429), checked against the input caps before
 any model sees it, and given a deadline that travels with it into every replica it reaches.
-The routes themselves (paths, OpenAPI) are in serve_app/routes.py.
+Every answer says where its time went (Server-Timing: serve_app/request_timing.py) and is
+counted against its route's SLO. The routes themselves (paths, OpenAPI) are in
+serve_app/routes.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from deployments import metrics
-from serve_app import cache, limits, protocol
+from serve_app import cache, limits, protocol, request_timing
 from serve_app.auth import authenticate, load_api_keys
 from serve_app.calls import ReplicaGroup
 from serve_app.core.config import AppConfig
@@ -46,11 +47,14 @@ from serve_app.http import (
     sse_event,
     sse_response,
 )
-from serve_app.http_errors import HttpError, error_body, error_response
+from serve_app.http_errors import HttpError, error_body, error_response, reason_of
 from serve_app.pipeline import MultimodalPipeline
 from serve_app.prompts import with_system_prompt
+from serve_app.request_metrics import TokenClock, count_slo
+from serve_app.request_timing import RequestTiming
 from serve_app.streams import next_item
 from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
+from serve_app.tracing import RequestTracer
 
 Handler = Callable[[Request], Awaitable[Response]]
 JSON_TYPES = ("application/json",)
@@ -74,27 +78,61 @@ class FrontEnd:
         self.clip_model = self.config.vision.engine.served_model_name
         self.whisper_model = self.config.audio.engine.served_model_name
         self.cache = cache.ResponseCache.from_config(self.config, metrics.count_cache)
+        self.observability = self.config.observability
+        metrics.set_enabled(self.observability.metrics)
+        self.tracer = RequestTracer.from_config(self.observability.tracing)
 
     async def handle(self, handler: Handler, request: Request, route: str,
                      open_route: bool = False) -> Response:
-        """The handler's response, or its error as JSON; counted by route and status. An open
-        route (a health probe) needs no key and is never turned away."""
-        started = time.perf_counter()
+        """The handler's response, or its error as JSON; counted by route and status, timed
+        (Server-Timing). An open route (a health probe) needs no key and is never turned
+        away."""
+        timed = self.observability.server_timing or self.tracer is not None
+        with request_timing.timed_request(timed) as timing:
+            request.state.timing = timing
+            response = await self._answer(handler, request, route, open_route)
+        cache.mark(request, response)
+        self._count(request, route, response, timing)
+        if self.observability.server_timing:
+            response.headers["Server-Timing"] = timing.header()
+        if self.tracer is not None:
+            self._trace(request, route, response, timing)
+        return response
+
+    def _trace(self, request: Request, route: str, response: Response,
+               timing: RequestTiming) -> None:
+        """Exports the request's spans once it is answered: a stream, after its last event."""
+        def export() -> None:
+            self.tracer.export(request.method, route, response.status_code, timing,
+                               request.headers.get("x-request-id"))
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = _finally(response.body_iterator, export)
+        else:
+            export()
+
+    async def _answer(self, handler: Handler, request: Request, route: str,
+                      open_route: bool) -> Response:
         try:
             if open_route:
-                response = await handler(request)
-            else:
-                authenticate(request.headers.get("authorization"), self.api_keys)
-                response = await self._admitted(handler, request)
+                return await handler(request)
+            authenticate(request.headers.get("authorization"), self.api_keys)
+            return await self._admitted(handler, request)
         except ServeError as error:
-            response = error_response(error)
+            metrics.rejected_requests().inc(tags={"route": route, "reason": reason_of(error)})
+            return error_response(error)
         except Exception:  # a bug: still a JSON answer, and the replica serves on
             logger.exception("unhandled error on %s %s", request.method, route)
-            response = error_response(InternalFailure("internal error"))
-        cache.mark(request, response)
+            metrics.rejected_requests().inc(tags={"route": route, "reason": "internal"})
+            return error_response(InternalFailure("internal error"))
+
+    def _count(self, request: Request, route: str, response: Response,
+               timing: RequestTiming) -> None:
+        seconds = timing.elapsed()
         metrics.http_requests().inc(tags={"route": route, "status": str(response.status_code)})
-        metrics.http_latency().observe(time.perf_counter() - started, tags={"route": route})
-        return response
+        metrics.http_latency().observe(seconds, tags={"route": route})
+        if not isinstance(response, StreamingResponse):  # a stream counts at its first token
+            count_slo(route, response.status_code, seconds,
+                      self.observability.slo.latency_s.get(route))
 
     async def _admitted(self, handler: Handler, request: Request) -> Response:
         """Runs the handler if this replica has room, with the request's deadline set; a
@@ -186,61 +224,60 @@ class FrontEnd:
         params = self._sampling(body)
         request_id = protocol.new_id("chatcmpl")
         deadline = request.state.deadline
-        started = time.perf_counter()
-        messages, timings = await self._chat_messages(body, deadline)
+        messages = await self._chat_messages(body, deadline)
         if body.stream:
-            response = await self._stream_chat(request_id, messages, params, body, deadline)
-        else:
-            llm_started = time.perf_counter()
-            result = await self.cache.one(
-                request, cache.CHAT, self.text_model, (messages, params),
-                lambda: self.text.call("generate", messages, params, deadline=deadline),
-                cacheable=params.temperature == 0)
-            timings.update(llm_s=time.perf_counter() - llm_started,
-                           total_s=time.perf_counter() - started)
-            response = JSONResponse(protocol.chat_completion(
-                request_id, self.text_model, result["text"], result["finish_reason"],
-                protocol.usage(result["prompt_tokens"], result["completion_tokens"])))
-        if timings:
-            response.headers["Server-Timing"] = server_timing(timings)
-        return response
+            return await self._stream_chat(request, request_id, messages, params, body)
+        result = await self.cache.one(
+            request, cache.CHAT, self.text_model, (messages, params),
+            lambda: self.text.call("generate", messages, params, deadline=deadline),
+            cacheable=params.temperature == 0)
+        return JSONResponse(protocol.chat_completion(
+            request_id, self.text_model, result["text"], result["finish_reason"],
+            protocol.usage(result["prompt_tokens"], result["completion_tokens"])))
 
     async def _chat_messages(self, body: protocol.ChatCompletionRequest, deadline: float
-                             ) -> tuple[list[dict[str, str]], dict[str, float]]:
+                             ) -> list[dict[str, str]]:
         """The chat as text: image and audio parts go through the pipeline's stages, side by
         side, and what they showed takes their place in the prompt."""
         media = body.media()
         if not media:
-            return body.plain_messages(), {}
-        perceived, timings = await self.pipeline.perceive_media(media, deadline)
-        return with_system_prompt(body.plain_messages(perceived)), timings
+            return body.plain_messages()
+        perceived = await self.pipeline.perceive_media(media, deadline)
+        return with_system_prompt(body.plain_messages(perceived))
 
     def _sampling(self, body: protocol.ChatCompletionRequest) -> SamplingParams:
         max_tokens = body.requested_max_tokens() or self.config.text.default_max_tokens
         return SamplingParams(max_tokens=max_tokens, temperature=body.temperature,
                               top_p=body.top_p, seed=body.seed, stop=body.stop_list())
 
-    async def _stream_chat(self, request_id: str, messages: list[dict], params: SamplingParams,
-                           body: protocol.ChatCompletionRequest, deadline: float) -> Response:
+    async def _stream_chat(self, request: Request, request_id: str, messages: list[dict],
+                           params: SamplingParams, body: protocol.ChatCompletionRequest
+                           ) -> Response:
+        deadline = request.state.deadline
         first, rest = await self.text.open_stream("stream", messages, params, deadline=deadline)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse_response(self._chat_events(request_id, first, rest, include_usage, deadline))
+        clock = TokenClock(request.url.path, request.state.timing, self.observability.slo)
+        return sse_response(self._chat_events(request_id, first, rest, include_usage, deadline,
+                                              clock))
 
     async def _chat_events(self, request_id: str, first: Any, rest: Any, include_usage: bool,
-                           deadline: float) -> AsyncIterator[str]:
+                           deadline: float, clock: TokenClock) -> AsyncIterator[str]:
         model = self.text_model
         yield sse_event(protocol.chat_chunk(request_id, model, {"role": "assistant",
                                                                 "content": ""}))
         item = first
         try:
             while item is not None:
-                if "text" in item:
+                completion = item.get("completion")
+                if completion is None:
+                    clock.token()
                     yield sse_event(protocol.chat_chunk(request_id, model,
                                                         {"content": item["text"]}))
-                else:
-                    yield from_completion(request_id, model, item["completion"], include_usage)
                 item = await next_item(rest, self.text, deadline,
                                        self.limits.stream_idle_timeout_s)
+                if completion is not None:  # after the replica's stages, which end the stream
+                    yield from_completion(request_id, model, completion, include_usage,
+                                          self._final_timing(clock.timing))
         except Exception as exc:  # the stream already started: report in-band, then end
             yield sse_event(error_body(_in_band(exc)))
         finally:
@@ -313,33 +350,37 @@ class FrontEnd:
         image = decode_base64(body.image, "image") if body.image else None
         deadline = request.state.deadline
         if body.stream:
+            clock = TokenClock(request.url.path, request.state.timing, self.observability.slo)
             events = await self.pipeline.stream(body, audio, image, deadline,
-                                                self.limits.stream_idle_timeout_s)
-            return sse_response(_sse_with_done(events))
+                                                self.limits.stream_idle_timeout_s, clock)
+            return sse_response(_sse_with_done(events, lambda: self._final_timing(clock.timing)))
         return JSONResponse(await self.pipeline.run(body, audio, image, deadline))
 
     def _json(self, body: bytes, model: type[M]) -> M:
         return parse_json(body, model, self.limits.max_json_depth)
 
-
-def server_timing(timings: dict[str, float]) -> str:
-    """`audio;dur=812.3, image;dur=95.0, ...` (milliseconds) from {"audio_s": 0.8123, ...}."""
-    return ", ".join(f"{name.removesuffix('_s')};dur={seconds * 1000:.1f}"
-                     for name, seconds in timings.items())
+    def _final_timing(self, timing: RequestTiming) -> dict[str, str]:
+        """The stream's whole Server-Timing, for its final event."""
+        return {"server_timing": timing.header()} if self.observability.server_timing else {}
 
 
-def from_completion(request_id: str, model: str, completion: dict, include_usage: bool) -> str:
+def from_completion(request_id: str, model: str, completion: dict, include_usage: bool,
+                    extra: dict[str, str] | None = None) -> str:
     usage = protocol.usage(completion["prompt_tokens"], completion["completion_tokens"])
-    final = sse_event(protocol.chat_chunk(request_id, model, {}, completion["finish_reason"]))
+    final = sse_event({**protocol.chat_chunk(request_id, model, {},
+                                             completion["finish_reason"]), **(extra or {})})
     if include_usage:
         final += sse_event(protocol.chat_chunk(request_id, model, {}, usage_=usage,
                                                with_choice=False))
     return final
 
 
-async def _sse_with_done(events: AsyncIterator[dict]) -> AsyncIterator[str]:
+async def _sse_with_done(events: AsyncIterator[dict],
+                         final_timing: Callable[[], dict[str, str]]) -> AsyncIterator[str]:
     try:
         async for event in events:
+            if event.get("type") == "done":
+                event = {**event, **final_timing()}
             yield sse_event(event)
     except Exception as exc:
         yield sse_event({"type": "error", **error_body(_in_band(exc))["error"]})

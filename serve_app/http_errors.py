@@ -31,6 +31,8 @@ _TYPES = {
     504: "timeout",
 }
 
+_HTTP_REASONS = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+
 
 class HttpError(ServeError):
     """An error only the front end raises, with its status and headers stated: 401, 404, 405."""
@@ -50,6 +52,21 @@ def status_of(error: ServeError) -> int:
         if kind in STATUS_OF_KIND:
             return STATUS_OF_KIND[kind]
     return 500
+
+
+def reason_of(error: ServeError) -> str:
+    """A short name for why a request was turned away, for metrics: overloaded, timed_out,
+    invalid_request, too_large, unauthorized, not_found, ..."""
+    if isinstance(error, HttpError):
+        return _HTTP_REASONS.get(error.status, str(error.status))
+    for kind in type(error).__mro__:
+        if kind in STATUS_OF_KIND:
+            return _snake(kind.__name__)
+    return "internal_failure"
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 def error_body(error: ServeError) -> dict[str, Any]:

@@ -30,10 +30,10 @@ class _LocalMethod:
         self._function = function
         self._stream = stream
 
-    def remote(self, *args: Any) -> LocalResponse | LocalStream:
+    def remote(self, *args: Any, **kwargs: Any) -> LocalResponse | LocalStream:
         if self._stream:
-            return LocalStream(self._function(*args))
-        return LocalResponse(asyncio.ensure_future(self._function(*args)))
+            return LocalStream(self._function(*args, **kwargs))
+        return LocalResponse(asyncio.ensure_future(self._function(*args, **kwargs)))
 
 
 class LocalResponse:

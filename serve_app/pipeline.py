@@ -30,6 +30,7 @@ from serve_app.prompts import (
     transcript_line,
 )
 from serve_app.protocol import MediaPart, PipelineRequest
+from serve_app.request_metrics import TokenClock
 from serve_app.streams import next_item
 
 
@@ -58,7 +59,8 @@ class MultimodalPipeline:
                 "timings": timings}
 
     async def stream(self, request: PipelineRequest, audio: bytes | None, image: bytes | None,
-                     deadline: float | None, idle_timeout_s: float) -> AsyncIterator[dict]:
+                     deadline: float | None, idle_timeout_s: float,
+                     clock: TokenClock) -> AsyncIterator[dict]:
         """Events: one 'perception', then 'token's, then 'done' with timings and usage."""
         started = time.perf_counter()
         perception = await self._perceive(request, audio, image, deadline)
@@ -67,27 +69,28 @@ class MultimodalPipeline:
             "stream", self._messages(request, perception), self._params(request),
             deadline=deadline)
         return self._events(perception, first, rest, started, llm_started,
-                            deadline, idle_timeout_s)
+                            deadline, idle_timeout_s, clock)
 
     async def _events(self, perception, first, rest, started, llm_started, deadline,
-                      idle_timeout_s):
+                      idle_timeout_s, clock):
         yield {"type": "perception", **_public(perception)}
         timings = perception["timings"]
         item = first
         try:
             while item is not None:
-                if "text" in item:
+                completion = item.get("completion")
+                if completion is None:
+                    clock.token()
                     timings.setdefault("llm_ttft_s", time.perf_counter() - llm_started)
                     yield {"type": "token", "text": item["text"]}
-                else:
-                    completion = item["completion"]
+                item = await next_item(rest, self.text, deadline, idle_timeout_s)
+                if completion is not None:  # after the replica's stages, which end the stream
                     timings["llm_s"] = _observe("llm", time.perf_counter() - llm_started)
                     timings["total_s"] = time.perf_counter() - started
                     yield {"type": "done", "finish_reason": completion["finish_reason"],
                            "usage": {"prompt_tokens": completion["prompt_tokens"],
                                      "completion_tokens": completion["completion_tokens"]},
                            "timings": timings}
-                item = await next_item(rest, self.text, deadline, idle_timeout_s)
         finally:
             if item is not None:  # the client went away, or the stream failed: stop decoding
                 rest.cancel()
@@ -106,22 +109,19 @@ class MultimodalPipeline:
         return await gather_perception(stages)
 
     async def perceive_media(self, parts: list[MediaPart], deadline: float | None
-                             ) -> tuple[dict[tuple[int, int], str], dict[str, float]]:
+                             ) -> dict[tuple[int, int], str]:
         """A chat's image and audio parts, perceived side by side: per part (message, part),
-        the text that stands for it in the prompt; and the slowest time of each stage."""
-        async def perceive(part: MediaPart, data: bytes) -> tuple[str, float]:
+        the text that stands for it in the prompt."""
+        async def perceive(part: MediaPart, data: bytes) -> str:
             if part.kind == "image":
-                labels, seconds = await self._seen(data, DEFAULT_LABELS, deadline, part.param)
-                return labels_line(labels), seconds
-            transcript, seconds = await self._heard(data, deadline, part.param)
-            return transcript_line(transcript), seconds
+                labels, _ = await self._seen(data, DEFAULT_LABELS, deadline, part.param)
+                return labels_line(labels)
+            transcript, _ = await self._heard(data, deadline, part.param)
+            return transcript_line(transcript)
 
         decoded = [decode_media(part) for part in parts]  # every part, before any stage runs
-        results = await asyncio.gather(*(perceive(p, d) for p, d in zip(parts, decoded)))
-        timings: dict[str, float] = {}
-        for part, (_, seconds) in zip(parts, results):
-            timings[f"{part.kind}_s"] = max(timings.get(f"{part.kind}_s", 0.0), seconds)
-        return {(p.message, p.part): text for p, (text, _) in zip(parts, results)}, timings
+        texts = await asyncio.gather(*(perceive(p, d) for p, d in zip(parts, decoded)))
+        return {(p.message, p.part): text for p, text in zip(parts, texts)}
 
     def _heard(self, audio: bytes, deadline: float | None, param: str):
         return self._timed("audio", self.audio, "transcribe", (audio, None), deadline, param)

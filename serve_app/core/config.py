@@ -346,10 +346,42 @@ class CacheSettings(_Strict):
         return value
 
 
+class Tracing(_Strict):
+    """OpenTelemetry spans of each request's stages (serve_app/tracing.py), made at the ingress
+    from the same timings as Server-Timing. Off by default."""
+
+    enabled: bool = False
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces (needs "
+        "opentelemetry-exporter-otlp-proto-http); none: spans are made and dropped")
+    service_name: str = Field("mmserve", min_length=1)
+
+
+class Slo(_Strict):
+    """The latency each route promises; `ray_mmserve_slo_requests_total{met}` counts against
+    it, so goodput is the rate of met="true"."""
+
+    ttft_s: float = Field(2.0, gt=0, description="streams: time to the first token")
+    latency_s: dict[str, float] = Field(
+        default_factory=lambda: {"/v1/chat/completions": 30.0, "/v1/embeddings": 2.0,
+                                 "/v1/audio/transcriptions": 15.0, "/v1/pipeline": 30.0},
+        description="whole answers: arrival to answer, by route; a route not named has none")
+
+
+class Observability(_Strict):
+    server_timing: bool = Field(
+        True, description="a Server-Timing header on every response (and the stream's final "
+        "event): each stage's time, from the ingress and from the replicas")
+    metrics: bool = Field(True, description="the app's own ray_mmserve_* metrics")
+    tracing: Tracing = Field(default_factory=Tracing)
+    slo: Slo = Field(default_factory=Slo)
+
+
 class AppConfig(_Strict):
     model_dir: str | None = Field(None, description="model store; default $MMSERVE_MODEL_DIR")
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    observability: Observability = Field(default_factory=Observability)
     text: TextSettings = Field(default_factory=TextSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
