@@ -4,7 +4,8 @@
     python -m bench run --url http://127.0.0.1:8000 --workload mixed --rate 4 --slo e2e=5s
     python -m bench sweep --profile cpu --workload image-embedding --concurrency-list 1,8,32
     python -m bench compare A.json B.json
-    python -m bench suite clip|whisper|stacks|llm|serve-llm   (committed, in bench/results/)
+    python -m bench suite clip|whisper|stacks|llm|serve-llm|cache|observability
+                                                    (committed, in bench/results/)
     python -m bench ceiling --threads 2             (offline CLIP throughput, one process)
     python -m bench fuzz --profile cpu --requests 10000   (generated requests; bench/results/fuzz)
     python -m bench soak --profile cpu              (sweep, then 10 min at 80% with replica kills)
@@ -74,6 +75,9 @@ def _add_workload(parser: argparse.ArgumentParser) -> None:
                        help="multi-turn: words (about tokens) of the shared system prompt")
     group.add_argument("--media", choices=("image", "audio", "both"), default="both",
                        help="multimodal-chat: the content parts beside the text")
+    group.add_argument("--repeat-share", type=float, default=0.5,
+                       help="embedding-repeats: share of requests that repeat an image from a "
+                       "small pool (the rest are fresh)")
     group.add_argument("--mix", default=None, help="mixed workload weights, e.g. "
                        "chat=4,image-embedding=2,transcription=1,pipeline=1")
     group.add_argument("--chat-model", default="smollm2-135m-instruct")
@@ -244,7 +248,7 @@ def workload_of(args: argparse.Namespace):
     options = {key: getattr(args, key) for key in (
         "prompt_len", "output_len", "stream", "image_size", "inputs_per_request", "language",
         "mix", "chat_model", "clip_model", "whisper_model", "seed", "turns",
-        "system_prompt_len", "media")}
+        "system_prompt_len", "media", "repeat_share")}
     return build_workload(args.workload, options)
 
 

@@ -20,6 +20,8 @@ from bench.workloads.base import CHAT, EMBEDDING, PIPELINE, TRANSCRIPTION, Reque
 ERROR_TEXT_LIMIT = 300
 # The one key this client sends as a Bearer token (the server reads its keys from MMSERVE_API_KEYS).
 API_KEY_ENV = "MMSERVE_API_KEY"
+# Response headers kept in the record: the response cache's verdict and the server's timings.
+RECORDED_HEADERS = ("X-Cache", "Server-Timing")
 
 
 def auth_headers() -> dict[str, str]:
@@ -56,6 +58,8 @@ async def send(session: aiohttp.ClientSession, base_url: str, spec: RequestSpec,
                                 timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
             record.status = response.status
             record.retry_after = response.headers.get("Retry-After")
+            record.headers = {name: response.headers[name] for name in RECORDED_HEADERS
+                              if name in response.headers}
             if spec.stream and response.status == 200:
                 await _read_events(response, spec, record, started)
             else:

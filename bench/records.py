@@ -30,6 +30,7 @@ class RequestRecord:
     audio_duration_s: float | None = None
     wer: float | None = None  # word error rate of a transcript against its known text
     stages: dict[str, float] = field(default_factory=dict)  # the pipeline's server timings
+    headers: dict[str, str] = field(default_factory=dict)  # RECORDED_HEADERS of the answer
     warmup: bool = False
     client: int = 0
 

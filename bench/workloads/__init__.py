@@ -11,10 +11,11 @@ from bench.workloads.embeddings import ImageEmbeddingWorkload, TextEmbeddingWork
 from bench.workloads.mixed import MixedWorkload, parse_mix
 from bench.workloads.multi_turn import MultiTurnWorkload
 from bench.workloads.multimodal_chat import MultimodalChatWorkload
+from bench.workloads.repeats import RepeatedEmbeddingWorkload
 from bench.workloads.speech import PipelineWorkload, TranscriptionWorkload
 
 NAMES = ("chat", "multi-turn", "multimodal-chat", "text-embedding", "image-embedding",
-         "transcription", "pipeline", "mixed")
+         "embedding-repeats", "transcription", "pipeline", "mixed")
 DEFAULT_MIX = "chat=4,image-embedding=2,text-embedding=1,transcription=1,pipeline=1"
 
 __all__ = ["NAMES", "DEFAULT_MIX", "RequestSpec", "Workload", "build_workload"]
@@ -34,6 +35,7 @@ def build_workload(name: str, options: dict[str, Any]) -> Workload:
          "seed": 0, "image_size": 224, "inputs_per_request": 1, "language": None,
          "chat_model": "smollm2-135m-instruct", "clip_model": "clip-vit-b-32",
          "whisper_model": "whisper-base", "turns": 4, "system_prompt_len": 400, "media": "both",
+         "repeat_share": 0.5,
          **{k: v for k, v in options.items() if v is not None}}
     if name == "chat":
         return ChatWorkload(Distribution.parse(o["prompt_len"]),
@@ -53,6 +55,9 @@ def build_workload(name: str, options: dict[str, Any]) -> Workload:
     if name == "text-embedding":
         return TextEmbeddingWorkload(inputs_per_request=o["inputs_per_request"],
                                      model=o["clip_model"])
+    if name == "embedding-repeats":
+        return RepeatedEmbeddingWorkload(repeat_share=o["repeat_share"], seed=o["seed"],
+                                         image_size=o["image_size"], clip_model=o["clip_model"])
     if name == "transcription":
         return TranscriptionWorkload(model=o["whisper_model"], language=o["language"])
     if name == "pipeline":
