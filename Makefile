@@ -54,17 +54,20 @@ models: venv
 	$(PY) -m serve_app.core.models prepare
 
 # Debian packages the tests and benchmarks run, each named as its command: espeak-ng (real
-# speech) and redis-server (the response cache's Redis backend). Tests start their own
-# redis-server on a free loopback port; the daemon the package starts under systemd (on 6379,
-# Ray's default GCS port) is stopped and disabled.
-SYSTEM_DEPS := espeak-ng redis-server
+# speech), redis-server (the response cache's Redis backend) and prometheus (the dashboard's
+# test scrapes a live app with it). Tests start their own redis-server and prometheus on free
+# loopback ports; the daemons the packages start under systemd (redis on 6379, Ray's default
+# GCS port; prometheus and its node exporter on 9090 and 9100) are stopped and disabled.
+SYSTEM_DEPS := espeak-ng redis-server prometheus
 
 system-deps:
 	@missing=$$(for cmd in $(SYSTEM_DEPS); do command -v $$cmd >/dev/null || echo $$cmd; done); \
 	if [ -n "$$missing" ]; then \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
-		if [[ "$$missing" == *redis-server* ]] && command -v systemctl >/dev/null; then \
-			$(SUDO) systemctl disable --now redis-server >/dev/null 2>&1 || true; fi; \
+		if command -v systemctl >/dev/null; then for cmd in $$missing; do case $$cmd in \
+			redis-server) units=redis-server;; \
+			prometheus) units="prometheus prometheus-node-exporter";; *) continue;; esac; \
+			$(SUDO) systemctl disable --now $$units >/dev/null 2>&1 || true; done; fi; \
 	fi
 
 # A profile whose text replica runs in the vLLM venv (the default, cpu) needs it built.
