@@ -1,11 +1,13 @@
 """The committed benchmarks: `python -m bench suite
-clip|whisper|stacks|llm|serve-llm|cache|observability` (results in bench/results/<suite>/)."""
+clip|whisper|stacks|llm|serve-llm|cache|observability|prefix-routing` (results in
+bench/results/<suite>/)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-NAMES = ("clip", "whisper", "stacks", "llm", "serve-llm", "cache", "observability")
+NAMES = ("clip", "whisper", "stacks", "llm", "serve-llm", "cache", "observability",
+         "prefix-routing")
 DEFAULT_DURATION_S = 60.0
 # Measured seconds per configuration where a suite's default differs: the LLM suite measures
 # eight configurations and starts two apps, and keeps to ~25 min on the 2-core machine.
@@ -13,8 +15,18 @@ DEFAULT_DURATIONS_S = {"llm": 30.0}
 
 
 def run_suite(name: str, out: Path | None, duration_s: float | None, command: str) -> None:
-    from bench.suites import cache, clip, llm, observability, serve_llm, stacks, whisper
+    from bench.suites import (
+        cache,
+        clip,
+        llm,
+        observability,
+        prefix_routing,
+        serve_llm,
+        stacks,
+        whisper,
+    )
 
     suites = {"clip": clip.run, "whisper": whisper.run, "stacks": stacks.run, "llm": llm.run,
-              "serve-llm": serve_llm.run, "cache": cache.run, "observability": observability.run}
+              "serve-llm": serve_llm.run, "cache": cache.run, "observability": observability.run,
+              "prefix-routing": prefix_routing.run}
     suites[name](command, out, duration_s or DEFAULT_DURATIONS_S.get(name, DEFAULT_DURATION_S))

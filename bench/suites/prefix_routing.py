@@ -1,0 +1,177 @@
+"""Prefix-aware against default routing with two text replicas, on the multi-turn workload.
+
+Side by side in one run, on the `cpu-transformers` profile (the app's transformers engine in
+bfloat16, half a CPU and one thread per replica) with the text group at two replicas, the
+same `multi-turn` workload (a 400-word system prompt shared by all, 4 turns per conversation,
+seed 0) and client (8 streams, 10 s warm-up) under each `text.routing`:
+- `default`: Serve's power of two choices;
+- `prefix`: the app's router (deployments/prefix_router.py), each conversation to one replica;
+- `ray_prefix`: Ray's PrefixCacheAffinityRouter, adapted (deployments/ray_prefix_router.py).
+Changing the routing changes the text replicas' arguments, so each mode starts on fresh
+replicas, their prefix caches empty.
+
+Reported per mode: TTFT p50 and p95, goodput (requests with TTFT <= 2 s, per second) and the
+prefix-cache hit rate: prompt tokens found in the prefix cache of the replica a request landed
+on, over all prompt tokens, counted by the replicas themselves (each replica's
+`engine_stats()` before and after the run, warm-up included). Every conversation's turns
+repeat its earlier ones, so the rate rises with the share of requests that landed on the
+replica holding their conversation; the system prompt is cached by both replicas either way.
+Each replica's share of the prompt tokens says how evenly the load was split.
+Goals (issue 14): prefix routing's TTFT p50 at least 40% below default's, goodput not lower.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.app_launcher import Target, redeploy, running_app
+from bench.load import LoadSpec
+from bench.suites.common import Suite, chat_row, fmt, ratio
+from cluster.deploy import with_args
+
+PROFILE = "cpu-transformers"
+APP_NAME = "mmserve"
+TEXT = "TextGenerator"
+MODES = ("default", "prefix", "ray_prefix")
+CLIENTS = 8
+WARMUP_S = 10.0
+SLO = {"ttft": 2.0}
+GOALS = {"ttft_p50_vs_default_at_most": 0.6, "goodput_vs_default_at_least": 1.0}
+TWO_REPLICAS = {"autoscaling": {"min_replicas": 2, "max_replicas": 2,
+                                "target_ongoing_requests": 16}}
+HIT, LOOKED_UP = "prefix_cache_hit_tokens", "prefix_cache_looked_up_tokens"
+
+
+def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
+    import ray
+
+    from bench.workloads import build_workload
+
+    workload = build_workload("multi-turn", {"seed": 0})
+    suite = Suite("prefix-routing", command, out, duration_s)
+    spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s,
+                    warmup_s=min(WARMUP_S, duration_s))  # a short smoke: a short warm-up
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    with running_app(PROFILE) as app:
+        # One driver connection for the client actors and the replica counts.
+        ray.init(address=app.ray_address, logging_level="ERROR", log_to_driver=False)
+        for mode in MODES:
+            target = with_routing(app, mode)
+            before = replica_answers(target.dashboard_url, APP_NAME, TEXT, "engine_stats")
+            suite.run(mode, target, workload, spec, SLO)
+            after = replica_answers(target.dashboard_url, APP_NAME, TEXT, "engine_stats")
+            counts[mode] = {replica: {key: after[replica].get(key, 0) -
+                                      before.get(replica, {}).get(key, 0)
+                                      for key in (HIT, LOOKED_UP)} for replica in after}
+    suite.extra["replica_counts"] = counts
+    return suite.finish(*summarize(suite, counts))
+
+
+def with_routing(app: Target, mode: str) -> Target:
+    """The app redeployed with two text replicas routed by `mode`; returns once both run."""
+    from bench.replica_kill import ReplicaView
+
+    target = redeploy(replace(app, config=with_args(app.config, {
+        "text": {**TWO_REPLICAS, "routing": mode}})), [])
+    view = ReplicaView(target.dashboard_url, APP_NAME)
+    deadline = time.monotonic() + 300
+    while not (len(view.running(TEXT)) == 2 and len(view.replicas(TEXT)) == 2):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the text group did not reach two running replicas in 300 s")
+        time.sleep(1)
+    return target
+
+
+def replica_answers(dashboard_url: str, app_name: str, deployment: str,
+                    method: str) -> dict[str, Any]:
+    """{replica id: `method`()'s answer} from each running replica of `deployment`, each
+    asked directly through its actor (a handle would route every call to one of them).
+    Needs a driver connected to the app's cluster."""
+    import ray
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+    from ray.serve._private.common import RequestMetadata
+    from ray.serve._private.constants import SERVE_NAMESPACE
+
+    details = ServeSubmissionClient(dashboard_url).get_serve_details()
+    entries = details["applications"][app_name]["deployments"][deployment]["replicas"]
+    calls = {}
+    for entry in entries:
+        if entry["state"] != "RUNNING" or not entry.get("actor_name"):
+            continue
+        actor = ray.get_actor(entry["actor_name"], namespace=SERVE_NAMESPACE)
+        request_id = uuid.uuid4().hex
+        metadata = RequestMetadata(request_id=request_id, internal_request_id=request_id,
+                                   call_method=method, app_name=app_name)
+        calls[entry["replica_id"]] = actor.handle_request.remote(pickle.dumps(metadata))
+    return {replica: ray.get(call, timeout=60) for replica, call in calls.items()}
+
+
+def summarize(suite: Any, counts: dict[str, dict[str, dict[str, int]]],
+              ) -> tuple[dict[str, Any], str]:
+    rows: dict[str, dict[str, Any]] = {}
+    for mode in MODES:
+        report = suite.runs.get(mode)
+        if report is None:
+            continue
+        row = chat_row(report)
+        replicas = counts.get(mode, {})
+        hit = sum(c[HIT] for c in replicas.values())
+        looked_up = sum(c[LOOKED_UP] for c in replicas.values())
+        row["prefix_hit_rate"] = hit / looked_up if looked_up else None
+        row["replica_token_shares"] = sorted(
+            (c[LOOKED_UP] / looked_up for c in replicas.values()), reverse=True) \
+            if looked_up else []
+        rows[mode] = row
+    base = rows.get("default")
+    for mode, row in rows.items():
+        if base is None or mode == "default":
+            continue
+        row["ttft_p50_vs_default"] = ratio(row["ttft_p50"], base["ttft_p50"])
+        row["ttft_p95_vs_default"] = ratio(row["ttft_p95"], base["ttft_p95"])
+        row["goodput_vs_default"] = ratio(row["goodput_requests_per_s"],
+                                          base["goodput_requests_per_s"])
+        row["goal_ttft_p50_met"] = (row["ttft_p50_vs_default"] is not None and
+                                    row["ttft_p50_vs_default"] <=
+                                    GOALS["ttft_p50_vs_default_at_most"])
+        row["goal_goodput_met"] = (row["goodput_vs_default"] is not None and
+                                   row["goodput_vs_default"] >=
+                                   GOALS["goodput_vs_default_at_least"])
+    results = {"slo": SLO, "goals": GOALS, "clients": CLIENTS, "profile": PROFILE,
+               "modes": rows}
+    return results, "\n".join(_lines(rows)) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _met(row: dict[str, Any], goal: str) -> str:
+    if goal not in row:
+        return "-"
+    return "met" if row[goal] else "NOT met"
+
+
+def _lines(rows: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [f"`multi-turn` workload (400-word shared system prompt, 4 turns), {CLIENTS} "
+             f"streams, `{PROFILE}` with two text replicas; goodput: requests with TTFT <= "
+             f"{SLO['ttft']:g} s. Prefix hits: prompt tokens found in the prefix cache of the "
+             "replica the request landed on (replica-side counts, warm-up included).", "",
+             "| routing | TTFT p50 s | TTFT p95 s | goodput req/s | good | out tok/s | errors | "
+             "prefix hits | replica token shares | p50 / default | p95 / default | goodput / "
+             "default | p50 goal | goodput goal |",
+             "|---|" + "---:|" * 11 + "---|---|"]
+    for mode, r in rows.items():
+        shares = " / ".join(_pct(s) for s in r["replica_token_shares"]) or "-"
+        lines.append(
+            f"| {mode} | {fmt(r['ttft_p50'])} | {fmt(r['ttft_p95'])} | "
+            f"{fmt(r['goodput_requests_per_s'])} | {_pct(r['goodput_fraction'])} | "
+            f"{r['output_tokens_per_s']:.1f} | {r['errors']} | {_pct(r['prefix_hit_rate'])} | "
+            f"{shares} | {fmt(r.get('ttft_p50_vs_default'))} | "
+            f"{fmt(r.get('ttft_p95_vs_default'))} | {fmt(r.get('goodput_vs_default'))} | "
+            f"{_met(r, 'goal_ttft_p50_met')} | {_met(r, 'goal_goodput_met')} |")
+    return lines
