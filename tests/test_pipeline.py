@@ -75,7 +75,7 @@ def test_chat_with_image_and_audio_parts_through_the_openai_client(openai_client
     assert reply.choices[0].message.content
     assert reply.usage.prompt_tokens > 60  # the transcript and the labels are in the prompt
     stages = {entry.split(";")[0].strip() for entry in raw.headers["server-timing"].split(",")}
-    assert {"audio", "image", "llm", "total"} <= stages
+    assert {"ingress", "audio-model", "vision-model", "text-model", "total"} <= stages
     stream = openai_client.chat.completions.create(
         model="smollm2-135m-instruct", max_tokens=8, temperature=0, stream=True,
         messages=multimodal_chat("What did you hear and see?"))
