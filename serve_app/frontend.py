@@ -60,6 +60,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 JSON_TYPES = ("application/json",)
 READY_TIMEOUT_S = 5.0
 TIMEOUT_HEADER = "x-request-timeout"
+CACHE_ROUTE_PATHS = {cache.EMBEDDINGS: "/v1/embeddings", cache.CHAT: "/v1/chat/completions",
+                     cache.TRANSCRIPTIONS: "/v1/audio/transcriptions"}
 logger = logging.getLogger("ray.serve")
 
 
@@ -77,7 +79,7 @@ class FrontEnd:
         self.text_model = self.config.text.engine.served_model_name
         self.clip_model = self.config.vision.engine.served_model_name
         self.whisper_model = self.config.audio.engine.served_model_name
-        self.cache = cache.ResponseCache.from_config(self.config, metrics.count_cache)
+        self.cache = cache.ResponseCache.from_config(self.config, _count_cache)
         self.observability = self.config.observability
         metrics.set_enabled(self.observability.metrics)
         self.tracer = RequestTracer.from_config(self.observability.tracing)
@@ -362,6 +364,11 @@ class FrontEnd:
     def _final_timing(self, timing: RequestTiming) -> dict[str, str]:
         """The stream's whole Server-Timing, for its final event."""
         return {"server_timing": timing.header()} if self.observability.server_timing else {}
+
+
+def _count_cache(route: str, what: str, n: int) -> None:
+    """The cache's counts, labelled with the route's path like every other ingress metric."""
+    metrics.count_cache(CACHE_ROUTE_PATHS[route], what, n)
 
 
 def from_completion(request_id: str, model: str, completion: dict, include_usage: bool,
