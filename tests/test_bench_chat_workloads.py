@@ -52,6 +52,18 @@ def test_each_turn_carries_the_shared_system_prompt_and_every_earlier_turn():
         accepted({"model": "smollm2-135m-instruct", "messages": messages})
 
 
+def test_with_its_own_context_each_conversation_keeps_one_system_prompt_shared_by_no_other():
+    workload = build_workload("multi-turn", {"turns": 2, "context": "own"})
+    loops = [random.Random(seed) for seed in (1, 2)]
+    systems = [[workload.next_request(rng).json["messages"][0]["content"] for _ in range(4)]
+               for rng in loops]
+    for first, second, third, fourth in systems:  # two conversations of two turns per loop
+        assert first == second and third == fourth and first != third
+    assert not set(systems[0]) & set(systems[1])
+    with pytest.raises(ValueError):
+        build_workload("multi-turn", {"context": "mine"})
+
+
 def test_multi_turn_requests_are_streamed_seeded_and_reproducible():
     def first_requests(seed: int):
         workload = build_workload("multi-turn", {"turns": 2, "seed": seed})

@@ -35,7 +35,7 @@ def build_workload(name: str, options: dict[str, Any]) -> Workload:
          "seed": 0, "image_size": 224, "inputs_per_request": 1, "language": None,
          "chat_model": "smollm2-135m-instruct", "clip_model": "clip-vit-b-32",
          "whisper_model": "whisper-base", "turns": 4, "system_prompt_len": 400, "media": "both",
-         "repeat_share": 0.5,
+         "repeat_share": 0.5, "context": "shared",
          **{k: v for k, v in options.items() if v is not None}}
     if name == "chat":
         return ChatWorkload(Distribution.parse(o["prompt_len"]),
@@ -44,7 +44,7 @@ def build_workload(name: str, options: dict[str, Any]) -> Workload:
         return MultiTurnWorkload(o["turns"], o["system_prompt_len"],
                                  Distribution.parse(o["prompt_len"]),
                                  Distribution.parse(o["output_len"]), o["stream"],
-                                 o["chat_model"])
+                                 o["chat_model"], context=o["context"])
     if name == "multimodal-chat":
         return MultimodalChatWorkload(o["media"], Distribution.parse(o["output_len"]),
                                       o["stream"], o["chat_model"], o["seed"], o["image_size"])

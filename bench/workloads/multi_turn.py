@@ -2,6 +2,11 @@
 conversation, and grow a turn at a time, so a server that caches prompt prefixes has something
 to reuse (the system prompt across conversations, the earlier turns within one).
 
+With `context="own"`, each conversation opens with a long system prompt of its own instead (a
+document it is about, drawn from the loop's rng): nothing is shared across conversations, and
+what a server can reuse is only a conversation's own earlier turns, on the replica that served
+them. That is the workload a prefix-aware router is for.
+
 Each request loop of a client (each has its own seeded rng) holds one conversation. Turn k
 sends the system prompt, the k-1 earlier user messages each followed by its answer, and a new
 user message; after `turns` turns the loop starts a new conversation. The client does not hand
@@ -42,6 +47,7 @@ def words_after(lead: str, words: int, rng: random.Random) -> str:
 
 @dataclass
 class _Conversation:
+    system: str
     messages: list[dict[str, str]] = field(default_factory=list)  # turns so far, no system
     turns: int = 0
 
@@ -55,12 +61,15 @@ class MultiTurnWorkload:
     stream: bool = True
     model: str = "smollm2-135m-instruct"
     temperature: float = 1.0
+    context: str = "shared"  # or "own": each conversation its own system prompt
     name: str = "multi-turn"
     system: str = field(default="", init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.turns < 1:
             raise ValueError(f"turns must be at least 1, got {self.turns}")
+        if self.context not in ("shared", "own"):
+            raise ValueError(f"context must be shared or own, got {self.context!r}")
         self.system = system_prompt(self.system_prompt_len)
         self._conversations: weakref.WeakKeyDictionary[random.Random, _Conversation] = \
             weakref.WeakKeyDictionary()
@@ -68,12 +77,13 @@ class MultiTurnWorkload:
     def next_request(self, rng: random.Random) -> RequestSpec:
         conversation = self._conversations.get(rng)
         if conversation is None or conversation.turns >= self.turns:
-            conversation = self._conversations[rng] = _Conversation()
+            conversation = self._conversations[rng] = _Conversation(self._system(rng))
         user = {"role": "user", "content": words_after(USER_ASK, self.prompt_len.sample(rng), rng)}
         max_tokens = self.output_len.sample(rng)
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": "system", "content": self.system}, *conversation.messages,
+            "messages": [{"role": "system", "content": conversation.system},
+                         *conversation.messages,
                          user],
             "max_tokens": max_tokens, "temperature": self.temperature,
             "seed": rng.randrange(2**31), "stream": self.stream,
@@ -85,9 +95,15 @@ class MultiTurnWorkload:
         conversation.turns += 1
         return RequestSpec(self.name, "/v1/chat/completions", CHAT, json=body, stream=self.stream)
 
+    def _system(self, rng: random.Random) -> str:
+        if self.context == "shared":
+            return self.system
+        return words_after(SYSTEM_PREAMBLE, self.system_prompt_len, rng)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "stream": self.stream,
                 "turns": self.turns, "system_prompt_len": self.system_prompt_len,
+                "context": self.context,
                 "prompt_len": str(self.prompt_len), "output_len": str(self.output_len),
                 "temperature": self.temperature, "previous_answers": "synthetic"}
 
