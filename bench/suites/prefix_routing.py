@@ -2,9 +2,10 @@
 
 Side by side in one run, on the `cpu-transformers` profile (the app's transformers engine in
 bfloat16, half a CPU and one thread per replica) with the text group at two replicas, the
-same `multi-turn` workload with `context: own` (each conversation opens with a 400-word system
+same `multi-turn` workload with `context: own` (each conversation opens with an 800-word system
 prompt of its own, then 4 turns; seed 0) and client (8 streams, 10 s warm-up) under each
-`text.routing`:
+`text.routing`, each replica's prefix cache 128 MiB (about five conversations' KV: less than
+the eight running, as a GPU's KV cache is less than the conversations it serves):
 - `default`: Serve's power of two choices;
 - `prefix`: the app's router (deployments/prefix_router.py), each conversation to one replica;
 - `ray_prefix`: Ray's PrefixCacheAffinityRouter, adapted (deployments/ray_prefix_router.py).
@@ -46,7 +47,10 @@ CLIENTS = 8
 WARMUP_S = 10.0
 SLO = {"ttft": 2.0}
 GOALS = {"ttft_p50_vs_default_at_most": 0.6, "goodput_vs_default_at_least": 1.0}
-TWO_REPLICAS = {"autoscaling": {"min_replicas": 2, "max_replicas": 2,
+CONTEXT_WORDS = 800
+PREFIX_CACHE_MIB = 128
+TWO_REPLICAS = {"engine": {"prefix_cache_mib": PREFIX_CACHE_MIB},
+                "autoscaling": {"min_replicas": 2, "max_replicas": 2,
                                 "target_ongoing_requests": 16}}
 HIT, LOOKED_UP = "prefix_cache_hit_tokens", "prefix_cache_looked_up_tokens"
 
@@ -56,7 +60,8 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
 
     from bench.workloads import build_workload
 
-    workload = build_workload("multi-turn", {"seed": 0, "context": "own"})
+    workload = build_workload("multi-turn", {"seed": 0, "context": "own",
+                                             "system_prompt_len": CONTEXT_WORDS})
     suite = Suite("prefix-routing", command, out, duration_s)
     spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s,
                     warmup_s=min(WARMUP_S, duration_s))  # a short smoke: a short warm-up
@@ -161,8 +166,9 @@ def _met(row: dict[str, Any], goal: str) -> str:
 
 
 def _lines(rows: dict[str, dict[str, Any]]) -> list[str]:
-    lines = [f"`multi-turn` workload, each conversation its own 400-word system prompt, 4 "
-             f"turns; {CLIENTS} streams, `{PROFILE}` with two text replicas; goodput: "
+    lines = [f"`multi-turn` workload, each conversation its own {CONTEXT_WORDS}-word system "
+             f"prompt, 4 turns; {CLIENTS} streams, `{PROFILE}` with two text replicas, "
+             f"{PREFIX_CACHE_MIB} MiB of prefix cache each; goodput: "
              f"requests with TTFT <= "
              f"{SLO['ttft']:g} s. Prefix hits: prompt tokens found in the prefix cache of the "
              "replica the request landed on (replica-side counts, warm-up included).", "",
