@@ -1,10 +1,11 @@
 """The load-generating client: a Ray actor running many asyncio requests at once.
 
 Closed loop: `concurrency` request loops, each sending its next request when the previous one
-answers. Open loop: requests sent at given times (Poisson or gamma arrivals), whether or not
-earlier ones have answered, optionally capped at `concurrency` in flight. Either stops at a
-deadline or after a number of measured requests; requests started during the warm-up are
-recorded but flagged, so metrics can leave them out.
+answers (after a think time, if the spec asks for one). Open loop: requests sent at given
+times (Poisson or gamma arrivals), whether or not earlier ones have answered, optionally
+capped at `concurrency` in flight. Either stops at a deadline or after a number of measured
+requests; requests started during the warm-up are recorded but flagged, so metrics can leave
+them out.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class ClientPlan:
     concurrency: int  # closed loop: request loops; open loop: cap on requests in flight (0: none)
     seed: int
     arrivals: list[float] | None = None  # open loop: send times, seconds after start_at
+    think_s: float = 0.0  # closed loop: mean pause after each answer (uniform, 0 to 2x)
 
 
 def loop_seed(seed: int, client: int, loop: int) -> int:
@@ -86,6 +88,8 @@ class LoadClient:
                     return
                 self.claimed += 1
             await self._one(session, self.workload.next_request(rng), warmup, plan.index)
+            if plan.think_s > 0:
+                await asyncio.sleep(rng.uniform(0, 2 * plan.think_s))
 
     async def _open_loop(self, session: aiohttp.ClientSession, plan: ClientPlan) -> None:
         rng = random.Random(loop_seed(plan.seed, plan.index, 0))

@@ -38,6 +38,9 @@ class LoadSpec:
     client_cpus: float = 0.0
     seed: int = 0
     timeout_s: float = 300.0
+    # Closed loop: each loop waits this long (seconds, uniform from 0 to twice it) after an
+    # answer before its next request, as a user reads before the next turn; 0: at once.
+    think_s: float = 0.0
 
     @property
     def mode(self) -> str:
@@ -57,8 +60,8 @@ def client_plans(spec: LoadSpec, actors: int, start_at: float) -> list[ClientPla
     if spec.rate is None:
         loops = [n for n in split_evenly(spec.concurrency, actors) if n > 0]
         quotas = _quotas(spec.requests, loops)
-        return [ClientPlan(i, start_at, spec.warmup_s, spec.duration_s, quotas[i], n, spec.seed)
-                for i, n in enumerate(loops)]
+        return [ClientPlan(i, start_at, spec.warmup_s, spec.duration_s, quotas[i], n, spec.seed,
+                           think_s=spec.think_s) for i, n in enumerate(loops)]
     times = arrival_times(spec.rate, random.Random(spec.seed), spec.burstiness,
                           None if spec.duration_s is None else spec.warmup_s + spec.duration_s,
                           spec.requests, spec.warmup_s)

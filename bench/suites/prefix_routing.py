@@ -5,7 +5,8 @@ bfloat16, half a CPU and one thread per replica) with the text group at two repl
 same `multi-turn` workload with `context: own` (each conversation opens with an 800-word system
 prompt of its own, then 4 turns; seed 0) and client (8 streams, 10 s warm-up) under each
 `text.routing`, each replica's prefix cache 128 MiB (about five conversations' KV: less than
-the eight running, as a GPU's KV cache is less than the conversations it serves):
+the eight running, as a GPU's KV cache is less than the conversations it serves), each client
+pausing 0-4 s (2 s on average) after an answer, as a user reads it before the next turn:
 - `default`: Serve's power of two choices;
 - `prefix`: the app's router (deployments/prefix_router.py), each conversation to one replica;
 - `ray_prefix`: Ray's PrefixCacheAffinityRouter, adapted (deployments/ray_prefix_router.py).
@@ -48,6 +49,11 @@ WARMUP_S = 10.0
 SLO = {"ttft": 2.0}
 GOALS = {"ttft_p50_vs_default_at_most": 0.6, "goodput_vs_default_at_least": 1.0}
 CONTEXT_WORDS = 800
+# A user reads an answer before the next turn. Without a pause, a closed loop's next turn finds
+# the replica its last turn just left the less loaded of two, and Serve's default router sends
+# it back there: conversations stick to their replica by accident (measured: the same 66% of
+# prompt tokens from the prefix cache under default and prefix routing, at 97983fe).
+THINK_S = 2.0
 PREFIX_CACHE_MIB = 128
 TWO_REPLICAS = {"engine": {"prefix_cache_mib": PREFIX_CACHE_MIB},
                 "autoscaling": {"min_replicas": 2, "max_replicas": 2,
@@ -63,7 +69,7 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
     workload = build_workload("multi-turn", {"seed": 0, "context": "own",
                                              "system_prompt_len": CONTEXT_WORDS})
     suite = Suite("prefix-routing", command, out, duration_s)
-    spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s,
+    spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s, think_s=THINK_S,
                     warmup_s=min(WARMUP_S, duration_s))  # a short smoke: a short warm-up
     counts: dict[str, dict[str, dict[str, int]]] = {}
     with running_app(PROFILE) as app:
@@ -168,7 +174,8 @@ def _met(row: dict[str, Any], goal: str) -> str:
 def _lines(rows: dict[str, dict[str, Any]]) -> list[str]:
     lines = [f"`multi-turn` workload, each conversation its own {CONTEXT_WORDS}-word system "
              f"prompt, 4 turns; {CLIENTS} streams, `{PROFILE}` with two text replicas, "
-             f"{PREFIX_CACHE_MIB} MiB of prefix cache each; goodput: "
+             f"{PREFIX_CACHE_MIB} MiB of prefix cache each, {THINK_S:g} s mean think time; "
+             f"goodput: "
              f"requests with TTFT <= "
              f"{SLO['ttft']:g} s. Prefix hits: prompt tokens found in the prefix cache of the "
              "replica the request landed on (replica-side counts, warm-up included).", "",
