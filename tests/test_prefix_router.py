@@ -131,7 +131,9 @@ def test_rays_router_reads_the_message_list_our_text_group_takes():
 
 
 def test_routing_becomes_the_text_groups_request_router_config():
-    assert "request_router_config" not in load_config({}).text.serve_options("T")
+    default = load_config({"text": {"routing": "default"}}).text.serve_options("T")
+    assert "request_router_config" not in default
+    assert load_config({}).text.routing == "prefix"
     for routing, path in TEXT_ROUTERS.items():
         config = load_config({"text": {"routing": routing, "routing_imbalanced_threshold": 3}})
         assert config.text.serve_options("T")["request_router_config"] == {

@@ -191,7 +191,7 @@ class TextSettings(DeploymentSettings):
         32768, ge=1, description="characters of all messages together, checked at the ingress "
         "before tokenizing; engine.max_prompt_tokens is checked after")
     routing: Literal["default", "prefix", "ray_prefix"] = Field(
-        "default", description="default: Serve's power of two choices; prefix: each "
+        "prefix", description="default: Serve's power of two choices; prefix: each "
         "conversation to one replica, whose prefix cache holds its earlier turns "
         "(deployments/prefix_router.py); ray_prefix: Ray's PrefixCacheAffinityRouter, adapted")
     routing_imbalanced_threshold: float = Field(
