@@ -29,6 +29,9 @@ class _Off:
     def set(self, *args: Any, **kwargs: Any) -> None: ...
 
 
+_OFF = _Off()
+
+
 def set_enabled(enabled: bool) -> None:
     global _enabled
     _enabled = enabled
@@ -40,7 +43,7 @@ def metric(build: Callable[[], M]) -> Callable[[], M]:
 
     @functools.wraps(build)
     def get() -> M:
-        return built() if _enabled else _Off()  # type: ignore[return-value]
+        return built() if _enabled else _OFF  # type: ignore[return-value]
     return get
 
 

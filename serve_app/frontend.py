@@ -94,7 +94,7 @@ class FrontEnd:
             request.state.timing = timing
             response = await self._answer(handler, request, route, open_route)
         cache.mark(request, response)
-        self._count(request, route, response, timing)
+        self._count(route, response, timing)
         if self.observability.server_timing:
             response.headers["Server-Timing"] = timing.header()
         if self.tracer is not None:
@@ -127,8 +127,7 @@ class FrontEnd:
             metrics.rejected_requests().inc(tags={"route": route, "reason": "internal"})
             return error_response(InternalFailure("internal error"))
 
-    def _count(self, request: Request, route: str, response: Response,
-               timing: RequestTiming) -> None:
+    def _count(self, route: str, response: Response, timing: RequestTiming) -> None:
         seconds = timing.elapsed()
         metrics.http_requests().inc(tags={"route": route, "status": str(response.status_code)})
         metrics.http_latency().observe(seconds, tags={"route": route})
