@@ -97,10 +97,12 @@ def rows() -> list[Row]:
                 *quantiles("ray_mmserve_batch_size", "method", (0.95,))],
                 "Requests per model call: the exact mean (items / calls) and the p95."),
             Panel("Queue length", "short", [
-                Target(f"sum by (method) (ray_mmserve_queue_length{{{APP}}})", "{{method}}"),
+                Target(f"sum by (method) (max_over_time(ray_mmserve_queue_length{{{APP}}}"
+                       f"[$__rate_interval]))", "{{method}}"),
                 Target(f"sum by (deployment) (ray_serve_deployment_queued_queries{{{APP}}})",
                        "router {{deployment}}")],
-                "Requests waiting in each replica's batch queue, and in Serve's routers."),
+                "Requests waiting in each replica's batch queue (the most in the interval: "
+                "a queue drains between Ray's exports), and in Serve's routers."),
             Panel("Replicas: target and running", "short", [
                 Target(f"max by (deployment) (ray_serve_autoscaling_target_replicas{{{APP}}})",
                        "target {{deployment}}"),
