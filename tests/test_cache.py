@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from starlette.requests import Request
 
+from cluster.redis_server import RedisServer
 from serve_app.cache import (
     BYPASS,
     CHAT,
@@ -29,7 +30,6 @@ from serve_app.cache import (
 from serve_app.cache_store import MemoryStore, RedisStore
 from serve_app.core.config import AppConfig, CacheSettings, ConfigError, load_config
 from serve_app.core.generation import SamplingParams
-from tests.redis_server import RedisServer
 
 MODEL = "clip-vit-b-32"
 ON = {"enabled": True, "chat": True}

@@ -11,9 +11,9 @@ import pytest
 
 from cluster.deploy import app_config
 from cluster.deploy import deploy as deploy_config
+from cluster.redis_server import RedisServer
 from tests.conftest import APP_NAME, TEST_ARGS, deploy
 from tests.media import b64, png_image, speech_wav
-from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 CLIP_MODEL, WHISPER_MODEL, CHAT_MODEL = "clip-vit-b-32", "whisper-base", "smollm2-135m-instruct"

@@ -27,10 +27,10 @@ from cluster.dashboard import OUT as DASHBOARD
 from cluster.dashboard import panel_targets, substitute
 from cluster.deploy import app_config
 from cluster.deploy import deploy as deploy_config
+from cluster.redis_server import RedisServer
 from tests.conftest import APP_NAME, TEST_ARGS, deploy
 from tests.media import b64, png_image, speech_wav
 from tests.prometheus_server import PrometheusServer
-from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 CHAT_MODEL, CLIP_MODEL, WHISPER_MODEL = "smollm2-135m-instruct", "clip-vit-b-32", "whisper-base"

@@ -24,10 +24,7 @@ replica restarts, the ingress with an empty in-process cache):
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +35,7 @@ from bench.load import LoadSpec
 from bench.suites.common import Suite, fmt, overall, quantile, ratio
 from bench.suites.headers import ms, run_recorded, with_app_args
 from bench.workloads.repeats import RepeatedEmbeddingWorkload
-from cluster.local_ray import free_port
+from cluster.redis_server import RedisServer
 
 PROFILE = "cpu-transformers"
 HIT_CLIENTS = (1, 16)
@@ -93,44 +90,16 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
 
 @contextmanager
 def running_redis() -> Iterator[str]:
-    """redis-server (Debian's) on a free loopback port, no persistence, its files in a temp
-    dir; yields its URL and stops it by its own PID after."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    """redis-server on a free loopback port, its files in a temp dir (cluster/redis_server.py);
+    yields its URL and stops it by its own PID after."""
+    if shutil.which("redis-server") is None:
         raise SystemExit("the cache suite needs redis-server (make system-deps installs it)")
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="mmserve-bench-redis-") as folder:
-        log = (Path(folder) / "redis.log").open("ab")
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--save", "",
-             "--appendonly", "no", "--protected-mode", "yes"],
-            stdout=log, stderr=subprocess.STDOUT)
+        server = RedisServer(Path(folder)).start()
         try:
-            _wait_for_redis(port, process)
-            yield f"redis://127.0.0.1:{port}/0"
+            yield server.url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            log.close()
-
-
-def _wait_for_redis(port: int, process: subprocess.Popen, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"redis-server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"redis-server did not answer on port {port} within {timeout_s} s")
+            server.kill()
 
 
 def hit_row(report: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""A real redis-server (Debian's, installed by `make system-deps`) for tests: on a free loopback
-port, its files in a temp dir, stopped by its own PID, never by name."""
+"""A real redis-server (Debian's, installed by `make system-deps`) for the tests and the cache
+bench suite: on a free loopback port, its files in a temp dir, stopped by its own PID, never by
+name."""
 
 from __future__ import annotations
 
