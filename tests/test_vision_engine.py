@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +17,7 @@ from deployments.engines.open_clip_engine import (
     zero_shot_scores,
 )
 from serve_app.core.models import model_path
+from tests.conftest import REPO
 from tests.media import png_image
 
 
@@ -55,4 +60,35 @@ def test_the_traced_image_tower_embeds_exactly_as_eager(engine, checkpoint):
     assert isinstance(engine.image_tower, torch.jit.ScriptModule)
     images = [decode_image_bytes(png_image((i * 60, 30, 200))) for i in range(3)]
     np.testing.assert_allclose(engine.embed_images(images), eager.embed_images(images),
+                               atol=1e-6)
+
+
+FROM_CACHE = """
+import sys, numpy as np
+from deployments.engines.open_clip_engine import OpenClipEngine, decode_image_bytes
+from tests.media import png_image
+engine = OpenClipEngine("ViT-B-32", sys.argv[1])
+images = [decode_image_bytes(png_image((i * 60, 30, 200))) for i in range(3)]
+heavy = [name for name in ("open_clip", "torchvision") if name in sys.modules]
+np.save(sys.argv[2], engine.embed_images(images))
+print(heavy, engine._model is None, engine.dimensions, engine.input_side)
+np.save(sys.argv[3], engine.embed_texts(["a cat", "a dog"]))
+"""
+
+
+def test_a_replica_after_the_first_starts_from_the_cached_trace(checkpoint, tmp_path):
+    """The first engine of a checkpoint caches its traced image tower; the next one (a new
+    process, as a scale-up's replica is) embeds images from it without importing open_clip
+    or torchvision, identically, and builds the model only for text."""
+    linked = tmp_path / "open_clip_model.safetensors"  # a cache of this test's own
+    linked.symlink_to(checkpoint)
+    first = OpenClipEngine("ViT-B-32", str(linked))
+    images = [decode_image_bytes(png_image((i * 60, 30, 200))) for i in range(3)]
+    assert (tmp_path / "open_clip_model.torchscript").is_dir()
+    out = subprocess.run([sys.executable, "-c", FROM_CACHE, str(linked), str(tmp_path / "i.npy"),
+                          str(tmp_path / "t.npy")], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    assert out.stdout.split("\n")[-2] == "[] True 512 224"
+    np.testing.assert_array_equal(np.load(tmp_path / "i.npy"), first.embed_images(images))
+    np.testing.assert_allclose(np.load(tmp_path / "t.npy"), first.embed_texts(["a cat", "a dog"]),
                                atol=1e-6)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import threading
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from deployments.engines import trace_cache
+from deployments.engines.clip_preprocess import ClipPreprocess
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
 from deployments.engines.torchscript import frozen_trace
 from serve_app.core.models import resolve
@@ -103,45 +106,41 @@ def fit_to_input(image: Image.Image, input_side: int) -> Image.Image:
     return image.reduce(factor) if factor >= 2 else image
 
 
-def center_crop_side(preprocess: Any) -> int | None:
-    """S when `preprocess` resizes the short side to S, then center-crops S x S (open_clip's
-    default); None for anything else, whose images must then be decoded whole."""
-    from torchvision.transforms import CenterCrop, Resize
-
-    steps = list(getattr(preprocess, "transforms", []))
-    if len(steps) < 2 or not isinstance(steps[0], Resize) or not isinstance(steps[1], CenterCrop):
-        return None
-    size = steps[0].size
-    if isinstance(size, list | tuple) and len(size) == 1:
-        size = size[0]
-    if not isinstance(size, int) or steps[0].max_size is not None:
-        return None
-    return size if tuple(steps[1].size) == (size, size) else None
-
-
 class OpenClipEngine:
+    """The image tower runs as a frozen TorchScript trace, cached beside the checkpoint
+    (trace_cache.py): a replica that finds the cache starts without importing open_clip, and
+    builds the whole model only for its first text embedding (text embeddings, classify)."""
+
     def __init__(
         self, arch: str, checkpoint: str | None, threads: int = 1, dtype: str = "float32",
         device: str = "cpu", quantization: str | None = None, torchscript: bool = True,
     ) -> None:
-        import open_clip
-
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
         self.device = _check_device(device)
         check_quantization(quantization, dtype)
         torch.set_num_threads(threads)
         self.dtype = _DTYPES[dtype]
-        model, _, self.preprocess = open_clip.create_model_and_transforms(
-            arch, pretrained=checkpoint
-        )
-        self.model = model.eval().to(self.device, self.dtype)
-        if quantization == "int8":
-            self.model = quantize_linear_int8(self.model, KEEP_FLOAT_FOR_INT8)
+        self._recipe = (arch, checkpoint, quantization)
+        self._model: Any = None
+        self._model_lock = threading.Lock()
+        settings = {"arch": arch, "dtype": dtype, "device": device, "quantization": quantization}
+        cached = trace_cache.load(checkpoint, settings, self.device) if torchscript else None
+        if cached is not None:
+            self.image_tower, meta = cached
+            self.preprocess: Any = ClipPreprocess.from_dict(meta["preprocess"])
+            self._dimensions = int(meta["dimensions"])
+            return
+        self.preprocess = ClipPreprocess.of(self.transform) or self.transform
+        self._dimensions = int(self.model.text_projection.shape[1])
         self.image_tower = self.model.visual
         if torchscript:
             self.image_tower = frozen_trace(self.model.visual, self._example_pixels())
-        self.tokenizer = open_clip.get_tokenizer(arch)
+            if (isinstance(self.image_tower, torch.jit.ScriptModule)
+                    and isinstance(self.preprocess, ClipPreprocess)):
+                trace_cache.save(checkpoint, settings, self.image_tower,
+                                 {"preprocess": self.preprocess.to_dict(),
+                                  "dimensions": self._dimensions})
 
     @classmethod
     def from_config(cls, config: Any, model_dir: str) -> OpenClipEngine:
@@ -149,13 +148,42 @@ class OpenClipEngine:
                    config.dtype, config.device, config.quantization, config.torchscript)
 
     @property
+    def model(self) -> Any:
+        """The whole open_clip model; built at first use when the image tower was cached."""
+        return self._loaded()[0]
+
+    @property
+    def transform(self) -> Any:
+        """open_clip's own preprocessing (torchvision transforms)."""
+        return self._loaded()[1]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._loaded()[2]
+
+    def _loaded(self) -> tuple[Any, Any, Any]:
+        with self._model_lock:
+            if self._model is None:
+                import open_clip
+
+                arch, checkpoint, quantization = self._recipe
+                model, _, transform = open_clip.create_model_and_transforms(
+                    arch, pretrained=checkpoint)
+                model = model.eval().to(self.device, self.dtype)
+                if quantization == "int8":
+                    model = quantize_linear_int8(model, KEEP_FLOAT_FOR_INT8)
+                self._model = (model, transform, open_clip.get_tokenizer(arch))
+        return self._model
+
+    @property
     def dimensions(self) -> int:
-        return int(self.model.text_projection.shape[1])
+        return self._dimensions
 
     @property
     def input_side(self) -> int | None:
-        """The square side the preprocessing center-crops (decode_image_bytes's input_side)."""
-        return center_crop_side(self.preprocess)
+        """The square side the preprocessing center-crops (decode_image_bytes's input_side);
+        None for a preprocessing other than open_clip's standard one."""
+        return self.preprocess.side if isinstance(self.preprocess, ClipPreprocess) else None
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         pixels = torch.stack([self.preprocess(image) for image in images])
