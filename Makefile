@@ -9,8 +9,9 @@ VENV_KEY := $(shell sha1sum pyproject.toml | cut -c1-12)
 VENV ?= $(MMSERVE_HOME)/venv-main-$(VENV_KEY)
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
-# proxy (Serve's Python proxy actor) or haproxy (Ray's high-throughput HAProxy ingress)
-INGRESS ?= proxy
+# haproxy (Ray's high-throughput HAProxy ingress, the default of a local head) or proxy
+# (Serve's Python proxy actor)
+INGRESS ?=
 # More flags for `make serve`, e.g. SERVE_ARGS="--http-port 8001 --ray-port 6380 --temp-dir DIR"
 SERVE_ARGS ?=
 PYTEST_ARGS ?=
@@ -75,7 +76,7 @@ PROFILE_FILE := $(firstword $(wildcard cluster/profiles/$(PROFILE).yaml bench/pr
 NEEDS_VLLM := $(shell grep -qs 'envs/vllm/bin/python' $(PROFILE_FILE) && echo setup-vllm)
 
 serve: setup $(NEEDS_VLLM)
-	$(PY) -m cluster.launch --profile $(PROFILE) --ingress $(INGRESS) $(SERVE_ARGS)
+	$(PY) -m cluster.launch --profile $(PROFILE) $(if $(INGRESS),--ingress $(INGRESS)) $(SERVE_ARGS)
 
 group-envs: venv
 	$(PY) cluster/group_env.py build $(GROUP_ENVS)

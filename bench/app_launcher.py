@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.deploy import deploy, serve_config, with_overrides
-from cluster.haproxy_ingress import uses_haproxy
+from cluster.haproxy_ingress import DEFAULT_INGRESS, uses_haproxy
 from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ class Target:
 
 @contextmanager
 def running_app(profile: str, num_cpus: float = 2, model_dir: str | None = None,
-                ingress: str = "proxy"):
+                ingress: str = DEFAULT_INGRESS):
     """A LocalRay with the app deployed from `profile` behind `ingress` (one of INGRESSES);
     yields a Target, stops it all after."""
     env = {"PYTHONPATH": str(REPO), **BENCH_RAY_ENV}

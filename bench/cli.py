@@ -27,7 +27,7 @@ from bench.slo import parse_duration, parse_slo
 from bench.suites import NAMES as SUITES
 from bench.workloads import NAMES, build_workload
 from cluster.deploy import UnknownProfile
-from cluster.haproxy_ingress import INGRESSES
+from cluster.haproxy_ingress import DEFAULT_INGRESS, INGRESSES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RUNS_DIR = RESULTS_DIR / "runs"
@@ -42,7 +42,7 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
                        "'baseline-serialized' (the earlier baseline: one call per model at a time)")
     group.add_argument("--num-cpus", type=float, default=2,
                        help="logical CPUs of the Ray head started for --profile")
-    group.add_argument("--ingress", choices=INGRESSES, default="proxy",
+    group.add_argument("--ingress", choices=INGRESSES, default=DEFAULT_INGRESS,
                        help="for --profile: Serve's Python proxy or its HAProxy ingress")
     group.add_argument("--baseline-threads", type=int, default=1)
     group.add_argument("--address", help="Ray cluster for the client actors (default: the "
@@ -185,7 +185,7 @@ def _add_app_target(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", help="start the app here from this profile (see `run`)")
     group.add_argument("--num-cpus", type=float, default=2,
                        help="logical CPUs of the Ray head started for --profile")
-    group.add_argument("--ingress", choices=INGRESSES, default="proxy")
+    group.add_argument("--ingress", choices=INGRESSES, default=DEFAULT_INGRESS)
     group.add_argument("--timeout", type=parse_duration, default=300.0,
                        help="per request")
     group.add_argument("--out", type=Path, default=None)

@@ -29,6 +29,7 @@ from bench.metrics import run_metrics
 from bench.report import build_report, write_json
 from bench.server_view import Scraper, server_report
 from bench.workloads import Workload
+from cluster.haproxy_ingress import DEFAULT_INGRESS
 from cluster.local_ray import LocalRay
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -72,7 +73,7 @@ def write_outputs(report: dict[str, Any], records: list, out: Path, name: str,
 @contextmanager
 def open_target(url: str | None, profile: str | None, metrics_urls: list[str],
                 num_cpus: float = 2, baseline_threads: int = 1,
-                ingress: str = "proxy") -> Iterator[Target]:
+                ingress: str = DEFAULT_INGRESS) -> Iterator[Target]:
     """The server to measure: a running one at `url`, or one started here from `profile`."""
     if profile in (BASELINE, BASELINE_SERIALIZED):
         with running_baseline(threads=baseline_threads,

@@ -3,7 +3,7 @@ and `serve run` of a profile against it, in the foreground. Ctrl-C, SIGTERM or S
 process or to its whole process group) stops both, and only them.
 
     python -m cluster.launch [--profile cpu | path/to/config.yaml] [--address HOST:PORT]
-                               [--ingress proxy | haproxy] [--http-port N] [--ray-port N]
+                               [--ingress haproxy | proxy] [--http-port N] [--ray-port N]
                                [--dashboard-port N] [--metrics-port N] [--temp-dir DIR]
     python -m cluster.launch --print-ray-env   # exports for a driver of that head
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from cluster.deploy import UnknownProfile, profile_path
-from cluster.haproxy_ingress import INGRESSES, uses_haproxy
+from cluster.haproxy_ingress import DEFAULT_INGRESS, INGRESSES, uses_haproxy
 from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, dies_with_this_thread, free_ports
 from serve_app.auth import check_exposure, load_api_keys
 from serve_app.core.config import ConfigError, load_config
@@ -55,9 +55,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--address", default=None, help="deploy to this running Ray cluster")
     parser.add_argument("--num-cpus", type=float, default=os.cpu_count() or 2)
-    parser.add_argument("--ingress", choices=INGRESSES, default="proxy",
-                        help="HTTP in front of the app on a new local head: Serve's Python "
-                        "proxy, or HAProxy with direct ingress (Ray's high-throughput mode)")
+    parser.add_argument("--ingress", choices=INGRESSES, default=None,
+                        help="HTTP in front of the app on a new local head: HAProxy with "
+                        "direct ingress (Ray's high-throughput mode, the default) or Serve's "
+                        "Python proxy; with --address, the cluster's own")
     parser.add_argument("--http-port", type=int, default=None,
                         help="instead of the profile's http_options.port")
     parser.add_argument("--ray-port", type=int, default=DEFAULT_PORTS["gcs"])
@@ -68,9 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="print the exports a driver (ray.init, serve CLI) of the local "
                         "head needs, and exit")
     args = parser.parse_args(argv)
-    if args.address and uses_haproxy(args.ingress):
-        parser.error("--ingress haproxy configures the local head this starts; on a cluster of "
-                     "your own, set RAY_SERVE_ENABLE_HA_PROXY=1 on every node before ray start")
+    if args.address is None:
+        args.ingress = args.ingress or DEFAULT_INGRESS
+    elif args.ingress is not None:
+        parser.error("--ingress configures the local head this starts; on a cluster of your "
+                     "own, set RAY_SERVE_ENABLE_HA_PROXY=1 on every node before ray start for "
+                     "HAProxy")
     return args
 
 

@@ -162,8 +162,11 @@ def test_make_serve_shows_nothing_without_credentials_and_stops_on_sigterm_to_it
 
     assert_api_wants_a_key(app)
     assert_openai_client_sends_the_key(app)
-    listening = app.listeners()
-    assert_ray_refuses_callers_without_the_token(app, listening)
+    listening = _with_haproxy_listening(app)  # the default ingress of `make serve`
+    haproxy = [listener for listener in listening if "haproxy" in listener.command]
+    assert all(listener.loopback for listener in haproxy), haproxy
+    ray_servers = [listener for listener in listening if listener not in haproxy]
+    assert_ray_refuses_callers_without_the_token(app, ray_servers)
     assert_nothing_beyond_loopback_accepts_an_anonymous_call(listening)
 
     os.killpg(app.process.pid, signal.SIGTERM)  # what a supervisor does
@@ -171,12 +174,11 @@ def test_make_serve_shows_nothing_without_credentials_and_stops_on_sigterm_to_it
 
 
 def test_sigint_to_the_launcher_stops_everything_it_started_even_signalled_again(started):
-    """With HAProxy as the ingress, which also has to go."""
-    app = started(lambda args: launch([*args, "--ingress", "haproxy"]))
+    """With Serve's Python proxy as the ingress instead of the default HAProxy."""
+    app = started(lambda args: launch([*args, "--ingress", "proxy"]))
     assert httpx.get(f"{app.url}/v1/models", timeout=30).status_code == 200  # loopback: no key
-    listening = _with_haproxy_listening(app)
-    haproxy = [listener for listener in listening if "haproxy" in listener.command]
-    assert all(listener.loopback for listener in haproxy), haproxy
+    listening = app.listeners()
+    assert not any("haproxy" in listener.command for listener in listening), listening
     assert_nothing_beyond_loopback_accepts_an_anonymous_call(listening)
 
     app.process.send_signal(signal.SIGINT)
