@@ -189,7 +189,7 @@ def test_serves_controller_runs_the_policy_without_this_checkout_on_its_path(tmp
 
 def test_serves_own_wrapper_passes_the_decision_through_with_the_profiles_delays():
     """Serve wraps a custom policy in its own delay logic; with the config's zeros the group
-    scales up 2 s and down 30 s after the load changed, not 4 s and 60 s."""
+    scales up and down the profile's delays after the load changed, not twice them."""
     from ray.serve._private.common import DeploymentID
     from ray.serve.autoscaling_policy import _apply_autoscaling_config
     from ray.serve.config import AutoscalingConfig, AutoscalingContext
@@ -213,7 +213,8 @@ def test_serves_own_wrapper_passes_the_decision_through_with_the_profiles_delays
                 last_scale_up_time=None, last_scale_down_time=None, current_time=now,
                 config=config))
             seen.append((now, target))
+    delays = config.policy.policy_kwargs
     up = min(t for t, replicas in seen if replicas == 2)
     down = min(t for t, replicas in seen if t > up and replicas == 1)
-    assert up == 0.5 + 2  # the first loaded tick, then the profile's upscale_delay_s
-    assert down == 3.5 + 30  # the first idle tick, then its downscale_delay_s
+    assert up == 0.5 + delays["upscale_delay_s"]  # the first loaded tick, then the delay
+    assert down == 3.5 + delays["downscale_delay_s"]  # the first idle tick, then its delay
