@@ -4,8 +4,8 @@ Side by side in one run: the offline batched throughput of the same model in one
 (one and two threads, and two one-thread processes at once; batch 16; measured before,
 between and after the servers), the app on the `clip` profile (two one-thread replicas) behind
 Serve's HAProxy ingress with batching on, off (max_batch_size 1, applied live through
-user_config), on and off again; the app as `make serve` runs it (the default `cpu` profile,
-Serve's Python proxy, vision scaling 1 -> 2 under its queue policy) at 32 clients and at 1;
+user_config), on and off again; the app as `make serve` runs it (the default `cpu` profile
+behind HAProxy, vision scaling 1 -> 2 under its queue policy) at 32 clients and at 1;
 and the plain FastAPI baseline (sync endpoints in its threadpool, one torch thread, then two)
 at 32 clients, and at 1 with one thread.
 
