@@ -24,8 +24,8 @@ def report(clients: int, tokens_per_s: float, ttft_p95: float, errors: int = 0,
                 "goodput": {"requests_per_s": 1.5, "good": 30, "fraction": 0.75}}}}
 
 
-def offline(tokens_per_s: float) -> dict:
-    return {"engine": "x", "profile": "cpu", "dtype": "float32", "threads": 1, "batch": 16,
+def offline(tokens_per_s: float, batch: int = 16) -> dict:
+    return {"engine": "x", "profile": "cpu", "dtype": "float32", "threads": 1, "batch": batch,
             "prompt_tokens": 3600, "output_tokens": 1024, "seconds": 1024 / tokens_per_s,
             "tokens_per_s": tokens_per_s}
 
@@ -37,7 +37,8 @@ def test_each_row_is_held_against_its_own_engines_offline_batch():
     runs[PREFIX_RUNS["off"]] = report(8, 45.0, 3.0, ttft_p50=1.0)
     measured = {"transformers-float32": offline(100.0), "transformers-bfloat16": offline(200.0),
                 "vllm": offline(400.0)}
-    results, markdown = summarize(SimpleNamespace(runs=runs), measured)
+    at_8 = {"vllm": {8: offline(150.0, batch=8)}}
+    results, markdown = summarize(SimpleNamespace(runs=runs), measured, at_8)
     chat = results["chat"]
     assert chat["transformers-float32-c8"]["served_vs_offline"] == pytest.approx(0.9)
     assert chat["transformers-float32-c8"]["goal_served_vs_offline_met"]
@@ -54,6 +55,11 @@ def test_each_row_is_held_against_its_own_engines_offline_batch():
     assert "| vllm | 16 | 300.0 | 0.50 | 2.50 | 0.050 | 2 | 1.50 | 75% | 400.0 | 0.75 | " \
            "NOT met | NOT met |" in markdown
     assert "p50 2.50, p95 2.50" in markdown
+    # Against the same engine at the batch the clients can fill: 8 streams, a batch of 8
+    assert chat["vllm-c8"]["served_vs_offline_same_batch"] == pytest.approx(0.6)
+    assert vllm["served_vs_offline_same_batch"] == pytest.approx(0.75)  # 16: the reference
+    assert chat["transformers-float32-c8"]["served_vs_offline_same_batch"] is None
+    assert "| 400.0 | 0.75 |\n" in markdown and "| vllm (batch 8) | cpu |" in markdown
 
 
 def test_chat_is_streamed_greedy_with_64_tokens():

@@ -8,7 +8,8 @@ Side by side in one run:
    beside the same engine's offline throughput on one batch of 16 of the same workload's chats
    (bench/llm_offline.py, measured in this run with no server up). Goals (issue 13): served
    output tokens/s at least 0.8x offline, TTFT p95 under 2 s. Goodput counts the requests whose
-   TTFT is at most 2 s.
+   TTFT is at most 2 s. Beside it, the engine offline at a batch of 8, the most that 8
+   closed-loop clients ever have in flight: what 8 streams could get at best.
 2. The `multi-turn` workload (a 400-word system prompt shared by all, 4 turns) at 8 clients
    on `cpu-transformers` with the transformers engine's prefix caching on (its default), then
    off: TTFT p50 and p95.
@@ -59,8 +60,9 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
     suite = Suite("llm", command, out, duration_s)
     spec = {c: LoadSpec(concurrency=c, duration_s=duration_s, warmup_s=WARMUP_S)
             for c in CLIENTS}
-    offline = {name: _offline(name, chat) for name in
-               ("transformers-float32", "transformers-bfloat16")}
+    transformers = ("transformers-float32", "transformers-bfloat16")
+    offline = {name: _offline(name, chat) for name in transformers}
+    same_batch = {name: _offline_at_clients(name, chat) for name in transformers}
     with running_app("cpu-transformers") as app:
         _chat_runs(suite, "transformers-bfloat16", app, chat, spec)
         suite.run(PREFIX_RUNS["on"], app, multi_turn, spec[PREFIX_CLIENTS], SLO)
@@ -68,15 +70,23 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
                   spec[PREFIX_CLIENTS], SLO)
         _chat_runs(suite, "transformers-float32", _with_args(app, F32), chat, spec)
     offline["vllm"] = _offline("vllm", chat)
+    same_batch["vllm"] = _offline_at_clients("vllm", chat)
     with running_app("cpu") as app:
         _chat_runs(suite, "vllm", app, chat, spec)
     suite.extra["offline"] = offline
-    return suite.finish(*summarize(suite, offline))
+    return suite.finish(*summarize(suite, offline, same_batch))
 
 
-def _offline(name: str, chat: Workload) -> dict[str, Any]:
+def _offline(name: str, chat: Workload, batch: int = llm_offline.BATCH) -> dict[str, Any]:
     profile, args = ENGINES[name]
-    return llm_offline.measure(profile, chat, args)
+    return llm_offline.measure(profile, chat, args, batch=batch)
+
+
+def _offline_at_clients(name: str, chat: Workload) -> dict[int, dict[str, Any]]:
+    """The engine offline at a batch of each client count below the reference batch: what
+    that many closed-loop clients could get at most, never having more requests in flight."""
+    return {clients: _offline(name, chat, clients) for clients in CLIENTS
+            if clients < llm_offline.BATCH}
 
 
 def _with_args(app: Target, args: dict[str, Any]) -> Target:
@@ -90,7 +100,11 @@ def _chat_runs(suite: Suite, engine: str, app: Target, workload: Workload,
         suite.run(f"{engine}-c{clients}", app, workload, spec[clients], SLO)
 
 
-def summarize(suite: Suite, offline: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], str]:
+def summarize(suite: Suite, offline: dict[str, dict[str, Any]],
+              same_batch: dict[str, dict[int, dict[str, Any]]] | None = None,
+              ) -> tuple[dict[str, Any], str]:
+    """`offline`: each engine at the reference batch (16); `same_batch`: at smaller batches,
+    by client count (a batch of 16 is the reference itself)."""
     chat: dict[str, Any] = {}
     for engine in ENGINES:
         for clients in CLIENTS:
@@ -106,6 +120,12 @@ def summarize(suite: Suite, offline: dict[str, dict[str, Any]]) -> tuple[dict[st
                                                  GOALS["served_vs_offline"])
             row["goal_ttft_p95_met"] = (row["ttft_p95"] is not None and
                                         row["ttft_p95"] < GOALS["ttft_p95_below_s"])
+            same = (same_batch or {}).get(engine, {}).get(clients)
+            if same is None and clients == offline[engine]["batch"]:
+                same = offline[engine]
+            row["offline_same_batch_tokens_per_s"] = same and same["tokens_per_s"]
+            row["served_vs_offline_same_batch"] = ratio(row["output_tokens_per_s"],
+                                                        row["offline_same_batch_tokens_per_s"])
             chat[f"{engine}-c{clients}"] = row
     prefix = {state: chat_row(suite.runs[label]) for state, label in PREFIX_RUNS.items()
               if label in suite.runs}
@@ -113,9 +133,12 @@ def summarize(suite: Suite, offline: dict[str, dict[str, Any]]) -> tuple[dict[st
         for q in ("p50", "p95"):
             prefix[f"ttft_{q}_off_vs_on"] = ratio(prefix["off"][f"ttft_{q}"],
                                                   prefix["on"][f"ttft_{q}"])
-    results = {"slo": SLO, "goals": GOALS, "offline": offline, "chat": chat,
-               "prefix_caching": prefix}
-    lines = [*_chat_lines(chat), "", *_offline_lines(offline), "", *_prefix_lines(prefix)]
+    results = {"slo": SLO, "goals": GOALS, "offline": offline,
+               "offline_at_clients": same_batch or {}, "chat": chat, "prefix_caching": prefix}
+    measured = {**offline, **{f"{label} (batch {clients})": m
+                              for label, by_clients in (same_batch or {}).items()
+                              for clients, m in by_clients.items()}}
+    lines = [*_chat_lines(chat), "", *_offline_lines(measured), "", *_prefix_lines(prefix)]
     return results, "\n".join(lines) + "\n"
 
 
@@ -128,8 +151,9 @@ def _chat_lines(chat: dict[str, Any]) -> list[str]:
              f"requests with TTFT <= {SLO['ttft']:g} s.", "",
              "| configuration | clients | out tok/s | TTFT p50 s | TTFT p95 s | ITL p50 s | "
              "errors | goodput req/s | good | offline batch 16 tok/s | served / offline | "
-             f">= {GOALS['served_vs_offline']} | TTFT p95 < {GOALS['ttft_p95_below_s']:g} s |",
-             "|---|---:|" + "---:|" * 9 + "---|---|"]
+             f">= {GOALS['served_vs_offline']} | TTFT p95 < {GOALS['ttft_p95_below_s']:g} s | "
+             "offline batch = clients tok/s | served / that |",
+             "|---|---:|" + "---:|" * 9 + "---|---|---:|---:|"]
     for label, r in chat.items():
         good = r["goodput_fraction"]
         lines.append(
@@ -138,12 +162,15 @@ def _chat_lines(chat: dict[str, Any]) -> list[str]:
             f"{r['errors']} | {fmt(r['goodput_requests_per_s'])} | "
             f"{'-' if good is None else f'{100 * good:.0f}%'} | "
             f"{r['offline_tokens_per_s']:.1f} | {fmt(r['served_vs_offline'])} | "
-            f"{_met(r['goal_served_vs_offline_met'])} | {_met(r['goal_ttft_p95_met'])} |")
+            f"{_met(r['goal_served_vs_offline_met'])} | {_met(r['goal_ttft_p95_met'])} | "
+            f"{fmt(r['offline_same_batch_tokens_per_s'], 1)} | "
+            f"{fmt(r['served_vs_offline_same_batch'])} |")
     return lines
 
 
 def _offline_lines(offline: dict[str, dict[str, Any]]) -> list[str]:
-    lines = ["Offline, one batch of 16 of the same chats, no server (bench/llm_offline.py):", "",
+    lines = ["Offline, one batch of 16 (or of the client count, where named) of the same chats, "
+             "no server (bench/llm_offline.py):", "",
              "| engine | profile | dtype | threads | prompt tokens | output tokens | s | "
              "tok/s |", "|---|---|---|---:|---:|---:|---:|---:|"]
     for label, m in offline.items():
