@@ -71,7 +71,7 @@ engine = OpenClipEngine("ViT-B-32", sys.argv[1])
 images = [decode_image_bytes(png_image((i * 60, 30, 200))) for i in range(3)]
 heavy = [name for name in ("open_clip", "torchvision") if name in sys.modules]
 np.save(sys.argv[2], engine.embed_images(images))
-print(heavy, engine._model is None, engine.dimensions, engine.input_side)
+print(heavy, engine._open_clip is None, engine.dimensions, engine.input_side)
 np.save(sys.argv[3], engine.embed_texts(["a cat", "a dog"]))
 """
 

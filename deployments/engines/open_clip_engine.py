@@ -122,7 +122,7 @@ class OpenClipEngine:
         torch.set_num_threads(threads)
         self.dtype = _DTYPES[dtype]
         self._recipe = (arch, checkpoint, quantization)
-        self._model: Any = None
+        self._open_clip: tuple[Any, Any, Any] | None = None
         self._model_lock = threading.Lock()
         settings = {"arch": arch, "dtype": dtype, "device": device, "quantization": quantization}
         cached = trace_cache.load(checkpoint, settings, self.device) if torchscript else None
@@ -163,7 +163,7 @@ class OpenClipEngine:
 
     def _loaded(self) -> tuple[Any, Any, Any]:
         with self._model_lock:
-            if self._model is None:
+            if self._open_clip is None:
                 import open_clip
 
                 arch, checkpoint, quantization = self._recipe
@@ -172,8 +172,8 @@ class OpenClipEngine:
                 model = model.eval().to(self.device, self.dtype)
                 if quantization == "int8":
                     model = quantize_linear_int8(model, KEEP_FLOAT_FOR_INT8)
-                self._model = (model, transform, open_clip.get_tokenizer(arch))
-        return self._model
+                self._open_clip = (model, transform, open_clip.get_tokenizer(arch))
+        return self._open_clip
 
     @property
     def dimensions(self) -> int:
