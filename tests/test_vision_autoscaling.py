@@ -23,7 +23,7 @@ from tests.embedding_load import EmbeddingLoad
 
 pytestmark = pytest.mark.integration
 DEPLOYMENT = "ImageEmbedder"
-CLIENTS = 40  # 2.5 replicas' worth at the profile's target_ongoing_requests of 16
+CLIENTS = 40  # past two replicas' worth at the profile's target_ongoing_requests (8)
 DOWNSCALE_DELAY_S = 5  # the profile's is 30 s: the same policy, a shorter wait
 DECIDES_WITHIN_S = 20  # Serve's default policy averages over 30 s before it would see the load
 
