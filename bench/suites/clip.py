@@ -5,7 +5,8 @@ Side by side in one run: the offline batched throughput of the same model in one
 between and after the servers), the app on the `clip` profile (two one-thread replicas) behind
 Serve's HAProxy ingress with batching on, off (max_batch_size 1, applied live through
 user_config), on and off again; the app as `make serve` runs it (the default `cpu` profile
-behind HAProxy, vision scaling 1 -> 2 under its queue policy) at 32 clients and at 1;
+behind HAProxy, vision scaling 1 -> 2 under its queue policy) at 32 clients and at 1, and
+the same behind Serve's Python proxy (`make serve INGRESS=proxy`) at 32;
 and the plain FastAPI baseline (sync endpoints in its threadpool, one torch thread, then two)
 at 32 clients, and at 1 with one thread.
 
@@ -41,6 +42,7 @@ TARGETS = {"app_vs_two_thread_ceiling": 0.85, "batching_on_vs_off": 1.5,
 P50_TARGET = {"default_profile_c1_p50_vs_baseline": 1.25}
 DEFAULT_RUN, DEFAULT_C1_RUN, BASELINE_C1_RUN = ("app-default-profile", "app-default-profile-c1",
                                                 "baseline-1-thread-c1")
+DEFAULT_PROXY_RUN = "app-default-profile-python-proxy"
 CEILING_BATCHES = 16  # of 16 images: 15-30 s a measurement here
 
 
@@ -62,6 +64,8 @@ def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
     with running_app("cpu") as app:
         suite.run(DEFAULT_RUN, app, workload, spec)
         suite.run(DEFAULT_C1_RUN, app, workload, replace(spec, concurrency=1))
+    with running_app("cpu", ingress="proxy") as app:
+        suite.run(DEFAULT_PROXY_RUN, app, workload, spec)
     ceilings.append(_ceilings())
     for threads in (1, 2):
         with running_baseline(threads=threads) as baseline:
@@ -129,6 +133,8 @@ def summarize(suite: Suite, ceiling: dict[str, Any],
         "app_vs_one_thread_ceiling": ratio(on, one),
         "batching_on_vs_off": ratio(on, off),
         "clip_profile_haproxy_vs_default_profile": ratio(on, images[DEFAULT_RUN]),
+        "default_profile_haproxy_vs_python_proxy": ratio(images[DEFAULT_RUN],
+                                                         images.get(DEFAULT_PROXY_RUN)),
         "default_profile_vs_best_baseline": ratio(images[DEFAULT_RUN], best_baseline),
         "default_profile_vs_two_thread_ceiling": ratio(images[DEFAULT_RUN],
                                                        ceiling["2_thread"]["images_per_s"]),

@@ -181,8 +181,8 @@ def _offline_lines(offline: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _prefix_lines(prefix: dict[str, Any]) -> list[str]:
-    lines = [f"Prefix caching, `multi-turn` workload, {PREFIX_CLIENTS} clients, `cpu` profile "
-             "(off: `text.engine.enable_prefix_caching: false`):", "",
+    lines = [f"Prefix caching, `multi-turn` workload, {PREFIX_CLIENTS} clients, "
+             "`cpu-transformers` (off: `text.engine.enable_prefix_caching: false`):", "",
              "| prefix caching | TTFT p50 s | TTFT p95 s | out tok/s | errors |",
              "|---|---:|---:|---:|---:|"]
     for state in ("on", "off"):
