@@ -105,6 +105,7 @@ def summarize(suite: Suite, offline: dict[str, dict[str, Any]],
               ) -> tuple[dict[str, Any], str]:
     """`offline`: each engine at the reference batch (16); `same_batch`: at smaller batches,
     by client count (a batch of 16 is the reference itself)."""
+    same_batch = same_batch or {}
     chat: dict[str, Any] = {}
     for engine in ENGINES:
         for clients in CLIENTS:
@@ -120,7 +121,7 @@ def summarize(suite: Suite, offline: dict[str, dict[str, Any]],
                                                  GOALS["served_vs_offline"])
             row["goal_ttft_p95_met"] = (row["ttft_p95"] is not None and
                                         row["ttft_p95"] < GOALS["ttft_p95_below_s"])
-            same = (same_batch or {}).get(engine, {}).get(clients)
+            same = same_batch.get(engine, {}).get(clients)
             if same is None and clients == offline[engine]["batch"]:
                 same = offline[engine]
             row["offline_same_batch_tokens_per_s"] = same and same["tokens_per_s"]
@@ -134,9 +135,9 @@ def summarize(suite: Suite, offline: dict[str, dict[str, Any]],
             prefix[f"ttft_{q}_off_vs_on"] = ratio(prefix["off"][f"ttft_{q}"],
                                                   prefix["on"][f"ttft_{q}"])
     results = {"slo": SLO, "goals": GOALS, "offline": offline,
-               "offline_at_clients": same_batch or {}, "chat": chat, "prefix_caching": prefix}
+               "offline_at_clients": same_batch, "chat": chat, "prefix_caching": prefix}
     measured = {**offline, **{f"{label} (batch {clients})": m
-                              for label, by_clients in (same_batch or {}).items()
+                              for label, by_clients in same_batch.items()
                               for clients, m in by_clients.items()}}
     lines = [*_chat_lines(chat), "", *_offline_lines(measured), "", *_prefix_lines(prefix)]
     return results, "\n".join(lines) + "\n"
