@@ -23,9 +23,9 @@ from pathlib import Path
 
 HAPROXY_BINARY_NAME = "haproxy"
 INGRESSES = ("proxy", "haproxy")  # Serve's Python proxy actor (Ray's default), or HAProxy
-# What a local head gets unless told otherwise. Measured (bench/results/clip): at 32 CLIP
-# clients on the default profile, HAProxy 16.7 images/s against 14.9 behind the Python proxy,
-# whose actor and the ingress's relaying took 8.4 CPU-s of the run against 3.5.
+# What a local head gets unless told otherwise. Measured side by side (bench/results/clip,
+# at 406dd81): at 32 CLIP clients on the default profile, HAProxy 17.35 images/s against 16.02
+# behind the Python proxy, whose actor relays every request and response.
 DEFAULT_INGRESS = "haproxy"
 
 
