@@ -5,7 +5,10 @@ MMSERVE_HOME ?= $(HOME)/.cache/mmserve
 export MMSERVE_HOME
 export MMSERVE_MODEL_DIR ?= $(MMSERVE_HOME)/models
 PYTHON ?= python3.11
-VENV_KEY := $(shell sha1sum pyproject.toml | cut -c1-12)
+# Keyed by the dependency lists alone, so editing pytest or ruff settings rebuilds nothing.
+DEPENDENCIES = $(PYTHON) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	print('\n'.join(p['dependencies'] + sum(p['optional-dependencies'].values(), [])))"
+VENV_KEY := $(shell $(DEPENDENCIES) | sha1sum | cut -c1-12)
 VENV ?= $(MMSERVE_HOME)/venv-main-$(VENV_KEY)
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
@@ -36,9 +39,7 @@ $(VENV)/.ready:
 	rm -f $@  # first, so an interrupted rebuild never looks complete
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-		print('\n'.join(p['dependencies'] + sum(p['optional-dependencies'].values(), [])))" \
-		> $(VENV)/requirements.txt
+	$(DEPENDENCIES) > $(VENV)/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt 2>&1 \
 		| grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
 	find $(MMSERVE_HOME) -maxdepth 1 -name 'venv-main-*' ! -path '$(VENV)' -exec rm -rf {} +
@@ -52,7 +53,7 @@ setup-vllm: venv
 	$(PY) cluster/group_env.py build vllm
 
 models: venv
-	$(PY) -m serve_app.core.models prepare
+	$(PY) -m deployments.core.models prepare
 
 # Debian packages the tests and benchmarks run, each named as its command: espeak-ng (real
 # speech), redis-server (the response cache's Redis backend) and prometheus (the dashboard's

@@ -24,13 +24,13 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from bench.baseline_text import OneRowTextEngine
-from deployments.audio import SpeechTranscriber
+from deployments.core.config import AppConfig, TextSettings
+from deployments.core.deadline import check
 from deployments.engines import load_text_engine
-from deployments.replica_base import BatchedReplica
-from deployments.text import TextGenerator
-from deployments.vision import ImageEmbedder
-from serve_app.core.config import AppConfig, TextSettings
-from serve_app.core.deadline import check
+from deployments.replicas.audio import SpeechTranscriber
+from deployments.replicas.replica_base import BatchedReplica
+from deployments.replicas.text import TextGenerator
+from deployments.replicas.vision import ImageEmbedder
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -4,7 +4,7 @@ limits.
 
     python -m bench.baseline_server --port 8001 [--threads 1] [--model-dir DIR] [--serialize]
 
-One copy of each model, built in this process (serve_app/local_handle.py stands in for each
+One copy of each model, built in this process (bench/local_handle.py stands in for each
 group's Serve handle), and every model call made in the web server's threadpool, as a sync
 FastAPI endpoint makes it: no lock, no batching, no prefix cache, so concurrent requests to one
 model run in it side by side, up to the pool's 40 threads (bench/baseline_replicas.py). What it
@@ -26,11 +26,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bench.baseline_replicas import baseline_replicas
+from bench.local_handle import LocalHandle
+from deployments.core.config import AppConfig
+from deployments.core.models import default_model_dir
 from serve_app.calls import ReplicaGroup
-from serve_app.core.config import AppConfig
-from serve_app.core.models import default_model_dir
 from serve_app.frontend import FrontEnd
-from serve_app.local_handle import LocalHandle
 from serve_app.routes import build_api
 
 

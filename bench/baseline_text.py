@@ -2,7 +2,7 @@
 `generate_batch`, run in the web server's threadpool; nothing puts two requests in one batch.
 
 It needs nothing of the engine but `encode_chat` and `generate_batch(prompts, params, controls)`
-(types in serve_app/core/generation.py). A stream's text comes from its row's `on_text`, which
+(types in deployments/core/generation.py). A stream's text comes from its row's `on_text`, which
 the engine calls on the worker thread; a caller that goes away sets its row's `cancelled`, and
 the engine ends the row at its next step while the thread is freed.
 """
@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from serve_app.core.generation import Completion, RowControl, SamplingParams, StreamDelta
+from deployments.core.generation import Completion, RowControl, SamplingParams, StreamDelta
 
 
 class OneRowTextEngine:

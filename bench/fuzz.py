@@ -229,7 +229,7 @@ def fuzz_main(args: Any, command: str) -> int:
     import datetime as dt
 
     from bench.app_under_test import app_args, app_under_test
-    from serve_app.core.config import load_config
+    from deployments.core.config import load_config
 
     name = args.name or dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-fuzz"
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}

@@ -53,7 +53,7 @@ class Limits:
 
     @classmethod
     def from_config(cls, config: Any) -> Limits:
-        """From a serve_app.core.config.AppConfig."""
+        """From a deployments.core.config.AppConfig."""
         return cls(max_body_bytes=config.ingress.max_body_bytes,
                    max_json_depth=config.ingress.max_json_depth,
                    max_tokens_limit=config.text.max_tokens_limit,

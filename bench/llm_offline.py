@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from cluster.deploy import serve_config, with_args
-from serve_app.core.config import TextEngineConfig
-from serve_app.core.runtime_env import expand_runtime_env
+from deployments.core.config import TextEngineConfig
+from deployments.core.runtime_env import expand_runtime_env
 
 REPO = Path(__file__).resolve().parent.parent
 BATCH = 16
@@ -70,9 +70,9 @@ def measure(profile: str, workload: Any, args: dict[str, Any] | None = None,
 
 
 def _transformers(engine: TextEngineConfig, spec: dict[str, Any]) -> tuple[int, int, float]:
+    from deployments.core.generation import SamplingParams
+    from deployments.core.models import default_model_dir
     from deployments.engines.transformers_text import TransformersTextEngine
-    from serve_app.core.generation import SamplingParams
-    from serve_app.core.models import default_model_dir
 
     model = TransformersTextEngine.from_config(engine, str(default_model_dir()))
 
@@ -95,8 +95,8 @@ def _transformers(engine: TextEngineConfig, spec: dict[str, Any]) -> tuple[int, 
 def _vllm(engine: TextEngineConfig, spec: dict[str, Any]) -> tuple[int, int, float]:
     from vllm import LLM, SamplingParams
 
+    from deployments.core.models import default_model_dir, resolve
     from deployments.engines.vllm_text import engine_args
-    from serve_app.core.models import default_model_dir, resolve
 
     llm = LLM(**engine_args(engine, str(resolve(engine.model, default_model_dir()))))
     llm.chat([c["messages"] for c in spec["warmup"]], SamplingParams(max_tokens=WARMUP_TOKENS),

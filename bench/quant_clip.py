@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.quant_common import best_interleaved, uptime, write_results
+from deployments.core.models import default_model_dir, resolve
 from deployments.engines.open_clip_engine import OpenClipEngine
-from serve_app.core.models import default_model_dir, resolve
 
 VARIANTS = [("float32", "float32", None), ("bfloat16", "bfloat16", None),
             ("int8", "float32", "int8")]

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from bench.quant_common import best_interleaved, uptime, write_results
+from deployments.core.generation import SamplingParams
+from deployments.core.models import default_model_dir, resolve
 from deployments.engines.transformers_text import TransformersTextEngine
-from serve_app.core.generation import SamplingParams
-from serve_app.core.models import default_model_dir, resolve
 
 TEXT = Path(__file__).resolve().parent / "quant_text.txt"
 VARIANTS = [("float32", "float32", None), ("bfloat16", "bfloat16", None),

@@ -20,8 +20,8 @@ from functools import partial
 from pathlib import Path
 
 from bench.quant_common import best_interleaved, uptime, write_results
+from deployments.core.models import default_model_dir, resolve
 from deployments.engines.whisper import SAMPLE_RATE, FasterWhisperEngine, decode_audio_bytes
-from serve_app.core.models import default_model_dir, resolve
 
 # No numbers: Whisper writes "seven" as "7", which is not a recognition error.
 SENTENCES = [

@@ -33,10 +33,10 @@ from bench.app_launcher import BENCH_RAY_ENV, REPO, Target
 from bench.llm_offline import text_settings
 from cluster.deploy import deploy
 from cluster.local_ray import LocalRay
+from deployments.core.config import TextEngineConfig
+from deployments.core.models import resolve
+from deployments.core.runtime_env import expand_runtime_env
 from deployments.engines.vllm_text import engine_args
-from serve_app.core.config import TextEngineConfig
-from serve_app.core.models import resolve
-from serve_app.core.runtime_env import expand_runtime_env
 
 APP_NAME = "ray-serve-llm"
 BUILDER = "ray.serve.llm:build_openai_app"

@@ -8,7 +8,7 @@ Names as a live Ray 2.60 cluster exports them (Ray adds the 'ray_' prefix):
   ray_serve_deployment_replica_healthy{deployment, replica}   1 per healthy replica
   ray_serve_autoscaling_target_replicas{deployment}           replicas the controller wants
   ray_serve_deployment_queued_queries{deployment, handle}     requests waiting in a router
-  ray_mmserve_model_calls_total{deployment, method}           the app's own (deployments/metrics.py)
+  ray_mmserve_model_calls_total{deployment, method}           the app's own (replicas/metrics.py)
   ray_mmserve_batch_items_total{deployment, method}           requests those calls served
   ray_mmserve_model_seconds_total{deployment, method}         seconds the model was busy
   ray_mmserve_batch_size_{sum,count}, ray_serve_actual_batch_size_{sum,count}

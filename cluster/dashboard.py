@@ -4,7 +4,8 @@ cluster/grafana/mmserve.json (`--check` only says whether the committed file is 
 Rows follow a request's path: the front door (the ingress), the per-modality queues and batches,
 the engines, the response cache, the SLOs, the pipeline's stages. Every query reads the series
 Ray exports on its metrics port (`ray_` prefix, `_total` on counters): the app's own
-(deployments/metrics.py, listed in docs/operations.md) and Serve's replica counts. Stdlib only.
+(deployments/replicas/metrics.py, listed in docs/operations.md) and Serve's replica counts.
+Stdlib only.
 """
 
 from __future__ import annotations

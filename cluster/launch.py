@@ -26,8 +26,8 @@ import yaml
 from cluster.deploy import UnknownProfile, profile_path
 from cluster.haproxy_ingress import DEFAULT_INGRESS, INGRESSES, uses_haproxy
 from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, dies_with_this_thread, free_ports
+from deployments.core.config import ConfigError, load_config
 from serve_app.auth import check_exposure, load_api_keys
-from serve_app.core.config import ConfigError, load_config
 
 DEFAULT_PORTS = {"gcs": 6379, "dashboard": 8265, "metrics": 8080}
 DEFAULT_TEMP_DIR = "/tmp/ray-mmserve"

@@ -10,11 +10,12 @@ from typing import Any
 
 from ray.serve import Application
 
-from deployments.audio import SpeechTranscriber
-from deployments.text import TextGenerator
-from deployments.vision import ImageEmbedder
-from serve_app.core.config import AppConfig, DeploymentSettings, load_config
-from serve_app.core.models import default_model_dir
+from deployments.core.config import AppConfig, DeploymentSettings, load_config
+from deployments.core.models import default_model_dir
+from deployments.replicas.audio import SpeechTranscriber
+from deployments.replicas.serve_options import autoscaling_config, deployment_options
+from deployments.replicas.text import TextGenerator
+from deployments.replicas.vision import ImageEmbedder
 from serve_app.ingress import Ingress
 
 TEXT, VISION, AUDIO, INGRESS = "TextGenerator", "ImageEmbedder", "SpeechTranscriber", "Ingress"
@@ -28,11 +29,11 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 def bind_app(config: AppConfig) -> Application:
     model_dir = config.model_dir or str(default_model_dir())
     metrics_enabled = config.observability.metrics
-    text = TextGenerator.options(**config.text.serve_options(TEXT)).bind(
+    text = TextGenerator.options(**deployment_options(config.text, TEXT)).bind(
         _init_args(config.text), model_dir, metrics_enabled)
-    vision = ImageEmbedder.options(**config.vision.serve_options(VISION)).bind(
+    vision = ImageEmbedder.options(**deployment_options(config.vision, VISION)).bind(
         _init_args(config.vision), model_dir, metrics_enabled)
-    audio = SpeechTranscriber.options(**config.audio.serve_options(AUDIO)).bind(
+    audio = SpeechTranscriber.options(**deployment_options(config.audio, AUDIO)).bind(
         _init_args(config.audio), model_dir, metrics_enabled)
     return Ingress.options(**_ingress_options(config)).bind(
         config.model_dump(), text, vision, audio)
@@ -45,7 +46,7 @@ def _ingress_options(config: AppConfig) -> dict[str, Any]:
                                "max_queued_requests": ingress.max_queued_requests,
                                "ray_actor_options": {"num_cpus": ingress.num_cpus}}
     if ingress.autoscaling is not None:
-        options["autoscaling_config"] = ingress.autoscaling.serve_config()
+        options["autoscaling_config"] = autoscaling_config(ingress.autoscaling)
     else:
         options["num_replicas"] = ingress.num_replicas
     return options

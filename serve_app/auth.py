@@ -14,8 +14,8 @@ import ipaddress
 import os
 from pathlib import Path
 
-from serve_app.core.config import ApiKeys, ConfigError
-from serve_app.core.errors import ServeError
+from deployments.core.config import ApiKeys, ConfigError
+from deployments.core.errors import ServeError
 from serve_app.http_errors import HttpError
 
 BEARER = "bearer"

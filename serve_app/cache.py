@@ -36,9 +36,9 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
+from deployments.core.config import AppConfig, CacheSettings, ConfigError, FromEnv
 from serve_app import protocol
 from serve_app.cache_store import MemoryStore, RedisStore, Store, StoreDown
-from serve_app.core.config import AppConfig, CacheSettings, ConfigError, FromEnv
 
 HEADER = "X-Cache"
 HIT, MISS, PARTIAL, BYPASS = "hit", "miss", "partial", "bypass"

@@ -33,10 +33,10 @@ from ray.serve.exceptions import (
     ReplicaUnavailableError,
 )
 
+from deployments.core.deadline import expired, remaining
+from deployments.core.errors import InternalFailure, Overloaded, ServeError, TimedOut, Unavailable
+from deployments.core.timing import Timed
 from serve_app import request_timing
-from serve_app.core.deadline import expired, remaining
-from serve_app.core.errors import InternalFailure, Overloaded, ServeError, TimedOut, Unavailable
-from serve_app.core.timing import Timed
 from serve_app.group_load import GroupLoad
 from serve_app.request_timing import GroupCall
 

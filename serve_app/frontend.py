@@ -22,20 +22,20 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from deployments import metrics
-from serve_app import cache, limits, protocol, request_timing
-from serve_app.auth import authenticate, load_api_keys
-from serve_app.calls import ReplicaGroup
-from serve_app.core.config import AppConfig
-from serve_app.core.deadline import deadline_after
-from serve_app.core.errors import (
+from deployments.core.config import AppConfig
+from deployments.core.deadline import deadline_after
+from deployments.core.errors import (
     InternalFailure,
     InvalidRequest,
     Overloaded,
     ServeError,
     UnsupportedMediaType,
 )
-from serve_app.core.generation import SamplingParams
+from deployments.core.generation import SamplingParams
+from deployments.replicas import metrics
+from serve_app import cache, limits, protocol, request_timing
+from serve_app.auth import authenticate, load_api_keys
+from serve_app.calls import ReplicaGroup
 from serve_app.group_load import GroupLoad
 from serve_app.http import (
     M,

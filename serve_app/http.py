@@ -12,8 +12,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from serve_app.core.config import IngressSettings
-from serve_app.core.errors import InvalidRequest, TooLarge, UnsupportedMediaType
+from deployments.core.config import IngressSettings
+from deployments.core.errors import InvalidRequest, TooLarge, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_MAX_JSON_DEPTH: int = IngressSettings.model_fields["max_json_depth"].default

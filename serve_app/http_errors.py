@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from serve_app.core.errors import (
+from deployments.core.errors import (
     InternalFailure,
     InvalidRequest,
     Overloaded,

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import FastAPI
 from ray import serve
 
+from deployments.core.config import AppConfig
 from serve_app.auth import check_exposure, serve_http_host
 from serve_app.calls import ReplicaGroup
-from serve_app.core.config import AppConfig
 from serve_app.frontend import FrontEnd
 from serve_app.routes import build_api
 

@@ -8,9 +8,9 @@ audio duration) are checked in the replicas, from the media's header before deco
 
 from __future__ import annotations
 
-from serve_app.core.caps import check_labels
-from serve_app.core.config import AppConfig, TextSettings
-from serve_app.core.errors import InvalidRequest
+from deployments.core.caps import check_labels
+from deployments.core.config import AppConfig, TextSettings
+from deployments.core.errors import InvalidRequest
 from serve_app.protocol import (
     IMAGE_MODEL_SUFFIX,
     ChatCompletionRequest,

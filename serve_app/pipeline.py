@@ -17,10 +17,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from deployments import metrics
+from deployments.core.errors import InvalidRequest, ServeError
+from deployments.core.generation import SamplingParams
+from deployments.replicas import metrics
 from serve_app.calls import ReplicaGroup
-from serve_app.core.errors import InvalidRequest, ServeError
-from serve_app.core.generation import SamplingParams
 from serve_app.http import decode_base64
 from serve_app.prompts import (
     DEFAULT_LABELS,

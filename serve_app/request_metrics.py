@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from deployments import metrics
-from serve_app.core.config import Slo
+from deployments.core.config import Slo
+from deployments.replicas import metrics
 from serve_app.request_timing import RequestTiming
 
 

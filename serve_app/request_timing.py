@@ -1,7 +1,7 @@
 """One request's time at the ingress, and the Server-Timing header that shows it.
 
 The front end measures each request from its arrival; every call to a replica group is added
-with the stages its replica reported (serve_app/core/timing.py). The header lists, in
+with the stages its replica reported (deployments/core/timing.py). The header lists, in
 milliseconds:
 
     ingress         the ingress's own work: parsing, checks, the cache, building the answer

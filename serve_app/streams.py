@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from deployments.core.deadline import remaining
+from deployments.core.errors import TimedOut
 from serve_app.calls import ReplicaGroup
-from serve_app.core.deadline import remaining
-from serve_app.core.errors import TimedOut
 
 
 async def next_item(rest: Any, group: ReplicaGroup, deadline: float | None,

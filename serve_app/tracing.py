@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 
-from serve_app.core.config import Tracing
+from deployments.core.config import Tracing
 from serve_app.request_timing import GroupCall, RequestTiming
 
 

@@ -19,7 +19,7 @@ import pytest
 from cluster.deploy import app_config
 from cluster.deploy import deploy as deploy_config
 from cluster.local_ray import LocalRay
-from serve_app.core.models import default_model_dir
+from deployments.core.models import default_model_dir
 
 REPO = Path(__file__).resolve().parent.parent
 APP_NAME = "mmserve-test"

@@ -12,10 +12,10 @@ import sys
 import pytest
 
 from cluster.launch import refuse_anonymous_exposure
+from deployments.core.config import ApiKeys, ConfigError, load_config
+from deployments.core.errors import InvalidRequest, Overloaded, ServeError
 from serve_app import auth
 from serve_app.auth import authenticate, check_exposure, is_loopback, load_api_keys
-from serve_app.core.config import ApiKeys, ConfigError, load_config
-from serve_app.core.errors import InvalidRequest, Overloaded, ServeError
 from serve_app.http_errors import HttpError, error_response, status_of
 from tests.profiles import PROFILES, REPO, load_profile
 

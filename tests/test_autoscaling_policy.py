@@ -1,6 +1,6 @@
-"""The queue autoscaling policy (deployments/autoscaling_policy.py), tick by tick on synthetic
-contexts; then the way Serve takes it: from the config, and pickled for a controller that cannot
-import this checkout. No Ray cluster."""
+"""The queue autoscaling policy (deployments/replicas/autoscaling_policy.py), tick by tick on
+synthetic contexts; then the way Serve takes it: from the config, and pickled for a controller
+that cannot import this checkout. No Ray cluster."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from cluster.deploy import profile_path
-from deployments.autoscaling_policy import QueuePolicy, decide, replicas_for
-from serve_app.core.config import QUEUE_POLICY, load_config
+from deployments.core.config import load_config
+from deployments.replicas.autoscaling_policy import QueuePolicy, decide, replicas_for
+from deployments.replicas.serve_options import QUEUE_POLICY, deployment_options
 
 TARGET = 16  # target_ongoing_requests of the cpu profile's vision group
 
@@ -142,18 +143,18 @@ def test_queue_policy_in_the_config_becomes_serves_custom_policy():
         "policy": "queue", "min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 16,
         "upscale_delay_s": 2, "downscale_delay_s": 30, "metrics_interval_s": 1,
         "look_back_period_s": 3}}})
-    autoscaling = config.vision.serve_options("ImageEmbedder")["autoscaling_config"]
+    autoscaling = deployment_options(config.vision, "ImageEmbedder")["autoscaling_config"]
     assert autoscaling["policy"] == {"policy_function": QUEUE_POLICY, "policy_kwargs": {
         "upscale_delay_s": 2, "downscale_delay_s": 30}}
     # Serve applies its own delays to a custom policy's answer as well: they must not add up
     assert autoscaling["upscale_delay_s"] == autoscaling["downscale_delay_s"] == 0
     assert (autoscaling["metrics_interval_s"], autoscaling["look_back_period_s"]) == (1, 3)
     default = load_config({"vision": {"autoscaling": {"max_replicas": 2}}})
-    assert "policy" not in default.vision.serve_options("ImageEmbedder")["autoscaling_config"]
+    assert "policy" not in deployment_options(default.vision, "ImageEmbedder")["autoscaling_config"]
 
 
 def test_a_look_back_window_shorter_than_the_report_interval_is_refused():
-    from serve_app.core.config import ConfigError
+    from deployments.core.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"vision\.autoscaling"):
         load_config({"vision": {"autoscaling": {"metrics_interval_s": 2,
@@ -165,10 +166,10 @@ def test_serves_controller_runs_the_policy_without_this_checkout_on_its_path(tmp
     unpickles it in a process that cannot import `deployments`, and calls it."""
     from ray.serve.config import AutoscalingConfig
 
-    autoscaling = load_config({"vision": {"autoscaling": {
+    config = load_config({"vision": {"autoscaling": {
         "policy": "queue", "max_replicas": 2, "target_ongoing_requests": 16,
-        "upscale_delay_s": 0, "downscale_delay_s": 30}}}).vision.serve_options(
-        "ImageEmbedder")["autoscaling_config"]
+        "upscale_delay_s": 0, "downscale_delay_s": 30}}})
+    autoscaling = deployment_options(config.vision, "ImageEmbedder")["autoscaling_config"]
     policy = AutoscalingConfig(**autoscaling).policy
     (tmp_path / "policy.bin").write_bytes(policy.get_serialized_policy_def())
     script = (
@@ -195,8 +196,8 @@ def test_serves_own_wrapper_passes_the_decision_through_with_the_profiles_delays
     from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
     args = yaml.safe_load(profile_path("cpu").read_text())["applications"][0]["args"]
-    config = AutoscalingConfig(**load_config(args).vision.serve_options(
-        "ImageEmbedder")["autoscaling_config"])
+    config = AutoscalingConfig(**deployment_options(load_config(args).vision,
+                                                        "ImageEmbedder")["autoscaling_config"])
     policy = _apply_autoscaling_config(QueuePolicy(**config.policy.policy_kwargs))
     deployment = DeploymentID(name="ImageEmbedder", app_name="mmserve")
     target, state, now, seen = 1, {}, 0.0, []

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from deployments.batcher import DynamicBatcher, all_or_none, run_valid_rows
-from serve_app.core.config import Batching
-from serve_app.core.errors import DeadlineExceeded, InvalidRequest, ServeError, Undecodable
+from deployments.core.config import Batching
+from deployments.core.errors import DeadlineExceeded, InvalidRequest, ServeError, Undecodable
+from deployments.replicas.batcher import DynamicBatcher, all_or_none, run_valid_rows
 from serve_app.http_errors import status_of
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from bench.speech import SpeechClip
 from bench.workloads import build_workload
+from deployments.core.config import AppConfig
 from serve_app import limits
-from serve_app.core.config import AppConfig
 from serve_app.pipeline import decode_media
 from serve_app.protocol import ChatCompletionRequest
 

@@ -10,8 +10,8 @@ import pytest
 from bench.llm_offline import text_settings
 from bench.ray_serve_llm import APP_NAME, BUILDER, llm_config, serve_llm_config
 from bench.suites.serve_llm import CLIENTS, summarize
+from deployments.core.config import TextEngineConfig
 from deployments.engines.vllm_text import engine_args
-from serve_app.core.config import TextEngineConfig
 
 
 def report(clients: int, tokens_per_s: float, ttft_p95: float, errors: int = 0) -> dict:

@@ -14,6 +14,8 @@ import pytest
 from starlette.requests import Request
 
 from cluster.redis_server import RedisServer
+from deployments.core.config import AppConfig, CacheSettings, ConfigError, load_config
+from deployments.core.generation import SamplingParams
 from serve_app.cache import (
     BYPASS,
     CHAT,
@@ -28,8 +30,6 @@ from serve_app.cache import (
     redis_url,
 )
 from serve_app.cache_store import MemoryStore, RedisStore
-from serve_app.core.config import AppConfig, CacheSettings, ConfigError, load_config
-from serve_app.core.generation import SamplingParams
 
 MODEL = "clip-vit-b-32"
 ON = {"enabled": True, "chat": True}

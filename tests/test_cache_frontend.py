@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from serve_app.core.config import load_config
+from deployments.core.config import load_config
 from serve_app.frontend import FrontEnd
 from serve_app.routes import build_api
 from tests.test_routes_unit import FakeGroup

@@ -11,9 +11,9 @@ import pytest
 from ray.exceptions import ActorDiedError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
+from deployments.core.deadline import deadline_after
+from deployments.core.errors import DeadlineExceeded, ServeError, Undecodable
 from serve_app.calls import REPLICA_DIED_RETRY_AFTER_S, ReplicaGroup
-from serve_app.core.deadline import deadline_after
-from serve_app.core.errors import DeadlineExceeded, ServeError, Undecodable
 from serve_app.http_errors import status_of
 
 

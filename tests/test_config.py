@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from cluster.launch import profile_path
-from serve_app.core.config import ConfigError, load_config
+from deployments.core.config import ConfigError, load_config
+from deployments.replicas.serve_options import deployment_options
 
 
 def test_defaults_are_valid_and_cpu_friendly():
@@ -25,7 +26,7 @@ def test_serve_options_carry_resources_batching_and_autoscaling():
                       "resources": {"neuron_cores": 2}},
         "autoscaling": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 16},
         "batching": {"max_batch_size": 32, "batch_wait_timeout_s": 0.05}}})
-    options = config.text.serve_options("TextGenerator")
+    options = deployment_options(config.text, "TextGenerator")
     assert options["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 1,
                                             "accelerator_type": "A100",
                                             "resources": {"neuron_cores": 2}}

@@ -1,6 +1,7 @@
 """The committed Grafana dashboard is what cluster/dashboard.py writes, is importable as it is
 (a Prometheus datasource variable, units, no overlapping panels), and queries only metric names
-the app defines (deployments/metrics.py) or Ray Serve exports; docs/operations.md lists them all.
+the app defines (deployments/replicas/metrics.py) or Ray Serve exports; docs/operations.md
+lists them all.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ SERVE_SERIES = {"ray_serve_replica_processing_queries", "ray_serve_deployment_qu
 
 
 def app_metrics() -> dict[str, str]:
-    """Each app metric's exported name (ray_ prefix) and kind, from deployments/metrics.py."""
+    """Each app metric's exported name (ray_ prefix) and kind, from replicas/metrics.py."""
     found = re.findall(r'\b(Counter|Histogram|Gauge)\(\s*"(mmserve_\w+)"',
                        METRICS_SOURCE.read_text())
     return {"ray_" + name: kind for kind, name in found}

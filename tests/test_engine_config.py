@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deployments.core.config import AppConfig, TextEngineConfig, VisionEngineConfig
+from deployments.core.generation import SamplingParams
 from deployments.engines import load_text_engine, load_vision_engine
 from deployments.engines.neuron_clip import trace_input_shape
 from deployments.engines.neuron_text import neuron_engine_args
 from deployments.engines.requires import MissingEngineError
 from deployments.engines.tensorrt_llm_text import llm_kwargs, sampling_kwargs
 from deployments.engines.vllm_text import GIB, engine_args
-from serve_app.core.config import AppConfig, TextEngineConfig, VisionEngineConfig
-from serve_app.core.generation import SamplingParams
 
 REPO = Path(__file__).resolve().parent.parent
 

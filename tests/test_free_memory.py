@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from deployments.free_memory import give_back_free_memory
-from deployments.replica_base import ModelThread
+from deployments.replicas.free_memory import give_back_free_memory
+from deployments.replicas.replica_base import ModelThread
 
 
 def resident_mib() -> float:

@@ -27,7 +27,7 @@ from bench.fuzz_strategies import (
     transcription_requests,
     with_headers,
 )
-from serve_app.core.config import load_config
+from deployments.core.config import load_config
 from tests.conftest import TEST_ARGS
 from tests.test_bad_input import good_requests_still_work
 

@@ -16,9 +16,10 @@ import time
 
 import pytest
 
-from deployments.replica_base import BatchedReplica, ModelThread
-from serve_app.core.config import DeploymentSettings, Resources, TextSettings
-from serve_app.core.generation import SamplingParams
+from deployments.core.config import DeploymentSettings, Resources, TextSettings
+from deployments.core.generation import SamplingParams
+from deployments.replicas.replica_base import BatchedReplica, ModelThread
+from deployments.replicas.serve_options import deployment_options
 
 HEALTH_APP = "mmserve-health"
 PROBE = "StuckProbe"
@@ -58,11 +59,11 @@ def probe(app_url, model_dir):
     shared app): a TextGenerator to wedge."""
     from ray import serve
 
-    from deployments.text import TextGenerator
+    from deployments.replicas.text import TextGenerator
 
     settings = TextSettings(health_check_period_s=1, health_check_timeout_s=3,
                             model_call_timeout_s=5, resources=Resources(num_cpus=0))
-    options = {**settings.serve_options(PROBE), "graceful_shutdown_timeout_s": 2}
+    options = {**deployment_options(settings, PROBE), "graceful_shutdown_timeout_s": 2}
     app = TextGenerator.options(**options).bind(
         settings.model_dump(exclude={"batching"}), model_dir)
     handle = serve.run(app, name=HEALTH_APP, route_prefix=None)

@@ -2,9 +2,11 @@
 
     5 tools      cluster/ (local clusters, launch), bench/
     4 front end  serve_app/ (HTTP routes, auth, limits, pipeline, the app builder)
-    3 replicas   deployments/ (one class per modality, the batcher, the model thread, metrics)
+    3 replicas   deployments/replicas/ (one class per modality, the batcher, the model thread)
     2 engines    deployments/engines/ (one module per backend)
-    1 core       serve_app/core/ (config, errors, model store, caps, shared types)
+    1 core       deployments/core/ (config, errors, model store, media, shared types)
+
+Each folder is one layer: no package holds both a layer and one that imports it.
 
 Core and engines never import Ray Serve or an HTTP framework: an engine raises core errors and
 the front end alone maps them to HTTP.
@@ -20,9 +22,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (  # most specific prefix first
-    ("serve_app.core", 1), ("deployments.engines", 2), ("deployments", 3),
-    ("serve_app", 4), ("cluster", 5), ("bench", 5),
+    ("deployments.core", 1), ("deployments.engines", 2), ("deployments.replicas", 3),
+    ("deployments", 1), ("serve_app", 4), ("cluster", 5), ("bench", 5),
 )
+LAYER_FOLDERS = ("deployments/core", "deployments/engines", "deployments/replicas", "serve_app")
 FORBIDDEN_BELOW_REPLICAS = ("ray.serve", "starlette", "fastapi", "serve_app.http_errors")
 
 
@@ -77,3 +80,12 @@ def test_every_module_imports(path: Path) -> None:
     """Catches a name imported from a module that no longer has it (engines import their
     heavy packages lazily, so this needs none of them)."""
     importlib.import_module(module_name(path))
+
+
+def test_each_layer_is_a_folder_of_its_own() -> None:
+    """deployments/ only holds the three lower layers' folders; no layer folder nests another."""
+    assert sorted(p.name for p in (ROOT / "deployments").glob("*.py")) == ["__init__.py"]
+    for folder in LAYER_FOLDERS:
+        nested = [p for p in (ROOT / folder).iterdir()
+                  if p.is_dir() and (p / "__init__.py").exists()]
+        assert not nested, f"{folder} holds packages: {nested}"

@@ -15,6 +15,9 @@ import pytest
 import torch
 from faster_whisper.audio import decode_audio
 
+from deployments.core.config import AppConfig
+from deployments.core.errors import ServeError
+from deployments.core.models import model_path
 from deployments.engines.open_clip_engine import (
     ImageDecodeError,
     ImageTooLargeError,
@@ -24,9 +27,6 @@ from deployments.engines.open_clip_engine import (
 )
 from deployments.engines.whisper import AudioDecodeError, AudioTooLongError, decode_audio_bytes
 from serve_app import limits
-from serve_app.core.config import AppConfig
-from serve_app.core.errors import ServeError
-from serve_app.core.models import model_path
 from serve_app.http import parse_json
 from serve_app.http_errors import status_of
 from serve_app.protocol import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployments.metrics import add
+from deployments.replicas.metrics import add
 
 
 def test_metrics_add_skips_a_zero_that_ray_counters_refuse():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serve_app.core import models
+from deployments.core import models
 
 
 def test_prepare_twice_does_no_work_the_second_time(model_dir):
@@ -29,7 +29,7 @@ def test_store_holds_the_expected_files(model_dir):
 
 
 def test_missing_model_names_the_prepare_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="serve_app.core.models prepare"):
+    with pytest.raises(FileNotFoundError, match="deployments.core.models prepare"):
         models.model_path(models.WHISPER_BASE, tmp_path)
 
 

@@ -10,14 +10,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from deployments.prefix_router import (
+from deployments.core.config import load_config
+from deployments.replicas.prefix_router import (
     PrefixAffinityRouter,
     affinity_key,
     imbalanced,
     opening,
     rank,
 )
-from serve_app.core.config import TEXT_ROUTERS, load_config
+from deployments.replicas.serve_options import TEXT_ROUTERS, deployment_options
 
 SYSTEM = {"role": "system", "content": "You are terse."}
 
@@ -121,7 +122,7 @@ def test_calls_without_messages_and_single_replicas_route_as_serve_does():
 
 
 def test_rays_router_reads_the_message_list_our_text_group_takes():
-    from deployments.ray_prefix_router import RayPrefixRouter
+    from deployments.replicas.ray_prefix_router import RayPrefixRouter
 
     r = object.__new__(RayPrefixRouter)
     pending = SimpleNamespace(args=(turn("hello"), None, None))
@@ -131,14 +132,14 @@ def test_rays_router_reads_the_message_list_our_text_group_takes():
 
 
 def test_routing_becomes_the_text_groups_request_router_config():
-    default = load_config({"text": {"routing": "default"}}).text.serve_options("T")
+    default = deployment_options(load_config({"text": {"routing": "default"}}).text, "T")
     assert "request_router_config" not in default
     assert load_config({}).text.routing == "prefix"
     for routing, path in TEXT_ROUTERS.items():
         config = load_config({"text": {"routing": routing, "routing_imbalanced_threshold": 3}})
-        assert config.text.serve_options("T")["request_router_config"] == {
+        assert deployment_options(config.text, "T")["request_router_config"] == {
             "request_router_class": path, "request_router_kwargs": {"imbalanced_threshold": 3}}
-    assert "request_router_config" not in load_config({}).vision.serve_options("V")
+    assert "request_router_config" not in deployment_options(load_config({}).vision, "V")
 
 
 def test_both_routers_pickle_by_value_for_callers_without_this_checkout():

@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from serve_app.core.errors import ServeError, Undecodable
+from deployments.core.errors import ServeError, Undecodable
 from serve_app.http import decode_base64, parse_json, sse_event
 from serve_app.http_errors import error_body, status_of
 from serve_app.protocol import ChatCompletionRequest, EmbeddingRequest, encode_embedding

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from serve_app.core.errors import DeadlineExceeded
-from serve_app.core.generation import SamplingParams
+from deployments.core.errors import DeadlineExceeded
+from deployments.core.generation import SamplingParams
 from tests.conftest import deployment_handle
 from tests.media import speech_wav
 

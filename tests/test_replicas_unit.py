@@ -11,16 +11,16 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-import deployments.audio
-import deployments.text
-import deployments.vision
+from deployments.core.config import AudioSettings, TextSettings, VisionSettings
+from deployments.core.generation import SamplingParams
 from deployments.engines.kv_batch import KVBatch
 from deployments.engines.sampling import make_generator
 from deployments.engines.scheduler import Scheduler
 from deployments.engines.sequence import Sequence
 from deployments.engines.whisper import Transcription
-from serve_app.core.config import AudioSettings, TextSettings, VisionSettings
-from serve_app.core.generation import SamplingParams
+from deployments.replicas import audio as audio_replicas
+from deployments.replicas import text as text_replicas
+from deployments.replicas import vision as vision_replicas
 from tests.hostile_media import silent_wav
 from tests.media import png_image
 
@@ -110,8 +110,8 @@ class FakeSpeechEngine(Holds):
 
 
 def build(deployment, settings, engine, monkeypatch, loader: str):
-    module = {"TextGenerator": deployments.text, "ImageEmbedder": deployments.vision,
-              "SpeechTranscriber": deployments.audio}[deployment.name]
+    module = {"TextGenerator": text_replicas, "ImageEmbedder": vision_replicas,
+              "SpeechTranscriber": audio_replicas}[deployment.name]
     monkeypatch.setattr(module, loader, lambda config, model_dir: engine)
     replica = deployment.func_or_class(settings.model_dump(exclude={"batching"}), "/unused")
     replica.reconfigure({"max_batch_size": 8, "batch_wait_timeout_s": 0.0})
@@ -121,7 +121,7 @@ def build(deployment, settings, engine, monkeypatch, loader: str):
 @pytest.fixture
 def text(monkeypatch):
     engine = FakeStepEngine()
-    replica = build(deployments.text.TextGenerator, TextSettings(), engine, monkeypatch,
+    replica = build(text_replicas.TextGenerator, TextSettings(), engine, monkeypatch,
                     "load_text_engine")
     return replica, engine
 
@@ -196,7 +196,7 @@ def test_closing_a_stream_frees_its_row_while_the_other_goes_on(text):
 
 def test_vision_decodes_off_the_model_thread_and_batches_what_queued(monkeypatch):
     engine = FakeVisionEngine()
-    replica = build(deployments.vision.ImageEmbedder, VisionSettings(), engine, monkeypatch,
+    replica = build(vision_replicas.ImageEmbedder, VisionSettings(), engine, monkeypatch,
                     "load_vision_engine")
 
     async def scenario():
@@ -213,7 +213,7 @@ def test_vision_decodes_off_the_model_thread_and_batches_what_queued(monkeypatch
 
 def test_audio_batches_what_queued_and_refuses_an_unknown_language(monkeypatch):
     engine = FakeSpeechEngine()
-    replica = build(deployments.audio.SpeechTranscriber, AudioSettings(), engine, monkeypatch,
+    replica = build(audio_replicas.SpeechTranscriber, AudioSettings(), engine, monkeypatch,
                     "load_audio_engine")
     wav = silent_wav(1.0, rate=16000)
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-import deployments.text
-import deployments.vision
+from bench.local_handle import LocalHandle
+from deployments.core.config import AppConfig, TextSettings, VisionSettings
+from deployments.replicas import text as text_replicas
+from deployments.replicas import vision as vision_replicas
 from serve_app.calls import ReplicaGroup
-from serve_app.core.config import AppConfig, TextSettings, VisionSettings
 from serve_app.frontend import FrontEnd
-from serve_app.local_handle import LocalHandle
 from serve_app.request_timing import GroupCall, RequestTiming, parse_header
 from serve_app.routes import build_api
 from tests.media import b64, png_image
@@ -36,9 +36,9 @@ def client(monkeypatch):
     vision_engine, text_engine = SlowVisionEngine(), FakeStepEngine()
     vision_engine.release.set()
     text_engine.runner.release.set()
-    vision = build(deployments.vision.ImageEmbedder, VisionSettings(), vision_engine,
+    vision = build(vision_replicas.ImageEmbedder, VisionSettings(), vision_engine,
                    monkeypatch, "load_vision_engine")
-    text = build(deployments.text.TextGenerator, TextSettings(), text_engine, monkeypatch,
+    text = build(text_replicas.TextGenerator, TextSettings(), text_engine, monkeypatch,
                  "load_text_engine")
     groups = [ReplicaGroup(name, LocalHandle(replica))
               for name, replica in (("text", text), ("vision", vision), ("audio", object()))]
@@ -101,13 +101,13 @@ def test_overlapping_calls_count_once_in_the_ingress_time():
 def test_tracing_makes_a_span_per_request_call_and_stage_collected_in_process(monkeypatch):
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from serve_app.core.config import Tracing
+    from deployments.core.config import Tracing
     from serve_app.tracing import RequestTracer
 
     monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
     engine = SlowVisionEngine()
     engine.release.set()
-    vision = build(deployments.vision.ImageEmbedder, VisionSettings(), engine, monkeypatch,
+    vision = build(vision_replicas.ImageEmbedder, VisionSettings(), engine, monkeypatch,
                    "load_vision_engine")
     front = FrontEnd(AppConfig(observability={"server_timing": False}),
                      *(ReplicaGroup(name, LocalHandle(vision)) for name in

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from serve_app.core.config import AppConfig
+from deployments.core.config import AppConfig
 from serve_app.frontend import FrontEnd
 from serve_app.group_load import GroupLoad
 from serve_app.routes import ROUTES, build_api

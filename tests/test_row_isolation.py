@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from serve_app.core.errors import ServeError
-from serve_app.core.generation import SamplingParams
+from deployments.core.errors import ServeError
+from deployments.core.generation import SamplingParams
 from serve_app.http_errors import status_of
 from tests.conftest import deployment_handle
 from tests.media import SENTENCES, speech_wav

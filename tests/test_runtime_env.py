@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serve_app.core.runtime_env import RuntimeEnvError, expand_runtime_env, prepare_runtime_env
+from deployments.core.runtime_env import RuntimeEnvError, expand_runtime_env, prepare_runtime_env
 
 
 def test_expands_variables_in_nested_strings_only():

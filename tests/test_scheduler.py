@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from deployments.core.generation import Completion, RowControl, SamplingParams
+from deployments.core.models import model_path
 from deployments.engines.transformers_text import TransformersTextEngine
-from serve_app.core.generation import Completion, RowControl, SamplingParams
-from serve_app.core.models import model_path
 
 SYSTEM = ("You are a careful assistant for a shipping company. Answer in one short sentence, "
           "name the port when you know it, and never invent tracking numbers. ") * 3

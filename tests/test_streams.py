@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from ray.exceptions import ActorDiedError
 
+from deployments.core.deadline import deadline_after
+from deployments.core.errors import ServeError
 from serve_app.calls import ReplicaGroup
-from serve_app.core.deadline import deadline_after
-from serve_app.core.errors import ServeError
 from serve_app.http_errors import status_of
 from serve_app.streams import next_item
 

@@ -7,11 +7,11 @@ import time
 import pytest
 import torch
 
+from deployments.core.errors import DeadlineExceeded, ServeError
+from deployments.core.generation import Completion, RowControl, SamplingParams
+from deployments.core.models import model_path
 from deployments.engines.sampling import make_generator, sample_row
 from deployments.engines.transformers_text import TransformersTextEngine
-from serve_app.core.errors import DeadlineExceeded, ServeError
-from serve_app.core.generation import Completion, RowControl, SamplingParams
-from serve_app.core.models import model_path
 from serve_app.http_errors import status_of
 
 GREEDY = SamplingParams(max_tokens=24, temperature=0)

@@ -13,13 +13,13 @@ import pytest
 import yaml
 from PIL import Image
 
+from deployments.core.config import AppConfig, TextEngineConfig, VisionEngineConfig
+from deployments.core.errors import DeadlineExceeded, InvalidRequest
+from deployments.core.generation import SamplingParams
 from deployments.engines import load_text_engine, load_vision_engine
 from deployments.engines.neuron_clip import compiled_tower_path
 from deployments.engines.neuron_text import neuron_engine_args
 from deployments.engines.tensorrt_llm_text import check_fits
-from serve_app.core.config import AppConfig, TextEngineConfig, VisionEngineConfig
-from serve_app.core.errors import DeadlineExceeded, InvalidRequest
-from serve_app.core.generation import SamplingParams
 from serve_app.http_errors import status_of
 
 REPO = Path(__file__).resolve().parent.parent

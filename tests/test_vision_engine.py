@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from deployments.core.models import model_path
 from deployments.engines.open_clip_engine import (
     ImageDecodeError,
     OpenClipEngine,
     decode_image_bytes,
     zero_shot_scores,
 )
-from serve_app.core.models import model_path
 from tests.conftest import REPO
 from tests.media import png_image
 

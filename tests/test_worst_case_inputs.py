@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serve_app.core.errors import ServeError
+from deployments.core.errors import ServeError
 from serve_app.http_errors import status_of
 from tests.conftest import TEST_ARGS, deployment_handle
 from tests.hostile_media import flac_without_duration, jpeg, png, png_declaring, silent_wav

@@ -8,8 +8,10 @@ prompt of its own, then 4 turns; seed 0) and client (8 streams, 10 s warm-up) un
 the eight running, as a GPU's KV cache is less than the conversations it serves), each client
 pausing 0-4 s (2 s on average) after an answer, as a user reads it before the next turn:
 - `default`: Serve's power of two choices;
-- `prefix`: the app's router (deployments/prefix_router.py), each conversation to one replica;
-- `ray_prefix`: Ray's PrefixCacheAffinityRouter, adapted (deployments/ray_prefix_router.py).
+- `prefix`: the app's router (deployments/replicas/prefix_router.py), each conversation to
+  one replica;
+- `ray_prefix`: Ray's PrefixCacheAffinityRouter, adapted
+  (deployments/replicas/ray_prefix_router.py).
 Changing the routing changes the text replicas' arguments, so each mode starts on fresh
 replicas, their prefix caches empty.
 

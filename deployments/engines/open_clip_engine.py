@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from deployments.core.models import resolve
 from deployments.engines import trace_cache
 from deployments.engines.clip_preprocess import ClipPreprocess
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
 from deployments.engines.torchscript import frozen_trace
-from serve_app.core.models import resolve
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DEFAULT_MAX_IMAGE_PIXELS = 16_777_216  # the default of vision.max_image_pixels

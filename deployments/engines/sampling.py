@@ -6,8 +6,8 @@ import random
 
 import torch
 
-from serve_app.core.errors import InvalidRequest
-from serve_app.core.generation import SamplingParams
+from deployments.core.errors import InvalidRequest
+from deployments.core.generation import SamplingParams
 
 # The seeds torch.Generator.manual_seed takes (a negative one wraps modulo 2**64).
 SEED_RANGE = range(-(2**63), 2**64)

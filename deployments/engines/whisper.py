@@ -39,7 +39,7 @@ from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
-from serve_app.core.models import resolve
+from deployments.core.models import resolve
 
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30

@@ -17,12 +17,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from deployments import metrics
-from deployments.batch_stats import BatchStats
+from deployments.core.errors import DeadlineExceeded
+from deployments.core.generation import Completion, RowControl, SamplingParams, StreamDelta
 from deployments.engines.scheduler import StepReport
 from deployments.engines.text_base import StepTextEngine
-from serve_app.core.errors import DeadlineExceeded
-from serve_app.core.generation import Completion, RowControl, SamplingParams, StreamDelta
+from deployments.replicas import metrics
+from deployments.replicas.batch_stats import BatchStats
 
 logger = logging.getLogger(__name__)
 

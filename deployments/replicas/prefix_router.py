@@ -15,13 +15,13 @@ and the least loaded wins: a hot conversation never piles onto one replica. A ca
 message list (engine_stats, batch_stats, health) is routed as Serve's default router does.
 
 Why the app's own router and not Ray's `PrefixCacheAffinityRouter` (kept as `routing:
-ray_prefix`, deployments/ray_prefix_router.py, for comparison): Ray's looks for a `messages`
-or `prompt` attribute on an argument (an OpenAI request object), which our `generate(messages,
-params, deadline)` does not have, so it fails every request as shipped; `ray.serve.llm`
-itself does not import without pyarrow; and it keeps a character prefix tree in a detached
-actor it calls with blocking `ray.get`s two or three times per request, on the caller's
-routing loop. Hashing the opening is stateless: no actor, no extra hop, the same answer in
-every ingress replica.
+ray_prefix`, deployments/replicas/ray_prefix_router.py, for comparison): Ray's looks for a
+`messages` or `prompt` attribute on an argument (an OpenAI request object), which our
+`generate(messages, params, deadline)` does not have, so it fails every request as shipped;
+`ray.serve.llm` itself does not import without pyarrow; and it keeps a character prefix tree in
+a detached actor it calls with blocking `ray.get`s two or three times per request, on the
+caller's routing loop. Hashing the opening is stateless: no actor, no extra hop, the same answer
+in every ingress replica.
 
 Stdlib and Ray only, nothing else from this project: Serve pickles this module by value for
 every process that routes to the text group.

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from serve_app.core.deadline import expired
+from deployments.core.deadline import expired
 
 
 @dataclass(frozen=True)

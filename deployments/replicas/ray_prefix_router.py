@@ -1,5 +1,5 @@
 """`text.routing: ray_prefix`: Ray's `PrefixCacheAffinityRouter`, adapted to the text group, so
-the app's own router (deployments/prefix_router.py) can be measured against it.
+the app's own router (deployments/replicas/prefix_router.py) can be measured against it.
 
 Ray's router keeps a character prefix tree of the prompts it routed, per replica, in a
 detached actor, and sends a request to the replica with the longest match while queue lengths

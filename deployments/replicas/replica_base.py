@@ -9,12 +9,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from deployments import metrics
-from deployments.batch_stats import BatchStats
-from deployments.batcher import DynamicBatcher
-from deployments.free_memory import give_back_free_memory
-from deployments.timed_calls import reports_timing
-from serve_app.core.config import Batching, DeploymentSettings
+from deployments.core.config import Batching, DeploymentSettings
+from deployments.replicas import metrics
+from deployments.replicas.batch_stats import BatchStats
+from deployments.replicas.batcher import DynamicBatcher
+from deployments.replicas.free_memory import give_back_free_memory
+from deployments.replicas.timed_calls import reports_timing
 
 R = TypeVar("R")
 
@@ -47,7 +47,7 @@ class ModelThread(ThreadPoolExecutor):
 
 class BatchedReplica:
     """The base of every model deployment: its settings, batch statistics, the one model
-    thread, the DynamicBatchers its model calls go through (`batchers`, deployments/batcher.py),
+    thread, the DynamicBatchers its model calls go through (`batchers`, replicas/batcher.py),
     readiness and a health check.
 
     Batching settings arrive through Serve's user_config, so `serve deploy` with new values

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from serve_app.core.runtime_env import prepare_runtime_env
+from deployments.core.runtime_env import prepare_runtime_env
 
 
 class _Strict(BaseModel):
@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 
 
 class Batching(_Strict):
-    """DynamicBatcher settings (deployments/batcher.py); changeable live through the
+    """DynamicBatcher settings (deployments/replicas/batcher.py); changeable live through the
     deployment's user_config."""
 
     max_batch_size: int = Field(8, ge=1, le=1024)
@@ -36,14 +36,10 @@ class Batching(_Strict):
     batch_wait_timeout_s: float = Field(0.0, ge=0.0, le=10.0)
 
 
-# Serve imports this by path where the app is built and pickles it by value for its controller.
-QUEUE_POLICY = "deployments.autoscaling_policy:QueuePolicy"
-
-
 class Autoscaling(_Strict):
     """Ray Serve autoscaling_config; see Serve's docs for the meaning of each field.
 
-    `policy: queue` replaces Serve's default policy with deployments/autoscaling_policy.py;
+    `policy: queue` replaces Serve's default policy with deployments/replicas/autoscaling_policy.py;
     `upscale_delay_s` and `downscale_delay_s` are then that policy's
     (docs/profiles-and-clusters.md, "The queue policy").
     """
@@ -70,17 +66,6 @@ class Autoscaling(_Strict):
             raise ValueError(f"look_back_period_s ({window}) must exceed metrics_interval_s "
                              f"({interval}): a window holds at least one report")
         return self
-
-    def serve_config(self) -> dict[str, Any]:
-        """Serve's autoscaling_config. With the queue policy, Serve's own delays are 0: it
-        applies them to a custom policy's answer too, and they would add to the policy's."""
-        config = self.model_dump(exclude_none=True, exclude={"policy"})
-        if self.policy == "queue":
-            config["policy"] = {"policy_function": QUEUE_POLICY, "policy_kwargs": {
-                "upscale_delay_s": self.upscale_delay_s,
-                "downscale_delay_s": self.downscale_delay_s}}
-            config.update(upscale_delay_s=0.0, downscale_delay_s=0.0)
-        return config
 
 
 class Resources(_Strict):
@@ -125,22 +110,6 @@ class DeploymentSettings(_Strict):
     resources: Resources = Field(default_factory=Resources)
     batching: Batching = Field(default_factory=Batching)
 
-    def serve_options(self, name: str) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "name": name,
-            "max_ongoing_requests": self.max_ongoing_requests,
-            "max_queued_requests": self.max_queued_requests,
-            "health_check_period_s": self.health_check_period_s,
-            "health_check_timeout_s": self.health_check_timeout_s,
-            "ray_actor_options": self.resources.ray_actor_options(),
-            "user_config": self.batching.model_dump(),
-        }
-        if self.autoscaling is not None:
-            options["autoscaling_config"] = self.autoscaling.serve_config()
-        else:
-            options["num_replicas"] = self.num_replicas
-        return options
-
 
 class TextEngineConfig(_Strict):
     """The text engine and its arguments; each engine maps them in its own module.
@@ -178,11 +147,6 @@ class TextEngineConfig(_Strict):
     )
 
 
-# Serve imports these by path where the app is built and pickles them by value for each caller.
-TEXT_ROUTERS = {"prefix": "deployments.prefix_router:PrefixAffinityRouter",
-                "ray_prefix": "deployments.ray_prefix_router:RayPrefixRouter"}
-
-
 class TextSettings(DeploymentSettings):
     engine: TextEngineConfig = Field(default_factory=TextEngineConfig)
     default_max_tokens: int = Field(128, ge=1)
@@ -193,19 +157,11 @@ class TextSettings(DeploymentSettings):
     routing: Literal["default", "prefix", "ray_prefix"] = Field(
         "prefix", description="default: Serve's power of two choices; prefix: each "
         "conversation to one replica, whose prefix cache holds its earlier turns "
-        "(deployments/prefix_router.py); ray_prefix: Ray's PrefixCacheAffinityRouter, adapted")
+        "(deployments/replicas/prefix_router.py); ray_prefix: Ray's "
+        "PrefixCacheAffinityRouter, adapted")
     routing_imbalanced_threshold: float = Field(
         8, ge=0, description="prefix routing: requests the chosen replica may hold beyond the "
         "least loaded one before the least loaded gets the request instead")
-
-    def serve_options(self, name: str) -> dict[str, Any]:
-        options = super().serve_options(name)
-        if self.routing != "default":
-            options["request_router_config"] = {
-                "request_router_class": TEXT_ROUTERS[self.routing],
-                "request_router_kwargs": {
-                    "imbalanced_threshold": self.routing_imbalanced_threshold}}
-        return options
 
 
 class VisionEngineConfig(_Strict):

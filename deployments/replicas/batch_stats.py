@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from deployments import metrics
+from deployments.replicas import metrics
 
 RECENT_BATCHES = 64
 

@@ -1,7 +1,7 @@
 """Text generation deployment: completions, whole or streamed, through one engine contract
 (async generate and stream). Every engine batches continuously: vLLM and TensorRT-LLM in their
 own loop; transformers through its scheduler, stepped on the replica's model thread
-(deployments/scheduled_text.py).
+(deployments/replicas/scheduled_text.py).
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from typing import Any
 
 from ray import serve
 
-from deployments import metrics
+from deployments.core import timing
+from deployments.core.config import TextSettings
+from deployments.core.deadline import check
+from deployments.core.errors import InvalidRequest
+from deployments.core.generation import Completion, SamplingParams
 from deployments.engines import load_text_engine
 from deployments.engines.text_base import TextEngine
-from deployments.replica_base import BatchedReplica
-from deployments.scheduled_text import ScheduledTextEngine
-from deployments.timed_calls import reports_timing
-from serve_app.core import timing
-from serve_app.core.config import TextSettings
-from serve_app.core.deadline import check
-from serve_app.core.errors import InvalidRequest
-from serve_app.core.generation import Completion, SamplingParams
+from deployments.replicas import metrics
+from deployments.replicas.replica_base import BatchedReplica
+from deployments.replicas.scheduled_text import ScheduledTextEngine
+from deployments.replicas.timed_calls import reports_timing
 
 
 @serve.deployment

@@ -13,7 +13,7 @@ an Exception instance: that caller gets the exception, the others their results.
 breaks the engine fails only its own caller. An item whose caller went away (cancelled) or whose
 deadline passed while it queued is dropped when the batch forms: its work is never computed.
 
-Each item's waits are recorded on the request's timeline (serve_app/core/timing.py) and told
+Each item's waits are recorded on the request's timeline (deployments/core/timing.py) and told
 to `on_wait`: "queue" (the model was busy), "batch" (the batch window, the model free) and
 "model" (the call its batch rode in).
 """
@@ -27,9 +27,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from serve_app.core import timing
-from serve_app.core.deadline import expired
-from serve_app.core.errors import DeadlineExceeded
+from deployments.core import timing
+from deployments.core.deadline import expired
+from deployments.core.errors import DeadlineExceeded
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -81,7 +81,7 @@ class DynamicBatcher(Generic[T, R]):
     async def __call__(self, item: T, deadline: float | None = None) -> R:
         """Queues one item and returns its result once its batch has run.
 
-        `deadline` is absolute wall-clock time (serve_app/core/deadline.py); once it has passed,
+        `deadline` is absolute wall-clock time (deployments/core/deadline.py); once it has passed,
         the item is not put in a batch and this raises DeadlineExceeded.
         """
         if self._worker is None or self._worker.done():

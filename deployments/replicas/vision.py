@@ -9,7 +9,10 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from deployments.batcher import DynamicBatcher, all_or_none, run_valid_rows
+from deployments.core.caps import check_labels
+from deployments.core.config import VisionSettings
+from deployments.core.deadline import check
+from deployments.core.errors import InvalidRequest, TooLarge, Undecodable
 from deployments.engines import load_vision_engine
 from deployments.engines.open_clip_engine import (
     ImageDecodeError,
@@ -19,12 +22,9 @@ from deployments.engines.open_clip_engine import (
     zero_shot_scores,
 )
 from deployments.engines.vision_base import VisionEngine
-from deployments.replica_base import BatchedReplica
-from deployments.timed_calls import reports_timing
-from serve_app.core.caps import check_labels
-from serve_app.core.config import VisionSettings
-from serve_app.core.deadline import check
-from serve_app.core.errors import InvalidRequest, TooLarge, Undecodable
+from deployments.replicas.batcher import DynamicBatcher, all_or_none, run_valid_rows
+from deployments.replicas.replica_base import BatchedReplica
+from deployments.replicas.timed_calls import reports_timing
 
 _LABEL_CACHE_SIZE = 4096
 

@@ -8,14 +8,14 @@ from typing import Any
 
 from ray import serve
 
-from deployments.batcher import DynamicBatcher, run_valid_rows
+from deployments.core.config import AudioSettings
+from deployments.core.deadline import check
+from deployments.core.errors import InvalidRequest, TooLarge, Undecodable
 from deployments.engines import load_audio_engine
 from deployments.engines.audio_base import AudioEngine
-from deployments.replica_base import BatchedReplica
-from deployments.timed_calls import reports_timing
-from serve_app.core.config import AudioSettings
-from serve_app.core.deadline import check
-from serve_app.core.errors import InvalidRequest, TooLarge, Undecodable
+from deployments.replicas.batcher import DynamicBatcher, run_valid_rows
+from deployments.replicas.replica_base import BatchedReplica
+from deployments.replicas.timed_calls import reports_timing
 
 SAMPLE_RATE = 16000
 
