@@ -1,7 +1,13 @@
-"""Shared fixtures. Integration tests share one local Ray head and one deployed app per session.
+"""Shared fixtures and the tiers. Live-app tests share one local Ray head and one deployed app
+per session.
 
 The head is started by the tests themselves, on free ports with its own temp dir, and stopped
-by its process group: nothing else running on the machine is touched.
+by its process group: nothing else running on the machine is touched. This file is loaded by
+every tier, the unit tier's light venv included, so what it needs from Ray, requests or the
+cluster tools is imported inside the fixtures that use it.
+
+Each test gets its tier's marker from its folder (tests/unit -> `unit`, ...), so `-m unit` or
+`-m "not system"` selects tiers as well as paths do.
 """
 
 from __future__ import annotations
@@ -12,16 +18,19 @@ import os
 # local Ray (which, on Ray 2.60, also writes ~/.ray/auth_token for the whole machine).
 os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from cluster.deploy import app_config
-from cluster.deploy import deploy as deploy_config
-from cluster.local_ray import LocalRay
 from deployments.core.models import default_model_dir
 
+if TYPE_CHECKING:
+    from cluster.local_ray import LocalRay
+
 REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "model", "integration", "system")
 APP_NAME = "mmserve-test"
 # Small limits and a longer batch window make the behaviour under test easy to provoke.
 TEST_ARGS = {
@@ -35,6 +44,14 @@ TEST_ARGS = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks each test with its tier, named by the folder under tests/ it lives in."""
+    for item in items:
+        parts = item.path.relative_to(TESTS).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(parts[0])
+
+
 @pytest.fixture(scope="session")
 def model_dir() -> str:
     return str(default_model_dir())
@@ -42,6 +59,8 @@ def model_dir() -> str:
 
 @pytest.fixture(scope="session")
 def ray_cluster(model_dir: str):
+    from cluster.local_ray import LocalRay
+
     env = {"PYTHONPATH": str(REPO), "MMSERVE_MODEL_DIR": model_dir}
     cluster = LocalRay(num_cpus=2, env=env).start()
     yield cluster
@@ -53,6 +72,9 @@ def deploy(cluster: LocalRay, overrides: list[dict] | None = None, timeout_s: fl
 
     Redeploying with only user_config changed reconfigures replicas instead of restarting them.
     """
+    from cluster.deploy import app_config
+    from cluster.deploy import deploy as deploy_config
+
     config = app_config(TEST_ARGS, overrides, cluster.http_port, name=APP_NAME)
     deploy_config(f"http://127.0.0.1:{cluster.ports['dashboard']}", config, timeout_s)
 

@@ -8,8 +8,8 @@ import copy
 import httpx
 import pytest
 
-from tests.cluster.serve_state import app_details, deploy, deploy_and_wait, wait_for
 from tests.media import b64, png_image
+from tests.system.cluster.serve_state import app_details, deploy, deploy_and_wait, wait_for
 
 pytestmark = pytest.mark.integration
 # The gpu profile's audio placement, on a cluster that has no A10G node.

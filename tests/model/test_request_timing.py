@@ -19,7 +19,7 @@ from serve_app.frontend import FrontEnd
 from serve_app.request_timing import GroupCall, RequestTiming, parse_header
 from serve_app.routes import build_api
 from tests.media import b64, png_image
-from tests.test_replicas_unit import FakeStepEngine, FakeVisionEngine, build
+from tests.model.test_replicas_unit import FakeStepEngine, FakeVisionEngine, build
 
 MODEL_S = 0.05
 

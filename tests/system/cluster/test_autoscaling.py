@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from cluster.placement import node_table
-from tests.cluster.conftest import VISION_TEST_SETTINGS
-from tests.cluster.serve_state import app_details, wait_for
 from tests.embedding_load import EmbeddingLoad
+from tests.system.cluster.conftest import VISION_TEST_SETTINGS
+from tests.system.cluster.serve_state import app_details, wait_for
 
 pytestmark = pytest.mark.integration
 DEPLOYMENT = "ImageEmbedder"

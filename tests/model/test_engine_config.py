@@ -19,7 +19,7 @@ from deployments.engines.requires import MissingEngineError
 from deployments.engines.tensorrt_llm_text import llm_kwargs, sampling_kwargs
 from deployments.engines.vllm_text import GIB, engine_args
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def text_engine(**fields) -> TextEngineConfig:

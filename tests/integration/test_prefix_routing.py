@@ -19,8 +19,8 @@ from bench.suites.prefix_routing import replica_answers
 from cluster.deploy import app_config
 from cluster.deploy import deploy as deploy_config
 from deployments.replicas.prefix_router import affinity_key, rank
-from tests.cluster.serve_state import wait_for
 from tests.conftest import APP_NAME, TEST_ARGS, deploy
+from tests.system.cluster.serve_state import wait_for
 
 pytestmark = pytest.mark.integration
 TEXT = "TextGenerator"

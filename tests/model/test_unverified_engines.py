@@ -22,8 +22,8 @@ from deployments.engines.neuron_text import neuron_engine_args
 from deployments.engines.tensorrt_llm_text import check_fits
 from serve_app.http_errors import status_of
 
-REPO = Path(__file__).resolve().parent.parent
-FAKES = Path(__file__).resolve().parent / "fakes"
+REPO = Path(__file__).resolve().parents[2]
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 
 

@@ -17,9 +17,9 @@ import yaml
 from cluster import group_env
 from cluster.local import LocalCluster, load_spec
 from cluster.local_ray import free_port
-from tests.cluster.serve_state import deploy_and_wait, ray_connection
+from tests.system.cluster.serve_state import deploy_and_wait, ray_connection
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PROFILE = REPO / "cluster" / "profiles" / "mixed-local.yaml"
 # Serve's defaults react in tens of seconds; these make it react in about one.
 FAST_SERVE_ENV = {

@@ -15,8 +15,8 @@ from cluster.deploy import deploy, serve_config
 from cluster.haproxy_ingress import haproxy_env, haproxy_pids, uses_haproxy
 from cluster.local_ray import LocalRay
 from tests.conftest import REPO, TEST_ARGS
+from tests.integration.test_streaming import read_events
 from tests.media import b64, png_image, speech_wav
-from tests.test_streaming import read_events
 
 CHAT = {"model": "smollm2-135m-instruct", "max_tokens": 8, "temperature": 0,
         "messages": [{"role": "user", "content": "Name a colour."}]}

@@ -29,7 +29,7 @@ from bench.fuzz_strategies import (
 )
 from deployments.core.config import load_config
 from tests.conftest import TEST_ARGS
-from tests.test_bad_input import good_requests_still_work
+from tests.integration.test_bad_input import good_requests_still_work
 
 pytestmark = pytest.mark.integration
 LIMITS = Limits.from_config(load_config(TEST_ARGS))

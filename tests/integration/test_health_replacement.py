@@ -10,16 +10,14 @@ internals, with no hook in the serving code: `__ray_call__` runs a function in i
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 
 import pytest
 
-from deployments.core.config import DeploymentSettings, Resources, TextSettings
+from deployments.core.config import Resources, TextSettings
 from deployments.core.generation import SamplingParams
-from deployments.replicas.replica_base import BatchedReplica, ModelThread
 from deployments.replicas.serve_options import deployment_options
+from tests.model.test_health import _wait_for
 
 HEALTH_APP = "mmserve-health"
 PROBE = "StuckProbe"
@@ -27,30 +25,6 @@ STUCK_S = 60  # long past every limit below; bounded, so nothing is left stuck f
 REPLACED_WITHIN_S = 150
 GREEDY = SamplingParams(max_tokens=4, temperature=0)
 HELLO = [{"role": "user", "content": "Say hello."}]
-
-
-def test_the_model_thread_knows_how_long_its_call_has_run():
-    thread, release = ModelThread(), threading.Event()
-    assert thread.busy_for() == 0.0
-    running = thread.submit(release.wait)
-    _wait_for(lambda: thread.busy_for() > 0.05, 10)
-    release.set()
-    running.result()
-    assert thread.busy_for() == 0.0
-    thread.shutdown()
-
-
-def test_check_health_fails_while_one_model_call_outlasts_its_limit():
-    replica, release = BatchedReplica(DeploymentSettings(model_call_timeout_s=0.1)), \
-        threading.Event()
-    asyncio.run(replica.check_health())  # idle: healthy
-    stuck = replica._model_thread.submit(release.wait)
-    _wait_for(lambda: replica._model_thread.busy_for() > 0.1, 10)
-    with pytest.raises(RuntimeError, match="model thread has been in one call"):
-        asyncio.run(replica.check_health())
-    release.set()
-    stuck.result()
-    asyncio.run(replica.check_health())  # free again: healthy
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +121,3 @@ def _replicas(ray_cluster) -> list[dict]:
     details = ServeSubmissionClient(ray_cluster.dashboard_url).get_serve_details()
     app = details.get("applications", {}).get(HEALTH_APP) or {}
     return app.get("deployments", {}).get(PROBE, {}).get("replicas", [])
-
-
-def _wait_for(condition, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s"
-        time.sleep(0.5)

@@ -12,7 +12,7 @@ import re
 from cluster.dashboard import OUT, dashboard, main, panel_targets, render, substitute
 from tests.conftest import REPO
 
-METRICS_SOURCE = REPO / "deployments" / "metrics.py"
+METRICS_SOURCE = REPO / "deployments" / "replicas" / "metrics.py"
 OPERATIONS = REPO / "docs" / "operations.md"
 # Ray Serve's own series the dashboard reads (names as Ray 2.60 exports them).
 SERVE_SERIES = {"ray_serve_replica_processing_queries", "ray_serve_deployment_queued_queries",

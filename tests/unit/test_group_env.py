@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -42,12 +41,6 @@ def test_the_key_follows_the_requirements():
 def test_an_unknown_env_names_the_known_ones():
     with pytest.raises(GroupEnvError, match="audio"):
         group_env.load_spec("no-such-env")
-
-
-def test_the_audio_env_pins_the_cluster_ray_and_leaves_torch_out():
-    spec = group_env.load_spec("audio")
-    assert f"ray[serve]=={version('ray')}" in spec.requirements
-    assert not any(r.startswith("torch") for r in spec.requirements)
 
 
 def test_built_once_then_reused(home, builds):

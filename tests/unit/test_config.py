@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from cluster.launch import profile_path
 from deployments.core.config import ConfigError, load_config
 from deployments.replicas.serve_options import deployment_options
 
@@ -45,14 +43,3 @@ def test_serve_options_carry_resources_batching_and_autoscaling():
 def test_invalid_config_names_the_field(args, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         load_config(args)
-
-
-def test_cpu_profile_is_a_valid_serve_config_with_valid_args():
-    from ray.serve.schema import ServeDeploySchema
-
-    document = yaml.safe_load(profile_path("cpu").read_text())
-    schema = ServeDeploySchema.model_validate(document)
-    assert schema.http_options.host == "127.0.0.1"
-    app = document["applications"][0]
-    assert app["import_path"] == "serve_app.app:build_app"
-    load_config(app["args"])

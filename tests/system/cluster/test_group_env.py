@@ -12,7 +12,7 @@ import pytest
 from ray import serve
 
 from cluster import group_env
-from tests.cluster.serve_state import APP
+from tests.system.cluster.serve_state import APP
 
 pytestmark = pytest.mark.integration
 

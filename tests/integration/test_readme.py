@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.integration
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 DOCUMENTED_URL = "http://127.0.0.1:8000"
 # Shell blocks that are examples of use (not the set-up and launch commands).
 EXAMPLE_COMMANDS = ("curl ", "espeak-ng ", "base64 -d")

@@ -17,9 +17,9 @@ import yaml
 from cluster.deploy import app_config, profile_path
 from cluster.deploy import deploy as deploy_config
 from deployments.replicas.serve_options import QUEUE_POLICY
-from tests.cluster.serve_state import submission_client, wait_for
 from tests.conftest import APP_NAME, TEST_ARGS, deploy
 from tests.embedding_load import EmbeddingLoad
+from tests.system.cluster.serve_state import submission_client, wait_for
 
 pytestmark = pytest.mark.integration
 DEPLOYMENT = "ImageEmbedder"

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from deployments.core.config import load_config
 from serve_app.frontend import FrontEnd
 from serve_app.routes import build_api
-from tests.test_routes_unit import FakeGroup
+from tests.model.test_routes_unit import FakeGroup
 
 CHAT = {"model": "smollm2-135m-instruct", "temperature": 0,
         "messages": [{"role": "user", "content": "Capital?"}]}
