@@ -11,6 +11,12 @@ DEPENDENCIES = $(PYTHON) -c "import tomllib; p = tomllib.load(open('pyproject.to
 VENV_KEY := $(shell $(DEPENDENCIES) | sha1sum | cut -c1-12)
 VENV ?= $(MMSERVE_HOME)/venv-main-$(VENV_KEY)
 PY := $(VENV)/bin/python
+# The unit tier's light venv: pyproject's `unit` group alone (no torch, Ray or transformers),
+# keyed by that list as the main venv is keyed by all of them.
+UNIT_DEPENDENCIES = $(PYTHON) -c "import tomllib; \
+	print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['unit']))"
+UNIT_VENV_KEY := $(shell $(UNIT_DEPENDENCIES) | sha1sum | cut -c1-12)
+UNIT_VENV ?= $(MMSERVE_HOME)/venv-unit-$(UNIT_VENV_KEY)
 PROFILE ?= cpu
 # haproxy (Ray's high-throughput HAProxy ingress, the default of a local head) or proxy
 # (Serve's Python proxy actor)
@@ -43,6 +49,16 @@ $(VENV)/.ready:
 	$(PY) -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt 2>&1 \
 		| grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
 	find $(MMSERVE_HOME) -maxdepth 1 -name 'venv-main-*' ! -path '$(VENV)' -exec rm -rf {} +
+	touch $@
+
+$(UNIT_VENV)/.ready:
+	rm -f $@
+	rm -rf $(UNIT_VENV)
+	$(PYTHON) -m venv $(UNIT_VENV)
+	$(UNIT_DEPENDENCIES) > $(UNIT_VENV)/requirements.txt
+	$(UNIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r $(UNIT_VENV)/requirements.txt
+	find $(MMSERVE_HOME) -maxdepth 1 -name 'venv-unit-*' ! -path '$(UNIT_VENV)' -exec rm -rf {} +
 	touch $@
 
 venv-python: venv
@@ -95,11 +111,13 @@ cluster-status: venv
 cluster-down: venv
 	$(PY) cluster/local.py down
 
+# Every tier, lightest first: unit, model, integration, system.
 test: setup system-deps group-envs setup-vllm
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS) tests/unit tests/model tests/integration tests/system
 
-unit: setup system-deps
-	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+# The unit tier alone, in its light venv: no system packages, no model store.
+unit: $(UNIT_VENV)/.ready
+	$(UNIT_VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/unit
 
 # A short benchmark against an app it starts on its own local Ray head; reports go to
 # bench/results/runs/ (see the README's benchmark section).
