@@ -32,6 +32,18 @@ def items(deployment: str, method: str) -> int:
     return stats(deployment)["methods"].get(method, {}).get("items", 0)
 
 
+def model_calls(deployment: str, method: str) -> int:
+    """Batches of `method` that entered the model: counted as each call starts."""
+    return stats(deployment)["methods"].get(method, {}).get("model_calls", 0)
+
+
+def wait_for_model_call(deployment: str, method: str, before: int, timeout_s: float = 60) -> None:
+    """Returns once a batch of `method` past the first `before` has entered the model."""
+    deadline = time.monotonic() + timeout_s
+    while model_calls(deployment, method) <= before:
+        assert time.monotonic() < deadline, f"no {method} batch reached the model"
+
+
 def transcribe(client, wav: bytes, **headers) -> httpx.Response:
     return client.post("/v1/audio/transcriptions", data={"model": "whisper-base"},
                        files={"file": ("a.wav", wav, "audio/wav")}, headers=headers)
@@ -48,9 +60,11 @@ def test_work_past_its_deadline_is_dropped_before_the_model(client):
     busy = speech_wav(LONG_SPEECH)
     dropped_before = event("SpeechTranscriber", "deadline_dropped")
     items_before = items("SpeechTranscriber", "transcribe")
+    calls_before = model_calls("SpeechTranscriber", "transcribe")
     with ThreadPoolExecutor(2) as pool:
         slow = pool.submit(transcribe, client, busy)
-        time.sleep(0.5)  # the long clip is in the model; the next one waits behind it
+        # once the long clip is in the model, the next one waits behind it
+        wait_for_model_call("SpeechTranscriber", "transcribe", calls_before)
         late = transcribe(client, speech_wav(), **{"X-Request-Timeout": "0.5"})
         assert slow.result().status_code == 200
     assert late.status_code == 504, late.text
@@ -71,22 +85,35 @@ def test_a_stream_past_its_deadline_ends_with_an_error_event(client):
     assert len(events) > 3  # tokens came before the deadline cut the stream
 
 
+def readyz_while_full(client, clip: bytes) -> tuple[httpx.Response, httpx.Response]:
+    """Fills the audio group (one long clip in the model, one queued behind it), sends short
+    clips until one is turned away, and asks /readyz at once. Returns that rejection and the
+    /readyz answer, asked while both long clips were still unanswered, so the group was full
+    all along. Repeats until the ingress's handle knows the group's new queue limit."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with ThreadPoolExecutor(2) as pool:
+            holders = [pool.submit(transcribe, client, clip) for _ in range(2)]
+            while not any(holder.done() for holder in holders):
+                probe = transcribe(client, speech_wav())
+                assert probe.status_code in (200, 429), probe.text
+                if probe.status_code == 429:
+                    ready = client.get("/readyz")
+                    if not any(holder.done() for holder in holders):
+                        return probe, ready
+            answers = [holder.result() for holder in holders]
+            assert {a.status_code for a in answers} <= {200, 429}, [a.text for a in answers]
+    raise AssertionError("no request was turned away while a queue of one was full")
+
+
 def test_a_full_group_answers_429_with_retry_after_and_readyz_says_overloaded(
         ray_cluster, client):
     tight = [{"name": "SpeechTranscriber", "max_ongoing_requests": 1, "max_queued_requests": 1}]
     deploy(ray_cluster, tight)
     try:
-        deadline = time.monotonic() + 60
-        rejected = []
-        while not rejected and time.monotonic() < deadline:  # until routers see the new cap
-            with ThreadPoolExecutor(6) as pool:
-                answers = list(pool.map(lambda _: transcribe(client, speech_wav()), range(6)))
-            assert {a.status_code for a in answers} <= {200, 429}, [a.text for a in answers]
-            rejected = [a for a in answers if a.status_code == 429]
-        assert rejected, "no request was turned away by a queue of one"
-        assert int(rejected[0].headers["Retry-After"]) >= 1
-        assert rejected[0].json()["error"]["type"] == "rate_limit_error"
-        ready = client.get("/readyz")
+        rejected, ready = readyz_while_full(client, speech_wav(LONG_SPEECH))
+        assert int(rejected.headers["Retry-After"]) >= 1
+        assert rejected.json()["error"]["type"] == "rate_limit_error"
         assert ready.status_code == 429, ready.text
         assert ready.json()["status"] == "overloaded"
         assert ready.json()["deployments"]["audio"] == "overloaded"
@@ -122,9 +149,12 @@ def test_a_client_that_leaves_stops_its_work(app_url, client, modality):
             "input": [b64(png_image((9, 9, i))) for i in range(64)]}),
     }.get(modality)
     cancelled_before = event(deployment, "cancelled")
+    busy_method = {"audio": "transcribe", "vision": "embed_image"}.get(modality)
+    calls_before = model_calls(deployment, busy_method) if busy_method else 0
     with ThreadPoolExecutor(1) as pool:
         busy = pool.submit(keep_busy) if keep_busy else None
-        time.sleep(0.3)
+        if busy_method:  # the model is busy: the impatient request waits behind it
+            wait_for_model_call(deployment, busy_method, calls_before)
         _leave_early(app_url, path, 1.0, **request)
         if busy is not None:
             assert busy.result().status_code == 200
