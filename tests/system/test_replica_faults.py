@@ -158,6 +158,14 @@ class Load:
             assert time.monotonic() < deadline, f"the load never got going: {self.outcomes}"
             time.sleep(0.05)
 
+    def wait_for_more_outcomes(self, count: int, timeout_s: float = 120) -> None:
+        """Returns once `count` more requests have been answered (or failed)."""
+        target = len(self.outcomes) + count
+        deadline = time.monotonic() + timeout_s
+        while len(self.outcomes) < target:
+            assert time.monotonic() < deadline, f"the load stalled at {len(self.outcomes)}"
+            time.sleep(0.05)
+
     def stop(self) -> list[Outcome]:
         self._stop.set()
         for loop in self._loops:
@@ -196,7 +204,7 @@ def test_killed_replica_fails_cleanly_and_recovers(modality, replicas, app_url, 
         load.wait_until_busy()
         kill = replicas.kill_one(deployment)
         recovery_s = first_success_after(kill, client, probe, RECOVERY_LIMIT_S)
-        time.sleep(2)  # some load on the new replica too
+        load.wait_for_more_outcomes(CLIENT_THREADS // 2)  # load on the new replica too
     finally:
         outcomes = load.stop()
     replacement = replicas.wait_replaced(kill)
