@@ -2,7 +2,7 @@
 
 - a response always comes (no reset connection, no timeout);
 - no 5xx at all: the fuzz kills no replica and asks for no deadline short enough to pass, so
-  even a 503 or 504 means the app broke (tests/test_replica_faults.py and test_deadlines.py
+  even a 503 or 504 means the app broke (tests/system/test_replica_faults.py and test_deadlines.py
   prove those statuses where they belong);
 - every 4xx and 5xx carries `{"error": {"message", "type", "param", "code"}}` with code = status;
 - 429 and 503 carry a Retry-After of whole seconds;

@@ -1,6 +1,6 @@
 """Hypothesis strategies for every route of the app: schema-shaped bodies whose fields are valid,
 at an edge, just past it, or of the wrong type, plus raw bytes, broken multipart, deep nesting,
-unknown routes and methods. Used by tests/test_fuzz.py (a fixed seed in CI) and by
+unknown routes and methods. Used by tests/system/test_fuzz.py (a fixed seed in CI) and by
 `python -m bench fuzz` (thousands of requests against a running app).
 
 Valid requests are kept cheap: a chat or pipeline body always names a small max_tokens (the
@@ -398,7 +398,7 @@ def header_variants() -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
     """Optional odd headers: a deadline (X-Request-Timeout) and an Authorization value."""
     printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
     # Invalid values (a 400) or generous ones: a deadline short enough to pass is a correct 504,
-    # which the fuzz would have to allow; tests/test_deadlines.py covers that path instead.
+    # which the fuzz would have to allow; tests/integration/test_deadlines.py covers that path.
     timeout = st.one_of(st.sampled_from(["0", "-1", "nan", "inf", "1e309", "abc", "", "-0.001",
                                          "600", "999999999"]),
                         printable.filter(lambda value: not _short_deadline(value)))

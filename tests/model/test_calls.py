@@ -1,6 +1,6 @@
 """ReplicaGroup: deadlines, the retry of idempotent calls whose replica died, and the error each
 failure becomes. The handle is a small fake: these are unit tests of the mapping, the live
-behaviour is proven in tests/test_replica_faults.py."""
+behaviour is proven in tests/system/test_replica_faults.py."""
 
 from __future__ import annotations
 
