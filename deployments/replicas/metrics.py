@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ray.serve.metrics import Counter, Gauge, Histogram
+if TYPE_CHECKING:
+    from ray.serve.metrics import Counter, Gauge, Histogram
 
 _BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128]
 _LATENCY_BOUNDARIES = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -37,9 +38,20 @@ def set_enabled(enabled: bool) -> None:
     _enabled = enabled
 
 
+def _import_ray_metrics() -> None:
+    """Ray's metric classes, imported with the first metric built (inside a replica), so this
+    module and those that count through it import without Ray."""
+    global Counter, Gauge, Histogram
+    from ray.serve.metrics import Counter, Gauge, Histogram
+
+
 def metric(build: Callable[[], M]) -> Callable[[], M]:
     """`build()` once per process, or a no-op while metrics are off."""
-    built = functools.cache(build)
+
+    @functools.cache
+    def built() -> M:
+        _import_ray_metrics()
+        return build()
 
     @functools.wraps(build)
     def get() -> M:

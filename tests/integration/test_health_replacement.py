@@ -17,7 +17,7 @@ import pytest
 from deployments.core.config import Resources, TextSettings
 from deployments.core.generation import SamplingParams
 from deployments.replicas.serve_options import deployment_options
-from tests.model.test_health import _wait_for
+from tests.unit.test_health import _wait_for
 
 HEALTH_APP = "mmserve-health"
 PROBE = "StuckProbe"
