@@ -229,3 +229,32 @@ def test_audio_batches_what_queued_and_refuses_an_unknown_language(monkeypatch):
     assert [r["text"] for r in results] == ["hello"] * 4 and engine.batch_sizes == [1, 3]
     with pytest.raises(Exception, match="language 'xx'"):
         asyncio.run(replica.transcribe(wav, "xx"))
+
+
+class LabelCountingVisionEngine(FakeVisionEngine):
+    """Records every text it embeds; never holds the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release.set()
+        self.texts: list[str] = []
+
+    def embed_texts(self, texts):
+        self.texts += texts
+        return super().embed_texts(texts)
+
+
+def test_the_label_cache_keeps_what_a_request_uses_and_evicts_the_least_recent(monkeypatch):
+    monkeypatch.setattr(vision_replicas, "_LABEL_CACHE_SIZE", 2)
+    engine = LabelCountingVisionEngine()
+    replica = build(vision_replicas.ImageEmbedder, VisionSettings(), engine, monkeypatch,
+                    "load_vision_engine")
+
+    async def scenario():
+        for labels in (["cat", "dog"], ["cat", "bird"], ["cat"], ["fish"], ["cat"]):
+            await replica.classify(png_image(), labels)
+
+    # ["cat", "bird"]: cat was counted cached, then bird filled the cache past its size; the
+    # least recently used label (dog) goes, never one the request is about to read.
+    asyncio.run(scenario())
+    assert engine.texts == [f"a photo of a {label}." for label in ("cat", "dog", "bird", "fish")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from deployments.engines.open_clip_engine import (
 )
 from deployments.engines.vision_base import VisionEngine
 from deployments.replicas.batcher import DynamicBatcher, all_or_none, run_valid_rows
+from deployments.replicas.label_cache import LabelCache
 from deployments.replicas.replica_base import BatchedReplica
 from deployments.replicas.timed_calls import reports_timing
 
@@ -35,7 +35,7 @@ class ImageEmbedder(BatchedReplica):
                  metrics_enabled: bool = True) -> None:
         super().__init__(VisionSettings.model_validate(settings), metrics_enabled)
         self.engine: VisionEngine = load_vision_engine(self.settings.engine, model_dir)
-        self._label_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._label_vectors = LabelCache[np.ndarray](_LABEL_CACHE_SIZE)
         self.image_batches = DynamicBatcher(self._embed_image_batch,
                                            **self.stats.batcher_hooks("embed_image"))
         self.text_batches = DynamicBatcher(self._embed_text_batch,
@@ -70,14 +70,10 @@ class ImageEmbedder(BatchedReplica):
 
     async def _label_embeddings(self, labels: list[str],
                                 deadline: float | None = None) -> list[np.ndarray]:
-        missing = [label for label in dict.fromkeys(labels) if label not in self._label_vectors]
-        vectors = await self.embed_texts([f"a photo of a {label}." for label in missing],
-                                         deadline)
-        for label, vector in zip(missing, vectors):
-            self._label_vectors[label] = vector
-        while len(self._label_vectors) > _LABEL_CACHE_SIZE:
-            self._label_vectors.popitem(last=False)
-        return [self._label_vectors[label] for label in labels]
+        async def embed(missing: list[str]) -> list[np.ndarray]:
+            return await self.embed_texts([f"a photo of a {label}." for label in missing],
+                                          deadline)
+        return await self._label_vectors.vectors(labels, embed)
 
     async def _embed_image_batch(self, images: list) -> list[np.ndarray]:
         with self.stats.model_call("embed_image", len(images)):
