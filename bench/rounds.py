@@ -16,21 +16,10 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 MIN_ROUNDS = 3
 DEFAULT_ROUNDS = 3
-
-T = TypeVar("T")
-
-
-def alternation(configurations: Sequence[T], rounds: int) -> list[tuple[int, T]]:
-    """(round, configuration) in the order they run: every configuration once a round, in the
-    same order each round; rounds count from 1."""
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, not {rounds}")
-    return [(number, configuration) for number in range(1, rounds + 1)
-            for configuration in configurations]
 
 
 def spread(values: Iterable[float | None]) -> dict[str, Any]:

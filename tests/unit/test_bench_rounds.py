@@ -3,10 +3,7 @@ verdict of a goal, met only when every one of at least three rounds meets it."""
 
 from __future__ import annotations
 
-import pytest
-
 from bench.rounds import (
-    alternation,
     median_range,
     merge,
     render,
@@ -15,14 +12,6 @@ from bench.rounds import (
     verdict,
     verdict_lines,
 )
-
-
-def test_configurations_alternate_round_by_round():
-    assert alternation(["A", "B", "C"], 3) == [
-        (1, "A"), (1, "B"), (1, "C"), (2, "A"), (2, "B"), (2, "C"), (3, "A"), (3, "B"),
-        (3, "C")]
-    with pytest.raises(ValueError, match="at least 1"):
-        alternation(["A"], 0)
 
 
 def test_spread_is_the_median_and_range_of_the_rounds_that_have_a_value():
