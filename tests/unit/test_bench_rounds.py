@@ -1,5 +1,5 @@
-"""Rounds: the order configurations run in, the spread of a number across rounds, and the
-verdict of a goal, met only when every one of at least three rounds meets it."""
+"""Rounds: the spread of a number across rounds, the verdict of a goal (met only when every
+one of at least three rounds meets it), and their Markdown."""
 
 from __future__ import annotations
 
