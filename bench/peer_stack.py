@@ -53,13 +53,19 @@ STOP_TIMEOUT_S = 30.0
 LOG_TAIL_CHARS = 3000
 
 
+# vLLM's boolean flags are `--name` / `--no-name` pairs, but for these plain switches that
+# have no `--no-` form (false is their default).
+SWITCHES = {"disable_log_stats"}
+
+
 def server_flags(kwargs: dict[str, Any]) -> list[str]:
     """vLLM AsyncEngineArgs keywords as its server's flags: `--max-num-seqs 32`; a boolean as
-    `--name` (true) or `--no-name` (false); dicts and lists as JSON; None left out."""
+    `--name` (true) or `--no-name` (false; a SWITCH left out); dicts and lists as JSON; None
+    left out."""
     flags: list[str] = []
     for key, value in kwargs.items():
         flag = "--" + key.replace("_", "-")
-        if value is None:
+        if value is None or (value is False and key in SWITCHES):
             continue
         if isinstance(value, bool):
             flags.append(flag if value else "--no-" + flag[2:])

@@ -15,6 +15,8 @@ def test_engine_keywords_become_the_servers_flags():
                           "compilation_config": {"level": 3}})
     assert flags == ["--model", "/m", "--max-num-seqs", "32", "--no-enforce-eager",
                      "--enable-prefix-caching", "--compilation-config", '{"level": 3}']
+    assert server_flags({"disable_log_stats": True}) == ["--disable-log-stats"]
+    assert server_flags({"disable_log_stats": False}) == []  # a switch with no --no- form
 
 
 def test_the_server_runs_the_cpu_profiles_text_engine(tmp_path, monkeypatch):
