@@ -11,6 +11,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
+from deployments.core.calls import StreamEnd
 from deployments.core.config import AudioSettings, TextSettings, VisionSettings
 from deployments.core.generation import SamplingParams
 from deployments.engines.kv_batch import KVBatch
@@ -155,8 +156,9 @@ def test_a_stream_and_a_whole_completion_share_decode_steps(text):
         return await streamed, await whole
 
     streamed, whole = asyncio.run(scenario())
-    assert [item["text"] for item in streamed[:-1]] == ["w0 ", "w1 ", "w2 "]
-    assert streamed[-1]["completion"]["text"] == whole["text"] == "w0 w1 w2 "
+    assert [item.text for item in streamed[:-1]] == ["w0 ", "w1 ", "w2 "]
+    assert whole.text == "w0 w1 w2 "
+    assert streamed[-1] == StreamEnd(prompt_tokens=1, completion_tokens=3, finish_reason="length")
     stats = replica.batch_stats()
     # One step admits all three; "busy" leaves after its 2nd token, the others after their 3rd.
     assert stats["methods"]["prefill"]["recent_batches"] == [3]
@@ -173,7 +175,7 @@ def test_a_lone_request_runs_at_once_and_the_batch_size_is_live(text):
         return await asyncio.gather(*(replica.generate(chat(str(i)), greedy(2))
                                       for i in range(3)))
 
-    assert [r["text"] for r in asyncio.run(scenario())] == ["w0 w1 "] * 3
+    assert [r.text for r in asyncio.run(scenario())] == ["w0 w1 "] * 3
     # Never more than one row at a time, and no batch window waited out (5 s above).
     assert set(replica.batch_stats()["methods"]["decode"]["recent_batches"]) == {1}
 
@@ -190,7 +192,7 @@ def test_closing_a_stream_frees_its_row_while_the_other_goes_on(text):
         return await other
 
     other = asyncio.run(scenario())
-    assert other["finish_reason"] == "length" and other["completion_tokens"] == 50
+    assert other.finish_reason == "length" and other.completion_tokens == 50
     assert replica.batch_stats()["events"].get("stream_aborted") == 1
 
 
@@ -226,6 +228,6 @@ def test_audio_batches_what_queued_and_refuses_an_unknown_language(monkeypatch):
         return [await first, *await rest]
 
     results = asyncio.run(scenario())
-    assert [r["text"] for r in results] == ["hello"] * 4 and engine.batch_sizes == [1, 3]
+    assert [r.text for r in results] == ["hello"] * 4 and engine.batch_sizes == [1, 3]
     with pytest.raises(Exception, match="language 'xx'"):
         asyncio.run(replica.transcribe(wav, "xx"))
