@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 from transformers import DynamicCache
 
-from deployments.core.calls import StreamEnd
+from deployments.core.calls import CallContext, StreamEnd, TokenDelta
 from deployments.core.config import AudioSettings, TextSettings, VisionSettings
+from deployments.core.errors import DeadlineExceeded
 from deployments.core.generation import SamplingParams
 from deployments.engines.kv_batch import KVBatch
 from deployments.engines.sampling import make_generator
@@ -231,3 +233,40 @@ def test_audio_batches_what_queued_and_refuses_an_unknown_language(monkeypatch):
     assert [r.text for r in results] == ["hello"] * 4 and engine.batch_sizes == [1, 3]
     with pytest.raises(Exception, match="language 'xx'"):
         asyncio.run(replica.transcribe(wav, "xx"))
+
+
+def test_a_timed_context_gets_the_stages_in_the_reply_and_an_untimed_one_none(text):
+    replica, engine = text
+    engine.runner.release.set()
+
+    async def scenario():
+        untimed = await replica.generate(chat("a"), greedy(2))
+        timed = await replica.generate(chat("a"), greedy(2), CallContext(timed=True))
+        return untimed, timed
+
+    untimed, timed = asyncio.run(scenario())
+    assert untimed.stages == [] and untimed.text == timed.text == "w0 w1 "
+    assert [name for name, _, _ in timed.stages] == ["model", "replica"]
+    assert all(seconds >= 0 for _, _, seconds in timed.stages)
+
+
+def test_a_timed_stream_ends_with_its_stages_in_the_stream_end(text):
+    replica, engine = text
+    engine.runner.release.set()
+
+    async def scenario():
+        return [event async for event in replica.stream(chat("a"), greedy(3),
+                                                        CallContext(timed=True))]
+
+    *deltas, end = asyncio.run(scenario())
+    assert all(isinstance(delta, TokenDelta) for delta in deltas)
+    assert isinstance(end, StreamEnd) and end.completion_tokens == 3
+    assert {name for name, _, _ in end.stages} == {"first-token", "decode", "replica"}
+
+
+def test_a_call_past_the_deadline_in_its_context_is_refused(monkeypatch):
+    replica = build(audio_replicas.SpeechTranscriber, AudioSettings(), FakeSpeechEngine(),
+                    monkeypatch, "load_audio_engine")
+    with pytest.raises(DeadlineExceeded):
+        asyncio.run(replica.transcribe(silent_wav(1.0, rate=16000), None,
+                                       CallContext(deadline=time.time() - 1)))
