@@ -7,10 +7,10 @@ of idempotent calls whose replica died, and every failure mapped to the error a 
     504     the deadline passed first
     500     a bug: an exception that is none of the above
 
-Each call sends its replica a CallContext (deployments/core/calls.py) as its last argument: the
-deadline, and, while the request is being timed (serve_app/request_timing.py), a request for
-the stages of its time, which come back in the reply's `stages` (a stream's, in its StreamEnd)
-and are added to the request's timing.
+Each call sends its replica a CallContext (deployments/core/call_protocol.py) as its last
+argument: the deadline, and, while the request is being timed (serve_app/request_timing.py), a
+request for the stages of its time, which come back in the reply's `stages` (a stream's, in its
+StreamEnd) and are added to the request's timing.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from ray.serve.exceptions import (
     ReplicaUnavailableError,
 )
 
-from deployments.core.calls import CallContext, Reply, StreamEnd
+from deployments.core.call_protocol import CallContext, Reply, StreamEnd
 from deployments.core.deadline import expired, remaining
 from deployments.core.errors import InternalFailure, Overloaded, ServeError, TimedOut, Unavailable
 from serve_app import request_timing

@@ -22,7 +22,13 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from deployments.core.calls import CompletionReply, Reply, StreamEnd, TokenDelta, TranscriptReply
+from deployments.core.call_protocol import (
+    CompletionReply,
+    Reply,
+    StreamEnd,
+    TokenDelta,
+    TranscriptReply,
+)
 from deployments.core.config import AppConfig
 from deployments.core.deadline import deadline_after
 from deployments.core.errors import (

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from deployments.core.calls import Reply, StreamEnd, TokenDelta
+from deployments.core.call_protocol import Reply, StreamEnd, TokenDelta
 from deployments.core.errors import InvalidRequest, ServeError
 from deployments.core.generation import SamplingParams
 from deployments.replicas import metrics

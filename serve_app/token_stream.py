@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from deployments.core.calls import StreamEnd, TextEvent, TokenDelta
+from deployments.core.call_protocol import StreamEnd, TextEvent, TokenDelta
 from deployments.core.deadline import remaining
 from deployments.core.errors import InternalFailure, ServeError, TimedOut
 from deployments.core.generation import SamplingParams
@@ -25,6 +25,7 @@ from serve_app.calls import ReplicaGroup
 from serve_app.request_metrics import TokenClock
 
 T = TypeVar("T", covariant=True)
+R = TypeVar("R")
 
 
 class Renderer(Protocol[T]):
@@ -54,7 +55,7 @@ class TokenStream:
         first, rest = await group.open_stream("stream", messages, params, deadline=deadline)
         return cls(group, first, rest, deadline, idle_timeout_s, clock)
 
-    async def relay(self, render: Renderer[Any]) -> AsyncIterator[Any]:
+    async def relay(self, render: Renderer[R]) -> AsyncIterator[R]:
         """Each event, rendered: the tokens, then the end or an error."""
         event, over = self.first, False
         try:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from deployments.core.calls import CompletionReply, EmbeddingsReply, TranscriptReply
+from deployments.core.call_protocol import CompletionReply, EmbeddingsReply, TranscriptReply
 from deployments.core.config import load_config
 from serve_app.frontend import FrontEnd
 from serve_app.routes import build_api

@@ -11,7 +11,7 @@ import pytest
 from ray.exceptions import ActorDiedError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
-from deployments.core.calls import CallContext, EmbeddingsReply
+from deployments.core.call_protocol import CallContext, EmbeddingsReply
 from deployments.core.deadline import deadline_after
 from deployments.core.errors import DeadlineExceeded, ServeError, Undecodable
 from serve_app import request_timing

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from deployments.core.calls import CallContext
+from deployments.core.call_protocol import CallContext
 from deployments.core.errors import DeadlineExceeded
 from deployments.core.generation import SamplingParams
 from tests.conftest import deployment_handle

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from deployments.core.calls import CallContext, StreamEnd, TokenDelta
+from deployments.core.call_protocol import CallContext, StreamEnd, TokenDelta
 from deployments.core.config import AudioSettings, TextSettings, VisionSettings
 from deployments.core.errors import DeadlineExceeded
 from deployments.core.generation import SamplingParams

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from deployments.core.calls import (
+from deployments.core.call_protocol import (
     CompletionReply,
     EmbeddingsReply,
     LabelsReply,

@@ -2,10 +2,10 @@
 
 A timeline is current for the code serving one request (a context variable, so the asyncio
 tasks a request starts record into it too). The replica fills one while it serves a call
-(queue wait, batch wait, model: deployments/replicas/batcher.py) and hands it back in its reply's
-`stages` (deployments/core/calls.py, deployments/replicas/timed_calls.py); the ingress folds each
-replica's stages into its own (under the group's name) and answers with a Server-Timing header
-(serve_app/request_timing.py).
+(queue wait, batch wait, model: deployments/replicas/batcher.py) and hands it back in its
+reply's `stages` (deployments/core/call_protocol.py, deployments/replicas/timed_calls.py); the
+ingress folds each replica's stages into its own (under the group's name) and answers with a
+Server-Timing header (serve_app/request_timing.py).
 
 Starts are epoch seconds (time.time()), so stages measured in different processes of one
 machine line up; lengths are measured with the monotonic clock.

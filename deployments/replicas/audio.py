@@ -8,7 +8,7 @@ from typing import Any
 
 from ray import serve
 
-from deployments.core.calls import NO_CONTEXT, CallContext, TranscriptReply
+from deployments.core.call_protocol import NO_CONTEXT, CallContext, TranscriptReply
 from deployments.core.config import AudioSettings
 from deployments.core.deadline import check
 from deployments.core.errors import InvalidRequest, TooLarge, Undecodable

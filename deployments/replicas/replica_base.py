@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from deployments.core.calls import NO_CONTEXT, CallContext, ReadyReply
+from deployments.core.call_protocol import NO_CONTEXT, CallContext, ReadyReply
 from deployments.core.config import Batching, DeploymentSettings
 from deployments.replicas import metrics
 from deployments.replicas.batch_stats import BatchStats

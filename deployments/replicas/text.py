@@ -13,7 +13,7 @@ from typing import Any
 from ray import serve
 
 from deployments.core import timing
-from deployments.core.calls import (
+from deployments.core.call_protocol import (
     NO_CONTEXT,
     CallContext,
     CompletionReply,

@@ -1,12 +1,13 @@
 """A replica method that can tell its caller where the call's time went.
 
-Every replica method takes a CallContext as its argument `ctx` (deployments/core/calls.py) and
-answers with a Reply. When the context asks for timing (the ingress does while it times the
-request, serve_app/calls.py), the method collects its stages on a timeline (queue, batch and
-model from deployments/replicas/batcher.py; first-token and decode from the text replica) and
-its reply carries them in `stages`; a streaming method's StreamEnd carries them, sent once the
-stream's work is over. "replica" is the rest of the call: decoding inputs, checks, encoding
-the prompt. Otherwise the method is unchanged and `stages` stays empty.
+Every replica method takes a CallContext as its argument `ctx`
+(deployments/core/call_protocol.py) and answers with a Reply. When the context asks for timing
+(the ingress does while it times the request, serve_app/calls.py), the method collects its
+stages on a timeline (queue, batch and model from deployments/replicas/batcher.py; first-token
+and decode from the text replica) and its reply carries them in `stages`; a streaming method's
+StreamEnd carries them, sent once the stream's work is over. "replica" is the rest of the call:
+decoding inputs, checks, encoding the prompt. Otherwise the method is unchanged and `stages`
+stays empty.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from deployments.core import timing
-from deployments.core.calls import NO_CONTEXT, CallContext, Reply, Stages, StreamEnd
+from deployments.core.call_protocol import NO_CONTEXT, CallContext, Reply, Stages, StreamEnd
 
 
 def reports_timing(method: Callable) -> Callable:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from deployments.core.calls import NO_CONTEXT, CallContext, EmbeddingsReply, LabelsReply
+from deployments.core.call_protocol import NO_CONTEXT, CallContext, EmbeddingsReply, LabelsReply
 from deployments.core.caps import check_labels
 from deployments.core.config import VisionSettings
 from deployments.core.deadline import check

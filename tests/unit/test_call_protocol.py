@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 
-from deployments.core.calls import (
+from deployments.core.call_protocol import (
     CallContext,
     CompletionReply,
     LabelsReply,

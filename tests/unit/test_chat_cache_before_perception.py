@@ -10,7 +10,12 @@ import base64
 import pytest
 from starlette.testclient import TestClient
 
-from deployments.core.calls import CallContext, CompletionReply, LabelsReply, TranscriptReply
+from deployments.core.call_protocol import (
+    CallContext,
+    CompletionReply,
+    LabelsReply,
+    TranscriptReply,
+)
 from deployments.core.config import load_config
 from serve_app.calls import ReplicaGroup
 from serve_app.frontend import FrontEnd

@@ -8,7 +8,7 @@ import asyncio
 
 from ray.exceptions import ActorDiedError
 
-from deployments.core.calls import StreamEnd, TokenDelta
+from deployments.core.call_protocol import StreamEnd, TokenDelta
 from deployments.core.errors import ServeError
 from serve_app.calls import ReplicaGroup
 from serve_app.http_errors import status_of
