@@ -66,9 +66,9 @@ class TokenStream:
                                         self.idle_timeout_s)
             if event is not None:  # the end: the replica's stream finishes right after it
                 await next_item(self.rest, self.group, self.deadline, self.idle_timeout_s)
-            over = True
-            if event is not None:
+                over = True
                 yield render.end(event)
+            over = True
         except Exception as exc:
             yield render.error(in_band(exc))
         finally:
