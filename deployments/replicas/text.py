@@ -70,7 +70,7 @@ class TextGenerator(BatchedReplica):
     async def stream(self, messages: list[dict], params: SamplingParams,
                      ctx: CallContext = NO_CONTEXT) -> AsyncIterator[TextEvent]:
         """Yields TokenDelta events, then one StreamEnd; raises DeadlineExceeded, ending the
-        stream, once the deadline passes. Timed, its stages are "first-token" (the engine's
+        stream, once the deadline passes. When timed, its stages are "first-token" (the engine's
         queue and prefill) and "decode"."""
         check(ctx.deadline, "the completion")
         prompt = self._encode(messages)
