@@ -6,6 +6,13 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from deployments.core.call_protocol import (
+    CompletionReply,
+    EmbeddingsReply,
+    LabelsReply,
+    ReadyReply,
+    TranscriptReply,
+)
 from deployments.core.config import AppConfig
 from serve_app.frontend import FrontEnd
 from serve_app.group_load import GroupLoad
@@ -26,13 +33,14 @@ class FakeGroup:
 
 @pytest.fixture
 def groups():
-    completion = {"text": "Paris.", "finish_reason": "stop", "prompt_tokens": 9,
-                  "completion_tokens": 2}
-    return (FakeGroup("text", {"generate": completion, "ready": True}),
-            FakeGroup("vision", {"embed_texts": np.array([[1.0, 0.0]], np.float32),
-                                 "classify": [{"label": "cat", "score": 0.9}],
-                                 "ready": True}),
-            FakeGroup("audio", {"transcribe": {"text": "hello there"}, "ready": True}))
+    completion = CompletionReply("Paris.", 9, 2, "stop")
+    return (FakeGroup("text", {"generate": completion, "ready": ReadyReply()}),
+            FakeGroup("vision", {"embed_texts": EmbeddingsReply([np.array([1.0, 0.0],
+                                                                          np.float32)]),
+                                 "classify": LabelsReply([{"label": "cat", "score": 0.9}]),
+                                 "ready": ReadyReply()}),
+            FakeGroup("audio", {"transcribe": TranscriptReply("hello there", "en", 1.0, 1.0, []),
+                                "ready": ReadyReply()}))
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from typing import Any
 
 from ray import serve
 
+from deployments.core.call_protocol import NO_CONTEXT, CallContext, TranscriptReply
 from deployments.core.config import AudioSettings
 from deployments.core.deadline import check
 from deployments.core.errors import InvalidRequest, TooLarge, Undecodable
@@ -32,13 +33,12 @@ class SpeechTranscriber(BatchedReplica):
 
     @reports_timing
     async def transcribe(self, audio: bytes, language: str | None = None,
-                         deadline: float | None = None) -> dict[str, Any]:
-        """{text, language, language_probability, duration, segments[{id, start, end, text}]}"""
-        check(deadline, "the transcription")
+                         ctx: CallContext = NO_CONTEXT) -> TranscriptReply:
+        check(ctx.deadline, "the transcription")
         self._check_language(language)
         samples = await asyncio.to_thread(self._decode, audio)
-        result = await self.transcribe_batches((samples, language), deadline)
-        return asdict(result)
+        result = await self.transcribe_batches((samples, language), ctx.deadline)
+        return TranscriptReply(**asdict(result))
 
     def _decode(self, audio: bytes):
         from deployments.engines.whisper import (

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from deployments.core.call_protocol import NO_CONTEXT, CallContext, ReadyReply
 from deployments.core.config import Batching, DeploymentSettings
 from deployments.replicas import metrics
 from deployments.replicas.batch_stats import BatchStats
@@ -88,9 +89,9 @@ class BatchedReplica:
                                f"model_call_timeout_s is {limit:g} s")
 
     @reports_timing
-    async def ready(self, deadline: float | None = None) -> bool:
-        """True once the model has loaded (the ingress's readiness probe passes a deadline)."""
-        return True
+    async def ready(self, ctx: CallContext = NO_CONTEXT) -> ReadyReply:
+        """Answers once the model has loaded (the ingress's readiness probe)."""
+        return ReadyReply()
 
     def batch_stats(self) -> dict[str, Any]:
         return self.stats.snapshot()

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from deployments.core.call_protocol import NO_CONTEXT, CallContext, EmbeddingsReply, LabelsReply
 from deployments.core.caps import check_labels
 from deployments.core.config import VisionSettings
 from deployments.core.deadline import check
@@ -44,35 +45,43 @@ class ImageEmbedder(BatchedReplica):
 
     @reports_timing
     async def embed_images(self, images: list[bytes],
-                           deadline: float | None = None) -> list[np.ndarray]:
+                           ctx: CallContext = NO_CONTEXT) -> EmbeddingsReply:
+        return EmbeddingsReply(await self._image_vectors(images, ctx.deadline))
+
+    @reports_timing
+    async def embed_texts(self, texts: list[str],
+                          ctx: CallContext = NO_CONTEXT) -> EmbeddingsReply:
+        return EmbeddingsReply(await self._text_vectors(texts, ctx.deadline))
+
+    @reports_timing
+    async def classify(self, image: bytes, labels: list[str],
+                       ctx: CallContext = NO_CONTEXT) -> LabelsReply:
+        """Labels with zero-shot probabilities, most likely first."""
+        check_labels(labels, self.settings.max_labels, self.settings.max_label_chars)
+        await asyncio.to_thread(_check_image_header, image, self.settings.max_image_pixels)
+        image_vector, label_vectors = await all_or_none(
+            [self._image_vectors([image], ctx.deadline),
+             self._label_embeddings(labels, ctx.deadline)])
+        scores = zero_shot_scores(image_vector[0], np.stack(label_vectors))
+        ranked = sorted(zip(labels, scores), key=lambda pair: -pair[1])
+        return LabelsReply([{"label": label, "score": float(score)} for label, score in ranked])
+
+    async def _image_vectors(self, images: list[bytes],
+                             deadline: float | None) -> list[np.ndarray]:
         check(deadline, "the embeddings")
         decoded = await asyncio.to_thread(_decode_all, images, self.settings.max_image_pixels,
                                           self.engine.input_side)
         return await all_or_none(self.image_batches(image, deadline) for image in decoded)
 
-    @reports_timing
-    async def embed_texts(self, texts: list[str],
-                          deadline: float | None = None) -> list[np.ndarray]:
+    async def _text_vectors(self, texts: list[str], deadline: float | None) -> list[np.ndarray]:
         check(deadline, "the embeddings")
         return await all_or_none(self.text_batches(text, deadline) for text in texts)
-
-    @reports_timing
-    async def classify(self, image: bytes, labels: list[str],
-                       deadline: float | None = None) -> list[dict[str, Any]]:
-        """Labels with zero-shot probabilities, most likely first."""
-        check_labels(labels, self.settings.max_labels, self.settings.max_label_chars)
-        await asyncio.to_thread(_check_image_header, image, self.settings.max_image_pixels)
-        image_vector, label_vectors = await all_or_none(
-            [self.embed_images([image], deadline), self._label_embeddings(labels, deadline)])
-        scores = zero_shot_scores(image_vector[0], np.stack(label_vectors))
-        ranked = sorted(zip(labels, scores), key=lambda pair: -pair[1])
-        return [{"label": label, "score": float(score)} for label, score in ranked]
 
     async def _label_embeddings(self, labels: list[str],
                                 deadline: float | None = None) -> list[np.ndarray]:
         async def embed(missing: list[str]) -> list[np.ndarray]:
-            return await self.embed_texts([f"a photo of a {label}." for label in missing],
-                                          deadline)
+            return await self._text_vectors([f"a photo of a {label}." for label in missing],
+                                             deadline)
         return await self._label_vectors.vectors(labels, embed)
 
     async def _embed_image_batch(self, images: list) -> list[np.ndarray]:
