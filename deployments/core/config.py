@@ -122,7 +122,11 @@ class TextEngineConfig(_Strict):
     name: Literal["transformers", "vllm", "tensorrt_llm", "neuron"] = "transformers"
     model: str = Field("smollm2-135m-instruct", description="model store name or a path")
     served_model_name: str = "smollm2-135m-instruct"
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "auto", description="auto: chosen at start from the CPU's flags, bfloat16 with "
+        "AVX512-BF16 or AMX, else float32 (deployments/core/precision.py); vllm on a GPU, "
+        "tensorrt_llm and neuron: the engine's own auto (the checkpoint's dtype); a value "
+        "forces it")
     threads: int = Field(1, ge=1)
     max_prompt_tokens: int = Field(2048, ge=16)
     quantization: str | None = Field(
@@ -173,7 +177,10 @@ class VisionEngineConfig(_Strict):
         None, description="open_clip `pretrained=` (a file or tag); None uses the model store"
     )
     served_model_name: str = "clip-vit-b-32"
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "auto"] = Field(
+        "auto", description="auto: chosen at start, on a CPU bfloat16 with AVX512-BF16 or "
+        "AMX, else float32; on CUDA bfloat16 where the GPU has it; neuron: bfloat16; a value "
+        "forces it")
     device: Literal["cpu", "cuda"] = "cpu"
     quantization: Literal["int8"] | None = Field(
         None, description="int8: dynamic int8 Linear layers (CPU); open_clip engine only")
@@ -200,7 +207,10 @@ class AudioEngineConfig(_Strict):
     name: Literal["faster_whisper"] = "faster_whisper"
     model: str = "whisper-base"
     served_model_name: str = "whisper-base"
-    compute_type: str = "int8"
+    compute_type: str = Field(
+        "auto", description="CTranslate2 compute type; auto: chosen at start, int8 on x86 "
+        "with AVX2, else float32; float16 on CUDA; a value (int8, float32, int8_float16...) "
+        "forces it")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: int = Field(1, ge=1)
     beam_size: int = Field(1, ge=1)

@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from deployments.core.cpu_features import cpu_features
 from deployments.core.models import resolve
+from deployments.core.precision import AUTO, Choice, cuda_dtype, resolve_dtype
 from deployments.engines import trace_cache
 from deployments.engines.clip_preprocess import ClipPreprocess
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
@@ -35,9 +37,13 @@ class OpenClipEngine:
         self, arch: str, checkpoint: str | None, threads: int = 1, dtype: str = "float32",
         device: str = "cpu", quantization: str | None = None, torchscript: bool = True,
     ) -> None:
+        """`dtype` "auto" is chosen for the device (on a CPU from its flags:
+        deployments/core/precision.py); the choice and its reason are in `choices`."""
+        self.device = _check_device(device)
+        self.choices = {"dtype": _choose_dtype(dtype, self.device)}
+        dtype = self.choices["dtype"].value
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        self.device = _check_device(device)
         check_quantization(quantization, dtype)
         torch.set_num_threads(threads)
         self.dtype = _DTYPES[dtype]
@@ -130,6 +136,12 @@ def _check_device(device: str) -> str:
         raise RuntimeError("vision.engine.device is 'cuda' but torch sees no CUDA device "
                            "(a CPU-only torch build, or no GPU given to this replica)")
     return device
+
+
+def _choose_dtype(dtype: str, device: str) -> Choice:
+    if dtype == AUTO and device == "cuda":
+        return cuda_dtype(torch.cuda.is_bf16_supported())
+    return resolve_dtype(dtype, cpu_features())
 
 
 def _normalise(features: torch.Tensor) -> np.ndarray:

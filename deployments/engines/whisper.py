@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
@@ -36,7 +37,9 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
 from deployments.core.audio_media import SAMPLE_RATE
+from deployments.core.cpu_features import cpu_features
 from deployments.core.models import resolve
+from deployments.core.precision import resolve_compute_type
 
 WINDOW_SECONDS = 30
 TIME_PRECISION = 0.02  # seconds per timestamp token
@@ -125,16 +128,21 @@ class FasterWhisperEngine:
     def __init__(
         self,
         model_path: str,
-        compute_type: str = "int8",
+        compute_type: str = "auto",
         cpu_threads: int = 1,
         device: str = "cpu",
         beam_size: int = 1,
         num_workers: int = 1,
     ) -> None:
+        """`compute_type` "auto" is chosen for the device and this CPU's flags
+        (deployments/core/precision.py); the choice and its reason are in `choices`."""
+        device = _device(device)
+        self.choices = {"compute_type": resolve_compute_type(
+            compute_type, device, cpu_features(), ctranslate2.get_supported_compute_types(device))}
         self.model = WhisperModel(
             model_path,
             device=device,
-            compute_type=compute_type,
+            compute_type=self.choices["compute_type"].value,
             cpu_threads=cpu_threads,
             num_workers=num_workers,
             local_files_only=True,
@@ -257,6 +265,13 @@ class FasterWhisperEngine:
                 per_request, request_langs, audios, strict=True
             )
         ]
+
+
+def _device(device: str) -> str:
+    """CTranslate2's "auto" device made explicit: cuda when it sees a GPU, else cpu."""
+    if device != "auto":
+        return device
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
 def _transcription(

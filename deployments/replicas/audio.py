@@ -25,6 +25,7 @@ class SpeechTranscriber(BatchedReplica):
                  metrics_enabled: bool = True) -> None:
         super().__init__(AudioSettings.model_validate(settings), metrics_enabled)
         self.engine: AudioEngine = load_audio_engine(self.settings.engine, model_dir)
+        self.choices = getattr(self.engine, "choices", {})
         self.transcribe_batches = DynamicBatcher(self._transcribe_batch,
                                                  **self.stats.batcher_hooks("transcribe"))
         self.batchers = [self.transcribe_batches]

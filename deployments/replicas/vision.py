@@ -30,6 +30,7 @@ class ImageEmbedder(BatchedReplica):
                  metrics_enabled: bool = True) -> None:
         super().__init__(VisionSettings.model_validate(settings), metrics_enabled)
         self.engine: VisionEngine = load_vision_engine(self.settings.engine, model_dir)
+        self.choices = getattr(self.engine, "choices", {})
         self._label_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self.image_batches = DynamicBatcher(self._embed_image_batch,
                                            **self.stats.batcher_hooks("embed_image"))
