@@ -26,6 +26,24 @@ def test_models_list(openai_client):
     assert ids == {CHAT_MODEL, CLIP_MODEL, CLIP_MODEL + "-image", WHISPER_MODEL}
 
 
+def test_models_say_the_precision_each_replica_chose(client):
+    import ctranslate2
+
+    from deployments.core.cpu_features import cpu_features
+    from deployments.core.precision import cpu_compute_type, cpu_dtype
+
+    cpu = cpu_features()  # the test cluster's replicas run on this machine
+    models = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
+    # the test app pins text to float32; vision and audio keep the default, auto
+    assert (models[CHAT_MODEL]["dtype"], models[CHAT_MODEL]["dtype_reason"]) == (
+        "float32", "set in the config")
+    assert models[CLIP_MODEL]["dtype"] == models[CLIP_MODEL + "-image"]["dtype"] == \
+        cpu_dtype(cpu).value
+    expected = cpu_compute_type(cpu, ctranslate2.get_supported_compute_types("cpu"))
+    assert (models[WHISPER_MODEL]["compute_type"],
+            models[WHISPER_MODEL]["compute_type_reason"]) == (expected.value, expected.reason)
+
+
 def test_chat_completion(openai_client):
     reply = openai_client.chat.completions.create(
         model=CHAT_MODEL, messages=[{"role": "user", "content": "What is the capital of France?"}],
