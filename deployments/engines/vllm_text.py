@@ -22,7 +22,7 @@ from deployments.core.deadline import before, items_before
 from deployments.core.errors import InvalidRequest
 from deployments.core.generation import Completion, SamplingParams, StreamDelta
 from deployments.core.models import resolve
-from deployments.core.precision import AUTO, Choice, forced, resolve_dtype
+from deployments.core.precision import AUTO, Choice, resolve_dtype
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.requires import require
 
@@ -187,5 +187,4 @@ def _as_started(chosen: Choice, engine: Any) -> Choice:
     if chosen.value != AUTO:
         return chosen
     dtype = getattr(getattr(engine, "model_config", None), "dtype", None)
-    return forced(AUTO) if dtype is None else Choice(str(dtype).removeprefix("torch."),
-                                                     chosen.reason)
+    return chosen if dtype is None else Choice(str(dtype).removeprefix("torch."), chosen.reason)
