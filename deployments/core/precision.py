@@ -44,6 +44,9 @@ def forced(value: str) -> Choice:
 
 def cpu_dtype(cpu: CpuFeatures) -> Choice:
     """bfloat16 with AVX512-BF16 or AMX, else float32 (torch engines on a CPU)."""
+    if not cpu.is_x86:
+        return Choice("float32", f"auto: bfloat16 is chosen on x86 with avx512_bf16 or "
+                      f"amx_bf16 only, not on {cpu.architecture or 'an unknown architecture'}")
     present = [flag for flag in BF16_FLAGS if cpu.has(flag)]
     if present:
         return Choice("bfloat16", f"auto: the CPU has {' and '.join(present)}")

@@ -60,7 +60,7 @@ def test_bfloat16_is_chosen_only_with_avx512_bf16_or_amx(kind, dtype, named):
 
 def test_bfloat16_instructions_of_another_architecture_do_not_count():
     arm = parse_cpuinfo("Features\t: fp asimd bf16\n", "aarch64")
-    assert cpu_dtype(arm).value == "float32"
+    assert cpu_dtype(arm).value == "float32" and "not on aarch64" in cpu_dtype(arm).reason
 
 
 @pytest.mark.parametrize("kind", list(CPUS))
