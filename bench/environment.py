@@ -10,8 +10,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from deployments.core.cpu_features import CPUINFO, parse_cpuinfo
+
 REPO = Path(__file__).resolve().parent.parent
-CPUINFO = Path("/proc/cpuinfo")
 # The instruction sets the engines' speed depends on: bfloat16 needs AVX512-BF16 or AMX.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 # Where runs write their own reports: a run that rewrites them does not dirty its tree.
@@ -53,16 +54,10 @@ def git_commit(repo: Path | None = None) -> str | None:
 
 def cpu_info(text: str) -> dict[str, Any]:
     """The CPU's model name and, for each of CPU_FLAGS, whether it has it, from the text of
-    /proc/cpuinfo (the first processor's entry: every core of one machine has the same)."""
-    model, flags = None, set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model is None:
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = set(value.split())
-    return {"cpu_model": model, "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS}}
+    /proc/cpuinfo (deployments/core/cpu_features.py reads it as the engines do)."""
+    cpu = parse_cpuinfo(text, platform.machine())
+    return {"cpu_model": cpu.model_name or None,
+            "cpu_flags": {flag: cpu.has(flag) for flag in CPU_FLAGS}}
 
 
 def this_cpu() -> dict[str, Any]:

@@ -66,6 +66,7 @@ from serve_app.tracing import RequestTracer
 Handler = Callable[[Request], Awaitable[Response]]
 JSON_TYPES = ("application/json",)
 READY_TIMEOUT_S = 5.0
+MODEL_INFO_TIMEOUT_S = 2.0
 TIMEOUT_HEADER = "x-request-timeout"
 CACHE_ROUTE_PATHS = {cache.EMBEDDINGS: "/v1/embeddings", cache.CHAT: "/v1/chat/completions",
                      cache.TRANSCRIPTIONS: "/v1/audio/transcriptions"}
@@ -204,16 +205,31 @@ class FrontEnd:
 
     # -- models -----------------------------------------------------------------------------
 
-    def _models(self) -> dict[str, str]:
-        return {self.text_model: "chat", self.clip_model: "text-embedding",
-                self.clip_model + protocol.IMAGE_MODEL_SUFFIX: "image-embedding",
-                self.whisper_model: "transcription"}
+    def _models(self) -> dict[str, tuple[str, ReplicaGroup]]:
+        """Each served model name -> its capability and the group that serves it."""
+        return {self.text_model: ("chat", self.text),
+                self.clip_model: ("text-embedding", self.vision),
+                self.clip_model + protocol.IMAGE_MODEL_SUFFIX: ("image-embedding", self.vision),
+                self.whisper_model: ("transcription", self.audio)}
 
     async def list_models(self, request: Request) -> Response:
+        """Each served model, with the dtype (or compute type) its engine chose at start and
+        why, as one of its replicas reports it; without them when no replica answers."""
         created = protocol.now()
+        groups = (self.text, self.vision, self.audio)
+        infos = dict(zip((g.name for g in groups),
+                         await asyncio.gather(*(self._model_info(g) for g in groups))))
         data = [{"id": name, "object": "model", "created": created, "owned_by": "mmserve",
-                 "capability": capability} for name, capability in self._models().items()]
+                 "capability": capability, **infos[group.name]}
+                for name, (capability, group) in self._models().items()]
         return JSONResponse({"object": "list", "data": data})
+
+    async def _model_info(self, group: ReplicaGroup) -> dict[str, str]:
+        try:
+            reply = await group.call("model_info", deadline=deadline_after(MODEL_INFO_TIMEOUT_S))
+            return reply.fields
+        except ServeError:
+            return {}
 
     def _check_model(self, requested: str, served: str | tuple[str, ...]) -> None:
         served = (served,) if isinstance(served, str) else served

@@ -51,6 +51,14 @@ class ReadyReply(Reply):
 
 
 @dataclass
+class ModelInfoReply(Reply):
+    """What the engine chose at start: {"dtype": ..., "dtype_reason": ...} (compute_type and
+    compute_type_reason for Whisper)."""
+
+    fields: dict[str, str]
+
+
+@dataclass
 class EmbeddingsReply(Reply):
     vectors: list[Any]  # one numpy vector per input, in order
 

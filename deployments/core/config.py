@@ -147,8 +147,10 @@ class TextEngineConfig(_Strict):
     served_model_name: str = Field(
         "smollm2-135m-instruct", description="the model name clients ask for")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
-        "float32", description="weights and activations; bfloat16 is about 2.2x faster than "
-        "float32 on a CPU with bfloat16 instructions (AMX, AVX512-BF16)")
+        "auto", description="auto: chosen at start from the CPU's flags, bfloat16 with "
+        "AVX512-BF16 or AMX, else float32 (deployments/core/precision.py); vllm on a GPU, "
+        "tensorrt_llm and neuron: the engine's own auto (the checkpoint's dtype); a value "
+        "forces it")
     threads: int = Field(1, ge=1, description="torch threads per replica")
     max_prompt_tokens: int = Field(2048, ge=16, description="longer prompts get 400")
     quantization: str | None = Field(
@@ -211,7 +213,10 @@ class VisionEngineConfig(_Strict):
     served_model_name: str = Field(
         "clip-vit-b-32", description="the text tower's model name; `-image` is appended for the "
         "image tower")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="the towers' dtype")
+    dtype: Literal["float32", "bfloat16", "auto"] = Field(
+        "auto", description="auto: chosen at start, on a CPU bfloat16 with AVX512-BF16 or "
+        "AMX, else float32; on CUDA bfloat16 where the GPU has it; neuron: bfloat16; a value "
+        "forces it")
     device: Literal["cpu", "cuda"] = Field(
         "cpu", description="cuda puts CLIP on the GPU Ray gives the replica")
     quantization: Literal["int8"] | None = Field(
@@ -251,7 +256,9 @@ class AudioEngineConfig(_Strict):
     served_model_name: str = Field(
         "whisper-base", description="the model name clients ask for (whisper-1 is accepted too)")
     compute_type: str = Field(
-        "int8", description="CTranslate2 compute type: float32, int8, float16 (GPU), ...")
+        "auto", description="CTranslate2 compute type; auto: chosen at start, int8 on x86 "
+        "with AVX2, else float32; float16 on CUDA; a value (int8, float32, int8_float16...) "
+        "forces it")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where Whisper runs")
     threads: int = Field(1, ge=1, description="CTranslate2 threads per replica")
     beam_size: int = Field(1, ge=1, description="beam search width; 1 is greedy")

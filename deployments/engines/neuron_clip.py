@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from deployments.core.precision import AUTO, Choice, forced
 from deployments.engines.open_clip_engine import (
     _DTYPES,
     OpenClipEngine,
@@ -74,7 +75,9 @@ class NeuronClipEngine(OpenClipEngine):
         require("torch_neuronx", "torch-neuronx", "neuron vision",
                 "install it on an Inferentia instance from the Neuron pip repository")
         super().__init__(arch, checkpoint, threads, "float32", torchscript=False)
-        self.tower_dtype = _DTYPES[dtype]  # the text tower stays float32 on the host CPU
+        self.choices = {"dtype": _tower_dtype(dtype)}  # the text tower stays float32 on the host
+        dtype = self.choices["dtype"].value
+        self.tower_dtype = _DTYPES[dtype]
         path = compiled_tower_path(model_dir, arch, dtype, batch_size, checkpoint)
         self.image_tower = self._compiled_tower(path, batch_size)
 
@@ -98,3 +101,9 @@ class NeuronClipEngine(OpenClipEngine):
         with torch.inference_mode():
             features = self.image_tower(pixels)
         return _normalise(features)
+
+
+def _tower_dtype(dtype: str) -> Choice:
+    if dtype == AUTO:
+        return Choice("bfloat16", "auto: NeuronCores compute in bfloat16")
+    return forced(dtype)

@@ -39,6 +39,7 @@ class TextGenerator(BatchedReplica):
                  metrics_enabled: bool = True) -> None:
         super().__init__(TextSettings.model_validate(settings), metrics_enabled)
         engine = load_text_engine(self.settings.engine, model_dir)
+        self.choices = getattr(engine, "choices", {})
         self.engine: TextEngine
         if engine.batches_itself:  # its own engine loop: every request straight to it
             self.engine = engine

@@ -13,14 +13,9 @@ from deployments.core.caps import check_labels
 from deployments.core.config import VisionSettings
 from deployments.core.deadline import check
 from deployments.core.errors import InvalidRequest, TooLarge, Undecodable
+from deployments.core.image_media import decode_image_bytes, open_image
 from deployments.engines import load_vision_engine
-from deployments.engines.open_clip_engine import (
-    ImageDecodeError,
-    ImageTooLargeError,
-    decode_image_bytes,
-    open_image,
-    zero_shot_scores,
-)
+from deployments.engines.open_clip_engine import zero_shot_scores
 from deployments.engines.vision_base import VisionEngine
 from deployments.replicas.batcher import DynamicBatcher, all_or_none, run_valid_rows
 from deployments.replicas.label_cache import LabelCache
@@ -37,6 +32,7 @@ class ImageEmbedder(BatchedReplica):
         super().__init__(VisionSettings.model_validate(settings), metrics_enabled)
         self.engine: VisionEngine = load_vision_engine(self.settings.engine, model_dir)
         self._label_vectors = LabelCache[np.ndarray](_LABEL_CACHE_SIZE)
+        self.choices = getattr(self.engine, "choices", {})
         self.image_batches = DynamicBatcher(self._embed_image_batch,
                                            **self.stats.batcher_hooks("embed_image"))
         self.text_batches = DynamicBatcher(self._embed_text_batch,
@@ -106,10 +102,8 @@ def _check_image_header(image: bytes, max_pixels: int) -> None:
     """The pipeline's image: format and size from its header, before any label is embedded."""
     try:
         open_image(image, max_pixels)
-    except ImageTooLargeError as exc:
-        raise TooLarge(f"image: {exc}", "image") from None
-    except ImageDecodeError as exc:
-        raise Undecodable(f"image: {exc}", "image") from None
+    except (TooLarge, Undecodable) as exc:
+        raise type(exc)(f"image: {exc}", "image") from None
 
 
 def _decode_all(images: list[bytes], max_pixels: int, input_side: int | None) -> list:
@@ -124,7 +118,5 @@ def _decode_all(images: list[bytes], max_pixels: int, input_side: int | None) ->
 def _image_step(step: Any, index: int, *args: Any) -> Any:
     try:
         return step(*args)
-    except ImageTooLargeError as exc:
-        raise TooLarge(f"input {index}: {exc}", f"input[{index}]") from None
-    except ImageDecodeError as exc:
-        raise Undecodable(f"input {index}: {exc}", f"input[{index}]") from None
+    except (TooLarge, Undecodable) as exc:
+        raise type(exc)(f"input {index}: {exc}", f"input[{index}]") from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bench.peer_stack import VLLM_MODULE, server_flags, vllm_server_command
 from bench.ray_serve_llm import replica_runtime_env
 from deployments.core.config import TextEngineConfig
-from deployments.engines.vllm_text import engine_args
+from deployments.engines.vllm_text import choose_dtype, engine_args
 
 
 def test_engine_keywords_become_the_servers_flags():
@@ -35,7 +35,7 @@ def test_the_server_runs_the_cpu_profiles_text_engine(tmp_path, monkeypatch):
     assert command[7:] == server_flags(expected)
     flags = valued_flags(command[7:])
     assert flags["--model"] == str(tmp_path / "smollm2-135m-instruct")
-    assert flags["--dtype"] == engine.dtype
+    assert flags["--dtype"] == choose_dtype(engine, on_cpu=True).value  # auto resolved
     assert flags["--max-num-seqs"] == str(engine.max_num_seqs)
     assert flags["--kv-cache-memory-bytes"] == str(int(engine.cpu_kvcache_space_gb * 2**30))
     assert env == replica_runtime_env(text, engine)["env_vars"]
