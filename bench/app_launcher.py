@@ -40,12 +40,14 @@ class Target:
     """A running server under test: where to send load and where its metrics are."""
 
     url: str
-    kind: str  # "app" | "baseline" | "external"
+    kind: str  # "app" | "baseline" | "peers" | "external"
     profile: str | None = None
     metrics_urls: list[str] = field(default_factory=list)
     ray_address: str | None = None
     dashboard_url: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    # {path: base URL}: routes another server of the stack serves (the rest go to `url`)
+    route_urls: dict[str, str] = field(default_factory=dict)
 
 
 @contextmanager
@@ -88,12 +90,14 @@ def _shutdown_ray_client() -> None:
 
 @contextmanager
 def running_baseline(threads: int = 1, model_dir: str | None = None, timeout_s: float = 300,
-                     serialize: bool = False):
+                     serialize: bool = False, text_url: str | None = None):
     """bench/baseline_server.py on a free port in its own process group; yields a Target.
-    `serialize`: the earlier baseline, one call per model at a time (a lock per model)."""
+    `serialize`: the earlier baseline, one call per model at a time (a lock per model);
+    `text_url`: its text group is the OpenAI server there (bench/peer_stack.py)."""
     port = free_port()
     command = [sys.executable, "-m", "bench.baseline_server", "--port", str(port),
-               "--threads", str(threads), *(["--serialize"] if serialize else [])]
+               "--threads", str(threads), *(["--serialize"] if serialize else []),
+               *(["--text-url", text_url] if text_url else [])]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if model_dir:
         env["MMSERVE_MODEL_DIR"] = model_dir
@@ -104,7 +108,8 @@ def running_baseline(threads: int = 1, model_dir: str | None = None, timeout_s: 
         yield Target(url=url, kind="baseline",
                      profile=BASELINE_SERIALIZED if serialize else BASELINE,
                      config={"threads": threads,
-                             "model_calls": "serialized" if serialize else "threadpool"})
+                             "model_calls": "serialized" if serialize else "threadpool",
+                             **({"text_url": text_url} if text_url else {})})
     finally:
         process.terminate()
         try:
@@ -130,5 +135,5 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float) -> None:
 
 def describe(target: Target) -> dict[str, Any]:
     return {"url": target.url, "kind": target.kind, "profile": target.profile,
-            "metrics_urls": target.metrics_urls,
+            "metrics_urls": target.metrics_urls, "route_urls": target.route_urls,
             "config": json.loads(json.dumps(target.config, default=str))}

@@ -7,6 +7,10 @@ sync endpoints run in), so as many requests as there are threads reach one model
 torch or CTranslate2 takes them as they come. Text goes to the engine's blocking
 `generate_batch`, one row per request (bench/baseline_text.py).
 
+With `text_url`, the text replica is not a model here but vLLM's own OpenAI server at that
+URL (bench/openai_text_engine.py): the threadpool server of a team that runs `vllm serve` for
+its LLM, which its pipeline route calls over HTTP.
+
 `serialize=True` is the bench's earlier baseline, kept for comparison and labelled so: a lock
 per model around each call, so each model serves one request at a time.
 
@@ -24,8 +28,10 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from bench.baseline_text import OneRowTextEngine
+from bench.openai_text_engine import OpenAITextEngine
 from deployments.core.config import AppConfig, TextSettings
 from deployments.core.deadline import check
+from deployments.core.models import resolve
 from deployments.engines import load_text_engine
 from deployments.replicas.audio import SpeechTranscriber
 from deployments.replicas.replica_base import BatchedReplica
@@ -117,12 +123,29 @@ class BaselineTextGenerator(InThreadpool, TextGenerator.func_or_class):
                                        self.run_model)
 
 
-def baseline_replicas(config: AppConfig, serialize: bool = False) -> dict[str, Any]:
-    """{"text", "vision", "audio"}: each group's replica, built in this process."""
+class RemoteTextGenerator(TextGenerator.func_or_class):
+    """The text replica's requests over a text server elsewhere (vLLM's OpenAI server): the
+    model runs there, batched by that server; this side renders the prompt and relays."""
+
+    def __init__(self, settings: dict[str, Any], model_dir: str, text_url: str) -> None:
+        BatchedReplica.__init__(self, TextSettings.model_validate(settings))
+        engine = self.settings.engine
+        self.calls = ModelCalls()  # no model call runs here: stays at zero
+        self.engine = OpenAITextEngine.from_model_folder(
+            text_url, engine.served_model_name, str(resolve(engine.model, model_dir)))
+
+
+def baseline_replicas(config: AppConfig, serialize: bool = False,
+                      text_url: str | None = None) -> dict[str, Any]:
+    """{"text", "vision", "audio"}: each group's replica, built in this process; with
+    `text_url`, the text replica relays to the text server there."""
     built = {}
     for name, replica, settings in (("text", BaselineTextGenerator, config.text),
                                     ("vision", BaselineImageEmbedder, config.vision),
                                     ("audio", BaselineSpeechTranscriber, config.audio)):
-        built[name] = replica(settings.model_dump(exclude={"batching"}), config.model_dir,
-                              ModelCalls(serialize))
+        dumped = settings.model_dump(exclude={"batching"})
+        if name == "text" and text_url is not None:
+            built[name] = RemoteTextGenerator(dumped, config.model_dir, text_url)
+        else:
+            built[name] = replica(dumped, config.model_dir, ModelCalls(serialize))
     return built

@@ -36,9 +36,9 @@ def _wait_for_peers(barrier: str | None, parties: int) -> None:
 def measure(threads: int, batch: int, batches: int, image_size: int = 224,
             barrier: str | None = None, parties: int = 1) -> dict[str, Any]:
     from deployments.core.config import VisionEngineConfig
+    from deployments.core.image_media import decode_image_bytes
     from deployments.core.models import default_model_dir
     from deployments.engines import load_vision_engine
-    from deployments.engines.open_clip_engine import decode_image_bytes
 
     engine = load_vision_engine(VisionEngineConfig(threads=threads), str(default_model_dir()))
     images = [synthetic_image(i, image_size) for i in range(batch)]

@@ -4,7 +4,7 @@
     python -m bench run --url http://127.0.0.1:8000 --workload mixed --rate 4 --slo e2e=5s
     python -m bench sweep --profile cpu --workload image-embedding --concurrency-list 1,8,32
     python -m bench compare A.json B.json
-    python -m bench suite clip|whisper|stacks|llm|serve-llm|cache|observability
+    python -m bench suite clip|whisper|stacks|llm|serve-llm|cache|observability [--rounds 3]
                                                     (committed, in bench/results/)
     python -m bench ceiling --threads 2             (offline CLIP throughput, one process)
     python -m bench fuzz --profile cpu --requests 10000   (generated requests; bench/results/fuzz)
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.environment import git_commit
 from bench.load import LoadSpec
+from bench.rounds import DEFAULT_ROUNDS, MIN_ROUNDS
 from bench.slo import parse_duration, parse_slo
 from bench.suites import NAMES as SUITES
 from bench.workloads import NAMES, build_workload
@@ -130,6 +131,14 @@ def _seconds(text: str) -> float:
     return parse_duration(text, allow_zero=True)
 
 
+def _rounds(text: str) -> int:
+    rounds = int(text)
+    if rounds < 1:
+        raise argparse.ArgumentTypeError(f"--rounds must be at least 1 (verdicts need "
+                                         f"{MIN_ROUNDS}), not {rounds}")
+    return rounds
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -157,6 +166,9 @@ def parser() -> argparse.ArgumentParser:
     suite.add_argument("--out", type=Path, default=None)
     suite.add_argument("--duration", type=parse_duration, default=None,
                        help="measured seconds per configuration (default: the suite's)")
+    suite.add_argument("--rounds", type=_rounds, default=DEFAULT_ROUNDS,
+                       help="rounds of alternated configurations (A B C, A B C, ...); "
+                       f"verdicts need at least {MIN_ROUNDS} (default {DEFAULT_ROUNDS})")
     _add_fuzz(commands.add_parser("fuzz", help="generated requests of every kind against "
                                   "the app; every answer must keep the error contract"))
     _add_soak(commands.add_parser("soak", help="the mixed workload for a long time with "
@@ -294,7 +306,7 @@ def _dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.command == "suite":
         from bench.suites import run_suite
 
-        run_suite(args.name, args.out, args.duration, command_line(argv))
+        run_suite(args.name, args.out, args.duration, command_line(argv), args.rounds)
         return 0
     return _run_or_sweep(args, command_line(argv))
 

@@ -43,14 +43,22 @@ def loop_seed(seed: int, client: int, loop: int) -> int:
 
 
 class LoadClient:
-    def __init__(self, url: str, workload: Workload, timeout_s: float) -> None:
+    """Sends each request to `url`, or, where `routes` names its path, to the server given
+    there (a stack of several servers, each serving some routes)."""
+
+    def __init__(self, url: str, workload: Workload, timeout_s: float,
+                 routes: dict[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
+        self.routes = {path: base.rstrip("/") for path, base in (routes or {}).items()}
         self.workload = workload
         self.timeout_s = timeout_s
         self.records: list[RequestRecord] = []
         self.in_flight = 0
         self.claimed = 0
         self.stopped = False
+
+    def base_url(self, path: str) -> str:
+        return self.routes.get(path, self.url)
 
     def node(self) -> dict[str, str]:
         context = ray.get_runtime_context()
@@ -114,7 +122,8 @@ class LoadClient:
     async def _one(self, session: aiohttp.ClientSession, spec, warmup: bool, client: int) -> None:
         self.in_flight += 1
         try:
-            record = await send(session, self.url, spec, self.timeout_s, client)
+            record = await send(session, self.base_url(spec.path), spec, self.timeout_s,
+                                client)
         finally:
             self.in_flight -= 1
         record.warmup = warmup

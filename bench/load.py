@@ -84,7 +84,8 @@ def alive_nodes() -> list[dict[str, Any]]:
     return [node for node in ray.nodes() if node.get("Alive")]
 
 
-def start_clients(url: str, workload: Workload, spec: LoadSpec) -> list[Any]:
+def start_clients(url: str, workload: Workload, spec: LoadSpec,
+                  routes: dict[str, str] | None = None) -> list[Any]:
     nodes = alive_nodes()
     wanted = spec.actors or len(nodes)
     if spec.rate is None:
@@ -97,14 +98,16 @@ def start_clients(url: str, workload: Workload, spec: LoadSpec) -> list[Any]:
             "num_cpus": spec.client_cpus, "max_concurrency": 10_000,
             "scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)}
         clients.append(RemoteLoadClient.options(**options).remote(url, workload_ref,
-                                                                  spec.timeout_s))
+                                                                  spec.timeout_s, routes))
     return clients
 
 
-def generate_load(url: str, workload: Workload, spec: LoadSpec,
-                  quiet: bool = False) -> tuple[list[RequestRecord], dict[str, Any]]:
-    """Runs the load to completion; returns the records and where the clients ran."""
-    clients = start_clients(url, workload, spec)
+def generate_load(url: str, workload: Workload, spec: LoadSpec, quiet: bool = False,
+                  routes: dict[str, str] | None = None
+                  ) -> tuple[list[RequestRecord], dict[str, Any]]:
+    """Runs the load to completion; returns the records and where the clients ran. `routes`:
+    {path: base URL} for the requests not sent to `url`."""
+    clients = start_clients(url, workload, spec, routes)
     try:
         placement = ray.get([client.node.remote() for client in clients])
         start_at = time.time() + START_DELAY_S

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.environment import cpu_line, dirty_line
+
 LATENCIES = (("ttft", "TTFT"), ("itl", "ITL (after 1st token)"), ("tpot", "TPOT"),
              ("e2e", "E2E latency"))
 COLUMNS = ("mean", "std", "p50", "p90", "p95", "p99")
@@ -106,7 +108,9 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"# Benchmark: {report['name']}", "",
              f"- target: {report['target']['kind']} `{report['target']['url']}`"
              + (f" (profile {report['target']['profile']})" if report["target"]["profile"]
-                else ""),
+                else "")
+             + "".join(f"; `{path}` to `{url}`"
+                       for path, url in (report["target"].get("route_urls") or {}).items()),
              f"- workload: {report['workload'].get('name')}; {offered}; {bound} after "
              f"{load['warmup_s']:g} s warm-up; {report['clients']['actors']} client actor(s) on "
              f"{', '.join(report['clients']['nodes'])}",
@@ -114,7 +118,11 @@ def render(report: dict[str, Any]) -> str:
              "requests left out",
              f"- machine: {env['host']}, {env['cpu_count']} CPUs; before: `{env['uptime_before']}`;"
              f" after: `{env['uptime_after']}`",
+             f"- CPU: {cpu_line(env)}; commit `{env.get('git_commit')}`",
              f"- command: `{report['command']}`", ""]
+    dirty = dirty_line(env)
+    if dirty:
+        lines[2:2] = [f"> {dirty}", ""]
     if m["slo"]:
         lines.append(f"- SLO: {', '.join(f'{k} <= {v:g}' for k, v in m['slo'].items())}"
                      + (f" (never applicable: {', '.join(m['slo_unchecked'])})"

@@ -20,8 +20,9 @@ from functools import partial
 from pathlib import Path
 
 from bench.quant_common import best_interleaved, uptime, write_results
+from deployments.core.audio_media import SAMPLE_RATE, decode_audio_bytes
 from deployments.core.models import default_model_dir, resolve
-from deployments.engines.whisper import SAMPLE_RATE, FasterWhisperEngine, decode_audio_bytes
+from deployments.engines.whisper import FasterWhisperEngine
 
 # No numbers: Whisper writes "seven" as "7", which is not a recognition error.
 SENTENCES = [

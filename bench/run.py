@@ -46,7 +46,7 @@ def execute_run(target: Target, workload: Workload, spec: LoadSpec, bounds: dict
               file=sys.stderr, flush=True)
     scraper = Scraper(target.metrics_urls, scrape_interval_s, scrape_settle_s)
     with scraper:
-        records, clients = generate_load(target.url, workload, spec, quiet)
+        records, clients = generate_load(target.url, workload, spec, quiet, target.route_urls)
     environment.update(finished_at=now_iso(), uptime_after=uptime())
     report = build_report(
         name=name, command=command, environment=environment, target=describe(target),

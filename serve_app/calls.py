@@ -7,8 +7,10 @@ of idempotent calls whose replica died, and every failure mapped to the error a 
     504     the deadline passed first
     500     a bug: an exception that is none of the above
 
-While the request is being timed (serve_app/request_timing.py), each call asks its replica for
-the stages of its time (`timed=True`) and adds them to the request's timing.
+Each call sends its replica a CallContext (deployments/core/call_protocol.py) as its last
+argument: the deadline, and, while the request is being timed (serve_app/request_timing.py), a
+request for the stages of its time, which come back in the reply's `stages` (a stream's, in its
+StreamEnd) and are added to the request's timing.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from ray.serve.exceptions import (
     ReplicaUnavailableError,
 )
 
+from deployments.core.call_protocol import CallContext, Reply, StreamEnd
 from deployments.core.deadline import expired, remaining
 from deployments.core.errors import InternalFailure, Overloaded, ServeError, TimedOut, Unavailable
-from deployments.core.timing import Timed
 from serve_app import request_timing
 from serve_app.group_load import GroupLoad
 from serve_app.request_timing import GroupCall
@@ -66,8 +68,9 @@ class ReplicaGroup:
         self.load = GroupLoad()
 
     async def call(self, method: str, *args: Any, deadline: float | None,
-                   idempotent: bool = False) -> Any:
-        """`handle.method.remote(*args, deadline)`, awaited until the deadline.
+                   idempotent: bool = False) -> Reply:
+        """`handle.method.remote(*args, CallContext(deadline, ...))`, awaited until the
+        deadline.
 
         An idempotent call whose replica died is sent once more (Serve's router has dropped the
         dead replica by then), if the deadline leaves time for it.
@@ -79,19 +82,19 @@ class ReplicaGroup:
                 raise
             return await self._call_once(method, args, deadline)
 
-    async def _call_once(self, method: str, args: tuple, deadline: float | None) -> Any:
+    async def _call_once(self, method: str, args: tuple, deadline: float | None) -> Reply:
         timing = request_timing.current()
         call = GroupCall(self.name, time.time(), 0.0)
         clock = time.perf_counter()
-        response = getattr(self.handle, method).remote(*args, deadline, **_timed(timing))
+        context = CallContext(deadline, timed=timing is not None)
+        response = getattr(self.handle, method).remote(*args, context)
         self.load.started()
         try:
-            value = await asyncio.wait_for(_awaited(response), remaining(deadline))
-            if isinstance(value, Timed):
-                call.seconds, call.stages = time.perf_counter() - clock, value.stages
+            reply = await asyncio.wait_for(_awaited(response), remaining(deadline))
+            if timing is not None and isinstance(reply, Reply):
+                call.seconds, call.stages = time.perf_counter() - clock, reply.stages
                 timing.add_call(call)
-                value = value.value
-            return value
+            return reply
         except asyncio.CancelledError:  # the client went away: so does the replica's work
             response.cancel()
             raise
@@ -109,8 +112,8 @@ class ReplicaGroup:
         timing = request_timing.current()
         call = GroupCall(self.name, time.time(), 0.0)
         clock = time.perf_counter()
-        stream = getattr(self.handle.options(stream=True), method).remote(*args, deadline,
-                                                                          **_timed(timing))
+        context = CallContext(deadline, timed=timing is not None)
+        stream = getattr(self.handle.options(stream=True), method).remote(*args, context)
         iterator = stream.__aiter__()
         self.load.started()
         try:
@@ -118,6 +121,8 @@ class ReplicaGroup:
             if timing is not None:  # until its stages come at the end: the time to this item
                 call.seconds = time.perf_counter() - clock
                 timing.add_call(call)
+            if isinstance(first, StreamEnd):  # a stream with no text
+                call.stages = first.stages
         except BaseException as exc:
             stream.cancel()
             if isinstance(exc, asyncio.CancelledError):
@@ -151,8 +156,8 @@ class ReplicaGroup:
 
 
 class _Cancellable:
-    """A stream's remaining items, with `cancel()` to stop the replica's work early. A timed
-    stream's last item is its stages: they complete the call's timing, and the stream ends."""
+    """A stream's remaining items, with `cancel()` to stop the replica's work early. The
+    stages of a timed stream's StreamEnd complete the call's timing."""
 
     def __init__(self, iterator: AsyncIterator, cancel: Callable[[], None], call: GroupCall,
                  clock: float) -> None:
@@ -165,15 +170,10 @@ class _Cancellable:
 
     async def __anext__(self) -> Any:
         item = await self._iterator.__anext__()
-        if isinstance(item, Timed):
+        if isinstance(item, StreamEnd):
             self._call.seconds = time.perf_counter() - self._clock
             self._call.stages = item.stages
-            raise StopAsyncIteration
         return item
-
-
-def _timed(timing: request_timing.RequestTiming | None) -> dict[str, bool]:
-    return {} if timing is None else {"timed": True}
 
 
 def _replica_gone(exc: BaseException) -> bool:

@@ -22,6 +22,13 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from deployments.core.call_protocol import (
+    CompletionReply,
+    Reply,
+    StreamEnd,
+    TokenDelta,
+    TranscriptReply,
+)
 from deployments.core.config import AppConfig
 from deployments.core.deadline import deadline_after
 from deployments.core.errors import (
@@ -48,17 +55,18 @@ from serve_app.http import (
     sse_response,
 )
 from serve_app.http_errors import HttpError, error_body, error_response, reason_of
-from serve_app.pipeline import MultimodalPipeline
+from serve_app.pipeline import DecodedMedia, MultimodalPipeline, decode_media
 from serve_app.prompts import with_system_prompt
 from serve_app.request_metrics import TokenClock, count_slo
 from serve_app.request_timing import RequestTiming
-from serve_app.streams import next_item
 from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
+from serve_app.token_stream import TokenStream, in_band
 from serve_app.tracing import RequestTracer
 
 Handler = Callable[[Request], Awaitable[Response]]
 JSON_TYPES = ("application/json",)
 READY_TIMEOUT_S = 5.0
+MODEL_INFO_TIMEOUT_S = 2.0
 TIMEOUT_HEADER = "x-request-timeout"
 CACHE_ROUTE_PATHS = {cache.EMBEDDINGS: "/v1/embeddings", cache.CHAT: "/v1/chat/completions",
                      cache.TRANSCRIPTIONS: "/v1/audio/transcriptions"}
@@ -197,16 +205,31 @@ class FrontEnd:
 
     # -- models -----------------------------------------------------------------------------
 
-    def _models(self) -> dict[str, str]:
-        return {self.text_model: "chat", self.clip_model: "text-embedding",
-                self.clip_model + protocol.IMAGE_MODEL_SUFFIX: "image-embedding",
-                self.whisper_model: "transcription"}
+    def _models(self) -> dict[str, tuple[str, ReplicaGroup]]:
+        """Each served model name -> its capability and the group that serves it."""
+        return {self.text_model: ("chat", self.text),
+                self.clip_model: ("text-embedding", self.vision),
+                self.clip_model + protocol.IMAGE_MODEL_SUFFIX: ("image-embedding", self.vision),
+                self.whisper_model: ("transcription", self.audio)}
 
     async def list_models(self, request: Request) -> Response:
+        """Each served model, with the dtype (or compute type) its engine chose at start and
+        why, as one of its replicas reports it; without them when no replica answers."""
         created = protocol.now()
+        groups = (self.text, self.vision, self.audio)
+        infos = dict(zip((g.name for g in groups),
+                         await asyncio.gather(*(self._model_info(g) for g in groups))))
         data = [{"id": name, "object": "model", "created": created, "owned_by": "mmserve",
-                 "capability": capability} for name, capability in self._models().items()]
+                 "capability": capability, **infos[group.name]}
+                for name, (capability, group) in self._models().items()]
         return JSONResponse({"object": "list", "data": data})
+
+    async def _model_info(self, group: ReplicaGroup) -> dict[str, str]:
+        try:
+            reply = await group.call("model_info", deadline=deadline_after(MODEL_INFO_TIMEOUT_S))
+            return reply.fields
+        except ServeError:
+            return {}
 
     def _check_model(self, requested: str, served: str | tuple[str, ...]) -> None:
         served = (served,) if isinstance(served, str) else served
@@ -225,26 +248,51 @@ class FrontEnd:
         params = self._sampling(body)
         request_id = protocol.new_id("chatcmpl")
         deadline = request.state.deadline
-        messages = await self._chat_messages(body, deadline)
+        media = [(part, decode_media(part)) for part in body.media()]  # before any stage runs
         if body.stream:
+            messages = await self._chat_messages(body, media, deadline)
             return await self._stream_chat(request, request_id, messages, params, body)
-        result = await self.cache.one(
-            request, cache.CHAT, self.text_model, (messages, params),
-            lambda: self.text.call("generate", messages, params, deadline=deadline),
-            cacheable=params.temperature == 0)
-        return JSONResponse(protocol.chat_completion(
-            request_id, self.text_model, result["text"], result["finish_reason"],
-            protocol.usage(result["prompt_tokens"], result["completion_tokens"])))
 
-    async def _chat_messages(self, body: protocol.ChatCompletionRequest, deadline: float
-                             ) -> list[dict[str, str]]:
+        async def complete() -> Reply:
+            messages = await self._chat_messages(body, media, deadline)
+            return await self.text.call("generate", messages, params, deadline=deadline)
+        result = await self._cached(request, cache.CHAT, self.text_model,
+                                    self._chat_key(body, media, params), CompletionReply,
+                                    complete, cacheable=params.temperature == 0)
+        return JSONResponse(protocol.chat_completion(
+            request_id, self.text_model, result.text, result.finish_reason,
+            protocol.usage(result.prompt_tokens, result.completion_tokens)))
+
+    async def _chat_messages(self, body: protocol.ChatCompletionRequest, media: DecodedMedia,
+                             deadline: float) -> list[dict[str, str]]:
         """The chat as text: image and audio parts go through the pipeline's stages, side by
         side, and what they showed takes their place in the prompt."""
-        media = body.media()
         if not media:
             return body.plain_messages()
         perceived = await self.pipeline.perceive_media(media, deadline)
         return with_system_prompt(body.plain_messages(perceived))
+
+    def _chat_key(self, body: protocol.ChatCompletionRequest, media: DecodedMedia,
+                  params: SamplingParams) -> tuple:
+        """What a chat's answer depends on, known before any stage runs: its text, its media
+        (their bytes, hashed in the key) and the versions of the models that perceive them,
+        so a cached answer costs no stage at all."""
+        messages = body.plain_messages()
+        if not media:
+            return messages, params
+        perceivers = {name: self.cache.versions[name]
+                      for name in (self.clip_model, self.whisper_model)}
+        parts = [(part.message, part.part, part.kind, data) for part, data in media]
+        return messages, parts, params, perceivers
+
+    async def _cached(self, request: Request, route: str, model: str, args: Any,
+                      reply_type: type[Reply], compute: Callable[[], Awaitable[Reply]],
+                      cacheable: bool = True) -> Any:
+        """A replica's reply through the response cache, which keeps its payload."""
+        async def payload() -> dict[str, Any]:
+            return (await compute()).payload()
+        return reply_type.from_payload(await self.cache.one(request, route, model, args,
+                                                            payload, cacheable))
 
     def _sampling(self, body: protocol.ChatCompletionRequest) -> SamplingParams:
         max_tokens = body.requested_max_tokens() or self.config.text.default_max_tokens
@@ -254,37 +302,13 @@ class FrontEnd:
     async def _stream_chat(self, request: Request, request_id: str, messages: list[dict],
                            params: SamplingParams, body: protocol.ChatCompletionRequest
                            ) -> Response:
-        deadline = request.state.deadline
-        first, rest = await self.text.open_stream("stream", messages, params, deadline=deadline)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
         clock = TokenClock(request.url.path, request.state.timing, self.observability.slo)
-        return sse_response(self._chat_events(request_id, first, rest, include_usage, deadline,
-                                              clock))
-
-    async def _chat_events(self, request_id: str, first: Any, rest: Any, include_usage: bool,
-                           deadline: float, clock: TokenClock) -> AsyncIterator[str]:
-        model = self.text_model
-        yield sse_event(protocol.chat_chunk(request_id, model, {"role": "assistant",
-                                                                "content": ""}))
-        item = first
-        try:
-            while item is not None:
-                completion = item.get("completion")
-                if completion is None:
-                    clock.token()
-                    yield sse_event(protocol.chat_chunk(request_id, model,
-                                                        {"content": item["text"]}))
-                item = await next_item(rest, self.text, deadline,
-                                       self.limits.stream_idle_timeout_s)
-                if completion is not None:  # after the replica's stages, which end the stream
-                    yield from_completion(request_id, model, completion, include_usage,
-                                          self._final_timing(clock.timing))
-        except Exception as exc:  # the stream already started: report in-band, then end
-            yield sse_event(error_body(_in_band(exc)))
-        finally:
-            if item is not None:  # the client went away, or the stream failed: stop decoding
-                rest.cancel()
-        yield sse_event("[DONE]")
+        stream = await TokenStream.open(self.text, messages, params, request.state.deadline,
+                                        self.limits.stream_idle_timeout_s, clock)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        chunks = ChatChunks(request_id, self.text_model, include_usage,
+                            lambda: self._final_timing(clock.timing))
+        return sse_response(_chat_events(chunks, stream))
 
     # -- embeddings -------------------------------------------------------------------------
 
@@ -302,8 +326,9 @@ class FrontEnd:
                                              for i, item in enumerate(inputs)]
         else:
             method, items = "embed_texts", inputs
-        vectors = await self.cache.each(request, cache.EMBEDDINGS, body.model, items,
-                                        lambda missing: self.vision.call(method, missing, **retry))
+        async def embed(missing: list) -> list:
+            return (await self.vision.call(method, missing, **retry)).vectors
+        vectors = await self.cache.each(request, cache.EMBEDDINGS, body.model, items, embed)
         if body.dimensions is not None and body.dimensions != len(vectors[0]):
             raise InvalidRequest(f"{body.model} has {len(vectors[0])} dimensions", "dimensions")
         data = [{"object": "embedding", "index": i,
@@ -330,12 +355,13 @@ class FrontEnd:
         _check_audio_type(upload)
         language = form.get("language") or None
         audio = await upload.read()
-        result = await self.cache.one(
+        result = await self._cached(
             request, cache.TRANSCRIPTIONS, self.whisper_model, (audio, language),
+            TranscriptReply,
             lambda: self.audio.call("transcribe", audio, language,
                                     deadline=request.state.deadline,
                                     idempotent=self.limits.retry_idempotent))
-        content, media_type = format_transcription(result, response_format)
+        content, media_type = format_transcription(result.payload(), response_format)
         if media_type == "application/json":
             return JSONResponse(content)
         return PlainTextResponse(content, media_type=media_type)
@@ -370,15 +396,40 @@ def _count_cache(route: str, what: str, n: int) -> None:
     metrics.count_cache(CACHE_ROUTE_PATHS[route], what, n)
 
 
-def from_completion(request_id: str, model: str, completion: dict, include_usage: bool,
-                    extra: dict[str, str] | None = None) -> str:
-    usage = protocol.usage(completion["prompt_tokens"], completion["completion_tokens"])
-    final = sse_event({**protocol.chat_chunk(request_id, model, {},
-                                             completion["finish_reason"]), **(extra or {})})
-    if include_usage:
-        final += sse_event(protocol.chat_chunk(request_id, model, {}, usage_=usage,
-                                               with_choice=False))
-    return final
+class ChatChunks:
+    """A chat stream's events as OpenAI's chunks (token_stream.Renderer)."""
+
+    def __init__(self, request_id: str, model: str, include_usage: bool,
+                 final_timing: Callable[[], dict[str, str]]) -> None:
+        self.request_id, self.model = request_id, model
+        self.include_usage, self.final_timing = include_usage, final_timing
+
+    def start(self) -> str:
+        return sse_event(protocol.chat_chunk(self.request_id, self.model,
+                                             {"role": "assistant", "content": ""}))
+
+    def token(self, delta: TokenDelta) -> str:
+        return sse_event(protocol.chat_chunk(self.request_id, self.model,
+                                             {"content": delta.text}))
+
+    def end(self, end: StreamEnd) -> str:
+        final = sse_event({**protocol.chat_chunk(self.request_id, self.model, {},
+                                                 end.finish_reason), **self.final_timing()})
+        if self.include_usage:
+            usage = protocol.usage(end.prompt_tokens, end.completion_tokens)
+            final += sse_event(protocol.chat_chunk(self.request_id, self.model, {},
+                                                   usage_=usage, with_choice=False))
+        return final
+
+    def error(self, error: ServeError) -> str:
+        return sse_event(error_body(error))
+
+
+async def _chat_events(chunks: ChatChunks, stream: TokenStream) -> AsyncIterator[str]:
+    yield chunks.start()
+    async for chunk in stream.relay(chunks):
+        yield chunk
+    yield sse_event("[DONE]")
 
 
 async def _sse_with_done(events: AsyncIterator[dict],
@@ -388,13 +439,9 @@ async def _sse_with_done(events: AsyncIterator[dict],
             if event.get("type") == "done":
                 event = {**event, **final_timing()}
             yield sse_event(event)
-    except Exception as exc:
-        yield sse_event({"type": "error", **error_body(_in_band(exc))["error"]})
+    except Exception as exc:  # before the stream's events: its own errors come in-band
+        yield sse_event({"type": "error", **error_body(in_band(exc))["error"]})
     yield sse_event("[DONE]")
-
-
-def _in_band(exc: Exception) -> ServeError:
-    return exc if isinstance(exc, ServeError) else InternalFailure("the stream failed")
 
 
 async def _finally(iterator: AsyncIterator, done: Callable[[], None]) -> AsyncIterator:

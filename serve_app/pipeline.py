@@ -17,11 +17,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from deployments.core.call_protocol import Reply, StreamEnd, TokenDelta
 from deployments.core.errors import InvalidRequest, ServeError
 from deployments.core.generation import SamplingParams
 from deployments.replicas import metrics
 from serve_app.calls import ReplicaGroup
 from serve_app.http import decode_base64
+from serve_app.http_errors import error_body
 from serve_app.prompts import (
     DEFAULT_LABELS,
     gather_perception,
@@ -31,7 +33,9 @@ from serve_app.prompts import (
 )
 from serve_app.protocol import MediaPart, PipelineRequest
 from serve_app.request_metrics import TokenClock
-from serve_app.streams import next_item
+from serve_app.token_stream import TokenStream
+
+DecodedMedia = list[tuple[MediaPart, bytes]]  # a chat's media parts with their bytes
 
 
 class MultimodalPipeline:
@@ -52,10 +56,10 @@ class MultimodalPipeline:
         timings = perception["timings"]
         timings["llm_s"] = _observe("llm", time.perf_counter() - llm_started)
         timings["total_s"] = time.perf_counter() - started
-        return {**_public(perception), "text": completion["text"],
-                "finish_reason": completion["finish_reason"],
-                "usage": {"prompt_tokens": completion["prompt_tokens"],
-                          "completion_tokens": completion["completion_tokens"]},
+        return {**_public(perception), "text": completion.text,
+                "finish_reason": completion.finish_reason,
+                "usage": {"prompt_tokens": completion.prompt_tokens,
+                          "completion_tokens": completion.completion_tokens},
                 "timings": timings}
 
     async def stream(self, request: PipelineRequest, audio: bytes | None, image: bytes | None,
@@ -64,36 +68,10 @@ class MultimodalPipeline:
         """Events: one 'perception', then 'token's, then 'done' with timings and usage."""
         started = time.perf_counter()
         perception = await self._perceive(request, audio, image, deadline)
-        llm_started = time.perf_counter()
-        first, rest = await self.text.open_stream(
-            "stream", self._messages(request, perception), self._params(request),
-            deadline=deadline)
-        return self._events(perception, first, rest, started, llm_started,
-                            deadline, idle_timeout_s, clock)
-
-    async def _events(self, perception, first, rest, started, llm_started, deadline,
-                      idle_timeout_s, clock):
-        yield {"type": "perception", **_public(perception)}
-        timings = perception["timings"]
-        item = first
-        try:
-            while item is not None:
-                completion = item.get("completion")
-                if completion is None:
-                    clock.token()
-                    timings.setdefault("llm_ttft_s", time.perf_counter() - llm_started)
-                    yield {"type": "token", "text": item["text"]}
-                item = await next_item(rest, self.text, deadline, idle_timeout_s)
-                if completion is not None:  # after the replica's stages, which end the stream
-                    timings["llm_s"] = _observe("llm", time.perf_counter() - llm_started)
-                    timings["total_s"] = time.perf_counter() - started
-                    yield {"type": "done", "finish_reason": completion["finish_reason"],
-                           "usage": {"prompt_tokens": completion["prompt_tokens"],
-                                     "completion_tokens": completion["completion_tokens"]},
-                           "timings": timings}
-        finally:
-            if item is not None:  # the client went away, or the stream failed: stop decoding
-                rest.cancel()
+        events = PipelineEvents(perception["timings"], started, time.perf_counter())
+        stream = await TokenStream.open(self.text, self._messages(request, perception),
+                                        self._params(request), deadline, idle_timeout_s, clock)
+        return _events(perception, events, stream)
 
     async def _perceive(self, request: PipelineRequest, audio: bytes | None,
                         image: bytes | None, deadline: float | None) -> dict[str, Any]:
@@ -108,10 +86,10 @@ class MultimodalPipeline:
                                          "image")
         return await gather_perception(stages)
 
-    async def perceive_media(self, parts: list[MediaPart], deadline: float | None
+    async def perceive_media(self, media: DecodedMedia, deadline: float | None
                              ) -> dict[tuple[int, int], str]:
-        """A chat's image and audio parts, perceived side by side: per part (message, part),
-        the text that stands for it in the prompt."""
+        """A chat's image and audio parts (decoded: decode_media), perceived side by side:
+        per part (message, part), the text that stands for it in the prompt."""
         async def perceive(part: MediaPart, data: bytes) -> str:
             if part.kind == "image":
                 labels, _ = await self._seen(data, DEFAULT_LABELS, deadline, part.param)
@@ -119,18 +97,24 @@ class MultimodalPipeline:
             transcript, _ = await self._heard(data, deadline, part.param)
             return transcript_line(transcript)
 
-        decoded = [decode_media(part) for part in parts]  # every part, before any stage runs
-        texts = await asyncio.gather(*(perceive(p, d) for p, d in zip(parts, decoded)))
-        return {(p.message, p.part): text for p, text in zip(parts, texts)}
+        texts = await asyncio.gather(*(perceive(part, data) for part, data in media))
+        return {(part.message, part.part): text for (part, _), text in zip(media, texts)}
 
-    def _heard(self, audio: bytes, deadline: float | None, param: str):
-        return self._timed("audio", self.audio, "transcribe", (audio, None), deadline, param)
+    async def _heard(self, audio: bytes, deadline: float | None, param: str
+                     ) -> tuple[dict[str, Any], float]:
+        reply, seconds = await self._timed("audio", self.audio, "transcribe", (audio, None),
+                                           deadline, param)
+        return reply.payload(), seconds
 
-    def _seen(self, image: bytes, labels: list[str], deadline: float | None, param: str):
-        return self._timed("image", self.vision, "classify", (image, labels), deadline, param)
+    async def _seen(self, image: bytes, labels: list[str], deadline: float | None, param: str
+                    ) -> tuple[list[dict[str, Any]], float]:
+        reply, seconds = await self._timed("image", self.vision, "classify", (image, labels),
+                                           deadline, param)
+        return reply.labels, seconds
 
     async def _timed(self, stage: str, group: ReplicaGroup, method: str, args: tuple,
-                     deadline: float | None, param: str) -> tuple[Any, float]:
+                     deadline: float | None, param: str) -> tuple[Reply, float]:
+        """The stage's reply and its seconds, measured from here."""
         started = time.perf_counter()
         try:
             value = await group.call(method, *args, deadline=deadline,
@@ -147,6 +131,35 @@ class MultimodalPipeline:
     def _params(self, request: PipelineRequest) -> SamplingParams:
         return SamplingParams(max_tokens=request.max_tokens or self.default_max_tokens,
                               temperature=request.temperature, seed=request.seed)
+
+
+class PipelineEvents:
+    """The pipeline stream's events (token_stream.Renderer), with the LLM stage's timings."""
+
+    def __init__(self, timings: dict[str, float], started: float, llm_started: float) -> None:
+        self.timings, self.started, self.llm_started = timings, started, llm_started
+
+    def token(self, delta: TokenDelta) -> dict[str, Any]:
+        self.timings.setdefault("llm_ttft_s", time.perf_counter() - self.llm_started)
+        return {"type": "token", "text": delta.text}
+
+    def end(self, end: StreamEnd) -> dict[str, Any]:
+        self.timings["llm_s"] = _observe("llm", time.perf_counter() - self.llm_started)
+        self.timings["total_s"] = time.perf_counter() - self.started
+        return {"type": "done", "finish_reason": end.finish_reason,
+                "usage": {"prompt_tokens": end.prompt_tokens,
+                          "completion_tokens": end.completion_tokens},
+                "timings": self.timings}
+
+    def error(self, error: ServeError) -> dict[str, Any]:
+        return {"type": "error", **error_body(error)["error"]}
+
+
+async def _events(perception: dict[str, Any], events: PipelineEvents,
+                  stream: TokenStream) -> AsyncIterator[dict]:
+    yield {"type": "perception", **_public(perception)}
+    async for event in stream.relay(events):
+        yield event
 
 
 def decode_media(part: MediaPart) -> bytes:

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.rounds import DEFAULT_ROUNDS
+
 NAMES = ("clip", "whisper", "stacks", "llm", "serve-llm", "cache", "observability",
          "prefix-routing")
 DEFAULT_DURATION_S = 60.0
 # Measured seconds per configuration where a suite's default differs: the LLM suite measures
-# eight configurations and starts two apps, and keeps to ~25 min on the 2-core machine.
+# eight configurations and starts two apps, and keeps to ~25 min a round on the 2-core machine.
 DEFAULT_DURATIONS_S = {"llm": 30.0}
 
 
-def run_suite(name: str, out: Path | None, duration_s: float | None, command: str) -> None:
+def run_suite(name: str, out: Path | None, duration_s: float | None, command: str,
+              rounds: int = DEFAULT_ROUNDS) -> None:
+    """Runs suite `name`: its configurations alternated over `rounds` rounds (bench/rounds.py;
+    fewer than MIN_ROUNDS gives numbers but no verdict)."""
     from bench.suites import (
         cache,
         clip,
@@ -29,4 +34,5 @@ def run_suite(name: str, out: Path | None, duration_s: float | None, command: st
     suites = {"clip": clip.run, "whisper": whisper.run, "stacks": stacks.run, "llm": llm.run,
               "serve-llm": serve_llm.run, "cache": cache.run, "observability": observability.run,
               "prefix-routing": prefix_routing.run}
-    suites[name](command, out, duration_s or DEFAULT_DURATIONS_S.get(name, DEFAULT_DURATION_S))
+    suites[name](command, out, duration_s or DEFAULT_DURATIONS_S.get(name, DEFAULT_DURATION_S),
+                 rounds)

@@ -32,7 +32,8 @@ from typing import Any
 
 from bench.app_launcher import running_app
 from bench.load import LoadSpec
-from bench.suites.common import Suite, fmt, overall, quantile, ratio
+from bench.rounds import DEFAULT_ROUNDS
+from bench.suites.common import Round, Suite, fmt, overall, quantile, ratio
 from bench.suites.headers import ms, run_recorded, with_app_args
 from bench.workloads.repeats import RepeatedEmbeddingWorkload
 from cluster.redis_server import RedisServer
@@ -61,31 +62,38 @@ def repeat_label(state: str, half: int) -> str:
     return f"repeats-cache-{state}-{half}"
 
 
-def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
-    suite = Suite("cache", command, out, duration_s)
+def run(command: str, out: Path | None, duration_s: float,
+        rounds: int = DEFAULT_ROUNDS) -> dict[str, Any]:
+    suite = Suite("cache", command, out, duration_s, rounds)
     hit_spec = {c: LoadSpec(concurrency=c, duration_s=duration_s / 4, warmup_s=HIT_WARMUP_S)
                 for c in HIT_CLIENTS}
     repeats = RepeatedEmbeddingWorkload(repeat_share=REPEAT_SHARE, pool_size=REPEAT_POOL,
                                         media="image")
+    suite.extra["profile"] = PROFILE
     with running_redis() as redis_url, running_app(PROFILE) as app:
         suite.extra["cache_settings"] = {"memory": CACHE_IN_PROCESS,
                                          "redis": {"enabled": True, "redis_url": redis_url}}
-        for backend in BACKENDS:
-            target = with_app_args(app, {"cache": suite.extra["cache_settings"][backend]})
-            for media in HIT_MEDIA:
-                same_input = RepeatedEmbeddingWorkload(repeat_share=1.0, pool_size=1,
-                                                       media=media, route=f"{media}-embedding")
-                for clients, spec in hit_spec.items():
-                    run_recorded(suite, hit_label(backend, media, clients), target, same_input,
-                                 spec)
-        for i, (state, half) in enumerate(REPEAT_ORDER):
-            cache = CACHE_IN_PROCESS if state == "on" else CACHE_OFF
-            spec = LoadSpec(concurrency=REPEAT_CLIENTS, duration_s=duration_s / 2,
-                            warmup_s=REPEAT_WARMUP_S, seed=i)
-            run_recorded(suite, repeat_label(state, half), with_app_args(app, {"cache": cache}),
-                         repeats, spec)
-    suite.extra["profile"] = PROFILE
-    return suite.finish(*summarize(suite))
+
+        def one_round(round_: Round) -> tuple[dict[str, Any], str]:
+            for backend in BACKENDS:
+                target = with_app_args(app, {"cache": suite.extra["cache_settings"][backend]})
+                for media in HIT_MEDIA:
+                    same_input = RepeatedEmbeddingWorkload(repeat_share=1.0, pool_size=1,
+                                                           media=media,
+                                                           route=f"{media}-embedding")
+                    for clients, spec in hit_spec.items():
+                        run_recorded(round_, hit_label(backend, media, clients), target,
+                                     same_input, spec)
+            for i, (state, half) in enumerate(REPEAT_ORDER):
+                cache = CACHE_IN_PROCESS if state == "on" else CACHE_OFF
+                # Fresh inputs drawn with a new seed in every half of every round.
+                spec = LoadSpec(concurrency=REPEAT_CLIENTS, duration_s=duration_s / 2,
+                                warmup_s=REPEAT_WARMUP_S, seed=(round_.number - 1) * 10 + i)
+                run_recorded(round_, repeat_label(state, half),
+                             with_app_args(app, {"cache": cache}), repeats, spec)
+            return summarize(round_)
+
+        return suite.in_rounds(one_round)
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """Streaming chat on each text engine against that engine's own offline throughput, and what
 prefix caching gains on a multi-turn conversation.
 
-Side by side in one run:
+Side by side in each round (every configuration once a round; rounds alternate:
+bench/rounds.py):
 1. The `chat` workload (200-word prompts, 64 output tokens, streamed with usage, temperature 0)
    at 8 and at 16 clients after a 10 s warm-up, on the default profile `cpu` (vLLM), and on
    `cpu-transformers` (the app's own engine) in bfloat16, its default, and in float32; each
@@ -27,7 +28,8 @@ from typing import Any
 from bench import llm_offline
 from bench.app_launcher import Target, redeploy, running_app
 from bench.load import LoadSpec
-from bench.suites.common import Suite, chat_row, fmt, ratio
+from bench.rounds import DEFAULT_ROUNDS
+from bench.suites.common import Round, Suite, chat_row, fmt, ratio
 from bench.workloads import Workload, build_workload
 from cluster.deploy import with_args
 
@@ -55,26 +57,32 @@ def chat_workload() -> Workload:
     return replace(workload, temperature=0.0)
 
 
-def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
+def run(command: str, out: Path | None, duration_s: float,
+        rounds: int = DEFAULT_ROUNDS) -> dict[str, Any]:
     chat, multi_turn = chat_workload(), build_workload("multi-turn", {"seed": 0})
-    suite = Suite("llm", command, out, duration_s)
+    suite = Suite("llm", command, out, duration_s, rounds)
     spec = {c: LoadSpec(concurrency=c, duration_s=duration_s, warmup_s=WARMUP_S)
             for c in CLIENTS}
-    transformers = ("transformers-float32", "transformers-bfloat16")
-    offline = {name: _offline(name, chat) for name in transformers}
-    same_batch = {name: _offline_at_clients(name, chat) for name in transformers}
-    with running_app("cpu-transformers") as app:
-        _chat_runs(suite, "transformers-bfloat16", app, chat, spec)
-        suite.run(PREFIX_RUNS["on"], app, multi_turn, spec[PREFIX_CLIENTS], SLO)
-        suite.run(PREFIX_RUNS["off"], _with_args(app, PREFIX_OFF), multi_turn,
-                  spec[PREFIX_CLIENTS], SLO)
-        _chat_runs(suite, "transformers-float32", _with_args(app, F32), chat, spec)
-    offline["vllm"] = _offline("vllm", chat)
-    same_batch["vllm"] = _offline_at_clients("vllm", chat)
-    with running_app("cpu") as app:
-        _chat_runs(suite, "vllm", app, chat, spec)
-    suite.extra["offline"] = offline
-    return suite.finish(*summarize(suite, offline, same_batch))
+
+    def one_round(round_: Round) -> tuple[dict[str, Any], str]:
+        """Every configuration once: offline and served, each engine in turn."""
+        transformers = ("transformers-float32", "transformers-bfloat16")
+        offline = {name: _offline(name, chat) for name in transformers}
+        same_batch = {name: _offline_at_clients(name, chat) for name in transformers}
+        with running_app("cpu-transformers") as app:
+            _chat_runs(round_, "transformers-bfloat16", app, chat, spec)
+            round_.run(PREFIX_RUNS["on"], app, multi_turn, spec[PREFIX_CLIENTS], SLO)
+            round_.run(PREFIX_RUNS["off"], _with_args(app, PREFIX_OFF), multi_turn,
+                       spec[PREFIX_CLIENTS], SLO)
+            _chat_runs(round_, "transformers-float32", _with_args(app, F32), chat, spec)
+        offline["vllm"] = _offline("vllm", chat)
+        same_batch["vllm"] = _offline_at_clients("vllm", chat)
+        with running_app("cpu") as app:
+            _chat_runs(round_, "vllm", app, chat, spec)
+        round_.extra["offline"] = offline
+        return summarize(round_, offline, same_batch)
+
+    return suite.in_rounds(one_round)
 
 
 def _offline(name: str, chat: Workload, batch: int = llm_offline.BATCH) -> dict[str, Any]:
@@ -94,13 +102,13 @@ def _with_args(app: Target, args: dict[str, Any]) -> Target:
     return redeploy(replace(app, config=with_args(app.config, args)), [])
 
 
-def _chat_runs(suite: Suite, engine: str, app: Target, workload: Workload,
+def _chat_runs(suite: Suite | Round, engine: str, app: Target, workload: Workload,
                spec: dict[int, LoadSpec]) -> None:
     for clients in CLIENTS:
         suite.run(f"{engine}-c{clients}", app, workload, spec[clients], SLO)
 
 
-def summarize(suite: Suite, offline: dict[str, dict[str, Any]],
+def summarize(suite: Any, offline: dict[str, dict[str, Any]],
               same_batch: dict[str, dict[int, dict[str, Any]]] | None = None,
               ) -> tuple[dict[str, Any], str]:
     """`offline`: each engine at the reference batch (16); `same_batch`: at smaller batches,

@@ -22,7 +22,8 @@ from typing import Any
 
 from bench.app_launcher import running_app
 from bench.load import LoadSpec
-from bench.suites.common import Suite, fmt, overall, quantile, ratio
+from bench.rounds import DEFAULT_ROUNDS
+from bench.suites.common import Round, Suite, fmt, overall, quantile, ratio
 from bench.suites.headers import run_recorded, with_app_args
 from bench.workloads import build_workload
 
@@ -43,16 +44,20 @@ def label(state: str, half: int) -> str:
     return f"observability-{state}-{half}"
 
 
-def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
-    suite = Suite("observability", command, out, duration_s)
+def run(command: str, out: Path | None, duration_s: float,
+        rounds: int = DEFAULT_ROUNDS) -> dict[str, Any]:
+    suite = Suite("observability", command, out, duration_s, rounds)
     workload = build_workload("image-embedding", {"seed": 0})
     half = LoadSpec(concurrency=CLIENTS, duration_s=duration_s / 2, warmup_s=WARMUP_S)
-    with running_app(PROFILE, ingress=INGRESS) as app:
-        for state, number in ORDER:
-            target = with_app_args(app, ON if state == "on" else OFF)
-            run_recorded(suite, label(state, number), target, workload, half)
     suite.extra.update(profile=PROFILE, ingress=INGRESS, settings={"on": ON, "off": OFF})
-    return suite.finish(*summarize(suite))
+    with running_app(PROFILE, ingress=INGRESS) as app:
+        def one_round(round_: Round) -> tuple[dict[str, Any], str]:
+            for state, number in ORDER:
+                target = with_app_args(app, ON if state == "on" else OFF)
+                run_recorded(round_, label(state, number), target, workload, half)
+            return summarize(round_)
+
+        return suite.in_rounds(one_round)
 
 
 def row(report: dict[str, Any]) -> dict[str, Any]:

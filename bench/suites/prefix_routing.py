@@ -39,7 +39,8 @@ from typing import Any
 
 from bench.app_launcher import Target, redeploy, running_app
 from bench.load import LoadSpec
-from bench.suites.common import Suite, chat_row, fmt, ratio
+from bench.rounds import DEFAULT_ROUNDS
+from bench.suites.common import Round, Suite, chat_row, fmt, ratio
 from cluster.deploy import with_args
 
 PROFILE = "cpu-transformers"
@@ -63,30 +64,35 @@ TWO_REPLICAS = {"engine": {"prefix_cache_mib": PREFIX_CACHE_MIB},
 HIT, LOOKED_UP = "prefix_cache_hit_tokens", "prefix_cache_looked_up_tokens"
 
 
-def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
+def run(command: str, out: Path | None, duration_s: float,
+        rounds: int = DEFAULT_ROUNDS) -> dict[str, Any]:
     import ray
 
     from bench.workloads import build_workload
 
     workload = build_workload("multi-turn", {"seed": 0, "context": "own",
                                              "system_prompt_len": CONTEXT_WORDS})
-    suite = Suite("prefix-routing", command, out, duration_s)
+    suite = Suite("prefix-routing", command, out, duration_s, rounds)
     spec = LoadSpec(concurrency=CLIENTS, duration_s=duration_s, think_s=THINK_S,
                     warmup_s=min(WARMUP_S, duration_s))  # a short smoke: a short warm-up
-    counts: dict[str, dict[str, dict[str, int]]] = {}
     with running_app(PROFILE) as app:
         # One driver connection for the client actors and the replica counts.
         ray.init(address=app.ray_address, logging_level="ERROR", log_to_driver=False)
-        for mode in MODES:
-            target = with_routing(app, mode)
-            before = replica_answers(target.dashboard_url, APP_NAME, TEXT, "engine_stats")
-            suite.run(mode, target, workload, spec, SLO)
-            after = replica_answers(target.dashboard_url, APP_NAME, TEXT, "engine_stats")
-            counts[mode] = {replica: {key: after[replica].get(key, 0) -
-                                      before.get(replica, {}).get(key, 0)
-                                      for key in (HIT, LOOKED_UP)} for replica in after}
-    suite.extra["replica_counts"] = counts
-    return suite.finish(*summarize(suite, counts))
+
+        def one_round(round_: Round) -> tuple[dict[str, Any], str]:
+            counts: dict[str, dict[str, dict[str, int]]] = {}
+            for mode in MODES:
+                target = with_routing(app, mode)
+                before = replica_answers(target.dashboard_url, APP_NAME, TEXT, "engine_stats")
+                round_.run(mode, target, workload, spec, SLO)
+                after = replica_answers(target.dashboard_url, APP_NAME, TEXT, "engine_stats")
+                counts[mode] = {replica: {key: after[replica].get(key, 0) -
+                                          before.get(replica, {}).get(key, 0)
+                                          for key in (HIT, LOOKED_UP)} for replica in after}
+            round_.extra["replica_counts"] = counts
+            return summarize(round_, counts)
+
+        return suite.in_rounds(one_round)
 
 
 def with_routing(app: Target, mode: str) -> Target:

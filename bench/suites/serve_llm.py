@@ -6,6 +6,7 @@ One stack at a time on a fresh local Ray head of 2 logical CPUs, as running_app 
 2. `ray.serve.llm`'s OpenAI app (bench/ray_serve_llm.py) serving the same model folder with the
    vLLM arguments the app's engine builds from the same profile, the same runtime_env and the
    same CPU share.
+Each round starts and measures one, then the other (rounds alternate: bench/rounds.py).
 Each serves the `chat` workload of the llm suite (~200-word prompts, 64 output tokens,
 temperature 0, streamed with usage) at 8 and at 32 streams after a 10 s warm-up. Compared:
 output tokens/s and TTFT p95; the goal is the app ahead on both at both stream counts.
@@ -19,7 +20,8 @@ from typing import Any
 from bench.app_launcher import running_app
 from bench.load import LoadSpec
 from bench.ray_serve_llm import PROFILE, llm_config, running_ray_serve_llm
-from bench.suites.common import Suite, chat_row, fmt, ratio
+from bench.rounds import DEFAULT_ROUNDS
+from bench.suites.common import Round, Suite, chat_row, fmt, ratio
 from bench.suites.llm import chat_workload
 
 CLIENTS = (8, 32)
@@ -29,19 +31,24 @@ STACKS = {"app": f"mmserve, profile `{PROFILE}` (vLLM text group)",
           "ray-serve-llm": "ray.serve.llm (build_openai_app)"}
 
 
-def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
+def run(command: str, out: Path | None, duration_s: float,
+        rounds: int = DEFAULT_ROUNDS) -> dict[str, Any]:
     chat = chat_workload()
-    suite = Suite("serve-llm", command, out, duration_s)
+    suite = Suite("serve-llm", command, out, duration_s, rounds)
     spec = {c: LoadSpec(concurrency=c, duration_s=duration_s, warmup_s=WARMUP_S)
             for c in CLIENTS}
-    with running_app(PROFILE) as app:
-        for clients in CLIENTS:
-            suite.run(f"app-c{clients}", app, chat, spec[clients], SLO)
-    with running_ray_serve_llm(PROFILE) as anchor:
-        suite.extra["ray_serve_llm"] = {"llm_config": llm_config(PROFILE)}
-        for clients in CLIENTS:
-            suite.run(f"ray-serve-llm-c{clients}", anchor, chat, spec[clients], SLO)
-    return suite.finish(*summarize(suite))
+    suite.extra["ray_serve_llm"] = {"llm_config": llm_config(PROFILE)}
+
+    def one_round(round_: Round) -> tuple[dict[str, Any], str]:
+        with running_app(PROFILE) as app:
+            for clients in CLIENTS:
+                round_.run(f"app-c{clients}", app, chat, spec[clients], SLO)
+        with running_ray_serve_llm(PROFILE) as anchor:
+            for clients in CLIENTS:
+                round_.run(f"ray-serve-llm-c{clients}", anchor, chat, spec[clients], SLO)
+        return summarize(round_)
+
+    return suite.in_rounds(one_round)
 
 
 def _leads(app: dict[str, Any], anchor: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +64,7 @@ def _leads(app: dict[str, Any], anchor: dict[str, Any]) -> dict[str, Any]:
             "app_leads_both": leads_tokens and leads_ttft}
 
 
-def summarize(suite: Suite) -> tuple[dict[str, Any], str]:
+def summarize(suite: Any) -> tuple[dict[str, Any], str]:
     rows = {label: chat_row(suite.runs[label]) for label in
             (f"{stack}-c{c}" for stack in STACKS for c in CLIENTS) if label in suite.runs}
     compared = {c: _leads(rows[f"app-c{c}"], rows[f"ray-serve-llm-c{c}"]) for c in CLIENTS

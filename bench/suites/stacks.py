@@ -1,5 +1,21 @@
-"""The app against the baseline stack on the mixed workload: 16 concurrent clients (what
-batching and replica groups gain) and 1 client (what they cost at low load)."""
+"""The mixed workload on the app and on what a team that picked vLLM would run instead, at 16
+concurrent clients (what batching and replica groups gain) and at 1 (what they cost at low
+load), in alternated rounds (bench/rounds.py).
+
+Each round, one stack after the other, each started for its runs and stopped after:
+1. `app`: the app on the default profile `cpu` (vLLM text group, CLIP, Whisper; HAProxy);
+2. `peers`: vLLM's own OpenAI server with the same text engine settings (model folder,
+   dtype, max_num_seqs, KV-cache space, threads, compile settings) beside a plain FastAPI
+   threadpool server for CLIP and Whisper (bench/peer_stack.py). The load generator sends chat
+   completions to the vLLM server and every other route to the threadpool server, whose
+   pipeline calls the vLLM server over HTTP for its LLM stage;
+3. `baseline-transformers-float32` (an extra, labelled so): the bench's earlier baseline, the
+   threadpool server with the text model in transformers in float32 (bench/baseline_server.py).
+   Its text engine is not the app's, so it is no like-for-like peer.
+
+Reported per round and across rounds (median, min-max): throughput, output tokens/s, TTFT p50
+and p95, and every route's e2e p95, side by side. No goals: this suite reports.
+"""
 
 from __future__ import annotations
 
@@ -8,77 +24,141 @@ from typing import Any
 
 from bench.app_launcher import running_app, running_baseline
 from bench.load import LoadSpec
-from bench.suites.common import Suite, fmt, overall, quantile, ratio
+from bench.peer_stack import running_peers
+from bench.rounds import DEFAULT_ROUNDS, median_range
+from bench.suites.common import Round, Suite, fmt, overall, quantile, ratio
 from bench.workloads import DEFAULT_MIX, build_workload
 
 CLIENTS = (16, 1)
+HEADLINE_CLIENTS = 16
+PROFILE = "cpu"
+STACKS = {"app": f"mmserve, profile `{PROFILE}`",
+          "peers": "vLLM OpenAI server + FastAPI threadpool server (CLIP, Whisper)",
+          "baseline-transformers-float32": "extra: FastAPI threadpool server, text in "
+                                           "transformers float32"}
 
 
-def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
-    suite = Suite("stacks", command, out, duration_s)
+def run(command: str, out: Path | None, duration_s: float,
+        rounds: int = DEFAULT_ROUNDS) -> dict[str, Any]:
+    suite = Suite("stacks", command, out, duration_s, rounds)
     workload = build_workload("mixed", {"mix": DEFAULT_MIX, "output_len": "uniform:16,48"})
     specs = {c: LoadSpec(concurrency=c, duration_s=duration_s, warmup_s=15.0) for c in CLIENTS}
-    with running_app("cpu") as app:
-        for clients, spec in specs.items():
-            suite.run(f"app-c{clients}", app, workload, spec)
-    with running_baseline(threads=1) as baseline:
-        for clients, spec in specs.items():
-            suite.run(f"baseline-c{clients}", baseline, workload, spec)
-    return suite.finish(*summarize(suite))
+    suite.extra["stacks"] = STACKS
+    starts = {"app": lambda: running_app(PROFILE), "peers": lambda: running_peers(PROFILE),
+              "baseline-transformers-float32": lambda: running_baseline(threads=1)}
+
+    def one_round(round_: Round) -> tuple[dict[str, Any], str]:
+        for stack, start in starts.items():
+            with start() as target:
+                round_.extra.setdefault("targets", {})[stack] = target.config
+                for clients, spec in specs.items():
+                    round_.run(label(stack, clients), target, workload, spec)
+        return summarize(round_)
+
+    return suite.in_rounds(one_round, across_rounds)
 
 
-def _throughput(report: dict[str, Any]) -> float:
-    return overall(report)["request_throughput"]
+def label(stack: str, clients: int) -> str:
+    return f"{stack}-c{clients}"
 
 
-def _p95(metrics: dict[str, Any]) -> float | None:
-    return (metrics.get("e2e") or {}).get("p95")
+def stack_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """One run's headline figures, with every route's e2e p95."""
+    o = overall(report)
+    return {"clients": report["load"]["concurrency"],
+            "request_throughput": o["request_throughput"],
+            "output_tokens_per_s": o["output_token_throughput"],
+            "ttft_p50": quantile(report, "ttft", "p50"),
+            "ttft_p95": quantile(report, "ttft", "p95"),
+            "e2e_p50": quantile(report, "e2e", "p50"),
+            "e2e_p95": quantile(report, "e2e", "p95"),
+            "errors": o["requests"]["errors"],
+            "route_e2e_p95": {route: (m.get("e2e") or {}).get("p95")
+                              for route, m in sorted(report["metrics"]["routes"].items())},
+            "route_errors": {route: m["requests"]["errors"]
+                             for route, m in sorted(report["metrics"]["routes"].items())}}
 
 
-def stack_rows(runs: dict[str, dict[str, Any]]) -> list[str]:
-    lines = ["| stack | clients | req/s | out tok/s | e2e p50 s | e2e p95 s | e2e p99 s | "
-             "ttft p95 s | errors |", "|---|---:|" + "---:|" * 7]
-    for label, report in runs.items():
-        o = overall(report)
-        cells = [fmt(quantile(report, metric, q)) for metric, q in
-                 (("e2e", "p50"), ("e2e", "p95"), ("e2e", "p99"), ("ttft", "p95"))]
-        lines.append(f"| {label.split('-')[0]} | {report['load']['concurrency']} | "
-                     f"{o['request_throughput']:.2f} | {o['output_token_throughput']:.1f} | "
-                     f"{' | '.join(cells)} | {o['requests']['errors']} |")
-    return lines
+def _ratios(figures: dict[str, dict[str, Any]], other: str) -> dict[str, float | None]:
+    """The app over another stack: throughput (above 1: the app serves more), latencies
+    (below 1: the app answers sooner)."""
+    app, peer = (figures.get(label(s, HEADLINE_CLIENTS)) for s in ("app", other))
+    one_app, one_peer = (figures.get(label(s, 1)) for s in ("app", other))
+    if app is None or peer is None:
+        return {}
+    ratios = {f"throughput_c{HEADLINE_CLIENTS}": ratio(app["request_throughput"],
+                                                       peer["request_throughput"]),
+              f"ttft_p95_c{HEADLINE_CLIENTS}": ratio(app["ttft_p95"], peer["ttft_p95"]),
+              f"e2e_p95_c{HEADLINE_CLIENTS}": ratio(app["e2e_p95"], peer["e2e_p95"])}
+    if one_app is not None and one_peer is not None:
+        ratios["e2e_p50_c1"] = ratio(one_app["e2e_p50"], one_peer["e2e_p50"])
+    return ratios
 
 
-def route_rows(app: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
-    lines = ["| per route at 16 clients | app req/s | baseline req/s | app e2e p95 s | "
-             "baseline e2e p95 s |", "|---|---:|---:|---:|---:|"]
-    app_routes, base_routes = app["metrics"]["routes"], baseline["metrics"]["routes"]
-    for route in sorted(set(app_routes) & set(base_routes)):
-        a, b = app_routes[route], base_routes[route]
-        lines.append(f"| {route} | {a['request_throughput']:.2f} | "
-                     f"{b['request_throughput']:.2f} | {fmt(_p95(a))} | {fmt(_p95(b))} |")
-    return lines
-
-
-def summarize(suite: Suite) -> tuple[dict[str, Any], str]:
-    runs = suite.runs
-    results: dict[str, Any] = {"runs": {
-        label: {"request_throughput": _throughput(report),
-                "e2e_p50": quantile(report, "e2e", "p50"),
-                "e2e_p95": quantile(report, "e2e", "p95"),
-                "ttft_p95": quantile(report, "ttft", "p95"),
-                "errors": overall(report)["requests"]["errors"]}
-        for label, report in runs.items()}}
-    results["ratios"] = {
-        "throughput_app_vs_baseline_c16": ratio(_throughput(runs["app-c16"]),
-                                                _throughput(runs["baseline-c16"])),
-        "e2e_p95_app_vs_baseline_c16": ratio(quantile(runs["app-c16"], "e2e", "p95"),
-                                             quantile(runs["baseline-c16"], "e2e", "p95")),
-        "throughput_app_vs_baseline_c1": ratio(_throughput(runs["app-c1"]),
-                                               _throughput(runs["baseline-c1"])),
-        "e2e_p50_app_vs_baseline_c1": ratio(quantile(runs["app-c1"], "e2e", "p50"),
-                                            quantile(runs["baseline-c1"], "e2e", "p50")),
-    }
-    lines = stack_rows(runs) + [""] + route_rows(runs["app-c16"], runs["baseline-c16"])
-    lines += ["", "| ratio (app / baseline) | value |", "|---|---:|"]
-    lines += [f"| {name} | {fmt(value)} |" for name, value in results["ratios"].items()]
+def summarize(suite: Any) -> tuple[dict[str, Any], str]:
+    figures = {name: stack_figures(report) for name, report in suite.runs.items()}
+    results = {"runs": figures,
+               "app_vs": {other: _ratios(figures, other) for other in STACKS if other != "app"}}
+    lines = [*stack_rows(figures), "", *route_rows(figures), "",
+             "| ratio (app / other stack) | value |", "|---|---:|"]
+    lines += [f"| {name} vs {other} | {fmt(value)} |"
+              for other, ratios in results["app_vs"].items() for name, value in ratios.items()]
     return results, "\n".join(lines) + "\n"
+
+
+def stack_rows(figures: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["| stack | clients | req/s | out tok/s | TTFT p50 s | TTFT p95 s | e2e p50 s | "
+             "e2e p95 s | errors |", "|---|---:|" + "---:|" * 7]
+    for run_label, f in figures.items():
+        lines.append(f"| {run_label.rsplit('-c', 1)[0]} | {f['clients']} | "
+                     f"{f['request_throughput']:.2f} | {f['output_tokens_per_s']:.1f} | "
+                     f"{fmt(f['ttft_p50'])} | {fmt(f['ttft_p95'])} | {fmt(f['e2e_p50'])} | "
+                     f"{fmt(f['e2e_p95'])} | {f['errors']} |")
+    return lines
+
+
+def route_rows(figures: dict[str, dict[str, Any]]) -> list[str]:
+    """Every route's e2e p95 at 16 clients, one column per stack."""
+    stacks = [s for s in STACKS if label(s, HEADLINE_CLIENTS) in figures]
+    routes = sorted({r for s in stacks for r in figures[label(s, HEADLINE_CLIENTS)]
+                     ["route_e2e_p95"]})
+    lines = [f"| e2e p95 s at {HEADLINE_CLIENTS} clients | " + " | ".join(stacks) + " |",
+             "|---|" + "---:|" * len(stacks)]
+    for route in routes:
+        cells = [fmt(figures[label(s, HEADLINE_CLIENTS)]["route_e2e_p95"].get(route))
+                 for s in stacks]
+        lines.append(f"| {route} | " + " | ".join(cells) + " |")
+    return lines
+
+
+HEADLINE = (("request_throughput", "req/s"), ("output_tokens_per_s", "out tok/s"),
+            ("ttft_p50", "TTFT p50 s"), ("ttft_p95", "TTFT p95 s"), ("e2e_p95", "e2e p95 s"),
+            ("errors", "errors"))
+
+
+def across_rounds(merged: dict[str, Any], rounds: list[Any]) -> str:
+    """At 16 clients, each stack's median (min-max) across rounds, side by side: the
+    headline figures, then every route's e2e p95."""
+    runs = merged.get("runs") or {}
+    stacks = [s for s in STACKS if label(s, HEADLINE_CLIENTS) in runs]
+    if not stacks:
+        return ""
+    columns = [runs[label(s, HEADLINE_CLIENTS)] for s in stacks]
+    lines = [f"## Mixed workload at {HEADLINE_CLIENTS} clients, across {len(rounds)} rounds",
+             "", "Median of the rounds (min-max); every round's values are in the table below "
+             "and in each round's section.", "",
+             "| metric | " + " | ".join(stacks) + " |", "|---|" + "---:|" * len(stacks)]
+    for key, name in HEADLINE:
+        lines.append(f"| {name} | " + " | ".join(_cell(c.get(key)) for c in columns) + " |")
+    routes = sorted({r for c in columns for r in (c.get("route_e2e_p95") or {})})
+    for route in routes:
+        lines.append(f"| {route} e2e p95 s | " + " | ".join(
+            _cell((c.get("route_e2e_p95") or {}).get(route)) for c in columns) + " |")
+    lines += ["", "Stacks: " + "; ".join(f"`{s}`: {STACKS[s]}" for s in stacks) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(node: Any) -> str:
+    if isinstance(node, dict) and "median" in node:
+        return median_range(node)
+    return "-"

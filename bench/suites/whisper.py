@@ -1,5 +1,6 @@
 """Whisper transcription of real speech: real-time factor at 1 and at 8 concurrent clients,
-on the app (default `cpu` profile: one audio replica, batching up to 8) and on the baseline."""
+on the app (default `cpu` profile: one audio replica, batching up to 8) and on the baseline;
+app then baseline in each round, over alternated rounds (bench/rounds.py)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,33 @@ from typing import Any
 
 from bench.app_launcher import running_app, running_baseline
 from bench.load import LoadSpec
-from bench.suites.common import Suite, fmt, overall, quantile
+from bench.rounds import DEFAULT_ROUNDS
+from bench.suites.common import Round, Suite, fmt, overall, quantile
 from bench.workloads import build_workload
 
 CLIENTS = (1, 8)
 
 
-def run(command: str, out: Path | None, duration_s: float) -> dict[str, Any]:
-    suite = Suite("whisper", command, out, duration_s)
+def run(command: str, out: Path | None, duration_s: float,
+        rounds: int = DEFAULT_ROUNDS) -> dict[str, Any]:
+    suite = Suite("whisper", command, out, duration_s, rounds)
     workload = build_workload("transcription", {})
-    with running_app("cpu") as app:
-        for clients in CLIENTS:
-            suite.run(f"app-c{clients}", app, workload,
-                      LoadSpec(concurrency=clients, duration_s=duration_s, warmup_s=10.0))
-    with running_baseline(threads=1) as baseline:
-        for clients in CLIENTS:
-            suite.run(f"baseline-c{clients}", baseline, workload,
-                      LoadSpec(concurrency=clients, duration_s=duration_s, warmup_s=10.0))
-    return suite.finish(*summarize(suite))
+
+    def one_round(round_: Round) -> tuple[dict[str, Any], str]:
+        with running_app("cpu") as app:
+            for clients in CLIENTS:
+                round_.run(f"app-c{clients}", app, workload,
+                           LoadSpec(concurrency=clients, duration_s=duration_s, warmup_s=10.0))
+        with running_baseline(threads=1) as baseline:
+            for clients in CLIENTS:
+                round_.run(f"baseline-c{clients}", baseline, workload,
+                           LoadSpec(concurrency=clients, duration_s=duration_s, warmup_s=10.0))
+        return summarize(round_)
+
+    return suite.in_rounds(one_round)
 
 
-def summarize(suite: Suite) -> tuple[dict[str, Any], str]:
+def summarize(suite: Any) -> tuple[dict[str, Any], str]:
     results: dict[str, Any] = {}
     lines = ["| configuration | clients | RTF p50 | RTF p95 | aggregate RTF | audio s per s | "
              "req/s | e2e p95 s | WER | mean batch |", "|---|---:|" + "---:|" * 8]

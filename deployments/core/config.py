@@ -30,10 +30,14 @@ class Batching(_Strict):
     """DynamicBatcher settings (deployments/replicas/batcher.py); changeable live through the
     deployment's user_config."""
 
-    max_batch_size: int = Field(8, ge=1, le=1024)
-    # How long a batch waits for more rows while the model is free. 0: never (a lone request
-    # runs at once); rows that arrive while the model is busy form the next batch anyway.
-    batch_wait_timeout_s: float = Field(0.0, ge=0.0, le=10.0)
+    max_batch_size: int = Field(
+        8, ge=1, le=1024, description="requests per model call, live-tunable; for the "
+        "transformers text engine, the rows its scheduler decodes together")
+    batch_wait_timeout_s: float = Field(
+        0.0, ge=0.0, le=10.0, description="how long a batch waits to fill while the model is "
+        "free, counted from the oldest request's arrival, live-tunable; 0: a lone request runs "
+        "at once (rows that arrive while the model is busy form the next batch anyway; the "
+        "transformers text engine never waits: a request joins at the next decode step)")
 
 
 class Autoscaling(_Strict):
@@ -45,13 +49,20 @@ class Autoscaling(_Strict):
     """
 
     policy: Literal["ray", "queue"] = Field(
-        "ray", description="ray: Serve's default policy; queue: the app's queue policy")
-    min_replicas: int = Field(1, ge=0)
-    max_replicas: int = Field(1, ge=1)
-    initial_replicas: int | None = None
-    target_ongoing_requests: float = Field(8.0, gt=0)
-    upscale_delay_s: float = Field(10.0, ge=0)
-    downscale_delay_s: float = Field(60.0, ge=0)
+        "ray", description="ray: Serve's default policy; queue: the app's queue policy, which "
+        "takes the two delays itself (docs/profiles-and-clusters.md)")
+    min_replicas: int = Field(1, ge=0, description="the fewest replicas the group scales to")
+    max_replicas: int = Field(1, ge=1, description="the most replicas the group scales to")
+    initial_replicas: int | None = Field(
+        None, description="replicas at deploy time; unset: min_replicas")
+    target_ongoing_requests: float = Field(
+        8.0, gt=0, description="requests per replica (running and queued) the policy aims at")
+    upscale_delay_s: float = Field(
+        10.0, ge=0, description="how long the load must call for more replicas before one is "
+        "added")
+    downscale_delay_s: float = Field(
+        60.0, ge=0, description="how long the load must call for fewer replicas before one is "
+        "removed")
     metrics_interval_s: float | None = Field(
         None, gt=0, description="how often replicas and handles report their load (Serve: 10)")
     look_back_period_s: float | None = Field(
@@ -71,11 +82,14 @@ class Autoscaling(_Strict):
 class Resources(_Strict):
     """Becomes ray_actor_options: what one replica reserves and where it may run."""
 
-    num_cpus: float = Field(0.5, ge=0)
-    num_gpus: float = Field(0.0, ge=0)
-    accelerator_type: str | None = None
-    memory: int | None = Field(None, ge=0, description="bytes")
-    resources: dict[str, float] = Field(default_factory=dict)
+    num_cpus: float = Field(0.5, ge=0, description="logical CPUs one replica reserves")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs one replica reserves (a fraction "
+                            "shares one)")
+    accelerator_type: str | None = Field(
+        None, description="the accelerator the replica must land on, e.g. A100, L4, A10G")
+    memory: int | None = Field(None, ge=0, description="bytes of memory one replica reserves")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom resources, e.g. {neuron_cores: 2}")
     runtime_env: dict[str, Any] | None = Field(
         None, description="Ray runtime_env; ${VAR} in its strings is expanded at build time")
 
@@ -92,23 +106,31 @@ class Resources(_Strict):
 
 
 class DeploymentSettings(_Strict):
-    """What every model deployment has: replicas, concurrency, resources, batching."""
+    """What every model group (text, vision, audio) has: replicas, concurrency, resources,
+    batching."""
 
-    num_replicas: int = Field(1, ge=1)
-    autoscaling: Autoscaling | None = None
-    max_ongoing_requests: int = Field(32, ge=1)
+    num_replicas: int = Field(
+        1, ge=1, description="fixed replica count, used when autoscaling is unset")
+    autoscaling: Autoscaling | None = Field(
+        None, description="Serve's autoscaling_config for the group; unset: num_replicas")
+    max_ongoing_requests: int = Field(
+        32, ge=1, description="requests one replica holds at once; keep it at least the batch "
+        "size (Serve's default of 5 caps batches at 5)")
     max_queued_requests: int = Field(
         256, ge=-1, description="requests waiting in routers beyond max_ongoing_requests; past "
         "it the ingress answers 429 with a Retry-After from this group's drain rate")
-    health_check_period_s: float = Field(10.0, gt=0)
+    health_check_period_s: float = Field(
+        10.0, gt=0, description="how often Serve checks each replica's health")
     health_check_timeout_s: float = Field(
         30.0, gt=0, description="a replica whose event loop does not answer its health check "
         "within this is replaced")
     model_call_timeout_s: float = Field(
         300.0, gt=0, description="a replica whose model thread is busy with one call for longer "
         "fails its health check and is replaced")
-    resources: Resources = Field(default_factory=Resources)
-    batching: Batching = Field(default_factory=Batching)
+    resources: Resources = Field(
+        default_factory=Resources, description="what one replica reserves (ray_actor_options)")
+    batching: Batching = Field(
+        default_factory=Batching, description="the dynamic batcher, live-tunable")
 
 
 class TextEngineConfig(_Strict):
@@ -119,20 +141,29 @@ class TextEngineConfig(_Strict):
     inside their own engine loop.
     """
 
-    name: Literal["transformers", "vllm", "tensorrt_llm", "neuron"] = "transformers"
+    name: Literal["transformers", "vllm", "tensorrt_llm", "neuron"] = Field(
+        "transformers", description="the engine (the cpu profile: vllm); docs/engines.md")
     model: str = Field("smollm2-135m-instruct", description="model store name or a path")
-    served_model_name: str = "smollm2-135m-instruct"
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
-    threads: int = Field(1, ge=1)
-    max_prompt_tokens: int = Field(2048, ge=16)
+    served_model_name: str = Field(
+        "smollm2-135m-instruct", description="the model name clients ask for")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "auto", description="auto: chosen at start from the CPU's flags, bfloat16 with "
+        "AVX512-BF16 or AMX, else float32 (deployments/core/precision.py); vllm on a GPU, "
+        "tensorrt_llm and neuron: the engine's own auto (the checkpoint's dtype); a value "
+        "forces it")
+    threads: int = Field(1, ge=1, description="torch threads per replica")
+    max_prompt_tokens: int = Field(2048, ge=16, description="longer prompts get 400")
     quantization: str | None = Field(
         None, description="transformers: int8 (dynamic, Linear layers); vllm/neuron: a vLLM "
         "quantization method; tensorrt_llm: a QuantAlgo name such as FP8")
     max_model_len: int | None = Field(None, ge=16, description="prompt + answer tokens")
     max_num_seqs: int = Field(32, ge=1, description="sequences decoded together (vllm, trt)")
     enforce_eager: bool = Field(False, description="vllm: skip torch.compile / CUDA graphs")
-    enable_prefix_caching: bool = True
-    prefix_cache_mib: int = Field(256, ge=0, description="transformers: KV of prompt prefixes")
+    enable_prefix_caching: bool = Field(
+        True, description="reuse the KV of prompt prefixes (a shared system prompt, earlier "
+        "turns)")
+    prefix_cache_mib: int = Field(
+        256, ge=0, description="transformers: MiB of prompt-prefix KV kept per replica")
     attention: Literal["auto", "sdpa", "eager"] = Field(
         "auto", description="transformers: attention kernels; auto = sdpa in float32, eager "
         "(measured faster on CPU) in bfloat16")
@@ -148,9 +179,14 @@ class TextEngineConfig(_Strict):
 
 
 class TextSettings(DeploymentSettings):
-    engine: TextEngineConfig = Field(default_factory=TextEngineConfig)
-    default_max_tokens: int = Field(128, ge=1)
-    max_tokens_limit: int = Field(1024, ge=1)
+    """The text (LLM) group: /v1/chat/completions and the pipeline's answer."""
+
+    engine: TextEngineConfig = Field(
+        default_factory=TextEngineConfig, description="the text engine and its arguments")
+    default_max_tokens: int = Field(
+        128, ge=1, description="max_tokens of a request that gives none")
+    max_tokens_limit: int = Field(1024, ge=1, description="the most max_tokens a request may "
+                                  "ask; more gets 400")
     max_prompt_chars: int = Field(
         32768, ge=1, description="characters of all messages together, checked at the ingress "
         "before tokenizing; engine.max_prompt_tokens is checked after")
@@ -167,49 +203,75 @@ class TextSettings(DeploymentSettings):
 class VisionEngineConfig(_Strict):
     """open_clip runs on CPU/GPU; neuron traces the image tower for Inferentia."""
 
-    name: Literal["open_clip", "neuron"] = "open_clip"
-    arch: str = "ViT-B-32"
+    name: Literal["open_clip", "neuron"] = Field("open_clip", description="the engine")
+    arch: str = Field("ViT-B-32", description="open_clip architecture")
     checkpoint: str | None = Field(
-        None, description="open_clip `pretrained=` (a file or tag); None uses the model store"
-    )
-    served_model_name: str = "clip-vit-b-32"
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    device: Literal["cpu", "cuda"] = "cpu"
+        None, description="open_clip `pretrained=`: a checkpoint file (open_clip's state_dict "
+        "format, .safetensors or torch.save) or a pretrained tag where the hub is reachable; "
+        "unset: the model store's ViT-B-32, a seeded random initialisation (no package ships "
+        "CLIP weights)")
+    served_model_name: str = Field(
+        "clip-vit-b-32", description="the text tower's model name; `-image` is appended for the "
+        "image tower")
+    dtype: Literal["float32", "bfloat16", "auto"] = Field(
+        "auto", description="auto: chosen at start, on a CPU bfloat16 with AVX512-BF16 or "
+        "AMX, else float32; on CUDA bfloat16 where the GPU has it; neuron: bfloat16; a value "
+        "forces it")
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="cuda puts CLIP on the GPU Ray gives the replica")
     quantization: Literal["int8"] | None = Field(
         None, description="int8: dynamic int8 Linear layers (CPU); open_clip engine only")
-    threads: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1, description="torch threads per replica")
     torchscript: bool = Field(
-        True, description="open_clip: run the image tower as a frozen TorchScript trace, whose "
-        "forward releases the GIL, so request handling in the replica never stalls it")
+        True, description="open_clip: run the image tower as a frozen TorchScript trace (same "
+        "outputs), whose forward releases the GIL, so request handling in the replica never "
+        "stalls it; false runs eager. The trace is cached beside a checkpoint file "
+        "(NAME.torchscript/, keyed by the file, the engine settings and torch's version): a "
+        "later replica loads it in ~0.2 s without importing open_clip. About 350 MB of disk "
+        "per cached trace of ViT-B-32 in float32; a read-only model dir just goes without")
     neuron_batch_size: int = Field(8, ge=1, description="neuron: batch the tower is traced for")
 
 
 class VisionSettings(DeploymentSettings):
-    engine: VisionEngineConfig = Field(default_factory=VisionEngineConfig)
-    batching: Batching = Field(default_factory=lambda: Batching(max_batch_size=16))
+    """The vision group (CLIP): /v1/embeddings and the pipeline's zero-shot labels."""
+
+    engine: VisionEngineConfig = Field(
+        default_factory=VisionEngineConfig, description="the vision engine and its arguments")
+    batching: Batching = Field(default_factory=lambda: Batching(max_batch_size=16),
+                               description="the dynamic batcher, live-tunable")
     max_inputs: int = Field(256, ge=1, description="inputs per embeddings request")
     max_text_chars: int = Field(2048, ge=1, description="characters per text input")
     max_image_pixels: int = Field(
         16_777_216, ge=1, description="width x height, read from the image header before "
-        "decoding (4096 x 4096 by default)")
+        "decoding (4096 x 4096 by default); 413 past it")
     max_labels: int = Field(64, ge=1, description="zero-shot labels per pipeline request")
     max_label_chars: int = Field(200, ge=1, description="characters per label")
 
 
 class AudioEngineConfig(_Strict):
-    name: Literal["faster_whisper"] = "faster_whisper"
-    model: str = "whisper-base"
-    served_model_name: str = "whisper-base"
-    compute_type: str = "int8"
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
-    threads: int = Field(1, ge=1)
-    beam_size: int = Field(1, ge=1)
+    """faster-whisper (CTranslate2) and its arguments."""
+
+    name: Literal["faster_whisper"] = Field("faster_whisper", description="the engine")
+    model: str = Field("whisper-base", description="model store name or a CTranslate2 folder")
+    served_model_name: str = Field(
+        "whisper-base", description="the model name clients ask for (whisper-1 is accepted too)")
+    compute_type: str = Field(
+        "auto", description="CTranslate2 compute type; auto: chosen at start, int8 on x86 "
+        "with AVX2, else float32; float16 on CUDA; a value (int8, float32, int8_float16...) "
+        "forces it")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where Whisper runs")
+    threads: int = Field(1, ge=1, description="CTranslate2 threads per replica")
+    beam_size: int = Field(1, ge=1, description="beam search width; 1 is greedy")
 
 
 class AudioSettings(DeploymentSettings):
-    engine: AudioEngineConfig = Field(default_factory=AudioEngineConfig)
-    batching: Batching = Field(default_factory=lambda: Batching(max_batch_size=8))
-    max_duration_s: float = Field(600.0, gt=0)
+    """The audio group (Whisper): /v1/audio/transcriptions and the pipeline's transcript."""
+
+    engine: AudioEngineConfig = Field(
+        default_factory=AudioEngineConfig, description="the audio engine and its arguments")
+    batching: Batching = Field(default_factory=lambda: Batching(max_batch_size=8),
+                               description="the dynamic batcher, live-tunable")
+    max_duration_s: float = Field(600.0, gt=0, description="longer audio gets 413")
 
 
 class ApiKeys(_Strict):
@@ -220,20 +282,25 @@ class ApiKeys(_Strict):
     key found the API is anonymous, which only a loopback bind (or allow_anonymous) permits.
     """
 
-    env: str | None = "MMSERVE_API_KEYS"
-    file: str | None = None
+    env: str | None = Field(
+        "MMSERVE_API_KEYS", description="an environment variable holding comma-separated keys")
+    file: str | None = Field(None, description="a file with one key per line")
 
 
 class IngressSettings(_Strict):
-    max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    """The HTTP front end: its caps, deadlines, keys and its own replica group."""
+
+    max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024,
+                                description="larger request bodies get 413")
     max_media_parts: int = Field(4, ge=0, description="image_url and input_audio parts per chat "
-                                 "request, each perceived by the pipeline's stages")
+                                 "request, each perceived by the pipeline's stages; more get 400")
     max_json_depth: int = Field(
-        32, ge=2, le=256, description="nesting of arrays and objects in a body (json.loads "
-        "itself stops near 1000 levels, at Python's recursion limit)")
+        32, ge=2, le=256, description="nesting of arrays and objects in a body; deeper gets 400 "
+        "(json.loads itself stops near 1000 levels, at Python's recursion limit)")
     request_timeout_s: float = Field(
         120.0, gt=0, description="each request's deadline, carried through every stage into the "
-        "replicas; a client may shorten it with the X-Request-Timeout header (seconds)")
+        "replicas; a client may shorten it with the X-Request-Timeout header (seconds); 504 "
+        "past it")
     stream_idle_timeout_s: float = Field(
         30.0, gt=0, description="a stream with no token for this long ends with an error event")
     max_concurrent_requests: int = Field(
@@ -241,7 +308,8 @@ class IngressSettings(_Strict):
     retry_idempotent: bool = Field(
         True, description="retry embeddings, transcriptions and pipeline perception once, "
         "within the deadline, when their replica died")
-    api_keys: ApiKeys = Field(default_factory=ApiKeys)
+    api_keys: ApiKeys = Field(
+        default_factory=ApiKeys, description="where the API keys are read (docs/security.md)")
     allow_anonymous: bool = Field(
         False, description="serve without API keys on a non-loopback HTTP bind (say it out loud)")
     max_ongoing_requests: int = Field(
@@ -249,16 +317,17 @@ class IngressSettings(_Strict):
         "max_concurrent_requests so that the excess gets the ingress's 429, not a queue")
     max_queued_requests: int = Field(
         128, ge=-1, description="requests Serve's proxy holds for the ingress; past it, 503")
-    num_cpus: float = Field(0.0, ge=0)
-    num_replicas: int = Field(1, ge=1)
-    autoscaling: Autoscaling | None = None
+    num_cpus: float = Field(0.0, ge=0, description="CPUs one ingress replica reserves")
+    num_replicas: int = Field(1, ge=1, description="ingress replicas, when autoscaling is unset")
+    autoscaling: Autoscaling | None = Field(
+        None, description="the ingress's own autoscaling_config; unset: num_replicas")
 
 
 class FromEnv(_Strict):
     """A secret read from an environment variable of the ingress's Ray node, never written in a
     profile: `redis_url: {env: MMSERVE_REDIS_URL}`."""
 
-    env: str = Field(min_length=1)
+    env: str = Field(min_length=1, description="the environment variable's name")
 
 
 class CacheSettings(_Strict):
@@ -270,7 +339,7 @@ class CacheSettings(_Strict):
     set; then one Redis shared by every ingress replica, bounded by Redis's own `maxmemory`.
     """
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="the cache as a whole")
     embeddings: bool = Field(True, description="cache each input of /v1/embeddings")
     transcriptions: bool = Field(True, description="cache /v1/audio/transcriptions")
     chat: bool = Field(False, description="cache /v1/chat/completions at temperature 0, "
@@ -283,8 +352,10 @@ class CacheSettings(_Strict):
     version: str = Field("", description="salt of every key: change it when the weights behind "
                          "an unchanged engine config change")
     redis_url: str | FromEnv | None = Field(
-        None, description="redis://HOST:PORT/DB; a URL with a password only as {env: NAME}")
-    key_prefix: str = Field("mmserve:cache", min_length=1)
+        None, description="redis://HOST:PORT/DB (or rediss://, unix://); a URL with a "
+        "password only as {env: NAME}; unset: one LRU in process per ingress replica")
+    key_prefix: str = Field("mmserve:cache", min_length=1,
+                            description="keys are PREFIX:MODEL:SHA256")
     redis_timeout_s: float = Field(0.25, gt=0, description="connect and socket timeout; past "
                                    "it the request computes its answer")
     redis_retry_s: float = Field(5.0, ge=0, description="after a Redis failure, requests skip "
@@ -306,11 +377,12 @@ class Tracing(_Strict):
     """OpenTelemetry spans of each request's stages (serve_app/tracing.py), made at the ingress
     from the same timings as Server-Timing. Off by default."""
 
-    enabled: bool = False
+    enabled: bool = Field(
+        False, description="OpenTelemetry spans per request, replica call and stage")
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces (needs "
         "opentelemetry-exporter-otlp-proto-http); none: spans are made and dropped")
-    service_name: str = Field("mmserve", min_length=1)
+    service_name: str = Field("mmserve", min_length=1, description="the spans' service.name")
 
 
 class Slo(_Strict):
@@ -325,22 +397,32 @@ class Slo(_Strict):
 
 
 class Observability(_Strict):
+    """What each request tells about itself and what the app counts (docs/operations.md)."""
+
     server_timing: bool = Field(
         True, description="a Server-Timing header on every response (and the stream's final "
         "event): each stage's time, from the ingress and from the replicas")
-    metrics: bool = Field(True, description="the app's own ray_mmserve_* metrics")
-    tracing: Tracing = Field(default_factory=Tracing)
-    slo: Slo = Field(default_factory=Slo)
+    metrics: bool = Field(True, description="the app's own ray_mmserve_* metrics (Ray Serve's "
+                          "ray_serve_* stay)")
+    tracing: Tracing = Field(default_factory=Tracing, description="OpenTelemetry spans")
+    slo: Slo = Field(default_factory=Slo, description="the latency each route promises")
 
 
 class AppConfig(_Strict):
-    model_dir: str | None = Field(None, description="model store; default $MMSERVE_MODEL_DIR")
-    ingress: IngressSettings = Field(default_factory=IngressSettings)
-    cache: CacheSettings = Field(default_factory=CacheSettings)
-    observability: Observability = Field(default_factory=Observability)
-    text: TextSettings = Field(default_factory=TextSettings)
-    vision: VisionSettings = Field(default_factory=VisionSettings)
-    audio: AudioSettings = Field(default_factory=AudioSettings)
+    """The args of serve_app.app:build_app: the whole application."""
+
+    model_dir: str | None = Field(
+        None, description="the model store; unset: $MMSERVE_MODEL_DIR, else "
+        "~/.cache/mmserve/models")
+    ingress: IngressSettings = Field(
+        default_factory=IngressSettings, description="the HTTP front end")
+    cache: CacheSettings = Field(
+        default_factory=CacheSettings, description="the response cache at the ingress")
+    observability: Observability = Field(
+        default_factory=Observability, description="Server-Timing, metrics, tracing, SLOs")
+    text: TextSettings = Field(default_factory=TextSettings, description="the text group")
+    vision: VisionSettings = Field(default_factory=VisionSettings, description="the vision group")
+    audio: AudioSettings = Field(default_factory=AudioSettings, description="the audio group")
 
 
 class ConfigError(ValueError):

@@ -2,9 +2,10 @@
 
 A timeline is current for the code serving one request (a context variable, so the asyncio
 tasks a request starts record into it too). The replica fills one while it serves a call
-(queue wait, batch wait, model: deployments/replicas/batcher.py) and hands it back with the
-result (deployments/replicas/timed_calls.py); the ingress folds each replica's stages into its
-own (under the group's name) and answers with a Server-Timing header (serve_app/request_timing.py).
+(queue wait, batch wait, model: deployments/replicas/batcher.py) and hands it back in its
+reply's `stages` (deployments/core/call_protocol.py, deployments/replicas/timed_calls.py); the
+ingress folds each replica's stages into its own (under the group's name) and answers with a
+Server-Timing header (serve_app/request_timing.py).
 
 Starts are epoch seconds (time.time()), so stages measured in different processes of one
 machine line up; lengths are measured with the monotonic clock.
@@ -17,16 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
-
-
-@dataclass
-class Timed:
-    """A replica's answer with the stages of its call (deployments/replicas/timed_calls.py); a timed
-    stream ends with one `Timed(None, stages)`."""
-
-    value: Any
-    stages: list[tuple[str, float, float]]  # (name, epoch start, seconds)
 
 
 @dataclass

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.engines.vllm_text import VllmTextEngine, engine_args
+from deployments.engines.vllm_text import VllmTextEngine, choose_dtype, engine_args
 
 DEFAULT_MAX_MODEL_LEN = 2048
 # Arguments of vLLM's CPU/GPU memory planning that mean nothing to NeuronCores.
 _NOT_FOR_NEURON = ("kv_cache_memory_bytes", "gpu_memory_utilization", "enforce_eager")
 
 
-def neuron_engine_args(config: Any, model_path: str) -> dict[str, Any]:
+def neuron_engine_args(config: Any, model_path: str, dtype: str | None = None
+                       ) -> dict[str, Any]:
     """AsyncEngineArgs keywords for vLLM on Neuron from a TextEngineConfig."""
     if config.quantization is not None:
         raise ValueError(
             "the neuron engine takes no `quantization`; set NxD Inference's quantized, "
             "quantization_type and quantized_checkpoints_path in "
             "engine_kwargs.additional_config.override_neuron_config")
-    args = {k: v for k, v in engine_args(config, model_path).items() if k not in _NOT_FOR_NEURON}
+    dtype = dtype or choose_dtype(config, on_cpu=False).value  # auto: the Neuron plugin's
+    args = {k: v for k, v in engine_args(config, model_path, dtype).items()
+            if k not in _NOT_FOR_NEURON}
     args.setdefault("max_model_len", DEFAULT_MAX_MODEL_LEN)
     # From the merged arguments, so that engine_kwargs' tensor_parallel_size (or max_num_seqs,
     # max_model_len) and the shapes NxD Inference compiles for always agree.
@@ -44,5 +47,5 @@ class NeuronTextEngine(VllmTextEngine):
     setup_hint = "install it on a Neuron instance from github.com/vllm-project/vllm-neuron " \
                  "(it brings its own vLLM)"
 
-    def engine_args(self, config: Any, model_path: str) -> dict[str, Any]:
-        return neuron_engine_args(config, model_path)
+    def engine_args(self, config: Any, model_path: str, dtype: str) -> dict[str, Any]:
+        return neuron_engine_args(config, model_path, dtype)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import threading
 from typing import Any
 
@@ -10,18 +9,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from deployments.core.cpu_features import cpu_features
 from deployments.core.models import resolve
+from deployments.core.precision import AUTO, Choice, cuda_dtype, resolve_dtype
 from deployments.engines import trace_cache
 from deployments.engines.clip_preprocess import ClipPreprocess
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
 from deployments.engines.torchscript import frozen_trace
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-DEFAULT_MAX_IMAGE_PIXELS = 16_777_216  # the default of vision.max_image_pixels
-# Past this aspect ratio a model that center-crops the square of the short side sees none of
-# the extra length; cropping it before preprocessing keeps a 16M x 1 image from being resized
-# to 3.7G pixels (224 on the short side), and leaves margins wider than any resize kernel.
-KEEP_ASPECT_RATIO = 2
 # open_clip reads the float dtype of its towers from the first block's c_fc weight.
 KEEP_FLOAT_FOR_INT8 = ("resblocks.0.mlp.c_fc",)
 
@@ -30,80 +26,6 @@ def checkpoint_path(config: Any, model_dir: str) -> str:
     """The configured checkpoint, else the model store's (random-init weights at set-up)."""
     return config.checkpoint or str(
         resolve("clip-vit-b-32", model_dir) / "open_clip_model.safetensors")
-
-
-class ImageDecodeError(ValueError):
-    """Bytes that are not a decodable image (HTTP 422)."""
-
-
-class ImageTooLargeError(ValueError):
-    """An image whose header declares more pixels than allowed (HTTP 413)."""
-
-
-def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
-    """The image opened lazily (only its header read), its pixel count checked.
-
-    Raises ImageTooLargeError past max_pixels and ImageDecodeError for bytes of no known format.
-    """
-    if not data:
-        raise ImageDecodeError("the image is empty")
-    try:
-        image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:  # PIL's own cap, at twice Image.MAX_IMAGE_PIXELS
-        raise ImageTooLargeError(f"the image has more than {max_pixels} pixels") from None
-    except MemoryError:
-        raise
-    except Exception as exc:  # PIL's plugins raise many types for corrupt headers
-        raise ImageDecodeError(f"the image could not be decoded: {exc}") from None
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageTooLargeError(f"the image is {width} x {height} pixels; the limit is "
-                                 f"{max_pixels} pixels")
-    return image
-
-
-def decode_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-                       input_side: int | None = None) -> Image.Image:
-    """An RGB PIL image from PNG/JPEG/WebP/... bytes, its size checked before decoding.
-
-    Raises ImageTooLargeError past max_pixels (before any pixel is decoded) and
-    ImageDecodeError for undecodable bytes. For `input_side`, see load_pixels.
-    """
-    return load_pixels(open_image(data, max_pixels), input_side)
-
-
-def load_pixels(image: Image.Image, input_side: int | None = None) -> Image.Image:
-    """Decodes an image from open_image to RGB; ImageDecodeError if its data is corrupt.
-
-    With `input_side` (that of a model which resizes the short side to it, then center-crops
-    a square: OpenClipEngine.input_side), only what the model can see is kept: JPEGs are
-    decoded at 1/2, 1/4 or 1/8 scale by libjpeg while the short side stays >= input_side,
-    and any image is center-cropped to an aspect ratio of at most 2:1 and shrunk by a whole
-    factor to a short side between input_side and twice it.
-    """
-    try:
-        if input_side is not None:
-            image.draft("RGB", (input_side, input_side))  # JPEG only; ignored by other formats
-        image.load()
-        rgb = image if image.mode == "RGB" else image.convert("RGB")  # no copy when RGB
-    except MemoryError:
-        raise
-    except Exception as exc:  # truncated data, bad chunks: OSError, SyntaxError, ValueError...
-        raise ImageDecodeError(f"the image could not be decoded: {exc}") from None
-    return rgb if input_side is None else fit_to_input(rgb, input_side)
-
-
-def fit_to_input(image: Image.Image, input_side: int) -> Image.Image:
-    """The center of `image` at aspect ratio <= 2:1, reduced while its short side stays
-    >= input_side: what a resize-short-side-then-center-crop model needs, and no more."""
-    width, height = image.size
-    short = min(width, height)
-    keep = KEEP_ASPECT_RATIO * short
-    if width > keep or height > keep:
-        left, top = max(0, (width - keep) // 2), max(0, (height - keep) // 2)
-        image = image.crop((left, top, left + min(width, keep), top + min(height, keep)))
-    factor = short // input_side
-    return image.reduce(factor) if factor >= 2 else image
 
 
 class OpenClipEngine:
@@ -115,9 +37,13 @@ class OpenClipEngine:
         self, arch: str, checkpoint: str | None, threads: int = 1, dtype: str = "float32",
         device: str = "cpu", quantization: str | None = None, torchscript: bool = True,
     ) -> None:
+        """`dtype` "auto" is chosen for the device (on a CPU from its flags:
+        deployments/core/precision.py); the choice and its reason are in `choices`."""
+        self.device = _check_device(device)
+        self.choices = {"dtype": _choose_dtype(dtype, self.device)}
+        dtype = self.choices["dtype"].value
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        self.device = _check_device(device)
         check_quantization(quantization, dtype)
         torch.set_num_threads(threads)
         self.dtype = _DTYPES[dtype]
@@ -181,7 +107,7 @@ class OpenClipEngine:
 
     @property
     def input_side(self) -> int | None:
-        """The square side the preprocessing center-crops (decode_image_bytes's input_side);
+        """The square side the preprocessing center-crops (core/image_media.py's input_side);
         None for a preprocessing other than open_clip's standard one."""
         return self.preprocess.side if isinstance(self.preprocess, ClipPreprocess) else None
 
@@ -210,6 +136,12 @@ def _check_device(device: str) -> str:
         raise RuntimeError("vision.engine.device is 'cuda' but torch sees no CUDA device "
                            "(a CPU-only torch build, or no GPU given to this replica)")
     return device
+
+
+def _choose_dtype(dtype: str, device: str) -> Choice:
+    if dtype == AUTO and device == "cuda":
+        return cuda_dtype(torch.cuda.is_bf16_supported())
+    return resolve_dtype(dtype, cpu_features())
 
 
 def _normalise(features: torch.Tensor) -> np.ndarray:

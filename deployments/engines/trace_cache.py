@@ -4,8 +4,10 @@ A replica started later (a scale-up) loads its traced image tower in ~0.2 s inst
 importing open_clip, building the model, loading the weights and tracing again: ~5 s of one
 core here, and ~12 s while the other replica keeps that core busy, which is how long a second
 vision replica used to take to serve under load. The key covers everything the trace depends
-on: the checkpoint file (path, size, mtime), the engine settings and torch's version. A cache
-that cannot be written (a read-only model volume) or read is skipped, never an error.
+on: the checkpoint file (path, size, mtime, and the inode and ctime that any rewrite or
+replacement changes, even one that keeps size and mtime, as `cp -p`, `rsync -t` or tar do),
+the engine settings and torch's version. A cache that cannot be written (a read-only model
+volume) or read is skipped, never an error.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def _entry(checkpoint: str | None, settings: dict[str, Any]) -> Path | None:
         return None  # a pretrained tag open_clip downloads, not a file of ours
     stat = os.stat(checkpoint)
     key = {"checkpoint": os.path.abspath(checkpoint), "size": stat.st_size,
-           "mtime_ns": stat.st_mtime_ns, "torch": torch.__version__, **settings}
+           "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino,
+           "torch": torch.__version__, **settings}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return Path(checkpoint).with_suffix(SUFFIX) / digest
 

@@ -14,9 +14,11 @@ from typing import Any
 
 import torch
 
+from deployments.core.cpu_features import cpu_features
 from deployments.core.errors import ServeError
 from deployments.core.generation import Completion, RowControl, SamplingParams
 from deployments.core.models import resolve
+from deployments.core.precision import resolve_dtype
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.model_runner import ModelRunner
 from deployments.engines.prefix_cache import PrefixCache
@@ -48,8 +50,12 @@ class TransformersTextEngine:
     def __init__(self, model_path: str, dtype: str = "float32", threads: int = 1,
                  quantization: str | None = None, prefix_cache_mib: int = 256,
                  max_prefill_tokens_per_step: int = 512, attention: str = "auto") -> None:
+        """`dtype` "auto" is chosen from this CPU's flags (deployments/core/precision.py);
+        the choice and its reason are in `choices`."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        self.choices = {"dtype": resolve_dtype(dtype, cpu_features())}
+        dtype = self.choices["dtype"].value
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
         check_quantization(quantization, dtype)

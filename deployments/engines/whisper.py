@@ -26,22 +26,21 @@ about one model call, whatever the number of requests.
 
 from __future__ import annotations
 
-import gc
-import io
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import av
+import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
+from deployments.core.audio_media import SAMPLE_RATE
+from deployments.core.cpu_features import cpu_features
 from deployments.core.models import resolve
+from deployments.core.precision import resolve_compute_type
 
-SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30
 TIME_PRECISION = 0.02  # seconds per timestamp token
 NO_SPEECH_THRESHOLD = 0.6  # same defaults as faster-whisper's transcribe()
@@ -49,90 +48,6 @@ LOGPROB_THRESHOLD = -1.0
 # Whisper's mark of a degenerate, looping decode (e.g. "1.0.0.0..." on silence), which its
 # sequential transcribe() answers with a temperature fallback that this engine does not have.
 COMPRESSION_RATIO_THRESHOLD = 2.4
-
-
-class AudioDecodeError(ValueError):
-    """The bytes given are not audio that we can decode (HTTP 422)."""
-
-
-class AudioTooLongError(ValueError):
-    """Audio that lasts longer than allowed (HTTP 413), found before it was decoded whole."""
-
-
-def decode_audio_bytes(data: bytes, sampling_rate: int = SAMPLE_RATE,
-                       max_duration_s: float | None = None) -> np.ndarray:
-    """Decode wav/flac/mp3/ogg/... bytes to float32 mono samples at `sampling_rate`.
-
-    Past `max_duration_s` it raises AudioTooLongError: at once when the container declares its
-    duration, else as soon as the decoded audio passes it (so neither a long file nor a tiny
-    one that expands to hours is ever held in memory). Raises AudioDecodeError (a ValueError)
-    with a short sentence fit for an HTTP 422 body for anything that is not audio.
-    """
-    if not data:
-        raise AudioDecodeError("The audio file is empty.")
-    try:
-        audio = _decode_mono(io.BytesIO(data), sampling_rate, max_duration_s)
-    except AudioTooLongError:
-        raise
-    except (av.FFmpegError, ValueError, IndexError, EOFError, OSError, ZeroDivisionError) as exc:
-        raise AudioDecodeError(
-            "The file could not be decoded as audio (supported: wav, flac, mp3, ogg, ...)."
-        ) from exc
-    if audio.size == 0:
-        raise AudioDecodeError("The audio file contains no audio samples.")
-    return audio
-
-
-def _decode_mono(file: io.BytesIO, sampling_rate: int, max_duration_s: float | None) -> np.ndarray:
-    """faster_whisper.audio.decode_audio (s16 mono through PyAV's resampler, then float32),
-    with the duration checked from the container, then before each frame is resampled."""
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=sampling_rate)
-    chunks: list[np.ndarray] = []
-    with av.open(file, mode="r", metadata_errors="ignore") as container:
-        stream = container.streams.audio[0]
-        _check_duration(_declared_duration_s(container, stream), max_duration_s, declared=True)
-        seconds = 0.0
-        for frame in _valid_frames(container.decode(stream)):
-            # Counted at the source rate before resampling, so a 1 Hz stream's frame of hours
-            # is refused before it is expanded to 16 kHz.
-            seconds += frame.samples / frame.sample_rate
-            _check_duration(seconds, max_duration_s, declared=False)
-            frame.pts = None  # as faster-whisper: ignore timestamp gaps
-            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-    # PyAV's resampler holds objects that only the collector frees (faster-whisper#390).
-    del resampler
-    gc.collect()
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    return samples.astype(np.float32) / 32768.0
-
-
-def _declared_duration_s(container: av.container.InputContainer, stream) -> float | None:
-    """The duration the container states (from its header or an index), if it states one."""
-    if container.duration is not None:
-        return container.duration / av.time_base
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    return None
-
-
-def _check_duration(seconds: float | None, max_duration_s: float | None,
-                    declared: bool) -> None:
-    if seconds is None or max_duration_s is None or seconds <= max_duration_s:
-        return
-    lasts = f"lasts {seconds:.0f} s" if declared else f"lasts more than {max_duration_s:.0f} s"
-    raise AudioTooLongError(f"The audio {lasts}; the limit is {max_duration_s:.0f} s.")
-
-
-def _valid_frames(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame]:
-    """Skips frames the decoder rejects as invalid data, as faster-whisper does."""
-    while True:
-        try:
-            yield next(frames)
-        except StopIteration:
-            return
-        except av.error.InvalidDataError:
-            continue
 
 
 @dataclass
@@ -213,16 +128,21 @@ class FasterWhisperEngine:
     def __init__(
         self,
         model_path: str,
-        compute_type: str = "int8",
+        compute_type: str = "auto",
         cpu_threads: int = 1,
         device: str = "cpu",
         beam_size: int = 1,
         num_workers: int = 1,
     ) -> None:
+        """`compute_type` "auto" is chosen for the device and this CPU's flags
+        (deployments/core/precision.py); the choice and its reason are in `choices`."""
+        device = _device(device)
+        self.choices = {"compute_type": resolve_compute_type(
+            compute_type, device, cpu_features(), ctranslate2.get_supported_compute_types(device))}
         self.model = WhisperModel(
             model_path,
             device=device,
-            compute_type=compute_type,
+            compute_type=self.choices["compute_type"].value,
             cpu_threads=cpu_threads,
             num_workers=num_workers,
             local_files_only=True,
@@ -345,6 +265,13 @@ class FasterWhisperEngine:
                 per_request, request_langs, audios, strict=True
             )
         ]
+
+
+def _device(device: str) -> str:
+    """CTranslate2's "auto" device made explicit: cuda when it sees a GPU, else cpu."""
+    if device != "auto":
+        return device
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
 def _transcription(

@@ -8,6 +8,8 @@ from typing import Any
 
 from ray import serve
 
+from deployments.core.audio_media import SAMPLE_RATE, decode_audio_bytes
+from deployments.core.call_protocol import NO_CONTEXT, CallContext, TranscriptReply
 from deployments.core.config import AudioSettings
 from deployments.core.deadline import check
 from deployments.core.errors import InvalidRequest, TooLarge, Undecodable
@@ -17,8 +19,6 @@ from deployments.replicas.batcher import DynamicBatcher, run_valid_rows
 from deployments.replicas.replica_base import BatchedReplica
 from deployments.replicas.timed_calls import reports_timing
 
-SAMPLE_RATE = 16000
-
 
 @serve.deployment
 class SpeechTranscriber(BatchedReplica):
@@ -26,33 +26,25 @@ class SpeechTranscriber(BatchedReplica):
                  metrics_enabled: bool = True) -> None:
         super().__init__(AudioSettings.model_validate(settings), metrics_enabled)
         self.engine: AudioEngine = load_audio_engine(self.settings.engine, model_dir)
+        self.choices = getattr(self.engine, "choices", {})
         self.transcribe_batches = DynamicBatcher(self._transcribe_batch,
                                                  **self.stats.batcher_hooks("transcribe"))
         self.batchers = [self.transcribe_batches]
 
     @reports_timing
     async def transcribe(self, audio: bytes, language: str | None = None,
-                         deadline: float | None = None) -> dict[str, Any]:
-        """{text, language, language_probability, duration, segments[{id, start, end, text}]}"""
-        check(deadline, "the transcription")
+                         ctx: CallContext = NO_CONTEXT) -> TranscriptReply:
+        check(ctx.deadline, "the transcription")
         self._check_language(language)
         samples = await asyncio.to_thread(self._decode, audio)
-        result = await self.transcribe_batches((samples, language), deadline)
-        return asdict(result)
+        result = await self.transcribe_batches((samples, language), ctx.deadline)
+        return TranscriptReply(**asdict(result))
 
     def _decode(self, audio: bytes):
-        from deployments.engines.whisper import (
-            AudioDecodeError,
-            AudioTooLongError,
-            decode_audio_bytes,
-        )
-
         try:  # the duration is checked from the container, and while decoding
             return decode_audio_bytes(audio, SAMPLE_RATE, self.settings.max_duration_s)
-        except AudioTooLongError as exc:
-            raise TooLarge(str(exc), "file") from None
-        except AudioDecodeError as exc:
-            raise Undecodable(str(exc), "file") from None
+        except (TooLarge, Undecodable) as exc:
+            raise type(exc)(str(exc), "file") from None
 
     def _check_language(self, language: str | None) -> None:
         if language is not None and language not in self.engine.supported_languages:

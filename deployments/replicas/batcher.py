@@ -10,8 +10,11 @@ is what a model that uses every core it was given wants.
 Each caller gets its own outcome. `run_batch` returns one result per item, and a result may be
 an Exception instance: that caller gets the exception, the others their results. When
 `run_batch` raises for the whole batch, each of its items is run again alone, so a row that
-breaks the engine fails only its own caller. An item whose caller went away (cancelled) or whose
-deadline passed while it queued is dropped when the batch forms: its work is never computed.
+breaks the engine fails only its own caller. A BaseException from `run_batch` (a cancellation,
+an interrupt) fails every caller of the batch with InternalFailure; a cancellation of the call
+alone leaves the batcher running, anything else ends its worker, whose queued callers fail too.
+An item whose caller went away (cancelled) or whose deadline passed while it queued is dropped
+as the batch forms: its work is never computed and its slot goes to a live item.
 
 Each item's waits are recorded on the request's timeline (deployments/core/timing.py) and told
 to `on_wait`: "queue" (the model was busy), "batch" (the batch window, the model free) and
@@ -29,7 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from deployments.core import timing
 from deployments.core.deadline import expired
-from deployments.core.errors import DeadlineExceeded
+from deployments.core.errors import DeadlineExceeded, InternalFailure
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -99,29 +102,55 @@ class DynamicBatcher(Generic[T, R]):
         return result
 
     async def _run_forever(self) -> None:
-        while True:
-            batch = await self._next_batch()
-            if batch:
-                await self._run(batch)
+        try:
+            while True:
+                batch = await self._next_batch()
+                if batch:
+                    await self._run_interruptible(batch)
+        finally:  # this worker is ending: the items it would have run get an answer
+            _settle_all(self._queue)
+            self._queue.clear()
+            self.on_queue_length(0)
+
+    async def _run_interruptible(self, batch: list[_Waiting[T]]) -> None:
+        """Runs `batch`; a cancellation of a call inside it (not of this worker) fails the
+        batch's callers, and the next batch runs as usual."""
+        try:
+            await self._run(batch)
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise
 
     async def _next_batch(self) -> list[_Waiting[T]]:
-        while not self._queue:
+        """The live items queued, oldest first, up to `max_batch_size`: an item whose caller
+        left or whose deadline passed is dropped as it is met, so it never takes a slot."""
+        while not self._drop_unwanted():
             self._arrival.clear()
             await self._arrival.wait()
         free_at = time.monotonic()
         closes_at = self._queue[0].arrived + self.batch_wait_timeout_s
-        while len(self._queue) < self.max_batch_size and (left := closes_at - time.monotonic()) > 0:
+        while (self._drop_unwanted() < self.max_batch_size
+               and (left := closes_at - time.monotonic()) > 0):
             self._arrival.clear()
             try:
                 await asyncio.wait_for(self._arrival.wait(), left)
             except TimeoutError:
                 break
+        self._drop_unwanted()
         taken = [self._queue.popleft() for _ in range(min(self.max_batch_size, len(self._queue)))]
         self.on_queue_length(len(self._queue))
         closed = time.monotonic()
         for waiting in taken:
             waiting.formed, waiting.closed = max(waiting.arrived, free_at), closed
-        return [waiting for waiting in taken if self._still_wanted(waiting)]
+        return taken
+
+    def _drop_unwanted(self) -> int:
+        """Settles and removes the queued items no longer wanted; the number left."""
+        wanted = [waiting for waiting in self._queue if self._still_wanted(waiting)]
+        if len(wanted) < len(self._queue):
+            self._queue = deque(wanted)
+            self.on_queue_length(len(self._queue))
+        return len(self._queue)
 
     def _still_wanted(self, waiting: _Waiting[T]) -> bool:
         """False, after settling it, for an item whose deadline passed or whose caller left.
@@ -138,6 +167,16 @@ class DynamicBatcher(Generic[T, R]):
         return True
 
     async def _run(self, batch: list[_Waiting[T]]) -> None:
+        """Runs `batch` and settles each caller's future, with its result or error; a
+        BaseException (a cancellation, an interrupt) settles every one still open with
+        InternalFailure before it goes on up."""
+        try:
+            await self._run_settling(batch)
+        except BaseException as error:
+            _settle_all(batch, error)
+            raise
+
+    async def _run_settling(self, batch: list[_Waiting[T]]) -> None:
         started = time.monotonic()
         try:
             results = await self.run_batch([waiting.item for waiting in batch])
@@ -150,7 +189,7 @@ class DynamicBatcher(Generic[T, R]):
             self.on_event("batch_failed")
             for waiting in batch:  # each alone, so only the row that breaks the engine fails
                 if self._still_wanted(waiting):
-                    await self._run([waiting])
+                    await self._run_settling([waiting])
             return
         ran = (started, time.monotonic())
         for waiting, result in zip(batch, results):
@@ -191,6 +230,18 @@ async def run_valid_rows(
         for index, result in zip(valid, await run([items[i] for i in valid]), strict=True):
             results[index] = result
     return results
+
+
+def _interrupted(cause: BaseException | None = None) -> InternalFailure:
+    error = InternalFailure("the model call was interrupted before it finished")
+    error.__cause__ = cause
+    return error
+
+
+def _settle_all(items: Iterable[_Waiting[Any]], cause: BaseException | None = None) -> None:
+    """Fails every caller of `items` still waiting, each with its own InternalFailure."""
+    for waiting in items:
+        _settle(waiting.future, error=_interrupted(cause))
 
 
 def _settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> None:

@@ -10,9 +10,12 @@ blake2b(key, replica) first), so a key keeps its replica while the group changes
 keys of a replica that left. The router answers Serve with two ranks: the key's replica, then
 the others; Serve takes the first rank unless that replica is at `max_ongoing_requests`, then
 the least loaded of the second. When the key's replica holds more than `imbalanced_threshold`
-requests beyond the least loaded one (Serve's cached queue lengths), all replicas form one rank
-and the least loaded wins: a hot conversation never piles onto one replica. A call without a
-message list (engine_stats, batch_stats, health) is routed as Serve's default router does.
+requests beyond the least loaded one, all replicas form one rank and the least loaded wins: a
+hot conversation never piles onto one replica. The queue lengths are Serve's cached ones; a
+length the cache lacks (none yet, or older than Serve's cache timeout) is probed first, as
+Serve's own routers do, and a key's replica that answers no probe is not preferred. A call
+without a message list (engine_stats, batch_stats, health) is routed as Serve's default router
+does.
 
 Why the app's own router and not Ray's `PrefixCacheAffinityRouter` (kept as `routing:
 ray_prefix`, deployments/replicas/ray_prefix_router.py, for comparison): Ray's looks for a
@@ -91,10 +94,21 @@ class PrefixAffinityRouter(RequestRouter):
             return [_two_random(candidate_replicas)]
         by_id = {r.replica_id.unique_id: r for r in candidate_replicas}
         ranked = [by_id[i] for i in rank(key, list(by_id))]
-        lengths = [self._cached_queue_len(r) for r in ranked]
-        if imbalanced(lengths[0], lengths[1:], self._imbalanced_threshold):
+        lengths = await self._queue_lens(ranked)
+        if lengths[0] is None or imbalanced(lengths[0], lengths[1:],
+                                            self._imbalanced_threshold):
             return [ranked]  # one rank: the least loaded wins
         return [ranked[:1], ranked[1:]]
+
+    async def _queue_lens(self, replicas: list[RunningReplica]) -> list[int | None]:
+        """Each replica's queue length: Serve's cached one, else a probe's answer (None for
+        a replica that gave none), as Serve's own routers get a length the cache lacks."""
+        lengths = {r.replica_id.unique_id: self._cached_queue_len(r) for r in replicas}
+        unknown = [r for r in replicas if lengths[r.replica_id.unique_id] is None]
+        if unknown:  # the answers come in no particular order
+            for replica, length in await self._probe_queue_lens(unknown, 0):
+                lengths[replica.replica_id.unique_id] = length
+        return [lengths[r.replica_id.unique_id] for r in replicas]
 
     def _cached_queue_len(self, replica: RunningReplica) -> int | None:
         if not self._use_replica_queue_len_cache:

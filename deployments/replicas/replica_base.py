@@ -9,7 +9,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from deployments.core.call_protocol import NO_CONTEXT, CallContext, ModelInfoReply, ReadyReply
 from deployments.core.config import Batching, DeploymentSettings
+from deployments.core.precision import Choice, as_fields
 from deployments.replicas import metrics
 from deployments.replicas.batch_stats import BatchStats
 from deployments.replicas.batcher import DynamicBatcher
@@ -62,6 +64,7 @@ class BatchedReplica:
         # One thread for every model call: batches never time-slice one core between them,
         # and the allocator's arena and the caches stay warm (asyncio.to_thread hops threads).
         self._model_thread = ModelThread()
+        self.choices: dict[str, Choice] = {}  # the engine's dtype choices, set by each replica
 
     async def run_model(self, function: Callable[..., R], *args: Any) -> R:
         """`function(*args)` on the model thread, awaited without blocking the event loop."""
@@ -88,9 +91,15 @@ class BatchedReplica:
                                f"model_call_timeout_s is {limit:g} s")
 
     @reports_timing
-    async def ready(self, deadline: float | None = None) -> bool:
-        """True once the model has loaded (the ingress's readiness probe passes a deadline)."""
-        return True
+    async def ready(self, ctx: CallContext = NO_CONTEXT) -> ReadyReply:
+        """Answers once the model has loaded (the ingress's readiness probe)."""
+        return ReadyReply()
+
+    @reports_timing
+    async def model_info(self, ctx: CallContext = NO_CONTEXT) -> ModelInfoReply:
+        """What the engine chose at start, for `/v1/models`: {"dtype": "bfloat16",
+        "dtype_reason": "auto: the CPU has avx512_bf16"} (compute_type for Whisper)."""
+        return ModelInfoReply(as_fields(self.choices))
 
     def batch_stats(self) -> dict[str, Any]:
         return self.stats.snapshot()

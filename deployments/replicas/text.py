@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 from typing import Any
 
 from ray import serve
 
 from deployments.core import timing
+from deployments.core.call_protocol import (
+    NO_CONTEXT,
+    CallContext,
+    CompletionReply,
+    StreamEnd,
+    TextEvent,
+    TokenDelta,
+)
 from deployments.core.config import TextSettings
 from deployments.core.deadline import check
 from deployments.core.errors import InvalidRequest
@@ -32,6 +39,7 @@ class TextGenerator(BatchedReplica):
                  metrics_enabled: bool = True) -> None:
         super().__init__(TextSettings.model_validate(settings), metrics_enabled)
         engine = load_text_engine(self.settings.engine, model_dir)
+        self.choices = getattr(engine, "choices", {})
         self.engine: TextEngine
         if engine.batches_itself:  # its own engine loop: every request straight to it
             self.engine = engine
@@ -49,25 +57,26 @@ class TextGenerator(BatchedReplica):
 
     @reports_timing
     async def generate(self, messages: list[dict], params: SamplingParams,
-                       deadline: float | None = None) -> dict[str, Any]:
-        check(deadline, "the completion")
+                       ctx: CallContext = NO_CONTEXT) -> CompletionReply:
+        check(ctx.deadline, "the completion")
         prompt = self._encode(messages)
         started, clock = time.time(), time.perf_counter()
-        completion = await self.engine.generate(prompt, params, deadline)
+        completion = await self.engine.generate(prompt, params, ctx.deadline)
         timing.record("model", started, time.perf_counter() - clock)
         self._count_tokens(completion)
-        return asdict(completion)
+        return CompletionReply(completion.text, completion.prompt_tokens,
+                               completion.completion_tokens, completion.finish_reason)
 
     @reports_timing
     async def stream(self, messages: list[dict], params: SamplingParams,
-                     deadline: float | None = None) -> AsyncIterator[dict]:
-        """Yields {"text": delta} items, then one {"completion": {...}} item; raises
-        DeadlineExceeded, ending the stream, once the deadline passes. Timed, its stages are
-        "first-token" (the engine's queue and prefill) and "decode"."""
-        check(deadline, "the completion")
+                     ctx: CallContext = NO_CONTEXT) -> AsyncIterator[TextEvent]:
+        """Yields TokenDelta events, then one StreamEnd; raises DeadlineExceeded, ending the
+        stream, once the deadline passes. When timed, its stages are "first-token" (the engine's
+        queue and prefill) and "decode"."""
+        check(ctx.deadline, "the completion")
         prompt = self._encode(messages)
         finished = False
-        deltas = self.engine.stream(prompt, params, deadline)
+        deltas = self.engine.stream(prompt, params, ctx.deadline)
         clock = _StreamClock()
         try:
             async for delta in deltas:
@@ -75,9 +84,9 @@ class TextGenerator(BatchedReplica):
                 if delta.completion is not None:
                     finished = True
                     self._count_tokens(delta.completion)
-                    yield {"completion": asdict(delta.completion)}
+                    yield _stream_end(delta.completion)
                 elif delta.text:
-                    yield {"text": delta.text}
+                    yield TokenDelta(delta.text)
         finally:
             await deltas.aclose()  # ends the row in its batch, or aborts it in the engine
             if not finished:  # cancelled because the client disconnected, or past the deadline
@@ -94,6 +103,11 @@ class TextGenerator(BatchedReplica):
     def _count_tokens(self, completion: Completion) -> None:
         metrics.add(metrics.tokens(), completion.prompt_tokens, {"kind": "prompt"})
         metrics.add(metrics.tokens(), completion.completion_tokens, {"kind": "completion"})
+
+
+def _stream_end(completion: Completion) -> StreamEnd:
+    return StreamEnd(completion.prompt_tokens, completion.completion_tokens,
+                     completion.finish_reason)
 
 
 class _StreamClock:

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 from ray import serve
 
+from deployments.core.call_protocol import NO_CONTEXT, CallContext, EmbeddingsReply, LabelsReply
 from deployments.core.caps import check_labels
 from deployments.core.config import VisionSettings
 from deployments.core.deadline import check
 from deployments.core.errors import InvalidRequest, TooLarge, Undecodable
+from deployments.core.image_media import decode_image_bytes, open_image
 from deployments.engines import load_vision_engine
-from deployments.engines.open_clip_engine import (
-    ImageDecodeError,
-    ImageTooLargeError,
-    decode_image_bytes,
-    open_image,
-    zero_shot_scores,
-)
+from deployments.engines.open_clip_engine import zero_shot_scores
 from deployments.engines.vision_base import VisionEngine
 from deployments.replicas.batcher import DynamicBatcher, all_or_none, run_valid_rows
+from deployments.replicas.label_cache import LabelCache
 from deployments.replicas.replica_base import BatchedReplica
 from deployments.replicas.timed_calls import reports_timing
 
@@ -35,7 +31,8 @@ class ImageEmbedder(BatchedReplica):
                  metrics_enabled: bool = True) -> None:
         super().__init__(VisionSettings.model_validate(settings), metrics_enabled)
         self.engine: VisionEngine = load_vision_engine(self.settings.engine, model_dir)
-        self._label_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._label_vectors = LabelCache[np.ndarray](_LABEL_CACHE_SIZE)
+        self.choices = getattr(self.engine, "choices", {})
         self.image_batches = DynamicBatcher(self._embed_image_batch,
                                            **self.stats.batcher_hooks("embed_image"))
         self.text_batches = DynamicBatcher(self._embed_text_batch,
@@ -44,40 +41,44 @@ class ImageEmbedder(BatchedReplica):
 
     @reports_timing
     async def embed_images(self, images: list[bytes],
-                           deadline: float | None = None) -> list[np.ndarray]:
+                           ctx: CallContext = NO_CONTEXT) -> EmbeddingsReply:
+        return EmbeddingsReply(await self._image_vectors(images, ctx.deadline))
+
+    @reports_timing
+    async def embed_texts(self, texts: list[str],
+                          ctx: CallContext = NO_CONTEXT) -> EmbeddingsReply:
+        return EmbeddingsReply(await self._text_vectors(texts, ctx.deadline))
+
+    @reports_timing
+    async def classify(self, image: bytes, labels: list[str],
+                       ctx: CallContext = NO_CONTEXT) -> LabelsReply:
+        """Labels with zero-shot probabilities, most likely first."""
+        check_labels(labels, self.settings.max_labels, self.settings.max_label_chars)
+        await asyncio.to_thread(_check_image_header, image, self.settings.max_image_pixels)
+        image_vector, label_vectors = await all_or_none(
+            [self._image_vectors([image], ctx.deadline),
+             self._label_embeddings(labels, ctx.deadline)])
+        scores = zero_shot_scores(image_vector[0], np.stack(label_vectors))
+        ranked = sorted(zip(labels, scores), key=lambda pair: -pair[1])
+        return LabelsReply([{"label": label, "score": float(score)} for label, score in ranked])
+
+    async def _image_vectors(self, images: list[bytes],
+                             deadline: float | None) -> list[np.ndarray]:
         check(deadline, "the embeddings")
         decoded = await asyncio.to_thread(_decode_all, images, self.settings.max_image_pixels,
                                           self.engine.input_side)
         return await all_or_none(self.image_batches(image, deadline) for image in decoded)
 
-    @reports_timing
-    async def embed_texts(self, texts: list[str],
-                          deadline: float | None = None) -> list[np.ndarray]:
+    async def _text_vectors(self, texts: list[str], deadline: float | None) -> list[np.ndarray]:
         check(deadline, "the embeddings")
         return await all_or_none(self.text_batches(text, deadline) for text in texts)
 
-    @reports_timing
-    async def classify(self, image: bytes, labels: list[str],
-                       deadline: float | None = None) -> list[dict[str, Any]]:
-        """Labels with zero-shot probabilities, most likely first."""
-        check_labels(labels, self.settings.max_labels, self.settings.max_label_chars)
-        await asyncio.to_thread(_check_image_header, image, self.settings.max_image_pixels)
-        image_vector, label_vectors = await all_or_none(
-            [self.embed_images([image], deadline), self._label_embeddings(labels, deadline)])
-        scores = zero_shot_scores(image_vector[0], np.stack(label_vectors))
-        ranked = sorted(zip(labels, scores), key=lambda pair: -pair[1])
-        return [{"label": label, "score": float(score)} for label, score in ranked]
-
     async def _label_embeddings(self, labels: list[str],
                                 deadline: float | None = None) -> list[np.ndarray]:
-        missing = [label for label in dict.fromkeys(labels) if label not in self._label_vectors]
-        vectors = await self.embed_texts([f"a photo of a {label}." for label in missing],
-                                         deadline)
-        for label, vector in zip(missing, vectors):
-            self._label_vectors[label] = vector
-        while len(self._label_vectors) > _LABEL_CACHE_SIZE:
-            self._label_vectors.popitem(last=False)
-        return [self._label_vectors[label] for label in labels]
+        async def embed(missing: list[str]) -> list[np.ndarray]:
+            return await self._text_vectors([f"a photo of a {label}." for label in missing],
+                                             deadline)
+        return await self._label_vectors.vectors(labels, embed)
 
     async def _embed_image_batch(self, images: list) -> list[np.ndarray]:
         with self.stats.model_call("embed_image", len(images)):
@@ -101,10 +102,8 @@ def _check_image_header(image: bytes, max_pixels: int) -> None:
     """The pipeline's image: format and size from its header, before any label is embedded."""
     try:
         open_image(image, max_pixels)
-    except ImageTooLargeError as exc:
-        raise TooLarge(f"image: {exc}", "image") from None
-    except ImageDecodeError as exc:
-        raise Undecodable(f"image: {exc}", "image") from None
+    except (TooLarge, Undecodable) as exc:
+        raise type(exc)(f"image: {exc}", "image") from None
 
 
 def _decode_all(images: list[bytes], max_pixels: int, input_side: int | None) -> list:
@@ -119,7 +118,5 @@ def _decode_all(images: list[bytes], max_pixels: int, input_side: int | None) ->
 def _image_step(step: Any, index: int, *args: Any) -> Any:
     try:
         return step(*args)
-    except ImageTooLargeError as exc:
-        raise TooLarge(f"input {index}: {exc}", f"input[{index}]") from None
-    except ImageDecodeError as exc:
-        raise Undecodable(f"input {index}: {exc}", f"input[{index}]") from None
+    except (TooLarge, Undecodable) as exc:
+        raise type(exc)(f"input {index}: {exc}", f"input[{index}]") from None

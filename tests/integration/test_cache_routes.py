@@ -85,3 +85,14 @@ def test_each_cached_route_misses_then_hits(cached_app, client):
     assert replies[0].json()["choices"] == replies[1].json()["choices"]
     sampled = client.post("/v1/chat/completions", json={**chat, "temperature": 0.8})
     assert sampled.headers["X-Cache"] == "bypass"
+
+    media = [{"type": "text", "text": f"Describe {uuid.uuid4().hex[:6]}"},
+             {"type": "image_url", "image_url": {"url": "data:image/png;base64," + image}},
+             {"type": "input_audio", "input_audio": {"data": b64(audio), "format": "wav"}}]
+    seen = {**chat, "messages": [{"role": "user", "content": media}]}
+    replies = [client.post("/v1/chat/completions", json=seen) for _ in range(2)]
+    assert [r.headers["X-Cache"] for r in replies] == ["miss", "hit"]
+    assert replies[0].json()["choices"] == replies[1].json()["choices"]
+    # The hit's key came before perception: no group was called (Server-Timing names none).
+    assert [entry.split(";")[0] for entry in replies[1].headers["server-timing"].split(", ")] \
+        == ["ingress", "total"]

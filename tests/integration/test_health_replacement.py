@@ -99,7 +99,7 @@ def _check_fails(replica) -> bool:
 
 def _serving_replica(handle, ray_cluster) -> dict:
     """The probe's one running replica, once it answers a request."""
-    assert handle.generate.remote(HELLO, GREEDY).result()["completion_tokens"] > 0
+    assert handle.generate.remote(HELLO, GREEDY).result().completion_tokens > 0
     (replica,) = [r for r in _replicas(ray_cluster) if r["state"] == "RUNNING"]
     return replica
 

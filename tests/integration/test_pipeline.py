@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.media import b64, png_image, speech_wav, words
 
 pytestmark = pytest.mark.integration
 LABELS = ["a red circle", "a cat", "a car", "a tree"]
+# The CLIP here is a random initialisation, so which label wins is noise: the tests check that
+# the scores are CLIP's zero-shot computation on the embedder's own vectors, not their ranking.
+SCORE_ATOL = 1e-3  # float32 embeddings computed in other batches; logit scale 100
 
 
 def body(**extra):
@@ -18,13 +22,36 @@ def body(**extra):
             "max_tokens": 24, **extra}
 
 
+def embeddings(client, model: str, inputs: list[str]) -> np.ndarray:
+    response = client.post("/v1/embeddings", json={"model": model, "input": inputs,
+                                                   "encoding_format": "float"})
+    assert response.status_code == 200, response.text
+    return np.array([item["embedding"] for item in response.json()["data"]])
+
+
+def zero_shot_from_embeddings(client, image: str, labels: list[str]) -> dict[str, float]:
+    """What /v1/embeddings says the labels' scores are: the softmax over labels of 100 x the
+    cosine similarity of the image and each label, embedded as "a photo of a {label}."."""
+    image_vector = embeddings(client, "clip-vit-b-32-image", [image])[0]
+    prompts = [f"a photo of a {label}." for label in labels]
+    label_vectors = embeddings(client, "clip-vit-b-32", prompts)
+    logits = 100.0 * label_vectors @ image_vector
+    weights = np.exp(logits - logits.max())
+    return dict(zip(labels, weights / weights.sum()))
+
+
 def test_pipeline_with_audio_and_image_overlaps_its_stages(client):
-    response = client.post("/v1/pipeline", json=body())
+    request = body()
+    response = client.post("/v1/pipeline", json=request)
     assert response.status_code == 200, response.text
     result = response.json()
     assert "dog" in words(result["transcript"]["text"])
     assert sorted(item["label"] for item in result["labels"]) == sorted(LABELS)
-    assert abs(sum(item["score"] for item in result["labels"]) - 1.0) < 1e-4
+    scores = [item["score"] for item in result["labels"]]
+    assert scores == sorted(scores, reverse=True) and abs(sum(scores) - 1.0) < 1e-4
+    expected = zero_shot_from_embeddings(client, request["image"], LABELS)
+    for item in result["labels"]:
+        assert item["score"] == pytest.approx(expected[item["label"]], abs=SCORE_ATOL), item
     assert result["text"] and result["usage"]["completion_tokens"] > 0
     timings = result["timings"]
     assert timings["audio_s"] > 0 and timings["image_s"] > 0 and timings["llm_s"] > 0

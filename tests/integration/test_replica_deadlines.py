@@ -1,6 +1,7 @@
-"""Deadlines inside the replicas, called through their handles as the ingress calls them (the
-absolute deadline last): work already late is refused before the model, and a text row whose
-deadline passes while it decodes fails with a 504 at its next step."""
+"""Deadlines inside the replicas, called through their handles as the ingress calls them
+(the call's context last, with its absolute deadline): work already late is refused before the
+model, and a text row whose deadline passes while it decodes fails with a 504 at its next
+step."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 
 import pytest
 
+from deployments.core.call_protocol import CallContext
 from deployments.core.errors import DeadlineExceeded
 from deployments.core.generation import SamplingParams
 from tests.conftest import deployment_handle
@@ -40,7 +42,7 @@ def failure(response) -> BaseException:
 def test_a_call_already_past_its_deadline_never_reaches_the_model(app_url, deployment, method,
                                                                     call):
     before = items(deployment, method)
-    error = failure(call(deployment_handle(deployment), time.time() - 1))
+    error = failure(call(deployment_handle(deployment), CallContext(time.time() - 1)))
     assert isinstance(error, DeadlineExceeded)
     assert items(deployment, method) == before
 
@@ -48,8 +50,9 @@ def test_a_call_already_past_its_deadline_never_reaches_the_model(app_url, deplo
 def test_a_row_whose_deadline_passes_mid_decode_fails_and_the_replica_serves_on(app_url):
     text = deployment_handle("TextGenerator")
     aborted_before = stats("TextGenerator")["events"].get("deadline_aborted", 0)
-    error = failure(text.generate.remote(STORY, LONG, time.time() + 1.5))
+    error = failure(text.generate.remote(STORY, LONG, CallContext(time.time() + 1.5)))
     assert isinstance(error, DeadlineExceeded)
     assert stats("TextGenerator")["events"].get("deadline_aborted", 0) == aborted_before + 1
     short = SamplingParams(max_tokens=4, temperature=0)
-    assert text.generate.remote(STORY, short, time.time() + 60).result()["completion_tokens"]
+    assert text.generate.remote(STORY, short, CallContext(time.time() + 60)).result(
+        ).completion_tokens

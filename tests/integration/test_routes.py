@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from deployments.core.cpu_features import cpu_features
+from deployments.core.precision import Choice, cpu_compute_type, cpu_dtype
 from tests.media import SENTENCES, b64, png_image, speech_wav, words
 
 pytestmark = pytest.mark.integration
@@ -24,6 +27,38 @@ def test_health_and_readiness(client):
 def test_models_list(openai_client):
     ids = {model.id for model in openai_client.models.list()}
     assert ids == {CHAT_MODEL, CLIP_MODEL, CLIP_MODEL + "-image", WHISPER_MODEL}
+
+
+def expected_choices() -> dict[str, Choice]:
+    """What the test app's replicas choose on this machine (they run on it): text is pinned to
+    float32 by the test app; vision and audio keep the default, auto."""
+    import ctranslate2
+
+    cpu = cpu_features()
+    return {"text": Choice("float32", "set in the config"), "vision": cpu_dtype(cpu),
+            "audio": cpu_compute_type(cpu, ctranslate2.get_supported_compute_types("cpu"))}
+
+
+def test_models_say_the_precision_each_replica_chose(client):
+    expected = expected_choices()
+    models = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
+    assert (models[CHAT_MODEL]["dtype"], models[CHAT_MODEL]["dtype_reason"]) == (
+        expected["text"].value, expected["text"].reason)
+    for model in (CLIP_MODEL, CLIP_MODEL + "-image"):
+        assert (models[model]["dtype"], models[model]["dtype_reason"]) == (
+            expected["vision"].value, expected["vision"].reason)
+    assert (models[WHISPER_MODEL]["compute_type"],
+            models[WHISPER_MODEL]["compute_type_reason"]) == (expected["audio"].value,
+                                                              expected["audio"].reason)
+
+
+def test_each_replica_says_in_its_startup_log_what_it_chose_and_why(ray_cluster, app_url):
+    expected = expected_choices()
+    logs = Path(ray_cluster.temp_dir, "session_latest", "logs", "serve").glob("replica_*.log")
+    text = "".join(path.read_text() for path in logs)
+    assert f"text engine transformers: dtype {expected['text']}" in text
+    assert f"vision engine open_clip: dtype {expected['vision']}" in text
+    assert f"audio engine faster_whisper: compute_type {expected['audio']}" in text
 
 
 def test_chat_completion(openai_client):

@@ -55,7 +55,7 @@ def assert_own_error(outcome, status: int, param: str) -> None:
 
 def test_a_bad_seed_fails_alone_among_running_text_rows(app_url):
     text = deployment_handle("TextGenerator")
-    alone = [text.generate.remote(*ask(p, seed=i)).result()["text"]
+    alone = [text.generate.remote(*ask(p, seed=i)).result().text
              for i, p in enumerate(PROMPTS)]
 
     def send() -> list:
@@ -65,29 +65,29 @@ def test_a_bad_seed_fails_alone_among_running_text_rows(app_url):
     # The scheduler takes rows as they come: the bad one is refused before it takes a row.
     (*good, bad), prefills = shared_model_calls("TextGenerator", "prefill", send)
     assert sum(prefills) == 3, f"prefills of {prefills} for three good requests"
-    assert [completion["text"] for completion in good] == alone
+    assert [completion.text for completion in good] == alone
     assert_own_error(bad, 400, "seed")
 
 
 def test_a_bad_text_input_fails_alone_in_a_shared_embedding_batch(app_url):
     vision = deployment_handle("ImageEmbedder")
     texts = ["a red circle", "a photo of a dog", "a blue square"]
-    alone = [vision.embed_texts.remote([t]).result()[0] for t in texts]
+    alone = [vision.embed_texts.remote([t]).result().vectors[0] for t in texts]
 
     def send() -> list:
         return [*(vision.embed_texts.remote([t]) for t in texts), vision.embed_texts.remote([42])]
 
     (*good, bad), batches = shared_model_calls("ImageEmbedder", "embed_text", send)
     assert batches == [3], f"the good inputs took model calls of {batches}"
-    for vectors, reference in zip(good, alone):
-        assert vectors[0].tolist() == pytest.approx(reference.tolist(), abs=1e-5)
+    for reply, reference in zip(good, alone):
+        assert reply.vectors[0].tolist() == pytest.approx(reference.tolist(), abs=1e-5)
     assert_own_error(bad, 400, "input")
 
 
 def test_bad_audio_requests_fail_alone_beside_a_shared_batch(app_url):
     audio = deployment_handle("SpeechTranscriber")
     clips = [speech_wav(SENTENCES[0]), speech_wav(SENTENCES[1])]
-    alone = [audio.transcribe.remote(clip).result()["text"] for clip in clips]
+    alone = [audio.transcribe.remote(clip).result().text for clip in clips]
 
     def send() -> list:
         good = [audio.transcribe.remote(clip) for clip in clips]
@@ -98,6 +98,6 @@ def test_bad_audio_requests_fail_alone_beside_a_shared_batch(app_url):
     (*good, no_language, not_audio), batches = shared_model_calls(
         "SpeechTranscriber", "transcribe", send)
     assert batches == [2], f"the good clips took model calls of {batches}"
-    assert [result["text"] for result in good] == alone
+    assert [result.text for result in good] == alone
     assert_own_error(no_language, 400, "language")
     assert_own_error(not_audio, 422, "file")

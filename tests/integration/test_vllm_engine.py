@@ -15,6 +15,8 @@ import yaml
 from openai import OpenAI
 
 from cluster.deploy import app_config, deploy
+from deployments.core.cpu_features import cpu_features
+from deployments.core.precision import cpu_dtype
 from tests.conftest import APP_NAME, REPO, TEST_ARGS
 
 pytestmark = pytest.mark.integration
@@ -78,6 +80,13 @@ def text_handle():
 
 def engine_stats() -> dict:
     return text_handle().engine_stats.remote().result()
+
+
+def test_vllm_runs_in_the_dtype_this_cpu_calls_for_and_says_why(vllm_url):
+    expected = cpu_dtype(cpu_features())  # the profile says auto
+    models = {m["id"]: m for m in httpx.get(f"{vllm_url}/v1/models", timeout=30).json()["data"]}
+    assert (models[MODEL]["dtype"], models[MODEL]["dtype_reason"]) == (expected.value,
+                                                                      expected.reason)
 
 
 def test_openai_client_streams_a_chat_answer_from_vllm(vllm_openai):

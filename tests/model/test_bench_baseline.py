@@ -131,3 +131,70 @@ def test_the_serialized_baseline_is_an_option_not_the_default():
 
     assert not parser().parse_args([]).serialize
     assert parser().parse_args(["--serialize"]).serialize
+
+
+class CompletionsServer:
+    """A stand-in for vLLM's OpenAI server on a loopback port, in a thread of its own: answers
+    `/v1/completions` with fixed text and keeps every request body it got."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.bodies: list[dict] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.runner, self.port = asyncio.run_coroutine_threadsafe(self._start(),
+                                                                  self.loop).result(30)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def _start(self):
+        from aiohttp import web
+
+        async def completions(request: web.Request) -> web.Response:
+            self.bodies.append(await request.json())
+            return web.json_response({"choices": [{"text": "A dog and a red square.",
+                                                   "finish_reason": "stop"}],
+                                      "usage": {"prompt_tokens": 40, "completion_tokens": 7}})
+
+        app = web.Application()
+        app.router.add_post("/v1/completions", completions)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+
+
+def test_the_peer_threadpool_server_relays_its_pipelines_llm_stage(model_dir):
+    from bench.baseline_server import baseline_config, build_baseline
+    from tests.media import png_image, speech_wav, words
+
+    server = CompletionsServer()
+    try:
+        app = build_baseline(baseline_config(model_dir=model_dir), text_url=server.url)
+        with TestClient(app) as client:
+            answer = client.post("/v1/pipeline", json={
+                "audio": b64(speech_wav()), "image": b64(png_image()), "max_tokens": 12,
+                "prompt": "What happened?", "seed": 5})
+            tokenizer = app.state.replicas["text"].engine.tokenizer
+    finally:
+        server.stop()
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["text"] == "A dog and a red square."
+    assert result["usage"] == {"prompt_tokens": 40, "completion_tokens": 7}
+    [sent] = server.bodies
+    assert (sent["model"], sent["max_tokens"], sent["seed"], sent["stream"]) == (
+        "smollm2-135m-instruct", 12, 5, False)
+    prompt = tokenizer.decode(sent["prompt"])  # token ids, rendered by the chat template here
+    assert "dog" in words(result["transcript"]["text"])
+    assert result["transcript"]["text"].strip() in prompt and "What happened?" in prompt
+    assert app.state.replicas["text"].calls.total == 0  # no text model in this process

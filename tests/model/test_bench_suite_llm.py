@@ -72,7 +72,7 @@ def test_chat_is_streamed_greedy_with_64_tokens():
 
 def test_the_offline_reference_uses_the_profiles_engine_and_the_same_chats():
     assert text_settings("cpu-transformers", F32)["engine"]["dtype"] == "float32"
-    assert text_settings("cpu-transformers")["engine"]["dtype"] == "bfloat16"
+    assert text_settings("cpu-transformers")["engine"]["dtype"] == "auto"
     assert "py_executable" in text_settings("cpu")["resources"]["runtime_env"]
     chats = chats_of(chat_workload(), 3)
     assert chats == chats_of(chat_workload(), 3)

@@ -11,6 +11,8 @@ from bench.llm_offline import text_settings
 from bench.ray_serve_llm import APP_NAME, BUILDER, llm_config, serve_llm_config
 from bench.suites.serve_llm import CLIENTS, summarize
 from deployments.core.config import TextEngineConfig
+from deployments.core.cpu_features import cpu_features
+from deployments.core.precision import cpu_dtype
 from deployments.engines.vllm_text import engine_args
 
 
@@ -87,7 +89,9 @@ def test_ray_serve_llm_gets_the_profiles_model_engine_env_and_cpu_share(store, t
     kwargs = config["engine_kwargs"]
     assert kwargs == {k: v for k, v in app_args.items()
                       if k not in ("model", "served_model_name")}
-    assert kwargs["dtype"] == "bfloat16" and kwargs["max_model_len"] == 4096
+    # the profile says auto: chosen from this CPU, as the app's own vLLM replica does
+    assert kwargs["dtype"] == cpu_dtype(cpu_features()).value
+    assert kwargs["max_model_len"] == 4096
     assert kwargs["max_num_seqs"] == 32 and kwargs["enable_prefix_caching"]
     assert kwargs["enforce_eager"] is False and kwargs["kv_cache_memory_bytes"] == 1 << 30
     runtime_env = config["runtime_env"]

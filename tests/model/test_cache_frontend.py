@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from deployments.core.call_protocol import CompletionReply, EmbeddingsReply, TranscriptReply
 from deployments.core.config import load_config
 from serve_app.frontend import FrontEnd
 from serve_app.routes import build_api
@@ -19,12 +20,10 @@ CHAT = {"model": "smollm2-135m-instruct", "temperature": 0,
 
 @pytest.fixture
 def groups():
-    completion = {"text": "Paris.", "finish_reason": "stop", "prompt_tokens": 9,
-                  "completion_tokens": 2}
-    return (FakeGroup("text", {"generate": completion}),
-            FakeGroup("vision", {"embed_texts": np.array([[0.6, 0.8]], np.float32)}),
-            FakeGroup("audio", {"transcribe": {"text": "hello", "language": "en",
-                                               "duration": 1.0, "segments": []}}))
+    return (FakeGroup("text", {"generate": CompletionReply("Paris.", 9, 2, "stop")}),
+            FakeGroup("vision", {"embed_texts": EmbeddingsReply([np.array([0.6, 0.8],
+                                                                          np.float32)])}),
+            FakeGroup("audio", {"transcribe": TranscriptReply("hello", "en", 1.0, 1.0, [])}))
 
 
 def client_with(groups, monkeypatch, cache: dict) -> TestClient:

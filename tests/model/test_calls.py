@@ -11,8 +11,10 @@ import pytest
 from ray.exceptions import ActorDiedError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
+from deployments.core.call_protocol import CallContext, EmbeddingsReply
 from deployments.core.deadline import deadline_after
 from deployments.core.errors import DeadlineExceeded, ServeError, Undecodable
+from serve_app import request_timing
 from serve_app.calls import REPLICA_DIED_RETRY_AFTER_S, ReplicaGroup
 from serve_app.http_errors import status_of
 
@@ -61,11 +63,28 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-def test_the_deadline_travels_as_the_last_argument():
+def test_the_call_context_travels_as_the_last_argument():
     handle = FakeHandle("ok")
     deadline = deadline_after(10)
     assert run(ReplicaGroup("vision", handle).call("embed_texts", ["a"], deadline=deadline)) == "ok"
-    assert handle.calls == [("embed_texts", (["a"], deadline))]
+    assert handle.calls == [("embed_texts", (["a"], CallContext(deadline, timed=False)))]
+
+
+def test_a_timed_request_asks_for_stages_and_adds_the_replys_to_its_timing():
+    stages = [("model", time.time(), 0.25)]
+    handle = FakeHandle(EmbeddingsReply([], stages=stages))
+
+    async def timed_call():
+        with request_timing.timed_request() as timing:
+            await ReplicaGroup("vision", handle).call("embed_texts", ["a"],
+                                                      deadline=deadline_after(10))
+        return timing
+
+    timing = run(timed_call())
+    assert handle.calls[0][1][-1].timed
+    [call] = timing.calls
+    assert (call.group, call.stages) == ("vision", stages)
+    assert dict(timing.entries())["vision-model"] == 0.25
 
 
 def test_a_passed_deadline_is_a_504_and_cancels_the_call():

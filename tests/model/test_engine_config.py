@@ -6,18 +6,21 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from deployments.core.config import AppConfig, TextEngineConfig, VisionEngineConfig
+from deployments.core.cpu_features import cpu_features
 from deployments.core.generation import SamplingParams
+from deployments.core.precision import Choice, cpu_dtype
 from deployments.engines import load_text_engine, load_vision_engine
 from deployments.engines.neuron_clip import trace_input_shape
 from deployments.engines.neuron_text import neuron_engine_args
 from deployments.engines.requires import MissingEngineError
 from deployments.engines.tensorrt_llm_text import llm_kwargs, sampling_kwargs
-from deployments.engines.vllm_text import GIB, engine_args
+from deployments.engines.vllm_text import GIB, _as_started, choose_dtype, engine_args
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,6 +42,29 @@ def test_vllm_args_carry_every_knob():
         "kv_cache_memory_bytes": int(1.5 * GIB), "tensor_parallel_size": 2,
         "disable_log_stats": True,
     }
+
+
+def test_vllm_on_a_cpu_gets_the_cpus_dtype_and_on_an_accelerator_its_own_auto():
+    auto = text_engine(name="vllm")
+    on_cpu = choose_dtype(auto, on_cpu=True)
+    assert on_cpu == cpu_dtype(cpu_features())
+    assert engine_args(auto, "/m")["dtype"] == on_cpu.value
+    assert choose_dtype(auto, on_cpu=False).value == "auto"
+    assert neuron_engine_args(text_engine(name="neuron"), "/m")["dtype"] == "auto"
+    forced = text_engine(name="vllm", dtype="float16")
+    assert choose_dtype(forced, on_cpu=False).value == "float16"
+    in_kwargs = text_engine(name="vllm", engine_kwargs={"dtype": "float32"})
+    assert choose_dtype(in_kwargs, on_cpu=True).reason == "set in engine_kwargs"
+    assert engine_args(in_kwargs, "/m")["dtype"] == "float32"
+
+
+def test_vllm_reports_the_dtype_its_own_auto_settled_on():
+    auto = choose_dtype(text_engine(name="vllm"), on_cpu=False)
+    started = SimpleNamespace(model_config=SimpleNamespace(dtype="torch.bfloat16"))
+    assert _as_started(auto, started) == Choice("bfloat16", auto.reason)
+    assert _as_started(auto, SimpleNamespace()) == auto
+    forced = Choice("float32", "set in the config")
+    assert _as_started(forced, started) == forced
 
 
 def test_vllm_args_leave_unset_knobs_to_vllm_and_take_engine_kwargs_last():

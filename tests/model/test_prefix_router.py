@@ -74,11 +74,22 @@ class Cache:
         return self.lengths.get(replica_id.unique_id)
 
 
-def router(lengths: dict[str, int], threshold: float = 8) -> PrefixAffinityRouter:
+def router(lengths: dict[str, int], threshold: float = 8,
+           live: dict[str, int | None] | None = None) -> PrefixAffinityRouter:
+    """A router whose cached queue lengths are `lengths`; a probe of a replica answers its
+    `live` length (0 when not given; None: no answer), as Serve's probe does, in no particular
+    order, and is recorded in `r.probed`."""
     r = object.__new__(PrefixAffinityRouter)  # Serve builds it with a live deployment
     r.initialize_state(imbalanced_threshold=threshold)
     r._use_replica_queue_len_cache = True
     r._replica_queue_len_cache = Cache(lengths)
+    r.probed = []
+
+    async def probe(candidates: list, backoff_index: int) -> list:
+        r.probed.append(sorted(c.name for c in candidates))
+        return [(c, (live or {}).get(c.name, 0)) for c in reversed(candidates)]
+
+    r._probe_queue_lens = probe
     return r
 
 
@@ -111,6 +122,32 @@ def test_an_overloaded_home_replica_hands_the_request_to_the_least_loaded():
     home, other = rank(affinity_key(pending.args), ["a", "b"])
     assert choose(router({home: 9, other: 1}), replicas("a", "b"), pending) == [[home], [other]]
     assert choose(router({home: 10, other: 1}), replicas("a", "b"), pending) == [[home, other]]
+
+
+def test_a_home_replica_whose_length_is_not_cached_is_probed_and_spills_when_loaded():
+    pending = request((turn("x"),))
+    home, other = rank(affinity_key(pending.args), ["a", "b"])
+    busy = router({other: 0}, live={home: 30})
+    assert choose(busy, replicas("a", "b"), pending) == [[home, other]]
+    assert busy.probed == [[home]]  # only the length the cache lacked
+    idle = router({other: 0}, live={home: 2})
+    assert choose(idle, replicas("a", "b"), pending) == [[home], [other]]
+
+
+def test_a_loaded_home_spills_when_only_the_others_lengths_are_not_cached():
+    pending = request((turn("x"),))
+    home, other = rank(affinity_key(pending.args), ["a", "b", "c"])[:2]
+    r = router({home: 20}, live={other: 1})
+    assert choose(r, replicas("a", "b", "c"), pending) == [
+        rank(affinity_key(pending.args), ["a", "b", "c"])]
+    assert r.probed == [sorted(set("abc") - {home})]
+
+
+def test_a_home_replica_that_answers_no_probe_is_not_preferred():
+    pending = request((turn("x"),))
+    r = router({}, live={rank(affinity_key(pending.args), ["a", "b"])[0]: None})
+    assert choose(r, replicas("a", "b"), pending) == [rank(affinity_key(pending.args),
+                                                           ["a", "b"])]
 
 
 def test_calls_without_messages_and_single_replicas_route_as_serve_does():

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 from transformers import DynamicCache
 
+from deployments.core.call_protocol import CallContext, StreamEnd, TokenDelta
 from deployments.core.config import AudioSettings, TextSettings, VisionSettings
+from deployments.core.errors import DeadlineExceeded
 from deployments.core.generation import SamplingParams
 from deployments.engines.kv_batch import KVBatch
 from deployments.engines.sampling import make_generator
@@ -155,8 +158,9 @@ def test_a_stream_and_a_whole_completion_share_decode_steps(text):
         return await streamed, await whole
 
     streamed, whole = asyncio.run(scenario())
-    assert [item["text"] for item in streamed[:-1]] == ["w0 ", "w1 ", "w2 "]
-    assert streamed[-1]["completion"]["text"] == whole["text"] == "w0 w1 w2 "
+    assert [item.text for item in streamed[:-1]] == ["w0 ", "w1 ", "w2 "]
+    assert whole.text == "w0 w1 w2 "
+    assert streamed[-1] == StreamEnd(prompt_tokens=1, completion_tokens=3, finish_reason="length")
     stats = replica.batch_stats()
     # One step admits all three; "busy" leaves after its 2nd token, the others after their 3rd.
     assert stats["methods"]["prefill"]["recent_batches"] == [3]
@@ -173,7 +177,7 @@ def test_a_lone_request_runs_at_once_and_the_batch_size_is_live(text):
         return await asyncio.gather(*(replica.generate(chat(str(i)), greedy(2))
                                       for i in range(3)))
 
-    assert [r["text"] for r in asyncio.run(scenario())] == ["w0 w1 "] * 3
+    assert [r.text for r in asyncio.run(scenario())] == ["w0 w1 "] * 3
     # Never more than one row at a time, and no batch window waited out (5 s above).
     assert set(replica.batch_stats()["methods"]["decode"]["recent_batches"]) == {1}
 
@@ -190,7 +194,7 @@ def test_closing_a_stream_frees_its_row_while_the_other_goes_on(text):
         return await other
 
     other = asyncio.run(scenario())
-    assert other["finish_reason"] == "length" and other["completion_tokens"] == 50
+    assert other.finish_reason == "length" and other.completion_tokens == 50
     assert replica.batch_stats()["events"].get("stream_aborted") == 1
 
 
@@ -226,6 +230,72 @@ def test_audio_batches_what_queued_and_refuses_an_unknown_language(monkeypatch):
         return [await first, *await rest]
 
     results = asyncio.run(scenario())
-    assert [r["text"] for r in results] == ["hello"] * 4 and engine.batch_sizes == [1, 3]
+    assert [r.text for r in results] == ["hello"] * 4 and engine.batch_sizes == [1, 3]
     with pytest.raises(Exception, match="language 'xx'"):
         asyncio.run(replica.transcribe(wav, "xx"))
+
+
+class LabelCountingVisionEngine(FakeVisionEngine):
+    """Records every text it embeds; never holds the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release.set()
+        self.texts: list[str] = []
+
+    def embed_texts(self, texts):
+        self.texts += texts
+        return super().embed_texts(texts)
+
+
+def test_the_label_cache_keeps_what_a_request_uses_and_evicts_the_least_recent(monkeypatch):
+    monkeypatch.setattr(vision_replicas, "_LABEL_CACHE_SIZE", 2)
+    engine = LabelCountingVisionEngine()
+    replica = build(vision_replicas.ImageEmbedder, VisionSettings(), engine, monkeypatch,
+                    "load_vision_engine")
+
+    async def scenario():
+        for labels in (["cat", "dog"], ["cat", "bird"], ["cat"], ["fish"], ["cat"]):
+            await replica.classify(png_image(), labels)
+
+    # ["cat", "bird"]: cat was counted cached, then bird filled the cache past its size; the
+    # least recently used label (dog) goes, never one the request is about to read.
+    asyncio.run(scenario())
+    assert engine.texts == [f"a photo of a {label}." for label in ("cat", "dog", "bird", "fish")]
+
+
+def test_a_timed_context_gets_the_stages_in_the_reply_and_an_untimed_one_none(text):
+    replica, engine = text
+    engine.runner.release.set()
+
+    async def scenario():
+        untimed = await replica.generate(chat("a"), greedy(2))
+        timed = await replica.generate(chat("a"), greedy(2), CallContext(timed=True))
+        return untimed, timed
+
+    untimed, timed = asyncio.run(scenario())
+    assert untimed.stages == [] and untimed.text == timed.text == "w0 w1 "
+    assert [name for name, _, _ in timed.stages] == ["model", "replica"]
+    assert all(seconds >= 0 for _, _, seconds in timed.stages)
+
+
+def test_a_timed_stream_ends_with_its_stages_in_the_stream_end(text):
+    replica, engine = text
+    engine.runner.release.set()
+
+    async def scenario():
+        return [event async for event in replica.stream(chat("a"), greedy(3),
+                                                        CallContext(timed=True))]
+
+    *deltas, end = asyncio.run(scenario())
+    assert all(isinstance(delta, TokenDelta) for delta in deltas)
+    assert isinstance(end, StreamEnd) and end.completion_tokens == 3
+    assert {name for name, _, _ in end.stages} == {"first-token", "decode", "replica"}
+
+
+def test_a_call_past_the_deadline_in_its_context_is_refused(monkeypatch):
+    replica = build(audio_replicas.SpeechTranscriber, AudioSettings(), FakeSpeechEngine(),
+                    monkeypatch, "load_audio_engine")
+    with pytest.raises(DeadlineExceeded):
+        asyncio.run(replica.transcribe(silent_wav(1.0, rate=16000), None,
+                                       CallContext(deadline=time.time() - 1)))

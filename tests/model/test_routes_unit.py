@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from deployments.core.call_protocol import (
+    CompletionReply,
+    EmbeddingsReply,
+    LabelsReply,
+    ModelInfoReply,
+    ReadyReply,
+    TranscriptReply,
+)
 from deployments.core.config import AppConfig
+from deployments.core.errors import ServeError, Unavailable
 from serve_app.frontend import FrontEnd
 from serve_app.group_load import GroupLoad
 from serve_app.routes import ROUTES, build_api
@@ -21,18 +30,28 @@ class FakeGroup:
     async def call(self, method: str, *args, deadline=None, idempotent=False):
         self.calls.append(method)
         self.args = args
-        return self.answers[method]
+        answer = self.answers[method]
+        if isinstance(answer, ServeError):
+            raise answer
+        return answer
 
 
 @pytest.fixture
 def groups():
-    completion = {"text": "Paris.", "finish_reason": "stop", "prompt_tokens": 9,
-                  "completion_tokens": 2}
-    return (FakeGroup("text", {"generate": completion, "ready": True}),
-            FakeGroup("vision", {"embed_texts": np.array([[1.0, 0.0]], np.float32),
-                                 "classify": [{"label": "cat", "score": 0.9}],
-                                 "ready": True}),
-            FakeGroup("audio", {"transcribe": {"text": "hello there"}, "ready": True}))
+    completion = CompletionReply("Paris.", 9, 2, "stop")
+    return (FakeGroup("text", {"generate": completion, "ready": ReadyReply(),
+                               "model_info": ModelInfoReply({"dtype": "float32",
+                                                             "dtype_reason": "r1"})}),
+            FakeGroup("vision", {"embed_texts": EmbeddingsReply([np.array([1.0, 0.0],
+                                                                          np.float32)]),
+                                 "classify": LabelsReply([{"label": "cat", "score": 0.9}]),
+                                 "ready": ReadyReply(),
+                                 "model_info": ModelInfoReply({"dtype": "bfloat16",
+                                                               "dtype_reason": "r2"})}),
+            FakeGroup("audio", {"transcribe": TranscriptReply("hello there", "en", 1.0, 1.0, []),
+                                "ready": ReadyReply(),
+                                "model_info": ModelInfoReply({"compute_type": "int8",
+                                                              "compute_type_reason": "r3"})}))
 
 
 @pytest.fixture
@@ -77,6 +96,25 @@ def test_an_image_sent_to_the_text_embedding_model_names_the_image_model(client,
     assert groups[1].calls == []
     ok = client.post("/v1/embeddings", json={"model": "clip-vit-b-32", "input": ["a cat"]})
     assert ok.status_code == 200 and groups[1].calls == ["embed_texts"]
+
+
+def test_models_say_what_each_engine_chose_and_why(client, groups):
+    models = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
+    assert models["smollm2-135m-instruct"]["dtype"] == "float32"
+    assert models["smollm2-135m-instruct"]["dtype_reason"] == "r1"
+    assert models["clip-vit-b-32"]["dtype"] == models["clip-vit-b-32-image"]["dtype"] == \
+        "bfloat16"
+    assert models["whisper-base"]["compute_type"] == "int8"
+    assert all(group.calls == ["model_info"] for group in groups)
+
+
+def test_models_are_listed_without_a_choice_their_group_cannot_tell(client, groups):
+    groups[2].answers["model_info"] = Unavailable("the audio group has no replica")
+    reply = client.get("/v1/models")
+    assert reply.status_code == 200
+    models = {m["id"]: m for m in reply.json()["data"]}
+    assert "compute_type" not in models["whisper-base"]
+    assert models["smollm2-135m-instruct"]["dtype"] == "float32"
 
 
 def test_keys_guard_every_route_but_health_and_the_schema(groups, monkeypatch):

@@ -11,7 +11,7 @@ from deployments.core.deadline import deadline_after
 from deployments.core.errors import ServeError
 from serve_app.calls import ReplicaGroup
 from serve_app.http_errors import status_of
-from serve_app.streams import next_item
+from serve_app.token_stream import next_item
 
 
 async def tokens(*delays: float):

@@ -3,6 +3,7 @@ never an error when the cache cannot be written or read."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -62,4 +63,16 @@ def test_a_torn_entry_is_ignored(checkpoint):
 def test_a_cache_that_cannot_be_written_is_not_an_error(checkpoint):
     Path(checkpoint).with_suffix(trace_cache.SUFFIX).write_text("a file where the dir would go")
     assert trace_cache.save(checkpoint, SETTINGS, _traced(), {}) is None
+    assert trace_cache.load(checkpoint, SETTINGS) is None
+
+
+def test_a_checkpoint_replaced_in_place_with_its_size_and_mtime_kept_misses(checkpoint):
+    trace_cache.save(checkpoint, SETTINGS, _traced(), {})
+    before = os.stat(checkpoint)
+    replacement = Path(checkpoint).with_name("other-weights")
+    replacement.write_bytes(b"retrain")  # as long as b"weights"
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))  # as cp -p keeps it
+    os.replace(replacement, checkpoint)
+    after = os.stat(checkpoint)
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     assert trace_cache.load(checkpoint, SETTINGS) is None

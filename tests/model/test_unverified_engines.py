@@ -155,3 +155,28 @@ def test_neuron_clip_compiles_once_in_its_dtype_and_reloads(fakes, model_dir, tm
     assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
     load_vision_engine(config, str(cache))
     assert torch_neuronx.traced_dtypes == [torch.bfloat16]  # loaded, not compiled again
+
+
+def test_a_neuron_clip_save_cut_short_leaves_no_file_and_the_next_start_compiles(
+        fakes, model_dir, tmp_path, monkeypatch):
+    import torch
+    import torch_neuronx
+
+    def save_cut_short(module, path) -> None:  # the disk fills half way through the file
+        with open(path, "wb") as partial:
+            partial.write(b"PK\x03\x04 half a TorchScript archive")
+        raise OSError("No space left on device")
+
+    config = VisionEngineConfig(name="neuron", neuron_batch_size=2)
+    cache = tmp_path / "store"
+    cache.mkdir()
+    (cache / "clip-vit-b-32").symlink_to(Path(model_dir) / "clip-vit-b-32")
+    with monkeypatch.context() as patched:
+        patched.setattr(torch.jit, "save", save_cut_short)
+        with pytest.raises(OSError, match="No space left"):
+            load_vision_engine(config, str(cache))
+    assert list((cache / "neuron").iterdir()) == []  # nothing a later start would load
+    engine = load_vision_engine(config, str(cache))
+    assert torch_neuronx.traced_dtypes == [torch.float32, torch.float32]  # compiled anew
+    assert engine.embed_images([Image.new("RGB", (32, 32))]).shape[0] == 1
+    assert [p.suffix for p in (cache / "neuron").iterdir()] == [".pt"]

@@ -10,13 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from deployments.core.errors import Undecodable
+from deployments.core.image_media import decode_image_bytes
 from deployments.core.models import model_path
-from deployments.engines.open_clip_engine import (
-    ImageDecodeError,
-    OpenClipEngine,
-    decode_image_bytes,
-    zero_shot_scores,
-)
+from deployments.engines.open_clip_engine import OpenClipEngine, zero_shot_scores
 from tests.conftest import REPO
 from tests.media import png_image
 
@@ -43,7 +40,7 @@ def test_embeddings_are_unit_length_and_batch_invariant(engine):
 
 def test_bad_images_raise_decode_errors():
     for data in (b"", b"not an image", png_image()[:40]):
-        with pytest.raises(ImageDecodeError):
+        with pytest.raises(Undecodable):
             decode_image_bytes(data)
 
 
@@ -65,7 +62,8 @@ def test_the_traced_image_tower_embeds_exactly_as_eager(engine, checkpoint):
 
 FROM_CACHE = """
 import sys, numpy as np
-from deployments.engines.open_clip_engine import OpenClipEngine, decode_image_bytes
+from deployments.core.image_media import decode_image_bytes
+from deployments.engines.open_clip_engine import OpenClipEngine
 from tests.media import png_image
 engine = OpenClipEngine("ViT-B-32", sys.argv[1])
 images = [decode_image_bytes(png_image((i * 60, 30, 200))) for i in range(3)]

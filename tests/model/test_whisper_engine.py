@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deployments.engines.whisper import (
-    AudioDecodeError,
-    FasterWhisperEngine,
-    decode_audio_bytes,
-)
+from deployments.core.audio_media import decode_audio_bytes
+from deployments.core.errors import Undecodable
+from deployments.engines.whisper import FasterWhisperEngine
 from tests.speech import encode_as, speak
 
 SENTENCES = [
@@ -84,12 +82,12 @@ def test_decode_formats_agree_on_duration(clips: list[bytes]) -> None:
     ids=["empty", "text", "binary"],
 )
 def test_undecodable_bytes_raise(data: bytes) -> None:
-    with pytest.raises(AudioDecodeError):
+    with pytest.raises(Undecodable):
         decode_audio_bytes(data)
 
 
 def test_truncated_wav_header_raises(clips: list[bytes]) -> None:
-    with pytest.raises(AudioDecodeError):
+    with pytest.raises(Undecodable):
         decode_audio_bytes(clips[0][:40])
 
 

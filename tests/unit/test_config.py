@@ -11,7 +11,9 @@ from deployments.replicas.serve_options import deployment_options
 def test_defaults_are_valid_and_cpu_friendly():
     config = load_config(None)
     assert config.text.engine.name == "transformers"
-    assert config.audio.engine.compute_type == "int8"
+    # chosen at start from the CPU the replica finds (deployments/core/precision.py)
+    assert config.audio.engine.compute_type == "auto"
+    assert config.text.engine.dtype == config.vision.engine.dtype == "auto"
     assert config.ingress.num_cpus == 0  # never starves on a 2-CPU node
     for settings in (config.text, config.vision, config.audio):
         assert settings.resources.num_cpus < 1

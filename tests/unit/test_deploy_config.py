@@ -60,4 +60,4 @@ def test_args_merge_field_by_field_and_leave_the_config_as_it_was():
     assert engine["dtype"] == "float32" and engine["name"] == "transformers"
     assert changed["applications"][0]["args"]["vision"] == config["applications"][0]["args"][
         "vision"]
-    assert config["applications"][0]["args"]["text"]["engine"]["dtype"] == "bfloat16"
+    assert config["applications"][0]["args"]["text"]["engine"]["dtype"] == "auto"

@@ -1,0 +1,104 @@
+"""The call protocol between the front end and the replicas: what goes with every call (a
+CallContext) and what comes back (a typed reply, or for a text stream its typed events).
+
+Every replica method takes the context as its last argument and answers with a Reply; each
+reply carries the stages of the call (`stages`: name, epoch start, seconds), filled by the
+replica when the context asks for timing (deployments/replicas/timed_calls.py) and left empty
+otherwise. A text stream yields TokenDelta events, then one StreamEnd with the usage, the
+finish reason and the stages. All of them are small plain dataclasses, pickled across Ray.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+Stages = list[tuple[str, float, float]]  # (name, epoch start, seconds)
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What travels with one call: the request's absolute wall-clock deadline (None: none),
+    and whether the replica should report the stages of its time."""
+
+    deadline: float | None = None
+    timed: bool = False
+
+
+NO_CONTEXT = CallContext()
+
+
+@dataclass
+class Reply:
+    """A replica's answer; `stages` is where the call's time went, when it was asked."""
+
+    stages: Stages = field(default_factory=list, kw_only=True)
+
+    def payload(self) -> dict[str, Any]:
+        """The answer without its stages, as plain data (what the response cache keeps)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "stages"}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Reply:
+        return cls(**payload)
+
+
+@dataclass
+class ReadyReply(Reply):
+    """The replica has loaded its model."""
+
+
+@dataclass
+class ModelInfoReply(Reply):
+    """What the engine chose at start: {"dtype": ..., "dtype_reason": ...} (compute_type and
+    compute_type_reason for Whisper)."""
+
+    fields: dict[str, str]
+
+
+@dataclass
+class EmbeddingsReply(Reply):
+    vectors: list[Any]  # one numpy vector per input, in order
+
+
+@dataclass
+class LabelsReply(Reply):
+    labels: list[dict[str, Any]]  # [{label, score}], most likely first
+
+
+@dataclass
+class TranscriptReply(Reply):
+    text: str
+    language: str
+    language_probability: float
+    duration: float
+    segments: list[dict[str, Any]]  # [{id, start, end, text}]
+
+
+@dataclass
+class CompletionReply(Reply):
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length" | "abort"
+
+
+@dataclass
+class TokenDelta:
+    """A piece of a text stream's output."""
+
+    text: str
+
+
+@dataclass
+class StreamEnd(Reply):
+    """The last event of a text stream."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+TextEvent = TokenDelta | StreamEnd
