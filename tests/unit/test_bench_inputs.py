@@ -156,12 +156,3 @@ def test_a_run_is_dirty_when_code_changed_not_when_results_did(monkeypatch, tmp_
     assert not environment.git_commit().endswith("-dirty")
     (tmp_path / "code.py").write_text("x = 2\n")
     assert environment.git_commit().endswith("-dirty")
-
-
-def test_suites_run_three_rounds_unless_told_otherwise():
-    from bench import cli
-
-    assert cli.parser().parse_args(["suite", "stacks"]).rounds == 3
-    assert cli.parser().parse_args(["suite", "clip", "--rounds", "5"]).rounds == 5
-    with pytest.raises(SystemExit):
-        cli.parser().parse_args(["suite", "clip", "--rounds", "0"])
