@@ -11,6 +11,7 @@ them out.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 import time
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import ray
 
 from bench.http_client import send
 from bench.records import RequestRecord
@@ -61,6 +61,8 @@ class LoadClient:
         return self.routes.get(path, self.url)
 
     def node(self) -> dict[str, str]:
+        import ray
+
         context = ray.get_runtime_context()
         return {"node_id": context.get_node_id(), "ip": ray.util.get_node_ip_address()}
 
@@ -130,4 +132,9 @@ class LoadClient:
         self.records.append(record)
 
 
-RemoteLoadClient = ray.remote(LoadClient)
+@functools.cache
+def remote_load_client() -> Any:
+    """LoadClient as a Ray actor class, made on first use, so this module imports without Ray."""
+    import ray
+
+    return ray.remote(LoadClient)

@@ -1,5 +1,6 @@
 """Places client actors on the Ray cluster's nodes, hands each its share of the load, shows
-progress, and gathers every request record.
+progress, and gathers every request record. Ray is imported where the clients are started, so
+the load's plans and specs import without it.
 
 By default there is one client actor per alive node, pinned there, so adding nodes adds load
 capacity; `actors` puts several on each node (round robin) when one process is not enough.
@@ -14,11 +15,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
 from bench.arrivals import arrival_times, split_round_robin
-from bench.client_actor import ClientPlan, RemoteLoadClient
+from bench.client_actor import ClientPlan, remote_load_client
 from bench.records import RequestRecord
 from bench.workloads.base import Workload
 
@@ -81,11 +79,16 @@ def _quotas(requests: int | None, loops: list[int]) -> list[int | None]:
 
 
 def alive_nodes() -> list[dict[str, Any]]:
+    import ray
+
     return [node for node in ray.nodes() if node.get("Alive")]
 
 
 def start_clients(url: str, workload: Workload, spec: LoadSpec,
                   routes: dict[str, str] | None = None) -> list[Any]:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     nodes = alive_nodes()
     wanted = spec.actors or len(nodes)
     if spec.rate is None:
@@ -97,8 +100,8 @@ def start_clients(url: str, workload: Workload, spec: LoadSpec,
         options: dict[str, Any] = {
             "num_cpus": spec.client_cpus, "max_concurrency": 10_000,
             "scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)}
-        clients.append(RemoteLoadClient.options(**options).remote(url, workload_ref,
-                                                                  spec.timeout_s, routes))
+        clients.append(remote_load_client().options(**options).remote(
+            url, workload_ref, spec.timeout_s, routes))
     return clients
 
 
@@ -107,6 +110,8 @@ def generate_load(url: str, workload: Workload, spec: LoadSpec, quiet: bool = Fa
                   ) -> tuple[list[RequestRecord], dict[str, Any]]:
     """Runs the load to completion; returns the records and where the clients ran. `routes`:
     {path: base URL} for the requests not sent to `url`."""
+    import ray
+
     clients = start_clients(url, workload, spec, routes)
     try:
         placement = ray.get([client.node.remote() for client in clients])
@@ -125,6 +130,8 @@ def generate_load(url: str, workload: Workload, spec: LoadSpec, quiet: bool = Fa
 
 def _wait_with_progress(runs: list, clients: list, spec: LoadSpec, start_at: float,
                         quiet: bool) -> None:
+    import ray
+
     pending = list(runs)
     while pending:
         _, pending = ray.wait(pending, num_returns=len(pending), timeout=PROGRESS_EVERY_S)
