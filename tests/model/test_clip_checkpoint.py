@@ -56,8 +56,9 @@ def reference_embeddings(checkpoint: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def engine_embeddings(checkpoint: str | None, model_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Built as the vision replica builds its engine: the registry, from the config."""
-    config = VisionEngineConfig(checkpoint=checkpoint)
+    """Built as the vision replica builds its engine: the registry, from the config; in
+    float32, as the reference is, whatever dtype this CPU would choose."""
+    config = VisionEngineConfig(checkpoint=checkpoint, dtype="float32")
     engine = load_vision_engine(config, str(model_dir))
     return engine.embed_images(images()), engine.embed_texts(TEXTS)
 

@@ -167,7 +167,7 @@ def test_a_neuron_clip_save_cut_short_leaves_no_file_and_the_next_start_compiles
             partial.write(b"PK\x03\x04 half a TorchScript archive")
         raise OSError("No space left on device")
 
-    config = VisionEngineConfig(name="neuron", neuron_batch_size=2)
+    config = VisionEngineConfig(name="neuron", neuron_batch_size=2, dtype="float32")
     cache = tmp_path / "store"
     cache.mkdir()
     (cache / "clip-vit-b-32").symlink_to(Path(model_dir) / "clip-vit-b-32")
