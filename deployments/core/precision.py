@@ -2,11 +2,11 @@
 says `auto`: chosen from the CPU it finds (deployments/core/cpu_features.py), each choice with
 the one-line reason that the startup log and `/v1/models` show.
 
-bfloat16 pays on a CPU only with native bfloat16 instructions (AVX512-BF16 or AMX: 2-3.4x
-float32 for the LLM and CLIP, docs/engines.md); without them torch and vLLM fall back to
-converting every element and bfloat16 runs slower than float32. CTranslate2's int8 needs
-integer dot products of at least AVX2 width to pay on x86. A profile that names a value
-forces it: `auto` is the only value chosen here.
+bfloat16 pays on a CPU only with native bfloat16 instructions (AVX512-BF16 or AMX;
+docs/engines.md has the measurements); without them torch and vLLM fall back to converting every
+element and bfloat16 runs slower than float32. CTranslate2's int8 needs integer dot products of
+at least AVX2 width to pay on x86. A profile that names a value forces it: `auto` is the only
+value chosen here.
 """
 
 from __future__ import annotations
@@ -92,7 +92,6 @@ def resolve_compute_type(configured: str, device: str, cpu: CpuFeatures,
     if configured != AUTO:
         return forced(configured)
     return cuda_compute_type() if device == "cuda" else cpu_compute_type(cpu, supported)
-
 
 
 def as_fields(choices: dict[str, Choice]) -> dict[str, str]:
