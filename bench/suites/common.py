@@ -22,23 +22,6 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 SCHEMA = "mmserve-bench/suite/2"
 
 
-def measure(holder: Any, label: str, target: Target, workload: Workload, spec: LoadSpec,
-            bounds: dict[str, float] | None = None) -> dict[str, Any]:
-    """One run of a suite, its files named `<holder.name>-<label>`, kept in holder.runs."""
-    with ray_for_clients(target, None):
-        report = execute_run(target, workload, spec, bounds or {},
-                             name=f"{holder.name}-{label}", command=holder.command,
-                             out=holder.out)
-    holder.runs[label] = report
-    overall = report["metrics"]["overall"]
-    print(f"== {holder.name} {label}: {overall['request_throughput']:.2f} req/s, items "
-          f"{overall['item_throughput']:.2f}/s, e2e p95 "
-          f"{(overall['e2e'] or {}).get('p95', float('nan')):.3f} s, errors "
-          f"{overall['requests']['errors']}; {report['environment']['uptime_after']}",
-          file=sys.stderr, flush=True)
-    return report
-
-
 class Round:
     """One round of a suite: its runs and extras, its files named `<suite>-r<number>-<label>`.
     It answers what a suite's `summarize` reads (runs, extra, duration_s)."""
@@ -52,7 +35,19 @@ class Round:
 
     def run(self, label: str, target: Target, workload: Workload, spec: LoadSpec,
             bounds: dict[str, float] | None = None) -> dict[str, Any]:
-        return measure(self, label, target, workload, spec, bounds)
+        """One run, its files named `<suite>-r<number>-<label>`, kept in `runs`."""
+        with ray_for_clients(target, None):
+            report = execute_run(target, workload, spec, bounds or {},
+                                 name=f"{self.name}-{label}", command=self.command,
+                                 out=self.out)
+        self.runs[label] = report
+        overall = report["metrics"]["overall"]
+        print(f"== {self.name} {label}: {overall['request_throughput']:.2f} req/s, items "
+              f"{overall['item_throughput']:.2f}/s, e2e p95 "
+              f"{(overall['e2e'] or {}).get('p95', float('nan')):.3f} s, errors "
+              f"{overall['requests']['errors']}; {report['environment']['uptime_after']}",
+              file=sys.stderr, flush=True)
+        return report
 
 
 OneRound = Callable[[Round], tuple[dict[str, Any], str]]
@@ -67,13 +62,8 @@ class Suite:
         self.out = out or RESULTS / name
         self.out.mkdir(parents=True, exist_ok=True)
         self.environment = {**machine(), "started_at": now_iso(), "uptime_before": uptime()}
-        self.runs: dict[str, dict[str, Any]] = {}
         self.extra: dict[str, Any] = {}
         self.done_rounds: list[Round] = []
-
-    def run(self, label: str, target: Target, workload: Workload, spec: LoadSpec,
-            bounds: dict[str, float] | None = None) -> dict[str, Any]:
-        return measure(self, label, target, workload, spec, bounds)
 
     def in_rounds(self, one_round: OneRound,
                   across: AcrossRounds | None = None) -> dict[str, Any]:
@@ -100,9 +90,7 @@ class Suite:
         self.environment.update(finished_at=now_iso(), uptime_after=uptime())
         document = {"schema": SCHEMA, "name": self.name, "command": self.command,
                     "environment": self.environment, "rounds_run": len(self.done_rounds),
-                    **self.extra, "results": results,
-                    "runs": {label: f"{report['name']}.json"
-                             for label, report in self.runs.items()}}
+                    **self.extra, "results": results}
         write_json(document, self.out / f"{self.name}.json")
         header = self.header()
         (self.out / f"{self.name}.md").write_text(header + markdown)

@@ -21,7 +21,7 @@ from bench.records import RequestRecord
 from bench.report import records_of
 from bench.run import execute_run, ray_for_clients, write_outputs
 from bench.stats import summarize
-from bench.suites.common import Round, Suite, fmt, overall
+from bench.suites.common import Round, fmt, overall
 from bench.workloads import Workload
 from cluster.deploy import with_args
 
@@ -69,9 +69,9 @@ def header_summary(records: list[RequestRecord]) -> dict[str, Any]:
             "client_e2e": client}
 
 
-def run_recorded(suite: Suite | Round, label: str, target: Target, workload: Workload,
+def run_recorded(suite: Round, label: str, target: Target, workload: Workload,
                  spec: LoadSpec) -> dict[str, Any]:
-    """Suite.run, with the answers' headers summarized into the report."""
+    """Round.run, with the answers' headers summarized into the report."""
     name = f"{suite.name}-{label}"
     with ray_for_clients(target, None):
         report = execute_run(target, workload, spec, {}, name=name, command=suite.command,

@@ -102,7 +102,7 @@ def _with_args(app: Target, args: dict[str, Any]) -> Target:
     return redeploy(replace(app, config=with_args(app.config, args)), [])
 
 
-def _chat_runs(suite: Suite | Round, engine: str, app: Target, workload: Workload,
+def _chat_runs(suite: Round, engine: str, app: Target, workload: Workload,
                spec: dict[int, LoadSpec]) -> None:
     for clients in CLIENTS:
         suite.run(f"{engine}-c{clients}", app, workload, spec[clients], SLO)
