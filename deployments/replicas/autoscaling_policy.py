@@ -1,7 +1,8 @@
 """The `queue` autoscaling policy: a replica group follows its own queue within seconds.
 
 Serve calls the policy on its controller every control-loop tick with an AutoscalingContext
-(`autoscaling: {policy: queue}` in a profile; deployments/core/config.py builds the Serve config):
+(`autoscaling: {policy: queue}` in a profile; deployments/replicas/serve_options.py builds the
+Serve config):
 
     wanted    = ceil(ongoing + queued requests / target_ongoing_requests), within min..max
     up        as soon as `wanted` has stayed above the current target for upscale_delay_s
