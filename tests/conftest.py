@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "model", "integration", "system")
 APP_NAME = "mmserve-test"
+# How often Ray's agent exports metrics on the test cluster (Ray's default is 10 s): tests that
+# read Prometheus wait for an export or two, and seconds are cheaper than tens of seconds.
+METRICS_EXPORT_S = 2
 # Small limits and a longer batch window make the behaviour under test easy to provoke.
 TEST_ARGS = {
     "ingress": {"max_body_bytes": 2 * 1024 * 1024, "request_timeout_s": 120},
@@ -63,7 +66,8 @@ def model_dir() -> str:
 def ray_cluster(model_dir: str):
     from cluster.local_ray import LocalRay
 
-    env = {"PYTHONPATH": str(REPO), "MMSERVE_MODEL_DIR": model_dir}
+    env = {"PYTHONPATH": str(REPO), "MMSERVE_MODEL_DIR": model_dir,
+           "RAY_metrics_report_interval_ms": str(METRICS_EXPORT_S * 1000)}
     cluster = LocalRay(num_cpus=2, env=env).start()
     yield cluster
     cluster.stop()

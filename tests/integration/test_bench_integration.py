@@ -11,10 +11,11 @@ from bench.app_launcher import Target
 from bench.load import LoadSpec
 from bench.run import execute_run
 from bench.workloads import build_workload
+from tests.conftest import METRICS_EXPORT_S
 
 pytestmark = pytest.mark.integration
-# Ray's agent exports every 10 s on the test cluster: wait that long before the last scrape.
-EXPORT_INTERVAL_S = 11.0
+# Wait for one more of Ray's exports before the last scrape.
+SCRAPE_SETTLE_S = METRICS_EXPORT_S + 1.0
 STATS = {"count", "mean", "std", "min", "max", "p50", "p90", "p95", "p99"}
 
 
@@ -30,7 +31,7 @@ def test_closed_loop_mixed_bench_reports_every_metric(target, tmp_path):
     spec = LoadSpec(concurrency=4, duration_s=6.0, warmup_s=1.0, timeout_s=90.0)
     report = execute_run(target, workload, spec, {"e2e": 60.0}, name="it", command="pytest",
                          out=tmp_path, scrape_interval_s=2.0,
-                         scrape_settle_s=EXPORT_INTERVAL_S, quiet=True, include_records=True)
+                         scrape_settle_s=SCRAPE_SETTLE_S, quiet=True, include_records=True)
 
     written = json.loads((tmp_path / "it.json").read_text())
     assert written["schema"] == "mmserve-bench/run/1" and written["metrics"] == report["metrics"]

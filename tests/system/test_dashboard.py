@@ -37,7 +37,7 @@ CHAT_MODEL, CLIP_MODEL, WHISPER_MODEL = "smollm2-135m-instruct", "clip-vit-b-32"
 # Grafana's $__rate_interval is about 4 scrape intervals on a live dashboard; here the window
 # spans the whole test, so every series the load made is still in it when the queries run.
 VARIABLES = {"application": APP_NAME, "__rate_interval": "5m"}
-# Ray's agent exports every 10 s (RAY_metrics_report_interval_ms): time for two exports.
+# Ray's agent exports every few seconds on the test cluster (tests/conftest.py): time for many.
 EXPORT_WAIT_S = 60
 # Histograms from the ingress (streams, pipeline) and from the replicas' batchers.
 FIRST_SEEN = ("ray_mmserve_time_to_first_token_seconds_count",

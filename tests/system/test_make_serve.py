@@ -174,8 +174,10 @@ def test_make_serve_shows_nothing_without_credentials_and_stops_on_sigterm_to_it
 
 
 def test_sigint_to_the_launcher_stops_everything_it_started_even_signalled_again(started):
-    """With Serve's Python proxy as the ingress instead of the default HAProxy."""
-    app = started(lambda args: launch([*args, "--ingress", "proxy"]))
+    """With Serve's Python proxy as the ingress instead of the default HAProxy, on the profile
+    without vLLM (the launcher's stop does not depend on the engine; it starts sooner)."""
+    app = started(lambda args: launch([*args, "--ingress", "proxy",
+                                       "--profile", "cpu-transformers"]))
     assert httpx.get(f"{app.url}/v1/models", timeout=30).status_code == 200  # loopback: no key
     listening = app.listeners()
     assert not any("haproxy" in listener.command for listener in listening), listening
