@@ -125,8 +125,8 @@ def default_text(field: FieldInfo) -> str:
         return "required"
     value = field.get_default(call_default_factory=True)
     if isinstance(value, BaseModel):
-        changed = {name: getattr(value, name) for name in value.model_fields_set
-                   if getattr(value, name) != type(value).model_fields[name].default}
+        changed = {name: getattr(value, name) for name, info in type(value).model_fields.items()
+                   if name in value.model_fields_set and getattr(value, name) != info.default}
         if changed:
             return ", ".join(f"`{name}: {json.dumps(item)}`" for name, item in changed.items())
         return "its defaults"
