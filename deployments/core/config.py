@@ -385,15 +385,49 @@ class Tracing(_Strict):
     service_name: str = Field("mmserve", min_length=1, description="the spans' service.name")
 
 
-class Slo(_Strict):
-    """The latency each route promises; `ray_mmserve_slo_requests_total{met}` counts against
-    it, so goodput is the rate of met="true"."""
+class RouteObjective(_Strict):
+    """What one route promises: the time to its first token (streams, and the prefill of every
+    text answer) and to its whole answer, from the request's arrival at the ingress."""
 
-    ttft_s: float = Field(2.0, gt=0, description="streams: time to the first token")
-    latency_s: dict[str, float] = Field(
-        default_factory=lambda: {"/v1/chat/completions": 30.0, "/v1/embeddings": 2.0,
-                                 "/v1/audio/transcriptions": 15.0, "/v1/pipeline": 30.0},
-        description="whole answers: arrival to answer, by route; a route not named has none")
+    ttft_s: float | None = Field(None, gt=0, description="time to the first token; unset: none")
+    e2e_s: float | None = Field(None, gt=0, description="time to the whole answer; unset: none")
+
+    def first_due_s(self) -> float | None:
+        """Seconds after arrival by which the first thing the route owes is due: the first
+        token where the route has a TTFT objective, else the whole answer."""
+        return self.ttft_s if self.ttft_s is not None else self.e2e_s
+
+
+class Slo(_Strict):
+    """Each route's latency objective. Every request carries its objective (arrival plus the
+    route's first due time) through every stage; `ray_mmserve_slo_requests_total{met}` counts
+    answers against it, so goodput is the rate of met="true". With `scheduling: slo` the
+    replica queues serve the earliest objective first and turn away at admission what is
+    predicted to miss it (429 with a Retry-After); `fifo` keeps arrival order."""
+
+    scheduling: Literal["fifo", "slo"] = Field(
+        "fifo", description="fifo: queues in arrival order; slo: earliest objective first, "
+        "with admission by predicted finish (docs/scheduling.md)")
+    chat: RouteObjective = Field(
+        default_factory=lambda: RouteObjective(ttft_s=2.0, e2e_s=30.0),
+        description="/v1/chat/completions")
+    pipeline: RouteObjective = Field(
+        default_factory=lambda: RouteObjective(ttft_s=5.0, e2e_s=30.0),
+        description="/v1/pipeline: its first token waits for the audio and image stages")
+    embeddings: RouteObjective = Field(
+        default_factory=lambda: RouteObjective(e2e_s=2.0), description="/v1/embeddings")
+    transcriptions: RouteObjective = Field(
+        default_factory=lambda: RouteObjective(e2e_s=15.0),
+        description="/v1/audio/transcriptions")
+
+    def for_route(self, path: str) -> RouteObjective | None:
+        """The objective of the route at `path`; None for routes without one."""
+        name = ROUTE_OBJECTIVES.get(path)
+        return getattr(self, name) if name else None
+
+
+ROUTE_OBJECTIVES = {"/v1/chat/completions": "chat", "/v1/pipeline": "pipeline",
+                    "/v1/embeddings": "embeddings", "/v1/audio/transcriptions": "transcriptions"}
 
 
 class Observability(_Strict):
@@ -405,7 +439,6 @@ class Observability(_Strict):
     metrics: bool = Field(True, description="the app's own ray_mmserve_* metrics (Ray Serve's "
                           "ray_serve_* stay)")
     tracing: Tracing = Field(default_factory=Tracing, description="OpenTelemetry spans")
-    slo: Slo = Field(default_factory=Slo, description="the latency each route promises")
 
 
 class AppConfig(_Strict):
@@ -419,7 +452,9 @@ class AppConfig(_Strict):
     cache: CacheSettings = Field(
         default_factory=CacheSettings, description="the response cache at the ingress")
     observability: Observability = Field(
-        default_factory=Observability, description="Server-Timing, metrics, tracing, SLOs")
+        default_factory=Observability, description="Server-Timing, metrics, tracing")
+    slo: Slo = Field(default_factory=Slo, description="each route's latency objective and how "
+                     "the queues use it")
     text: TextSettings = Field(default_factory=TextSettings, description="the text group")
     vision: VisionSettings = Field(default_factory=VisionSettings, description="the vision group")
     audio: AudioSettings = Field(default_factory=AudioSettings, description="the audio group")
