@@ -20,10 +20,13 @@ Stages = list[tuple[str, float, float]]  # (name, epoch start, seconds)
 @dataclass(frozen=True)
 class CallContext:
     """What travels with one call: the request's absolute wall-clock deadline (None: none),
-    and whether the replica should report the stages of its time."""
+    whether the replica should report the stages of its time, and its objective (absolute
+    wall-clock seconds by which its route's SLO wants it answered, None: none), by which an
+    "slo" queue orders its requests."""
 
     deadline: float | None = None
     timed: bool = False
+    objective: float | None = None
 
 
 NO_CONTEXT = CallContext()
