@@ -6,7 +6,8 @@ server's text replica serves its pipeline's LLM stage through it: the chat is re
 token ids here with the model's own chat template (the tokenizer of the same model folder
 the vLLM server loads) and sent to `/v1/completions` as a token-id prompt, so the vLLM server
 sees the same prompt tokens it would render from the messages itself. Streams are read as
-server-sent events; leaving one early closes the connection, which makes vLLM abort it.
+server-sent events; leaving one early closes the connection, which makes vLLM abort it. The
+objective is not sent: the server orders its own queue, as it would for that team.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class OpenAITextEngine:
         return self._session
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None) -> Completion:
+                       deadline: float | None = None,
+                       objective: float | None = None) -> Completion:
         body = completion_body(self.model, prompt, params, stream=False)
         async with self._post(body, deadline) as response:
             payload = await self._checked(response)
@@ -90,7 +92,8 @@ class OpenAITextEngine:
         return completion_of(payload)
 
     async def stream(self, prompt: list[int], params: SamplingParams,
-                     deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+                     deadline: float | None = None,
+                     objective: float | None = None) -> AsyncIterator[StreamDelta]:
         body = completion_body(self.model, prompt, params, stream=True)
         text: list[str] = []
         last: dict[str, Any] = {}

@@ -50,19 +50,22 @@ class ScheduledTextEngine:
         return self.engine.encode_chat(messages)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None) -> Completion:
-        control = RowControl(deadline=deadline)
+                       deadline: float | None = None,
+                       objective: float | None = None) -> Completion:
+        control = RowControl(deadline=deadline, objective=objective)
         try:
             return await self._submit(prompt, params, control)
         finally:
             control.cancelled.set()  # a no-op once finished; else its row stops at next step
 
     async def stream(self, prompt: list[int], params: SamplingParams,
-                     deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+                     deadline: float | None = None,
+                     objective: float | None = None) -> AsyncIterator[StreamDelta]:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        control = RowControl(deadline=deadline, on_text=lambda text: loop.call_soon_threadsafe(
-            pieces.put_nowait, text))
+        control = RowControl(deadline=deadline, objective=objective,
+                             on_text=lambda text: loop.call_soon_threadsafe(
+                                 pieces.put_nowait, text))
         row = asyncio.ensure_future(self._submit(prompt, params, control))
         # After every piece: the thread queued those before the row's outcome came back.
         row.add_done_callback(lambda _: pieces.put_nowait(None))

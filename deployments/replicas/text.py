@@ -61,7 +61,7 @@ class TextGenerator(BatchedReplica):
         check(ctx.deadline, "the completion")
         prompt = self._encode(messages)
         started, clock = time.time(), time.perf_counter()
-        completion = await self.engine.generate(prompt, params, ctx.deadline)
+        completion = await self.engine.generate(prompt, params, ctx.deadline, ctx.objective)
         timing.record("model", started, time.perf_counter() - clock)
         self._count_tokens(completion)
         return CompletionReply(completion.text, completion.prompt_tokens,
@@ -76,7 +76,7 @@ class TextGenerator(BatchedReplica):
         check(ctx.deadline, "the completion")
         prompt = self._encode(messages)
         finished = False
-        deltas = self.engine.stream(prompt, params, ctx.deadline)
+        deltas = self.engine.stream(prompt, params, ctx.deadline, ctx.objective)
         clock = _StreamClock()
         try:
             async for delta in deltas:
