@@ -25,6 +25,7 @@ from bench.arrivals import BurstSchedule
 from bench.capacity import rate_from_capacity
 from bench.environment import git_commit
 from bench.load import ARRIVALS, LoadSpec
+from bench.objectives import Objectives, parse_objectives
 from bench.rounds import DEFAULT_ROUNDS, MIN_ROUNDS
 from bench.slo import parse_duration, parse_slo
 from bench.suites import NAMES as SUITES
@@ -129,7 +130,12 @@ def _add_load(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
                        help="CPUs each client actor reserves in Ray")
     group.add_argument("--timeout", type=parse_duration, default=300.0)
     group.add_argument("--slo", type=parse_slo, default={},
-                       help="e.g. ttft=500ms,e2e=5s,tpot=50ms,itl=200ms,rtf=0.5")
+                       help="one SLO for every route, e.g. ttft=500ms,e2e=5s,tpot=50ms,"
+                       "itl=200ms,rtf=0.5")
+    group.add_argument("--route-slo", type=parse_objectives, default=Objectives.app_defaults(),
+                       help="each route's own objective, over the app's defaults: ttft (of "
+                       "streams) and e2e by route, e.g. ttft=1s,chat=20s,embeddings=500ms,"
+                       "transcriptions=10s,pipeline=20s (or a path: /v1/embeddings=500ms)")
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
@@ -383,7 +389,8 @@ def _run_or_sweep(args: argparse.Namespace, command: str) -> int:
     out = args.out or RUNS_DIR / name
     options = {"scrape_interval_s": args.scrape_interval,
                "scrape_settle_s": args.scrape_settle, "quiet": args.quiet,
-               "include_records": args.records, "make_plots": not args.no_plots}
+               "include_records": args.records, "make_plots": not args.no_plots,
+               "objectives": args.route_slo}
     with open_target(args.url, args.profile, args.metrics_url, args.num_cpus,
                      args.baseline_threads, args.ingress) as target, \
             ray_for_clients(target, args.address):
