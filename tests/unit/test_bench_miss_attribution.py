@@ -14,7 +14,8 @@ from bench.server_timing import first_token_timing, whole_timing
 from bench.workloads.base import CHAT, PIPELINE, RequestSpec
 
 EMBEDDINGS = "/v1/embeddings"
-OBJECTIVES = Objectives(2.0, {EMBEDDINGS: 1.0, "/v1/pipeline": 10.0})
+OBJECTIVES = Objectives({"/v1/pipeline": 2.0, "/v1/chat/completions": 2.0},
+                        {EMBEDDINGS: 1.0, "/v1/pipeline": 10.0})
 
 
 def header(**stages_ms: float) -> str:

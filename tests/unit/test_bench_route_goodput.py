@@ -40,13 +40,14 @@ def records() -> list[RequestRecord]:
 
 
 def test_the_defaults_are_the_apps():
-    defaults = Objectives.app_defaults()
-    assert defaults.ttft_s == Slo().ttft_s
-    assert defaults.e2e_s == Slo().latency_s
+    defaults, slo = Objectives.app_defaults(), Slo()
+    assert defaults.ttft_s == {CHAT: slo.chat.ttft_s, "/v1/pipeline": slo.pipeline.ttft_s}
+    assert defaults.e2e_s[CHAT] == slo.chat.e2e_s
+    assert defaults.e2e_s[EMBEDDINGS] == slo.embeddings.e2e_s
 
 
 def test_a_stream_is_held_to_ttft_and_e2e_a_whole_answer_to_e2e():
-    objectives = Objectives(2.0, {CHAT: 30.0, EMBEDDINGS: 2.0})
+    objectives = Objectives({CHAT: 2.0}, {CHAT: 30.0, EMBEDDINGS: 2.0})
     assert objectives.bounds(CHAT, stream=True) == {"ttft": 2.0, "e2e": 30.0}
     assert objectives.bounds(CHAT, stream=False) == {"e2e": 30.0}
     assert objectives.bounds("/v1/unlisted", stream=False) == {}
@@ -57,12 +58,15 @@ def test_a_stream_is_held_to_ttft_and_e2e_a_whole_answer_to_e2e():
 
 def test_overrides_replace_only_the_bounds_they_name():
     objectives = parse_objectives("ttft=500ms, embeddings=250ms, /v1/extra=1s")
-    assert objectives.ttft_s == 0.5
+    assert objectives.ttft_s[CHAT] == objectives.ttft_s["/v1/pipeline"] == 0.5
     assert objectives.e2e_s[EMBEDDINGS] == 0.25
     assert objectives.e2e_s["/v1/extra"] == 1.0
-    assert objectives.e2e_s[CHAT] == Slo().latency_s[CHAT]
-    with pytest.raises(ValueError, match="bad route SLO"):
-        parse_objectives("tpot=1s")
+    assert objectives.e2e_s[CHAT] == Slo().chat.e2e_s
+    one = parse_objectives("chat.ttft=1s")
+    assert one.ttft_s[CHAT] == 1.0 and one.ttft_s["/v1/pipeline"] == Slo().pipeline.ttft_s
+    for bad in ("tpot=1s", "chat.tpot=1s", "ttft.ttft=1s"):
+        with pytest.raises(ValueError, match="bad route SLO"):
+            parse_objectives(bad)
 
 
 def test_goodput_per_route_and_over_the_run(records):
