@@ -170,12 +170,12 @@ class TextEngineConfig(_Strict):
     max_prefill_tokens_per_step: int = Field(
         512, ge=1, description="transformers: prompt tokens admitted between two decode steps "
         "(at least one prompt), so new prompts cannot stall running streams for long")
-    queue_policy: Literal["fifo", "slo"] = Field(
-        "fifo", description="the order requests waiting for their prefill are served in: fifo "
+    queue_policy: Literal["fifo", "slo"] | None = Field(
+        None, description="the order requests waiting for their prefill are served in: fifo "
         "by arrival; slo the earliest objective first (requests without one last, ties by "
-        "arrival). transformers: its scheduler's waiting list; vllm: vLLM's priority "
-        "scheduling (engine_kwargs' scheduling_policy wins); tensorrt_llm and neuron: always "
-        "fifo (docs/engines.md)")
+        "arrival); unset: slo.scheduling. transformers: its scheduler's waiting list; vllm: "
+        "vLLM's priority scheduling (engine_kwargs' scheduling_policy wins); tensorrt_llm and "
+        "neuron: always fifo (docs/engines.md)")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="share for weights+KV")
     cpu_kvcache_space_gb: float | None = Field(None, gt=0, description="vllm on CPU: KV GiB")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs, or NeuronCores for neuron")

@@ -80,7 +80,8 @@ class TransformersTextEngine:
         return cls(str(resolve(config.model, model_dir)), config.dtype, config.threads,
                    config.quantization,
                    config.prefix_cache_mib if config.enable_prefix_caching else 0,
-                   config.max_prefill_tokens_per_step, config.attention, config.queue_policy)
+                   config.max_prefill_tokens_per_step, config.attention,
+                   config.queue_policy or "fifo")
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id

@@ -101,8 +101,7 @@ class DynamicBatcher(Generic[T, R]):
                  policy: Policy = "fifo", latency_model: LatencyModel | None = None,
                  wall_clock: Callable[[], float] = time.time,
                  monotonic_clock: Callable[[], float] = time.monotonic) -> None:
-        if policy not in ("fifo", "slo"):
-            raise ValueError(f"policy must be 'fifo' or 'slo', not {policy!r}")
+        _check_policy(policy)
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.batch_wait_timeout_s = batch_wait_timeout_s
@@ -128,6 +127,13 @@ class DynamicBatcher(Generic[T, R]):
 
     def set_batch_wait_timeout_s(self, seconds: float) -> None:
         self.batch_wait_timeout_s = seconds
+
+    def set_policy(self, policy: Policy) -> None:
+        """Switches policy live; the items queued are put in the new policy's order."""
+        _check_policy(policy)
+        self.policy = policy
+        order = _edf_key if policy == "slo" else (lambda waiting: waiting.arrived)
+        self._queue = deque(sorted(self._queue, key=order))
 
     async def __call__(self, item: T, deadline: float | None = None,
                        objective: float | None = None) -> R:
@@ -359,6 +365,11 @@ class DynamicBatcher(Generic[T, R]):
             raise RuntimeError(f"a batch of {len(batch)} returned {len(results)} results")
         self.latency_model.observe(len(batch), ended - started)
         return results, (started, ended)
+
+
+def _check_policy(policy: str) -> None:
+    if policy not in ("fifo", "slo"):
+        raise ValueError(f"policy must be 'fifo' or 'slo', not {policy!r}")
 
 
 def _past(deadline: float | None, now: float) -> bool:

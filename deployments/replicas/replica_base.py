@@ -16,6 +16,7 @@ from deployments.replicas import metrics
 from deployments.replicas.batch_stats import BatchStats
 from deployments.replicas.batcher import DynamicBatcher
 from deployments.replicas.free_memory import give_back_free_memory
+from deployments.replicas.serve_options import SCHEDULING
 from deployments.replicas.timed_calls import reports_timing
 
 R = TypeVar("R")
@@ -72,10 +73,14 @@ class BatchedReplica:
             self._model_thread, function, *args)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        batching = Batching.model_validate(user_config)
+        """The batching settings and the app's queue policy (serve_options.deployment_options)."""
+        live = dict(user_config)
+        policy = live.pop(SCHEDULING, "fifo")
+        batching = Batching.model_validate(live)
         for batcher in self.batchers:
             batcher.set_max_batch_size(batching.max_batch_size)
             batcher.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+            batcher.set_policy(policy)
 
     async def check_health(self) -> None:
         """Fails while the model thread is stuck in one call for over model_call_timeout_s.

@@ -11,6 +11,7 @@ from typing import Any
 from deployments.core.config import Autoscaling, DeploymentSettings, TextSettings
 
 QUEUE_POLICY = "deployments.replicas.autoscaling_policy:QueuePolicy"
+SCHEDULING = "scheduling"  # the user_config key beside the batching settings
 TEXT_ROUTERS = {"prefix": "deployments.replicas.prefix_router:PrefixAffinityRouter",
                 "ray_prefix": "deployments.replicas.ray_prefix_router:RayPrefixRouter"}
 
@@ -27,8 +28,10 @@ def autoscaling_config(autoscaling: Autoscaling) -> dict[str, Any]:
     return config
 
 
-def deployment_options(settings: DeploymentSettings, name: str) -> dict[str, Any]:
-    """The options of `Deployment.options(...)` for one replica group."""
+def deployment_options(settings: DeploymentSettings, name: str,
+                       scheduling: str = "fifo") -> dict[str, Any]:
+    """The options of `Deployment.options(...)` for one replica group; `scheduling` is the
+    app's queue policy (slo.scheduling), which reaches the batchers with their settings."""
     options: dict[str, Any] = {
         "name": name,
         "max_ongoing_requests": settings.max_ongoing_requests,
@@ -36,7 +39,7 @@ def deployment_options(settings: DeploymentSettings, name: str) -> dict[str, Any
         "health_check_period_s": settings.health_check_period_s,
         "health_check_timeout_s": settings.health_check_timeout_s,
         "ray_actor_options": settings.resources.ray_actor_options(),
-        "user_config": settings.batching.model_dump(),
+        "user_config": {**settings.batching.model_dump(), SCHEDULING: scheduling},
     }
     if settings.autoscaling is not None:
         options["autoscaling_config"] = autoscaling_config(settings.autoscaling)

@@ -262,3 +262,19 @@ def test_fifo_ignores_objectives_it_would_reject():
 def test_an_unknown_policy_is_refused():
     with pytest.raises(ValueError):
         DynamicBatcher(SyntheticModel(Clock()), policy="lifo")
+
+
+def test_switching_policy_live_puts_the_queue_in_the_new_order():
+    async def scenario():
+        model, _, batcher, first = await busy(max_batch_size=1, policy="fifo")
+        objectives = {1: T0 + 30, 2: None, 3: T0 + 10}
+        calls = [await queued(batcher, item, objective=objective)
+                 for item, objective in objectives.items()]
+        batcher.set_policy("slo")
+        model.release.set()
+        await asyncio.gather(first, *calls)
+        return model.batches
+
+    assert run(scenario()) == [[0], [3], [1], [2]]
+    with pytest.raises(ValueError, match="policy"):
+        DynamicBatcher(lambda items: items).set_policy("lifo")

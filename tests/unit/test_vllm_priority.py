@@ -51,7 +51,7 @@ def test_neuron_never_gets_priority_scheduling():
     assert "scheduling_policy" not in neuron_engine_args(config, "/m", "bfloat16")
 
 
-def test_the_queue_policy_defaults_to_fifo_and_knows_only_fifo_and_slo():
-    assert TextEngineConfig().queue_policy == "fifo"
+def test_the_queue_policy_follows_the_app_unless_set_and_knows_only_fifo_and_slo():
+    assert TextEngineConfig().queue_policy is None
     with pytest.raises(ValidationError, match="queue_policy"):
         TextEngineConfig(queue_policy="edf")
