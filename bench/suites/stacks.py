@@ -15,8 +15,9 @@ Each round, one stack after the other, each started for its runs and stopped aft
 
 Reported per round and across rounds (median, min-max): throughput, output tokens/s, TTFT p50
 and p95, the requests/s within their route's objective (bench/objectives.py: the app's
-defaults), and every route's e2e p95 and share within its objective, side by side. No goals:
-this suite reports.
+defaults), and every route's e2e p95 and share within its objective, side by side. Goals,
+checked in every round against `peers` at 16 clients (bench/suites/stacks_goals.py): within-SLO
+requests/s at least 2x, every route's e2e p95 at or below, requests/s at least 1.5x.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bench.load import LoadSpec
 from bench.peer_stack import running_peers
 from bench.rounds import DEFAULT_ROUNDS, median_range
 from bench.suites.common import Round, Suite, fmt, overall, quantile, ratio
+from bench.suites.stacks_goals import GOALS, PEER, goal_rows, goals_met
 from bench.workloads import DEFAULT_MIX, build_workload
 
 CLIENTS = (16, 1)
@@ -95,6 +97,8 @@ def _ratios(figures: dict[str, dict[str, Any]], other: str) -> dict[str, float |
         return {}
     ratios = {f"throughput_c{HEADLINE_CLIENTS}": ratio(app["request_throughput"],
                                                        peer["request_throughput"]),
+              f"goodput_c{HEADLINE_CLIENTS}": ratio(app["goodput_requests_per_s"],
+                                                    peer["goodput_requests_per_s"]),
               f"ttft_p95_c{HEADLINE_CLIENTS}": ratio(app["ttft_p95"], peer["ttft_p95"]),
               f"e2e_p95_c{HEADLINE_CLIENTS}": ratio(app["e2e_p95"], peer["e2e_p95"])}
     if one_app is not None and one_peer is not None:
@@ -111,6 +115,11 @@ def summarize(suite: Any) -> tuple[dict[str, Any], str]:
              "| ratio (app / other stack) | value |", "|---|---:|"]
     lines += [f"| {name} vs {other} | {fmt(value)} |"
               for other, ratios in results["app_vs"].items() for name, value in ratios.items()]
+    app, peers = (figures.get(label(s, HEADLINE_CLIENTS)) for s in ("app", PEER))
+    if app is not None and peers is not None:
+        results["goals"] = GOALS
+        results["goals_met"] = goals_met(app, peers)
+        lines += ["", *goal_rows(app, peers, results["goals_met"], HEADLINE_CLIENTS)]
     return results, "\n".join(lines) + "\n"
 
 
