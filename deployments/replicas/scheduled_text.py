@@ -46,6 +46,10 @@ class ScheduledTextEngine:
     def set_batch_wait_timeout_s(self, seconds: float) -> None:
         """No batch window: a request joins the running batch at the next decode step."""
 
+    def set_policy(self, policy: str) -> None:
+        """The scheduler's order was fixed at start (text.engine.queue_policy); the live
+        policy decides the replica's admission (replicas/first_token_forecast.py)."""
+
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return self.engine.encode_chat(messages)
 
