@@ -21,6 +21,7 @@ class OneRowTextEngine:
     """The TextEngine contract (deployments/engines/text_base.py) over one blocking engine."""
 
     batches_itself = True  # to the text replica: every request straight to generate / stream
+    by_objective = False  # the threadpool takes requests in arrival order
 
     def __init__(self, engine: Any, run_model: Callable[..., Awaitable[Any]]) -> None:
         if not callable(getattr(engine, "generate_batch", None)):

@@ -60,6 +60,7 @@ class OpenAITextEngine:
     """TextEngine over an OpenAI-compatible completions server (`base_url`) serving `model`."""
 
     batches_itself = True  # the server batches; every request goes straight to it
+    by_objective = False  # no objective is sent: the server's own order, by arrival by default
 
     def __init__(self, base_url: str, model: str, tokenizer: Any) -> None:
         self.base_url = base_url.rstrip("/")

@@ -70,6 +70,7 @@ def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
 
 class TensorRtLlmTextEngine:
     batches_itself = True
+    by_objective = False  # arrival order: see the module's docstring
 
     def __init__(self, model_path: str, config: Any) -> None:
         require("tensorrt_llm", "tensorrt-llm", "tensorrt_llm",

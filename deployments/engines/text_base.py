@@ -19,6 +19,7 @@ from deployments.core.generation import Completion, RowControl, SamplingParams, 
 
 class TextEngine(Protocol):
     batches_itself: bool  # True
+    by_objective: bool  # serves its waiting requests earliest objective first, else by arrival
 
     def encode_chat(self, messages: list[dict]) -> list[int]: ...
 

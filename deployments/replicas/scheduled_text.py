@@ -34,6 +34,7 @@ class ScheduledTextEngine:
                  stats: BatchStats) -> None:
         self.engine = engine
         self.scheduler = engine.scheduler
+        self.by_objective = self.scheduler.waiting.policy == "slo"
         self.run_model = run_model
         self.batch_stats = stats
         self._driver: asyncio.Task | None = None
