@@ -13,12 +13,17 @@ from ray.serve import Application
 from deployments.core.config import AppConfig, DeploymentSettings, TextSettings, load_config
 from deployments.core.models import default_model_dir
 from deployments.replicas.audio import SpeechTranscriber
-from deployments.replicas.serve_options import autoscaling_config, deployment_options
+from deployments.replicas.serve_options import (
+    GROUP_DEPLOYMENTS,
+    INGRESS,
+    autoscaling_config,
+    deployment_options,
+)
 from deployments.replicas.text import TextGenerator
 from deployments.replicas.vision import ImageEmbedder
 from serve_app.ingress import Ingress
 
-TEXT, VISION, AUDIO, INGRESS = "TextGenerator", "ImageEmbedder", "SpeechTranscriber", "Ingress"
+TEXT, VISION, AUDIO = (GROUP_DEPLOYMENTS[group] for group in ("text", "vision", "audio"))
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
@@ -29,13 +34,16 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 def bind_app(config: AppConfig) -> Application:
     model_dir = config.model_dir or str(default_model_dir())
     metrics_enabled = config.observability.metrics
-    scheduling = config.slo.scheduling
+    scheduling, capacity = config.slo.scheduling, config.capacity
     text_settings = _with_queue_policy(config.text, scheduling)
-    text = TextGenerator.options(**deployment_options(text_settings, TEXT, scheduling)).bind(
+    text = TextGenerator.options(
+        **deployment_options(text_settings, TEXT, scheduling, capacity)).bind(
         _init_args(text_settings), model_dir, metrics_enabled)
-    vision = ImageEmbedder.options(**deployment_options(config.vision, VISION, scheduling)).bind(
+    vision = ImageEmbedder.options(
+        **deployment_options(config.vision, VISION, scheduling, capacity)).bind(
         _init_args(config.vision), model_dir, metrics_enabled)
-    audio = SpeechTranscriber.options(**deployment_options(config.audio, AUDIO, scheduling)).bind(
+    audio = SpeechTranscriber.options(
+        **deployment_options(config.audio, AUDIO, scheduling, capacity)).bind(
         _init_args(config.audio), model_dir, metrics_enabled)
     return Ingress.options(**_ingress_options(config)).bind(
         config.model_dump(), text, vision, audio)

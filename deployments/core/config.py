@@ -434,6 +434,70 @@ class Slo(_Strict):
 
 ROUTE_OBJECTIVES = {"/v1/chat/completions": "chat", "/v1/pipeline": "pipeline",
                     "/v1/embeddings": "embeddings", "/v1/audio/transcriptions": "transcriptions"}
+# The route whose objective judges each model group in the capacity allocator: the route the
+# group serves alone (the pipeline's requests reach every group and carry their own).
+GROUP_ROUTES = {"text": "chat", "vision": "embeddings", "audio": "transcriptions"}
+
+
+class Capacity(_Strict):
+    """The capacity allocator (deployments/replicas/capacity_allocator.py) as the app's
+    autoscaling policy: one decision for the text, vision and audio groups together, so the
+    CPUs they share go to the group missing its objective (docs/profiles-and-clusters.md).
+
+    Each group keeps its own `min_replicas`..`max_replicas` (a group without `autoscaling`
+    keeps `num_replicas`: min = max) and is judged by the objective its own route's requests
+    carry (`slo`): text by chat's `ttft_s`, vision by embeddings' `e2e_s`, audio by
+    transcriptions' `e2e_s` (a route's first due time: `ttft_s` if set, else `e2e_s`). While
+    the policy runs, the delays here replace the groups' own. It is set on the application in
+    the Serve config (cluster/deploy.py writes it), which `serve run CONFIG.yaml` and `serve
+    deploy` read; `serve run serve_app.app:build_app` and Python's `serve.run` cannot set it:
+    there each group scales on its own queue (the queue policy, its own delays) instead.
+    Like any builder arg, changing this section restarts every replica."""
+
+    enabled: bool = Field(
+        False, description="the allocator decides every group's replicas (off: each group "
+        "scales on its own `autoscaling`)")
+    pool_cpus: float | None = Field(
+        None, gt=0, description="the CPUs the groups' replicas may reserve together; unset: "
+        "the Ray cluster's CPUs less the ingress's reservation (read by Serve's controller, "
+        "again every 30 s); set it on a cluster that adds nodes on demand, or that runs more "
+        "than this app")
+    busy_fraction: float = Field(
+        0.5, gt=0, le=1, description="the part of its objective a request may spend waiting: "
+        "a group whose predicted wait is past it is busy and gains a replica")
+    slack_fraction: float = Field(
+        0.2, ge=0, lt=1, description="a group that would still wait under this part of its "
+        "objective with one replica fewer can spare one")
+    upscale_delay_s: float = Field(
+        0.5, ge=0, description="how long a group stays busy before it gains a replica")
+    reclaim_delay_s: float = Field(
+        5.0, ge=0, description="how long a group has had a replica to spare before a busy "
+        "group may take it")
+    downscale_delay_s: float = Field(
+        30.0, ge=0, description="how long a group has had a replica to spare before it gives "
+        "it back unasked")
+    metrics_interval_s: float = Field(
+        0.5, gt=0, description="how often replicas and handles report their load, for a group "
+        "whose `autoscaling` leaves it unset (Serve's own default, 10 s, is too slow to see a "
+        "burst within a 2 s objective)")
+    look_back_period_s: float = Field(
+        1.5, gt=0, description="the window that load is averaged over, for a group whose "
+        "`autoscaling` leaves it unset")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Capacity:
+        if self.slack_fraction >= self.busy_fraction:
+            raise ValueError(f"slack_fraction ({self.slack_fraction}) must be below "
+                             f"busy_fraction ({self.busy_fraction}): a group could be busy "
+                             f"and spare a replica at once")
+        if self.reclaim_delay_s > self.downscale_delay_s:
+            raise ValueError(f"reclaim_delay_s ({self.reclaim_delay_s}) must not exceed "
+                             f"downscale_delay_s ({self.downscale_delay_s}): a busy group "
+                             f"would wait longer than an idle one gives back")
+        if self.look_back_period_s <= self.metrics_interval_s:
+            raise ValueError(f"look_back_period_s ({self.look_back_period_s}) must exceed "
+                             f"metrics_interval_s ({self.metrics_interval_s})")
+        return self
 
 
 class Observability(_Strict):
@@ -461,9 +525,34 @@ class AppConfig(_Strict):
         default_factory=Observability, description="Server-Timing, metrics, tracing")
     slo: Slo = Field(default_factory=Slo, description="each route's latency objective and how "
                      "the queues use it")
+    capacity: Capacity = Field(
+        default_factory=Capacity, description="the capacity allocator: replicas for every "
+        "group at once, by their objectives")
     text: TextSettings = Field(default_factory=TextSettings, description="the text group")
     vision: VisionSettings = Field(default_factory=VisionSettings, description="the vision group")
     audio: AudioSettings = Field(default_factory=AudioSettings, description="the audio group")
+
+    @model_validator(mode="after")
+    def _capacity_has_what_it_needs(self) -> AppConfig:
+        if not self.capacity.enabled:
+            return self
+        for group, route in GROUP_ROUTES.items():
+            if getattr(self.slo, route).first_due_s() is None:
+                raise ValueError(f"capacity.enabled needs an objective for slo.{route} "
+                                 f"(ttft_s or e2e_s): it judges the {group} group")
+        ingress = self.ingress.autoscaling
+        if ingress is not None and ingress.policy == "queue":
+            raise ValueError("capacity.enabled replaces every deployment's policy, the "
+                             "ingress's too (it gets Serve's default): set "
+                             "ingress.autoscaling.policy to ray")
+        return self
+
+    def group_objective_s(self, group: str) -> float:
+        """The seconds the capacity allocator judges `group` by (GROUP_ROUTES)."""
+        due = getattr(self.slo, GROUP_ROUTES[group]).first_due_s()
+        if due is None:
+            raise ValueError(f"slo.{GROUP_ROUTES[group]} has no objective")
+        return due
 
 
 class ConfigError(ValueError):

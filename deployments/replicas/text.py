@@ -57,6 +57,14 @@ class TextGenerator(BatchedReplica):
         super().reconfigure(user_config)
         self.first_tokens.set_policy(user_config.get(SCHEDULING, "fifo"))
 
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """No service rate: the capacity policy predicts a wait as backlog / rate, and a text
+        replica's backlog is mostly streams already decoding, which wait for nothing; a
+        finish rate (streams of seconds each) would make a group meeting its first-token
+        objective look far behind it. Without a rate the policy counts the group busy past
+        target_ongoing_requests per replica (its sequences decoded together)."""
+        return {}
+
     def engine_stats(self) -> dict[str, int]:
         """The engine's own counts: requests running and waiting; the prefix cache's."""
         return self.engine.stats()

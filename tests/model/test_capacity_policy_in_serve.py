@@ -75,3 +75,34 @@ def test_serves_app_level_wrapper_passes_the_moves_through_with_zero_delays():
             config=config) for dep in (vision, audio)}
         replicas, state = policy(contexts)
     assert replicas == {vision: 1, audio: 2}
+
+
+def test_the_config_cluster_deploy_writes_is_one_serve_accepts_and_builds_the_policy_from():
+    """The app's autoscaling_policy as Serve's controller takes it: validated by its deploy
+    schema, then turned into the instance it calls each tick."""
+    from ray.serve._private.autoscaling_state import _resolve_policy_callable
+    from ray.serve.config import AutoscalingPolicy
+    from ray.serve.schema import ServeDeploySchema
+
+    from cluster.deploy import app_config
+
+    config = app_config({"capacity": {"enabled": True, "upscale_delay_s": 1}})
+    app = ServeDeploySchema.model_validate(config).applications[0]
+    policy = _resolve_policy_callable(AutoscalingPolicy(**app.autoscaling_policy))
+    assert policy.pool_from_cluster and policy.settings.upscale_delay_s == 1
+    assert set(policy.groups) == {"TextGenerator", "ImageEmbedder", "SpeechTranscriber"}
+
+
+def test_each_groups_autoscaling_under_the_allocator_is_one_serve_accepts():
+    from ray.serve.config import AutoscalingConfig
+
+    from deployments.core.config import load_config
+    from deployments.replicas.serve_options import QUEUE_POLICY, deployment_options
+
+    config = load_config({"capacity": {"enabled": True},
+                          "vision": {"autoscaling": {"max_replicas": 2}}})
+    for settings in (config.text, config.vision, config.audio):
+        autoscaling = AutoscalingConfig(**deployment_options(
+            settings, "G", capacity=config.capacity)["autoscaling_config"])
+        assert autoscaling.upscale_delay_s == autoscaling.downscale_delay_s == 0
+        assert autoscaling.policy.policy_function == QUEUE_POLICY

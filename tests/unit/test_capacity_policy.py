@@ -123,3 +123,78 @@ def test_the_modules_serve_pickles_import_only_the_stdlib_and_the_allocator():
         foreign = {m for m in modules if m not in allowed_project
                    and m.split(".")[0] not in sys.stdlib_module_names}
         assert not foreign, (name, foreign)
+
+
+def tick(the_policy: CapacityPolicy, contexts: dict, now: float) -> dict:
+    """One control-loop tick at `now`; the states it returns are the next tick's."""
+    for ctx in contexts.values():
+        ctx.current_time = now
+    decisions, states = the_policy(contexts)
+    for dep, ctx in contexts.items():
+        ctx.policy_state = states[dep]
+    return decisions
+
+
+def test_a_pool_left_unset_is_the_clusters_cpus_less_the_ingress_read_every_30_s(
+        serve_default, monkeypatch):
+    reads = iter([2.5, 4.0])
+    asked = []
+    monkeypatch.setattr(capacity_policy, "cluster_cpus",
+                        lambda: asked.append(1) or next(reads))
+    the_policy = CapacityPolicy(pool_cpus=None, groups=GROUPS, reserved_cpus=0.5)
+    contexts = {VISION: context(VISION), AUDIO: context(AUDIO)}
+    tick(the_policy, contexts, 100.0)
+    assert the_policy.settings.pool_cpus == 2.0
+    tick(the_policy, contexts, 100.0 + capacity_policy.POOL_REFRESH_S - 1)
+    assert len(asked) == 1 and the_policy.settings.pool_cpus == 2.0
+    tick(the_policy, contexts, 100.0 + capacity_policy.POOL_REFRESH_S)
+    assert len(asked) == 2 and the_policy.settings.pool_cpus == 3.5
+
+
+def test_until_the_cluster_answers_the_pool_is_what_the_groups_hold(serve_default,
+                                                                     monkeypatch):
+    monkeypatch.setattr(capacity_policy, "cluster_cpus", lambda: None)
+    the_policy = CapacityPolicy(pool_cpus=None, groups=GROUPS)
+    contexts = {VISION: context(VISION, requests=40), AUDIO: context(AUDIO, replicas=2)}
+    for now in (100.0, 101.0):
+        decisions = tick(the_policy, contexts, now)
+    assert the_policy.settings.pool_cpus == 1.5  # 1 vision + 2 audio at 0.5
+    assert decisions[VISION] == 1  # busy, but no free CPU and audio has no slack yet
+    assert "0 CPUs free" in the_policy.last.decisions["vision"].reason
+
+
+class _Metric:
+    def __init__(self, kind: str, name: str, description: str, tag_keys: tuple) -> None:
+        self.kind, self.name, self.tag_keys, self.values = kind, name, tag_keys, []
+
+    def set(self, value: float, tags: dict) -> None:
+        self.values.append((value, tags))
+
+    def inc(self, value: float, tags: dict) -> None:
+        self.values.append((value, tags))
+
+
+def test_with_metrics_each_decision_is_exported_with_its_group_and_application(
+        serve_default, monkeypatch):
+    made: dict[str, _Metric] = {}
+
+    def make(kind, name, description, tag_keys):
+        made[name] = _Metric(kind, name, description, tag_keys)
+        return made[name]
+
+    monkeypatch.setattr(capacity_policy, "ray_metric", make)
+    the_policy = CapacityPolicy(pool_cpus=2, groups=GROUPS, metrics=True, upscale_delay_s=0)
+    contexts = {VISION: context(VISION, requests=40), AUDIO: context(AUDIO, rates={"r": 1.0})}
+    for ctx in contexts.values():
+        ctx.app_name = "mmserve"
+    tick(the_policy, contexts, 100.0)
+    replicas = dict((tags["group"], value)
+                    for value, tags in made["mmserve_capacity_replicas"].values)
+    assert replicas == {"vision": 2.0, "audio": 1.0}
+    assert made["mmserve_capacity_rate_measured"].values[0] == (
+        1.0, {"application": "mmserve", "group": "audio"})
+    assert made["mmserve_capacity_moves"].values == [
+        (1, {"application": "mmserve", "group": "vision", "action": "up"})]
+    assert made["mmserve_capacity_moves"].kind == "counter"
+    assert all(metric.kind == "gauge" for name, metric in made.items()
+               if name != "mmserve_capacity_moves")
