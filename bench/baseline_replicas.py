@@ -88,8 +88,9 @@ class Unbatched:
     def __init__(self, run_batch: Callable[[list[T]], Awaitable[Sequence[Any]]]) -> None:
         self.run_batch = run_batch
 
-    async def __call__(self, item: T, deadline: float | None = None) -> Any:
-        check(deadline)
+    async def __call__(self, item: T, deadline: float | None = None,
+                       objective: float | None = None) -> Any:
+        check(deadline)  # the threadpool server has no objective: it runs every item at once
         [result] = await self.run_batch([item])
         if isinstance(result, Exception):
             raise result

@@ -18,6 +18,9 @@ def serialized_as_serve_does() -> bytes:
     from ray._common.utils import import_module_and_attr
 
     module, attr = import_module_and_attr(POLICY)
+    # Serve's build task imports the module with Ray loaded, so the module registers its
+    # allocator then; here another test may have imported it first, before Ray.
+    module._ship_allocator_with_this_module()
     cloudpickle.register_pickle_by_value(module)
     try:
         return cloudpickle.dumps(attr)
