@@ -34,6 +34,7 @@ from deployments.core.deadline import check
 from deployments.core.models import resolve
 from deployments.engines import load_text_engine
 from deployments.replicas.audio import SpeechTranscriber
+from deployments.replicas.first_token_forecast import FirstTokenForecast
 from deployments.replicas.replica_base import BatchedReplica
 from deployments.replicas.text import TextGenerator
 from deployments.replicas.vision import ImageEmbedder
@@ -87,8 +88,9 @@ class Unbatched:
     def __init__(self, run_batch: Callable[[list[T]], Awaitable[Sequence[Any]]]) -> None:
         self.run_batch = run_batch
 
-    async def __call__(self, item: T, deadline: float | None = None) -> Any:
-        check(deadline)
+    async def __call__(self, item: T, deadline: float | None = None,
+                       objective: float | None = None) -> Any:
+        check(deadline)  # the threadpool server has no objective: it runs every item at once
         [result] = await self.run_batch([item])
         if isinstance(result, Exception):
             raise result
@@ -121,6 +123,8 @@ class BaselineTextGenerator(InThreadpool, TextGenerator.func_or_class):
         self.calls = calls
         self.engine = OneRowTextEngine(load_text_engine(self.settings.engine, model_dir),
                                        self.run_model)
+        self.first_tokens = FirstTokenForecast(self.engine.by_objective,
+                                               on_event=self.stats.count)
 
 
 class RemoteTextGenerator(TextGenerator.func_or_class):
@@ -133,6 +137,8 @@ class RemoteTextGenerator(TextGenerator.func_or_class):
         self.calls = ModelCalls()  # no model call runs here: stays at zero
         self.engine = OpenAITextEngine.from_model_folder(
             text_url, engine.served_model_name, str(resolve(engine.model, model_dir)))
+        self.first_tokens = FirstTokenForecast(self.engine.by_objective,
+                                               on_event=self.stats.count)
 
 
 def baseline_replicas(config: AppConfig, serialize: bool = False,

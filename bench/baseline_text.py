@@ -4,7 +4,8 @@
 It needs nothing of the engine but `encode_chat` and `generate_batch(prompts, params, controls)`
 (types in deployments/core/generation.py). A stream's text comes from its row's `on_text`, which
 the engine calls on the worker thread; a caller that goes away sets its row's `cancelled`, and
-the engine ends the row at its next step while the thread is freed.
+the engine ends the row at its next step while the thread is freed. The objective is ignored:
+the threadpool takes requests in arrival order.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class OneRowTextEngine:
     """The TextEngine contract (deployments/engines/text_base.py) over one blocking engine."""
 
     batches_itself = True  # to the text replica: every request straight to generate / stream
+    by_objective = False  # the threadpool takes requests in arrival order
 
     def __init__(self, engine: Any, run_model: Callable[..., Awaitable[Any]]) -> None:
         if not callable(getattr(engine, "generate_batch", None)):
@@ -33,7 +35,8 @@ class OneRowTextEngine:
         return self.engine.encode_chat(messages)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None) -> Completion:
+                       deadline: float | None = None,
+                       objective: float | None = None) -> Completion:
         control = RowControl(deadline=deadline)
         try:  # shielded: a caller that leaves need not wait for the thread to return
             return await asyncio.shield(self._start(prompt, params, control))
@@ -41,7 +44,8 @@ class OneRowTextEngine:
             control.cancelled.set()  # a no-op once the row has finished
 
     async def stream(self, prompt: list[int], params: SamplingParams,
-                     deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+                     deadline: float | None = None,
+                     objective: float | None = None) -> AsyncIterator[StreamDelta]:
         loop = asyncio.get_running_loop()
         arrivals: asyncio.Queue[StreamDelta | BaseException] = asyncio.Queue()
         control = RowControl(deadline=deadline, on_text=lambda text: loop.call_soon_threadsafe(

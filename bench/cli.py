@@ -4,7 +4,7 @@
     python -m bench run --url http://127.0.0.1:8000 --workload mixed --rate 4 --slo e2e=5s
     python -m bench sweep --profile cpu --workload image-embedding --concurrency-list 1,8,32
     python -m bench compare A.json B.json
-    python -m bench suite clip|whisper|stacks|llm|serve-llm|cache|observability [--rounds 3]
+    python -m bench suite clip|whisper|stacks|llm|serve-llm|cache|observability|slo [--rounds 3]
                                                     (committed, in bench/results/)
     python -m bench ceiling --threads 2             (offline CLIP throughput, one process)
     python -m bench fuzz --profile cpu --requests 10000   (generated requests; bench/results/fuzz)
@@ -21,8 +21,11 @@ import signal
 import sys
 from pathlib import Path
 
+from bench.arrivals import BurstSchedule
+from bench.capacity import rate_from_capacity
 from bench.environment import git_commit
-from bench.load import LoadSpec
+from bench.load import ARRIVALS, LoadSpec
+from bench.objectives import Objectives, parse_objectives
 from bench.rounds import DEFAULT_ROUNDS, MIN_ROUNDS
 from bench.slo import parse_duration, parse_slo
 from bench.suites import NAMES as SUITES
@@ -99,8 +102,23 @@ def _add_load(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
                            help="share of requests that must meet the SLO at a level")
     group.add_argument("--rate", type=float, default=None,
                        help="open loop: Poisson arrivals at this many requests/s")
+    if not sweep:
+        group.add_argument("--capacity-from", type=Path, default=None,
+                           help="instead of --rate: a sweep report (JSON) whose highest "
+                           "req/s is the capacity; the rate is --times-capacity times it")
+        group.add_argument("--times-capacity", type=float, default=1.5)
     group.add_argument("--burstiness", type=float, default=1.0,
                        help="gamma shape of the arrival gaps (1: Poisson, <1: burstier)")
+    group.add_argument("--arrivals", choices=ARRIVALS, default="poisson",
+                       help="open loop: poisson (one rate) or bursty (a burst of "
+                       "--burst-length at --burst-factor x the rate every --burst-period; "
+                       "the rate between bursts is lowered so the mean stays --rate)")
+    group.add_argument("--burst-period", type=parse_duration, default=60.0,
+                       help="bursty: one burst every this long, the first when measuring "
+                       "starts (measure whole periods for a mean of --rate)")
+    group.add_argument("--burst-length", type=parse_duration, default=10.0)
+    group.add_argument("--burst-factor", type=float, default=3.0,
+                       help="bursty: the burst's rate over the mean rate")
     group.add_argument("--duration", type=parse_duration, default=30.0,
                        help="measured time after warm-up, e.g. 60s, 2m")
     group.add_argument("--requests", type=int, default=None,
@@ -112,7 +130,12 @@ def _add_load(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
                        help="CPUs each client actor reserves in Ray")
     group.add_argument("--timeout", type=parse_duration, default=300.0)
     group.add_argument("--slo", type=parse_slo, default={},
-                       help="e.g. ttft=500ms,e2e=5s,tpot=50ms,itl=200ms,rtf=0.5")
+                       help="one SLO for every route, e.g. ttft=500ms,e2e=5s,tpot=50ms,"
+                       "itl=200ms,rtf=0.5")
+    group.add_argument("--route-slo", type=parse_objectives, default=Objectives.app_defaults(),
+                       help="each route's own objective, over the app's defaults: ttft (of "
+                       "streams) and e2e by route, e.g. ttft=1s,chat=20s,embeddings=500ms,"
+                       "transcriptions=10s,pipeline=20s (or a path: /v1/embeddings=500ms)")
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
@@ -248,12 +271,39 @@ def _add_soak(parser: argparse.ArgumentParser) -> None:
 
 
 def load_spec(args: argparse.Namespace) -> LoadSpec:
-    open_loop = args.rate is not None or getattr(args, "rate_list", None)
+    rate = _offered_rate(args)
+    open_loop = rate is not None or getattr(args, "rate_list", None)
     concurrency = args.concurrency if args.concurrency is not None else (0 if open_loop else 8)
-    return LoadSpec(concurrency=concurrency, rate=args.rate, burstiness=args.burstiness,
+    if args.arrivals == "bursty":
+        _check_bursts(args, bool(open_loop))
+    return LoadSpec(concurrency=concurrency, rate=rate, burstiness=args.burstiness,
+                    arrivals=args.arrivals, burst_period_s=args.burst_period,
+                    burst_s=args.burst_length, burst_factor=args.burst_factor,
                     duration_s=None if args.requests else args.duration,
                     requests=args.requests, warmup_s=args.warmup, actors=args.actors,
                     client_cpus=args.client_cpus, seed=args.seed, timeout_s=args.timeout)
+
+
+def _offered_rate(args: argparse.Namespace) -> float | None:
+    """--rate, or a multiple of the capacity a sweep measured (bench/capacity.py)."""
+    if getattr(args, "capacity_from", None) is None:
+        return args.rate
+    if args.rate is not None:
+        raise SystemExit("give --rate or --capacity-from, not both")
+    try:
+        return rate_from_capacity(args.capacity_from, args.times_capacity)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"--capacity-from: {error}") from None
+
+
+def _check_bursts(args: argparse.Namespace, open_loop: bool) -> None:
+    """Bad burst options fail here, before a server is started for the run."""
+    if not open_loop:
+        raise SystemExit("--arrivals bursty needs an open loop: give --rate (or --rate-list)")
+    try:
+        BurstSchedule(1.0, args.burst_period, args.burst_length, args.burst_factor)
+    except ValueError as error:
+        raise SystemExit(f"--arrivals bursty: {error}") from None
 
 
 def workload_of(args: argparse.Namespace):
@@ -334,11 +384,13 @@ def _run_or_sweep(args: argparse.Namespace, command: str) -> int:
     from bench.run import execute_run, open_target, ray_for_clients
 
     workload = workload_of(args)
+    spec = load_spec(args)
     name = args.name or default_name(args)
     out = args.out or RUNS_DIR / name
     options = {"scrape_interval_s": args.scrape_interval,
                "scrape_settle_s": args.scrape_settle, "quiet": args.quiet,
-               "include_records": args.records, "make_plots": not args.no_plots}
+               "include_records": args.records, "make_plots": not args.no_plots,
+               "objectives": args.route_slo}
     with open_target(args.url, args.profile, args.metrics_url, args.num_cpus,
                      args.baseline_threads, args.ingress) as target, \
             ray_for_clients(target, args.address):
@@ -347,12 +399,12 @@ def _run_or_sweep(args: argparse.Namespace, command: str) -> int:
 
             if not (args.concurrency_list or args.rate_list):
                 raise SystemExit("a sweep needs --concurrency-list or --rate-list")
-            result = run_sweep(target, workload, load_spec(args), args.slo,
+            result = run_sweep(target, workload, spec, args.slo,
                                args.concurrency_list, args.rate_list, name=name,
                                command=command, out=out, attainment=args.attainment, **options)
             print((out / f"{name}.md").read_text())
         else:
-            result = execute_run(target, workload, load_spec(args), args.slo, name=name,
+            result = execute_run(target, workload, spec, args.slo, name=name,
                                  command=command, out=out, **options)
             print((out / f"{name}.md").read_text())
     print(f"report: {out / (result['name'] + '.json')}", file=sys.stderr)

@@ -12,6 +12,8 @@ ROWS = (
     ("item throughput (/s)", ("item_throughput",), True),
     ("output tokens (tok/s)", ("output_token_throughput",), True),
     ("goodput (req/s)", ("goodput", "requests_per_s"), True),
+    ("within route SLO (req/s)", ("route_slo", "requests_per_s"), True),
+    ("within route SLO (share)", ("route_slo", "fraction"), True),
     ("errors", ("requests", "errors"), False),
     *((f"{metric} {q} (ms)", (metric, q), False)
       for metric in ("ttft", "itl", "tpot", "e2e") for q in ("mean", "p50", "p95", "p99")),

@@ -47,7 +47,8 @@ def _body(spec: RequestSpec) -> tuple[Any, dict[str, str], int]:
 
 async def send(session: aiohttp.ClientSession, base_url: str, spec: RequestSpec,
                timeout_s: float, client: int = 0) -> RequestRecord:
-    record = RequestRecord(route=spec.route, start=time.time(), stream=spec.stream,
+    record = RequestRecord(route=spec.route, start=time.time(), path=spec.path,
+                           stream=spec.stream,
                            items=spec.items, audio_duration_s=spec.audio_duration_s,
                            client=client)
     started = time.perf_counter()
@@ -129,6 +130,7 @@ def _take_event(spec: RequestSpec, record: RequestRecord, event: dict, now: floa
         elif kind == "done":
             _take_usage(record, event.get("usage"))
             record.stages = _stage_times(event.get("timings"))
+            record.server_timing = event.get("server_timing")
         elif kind == "error":
             record.error = f"stream error: {event.get('message')}"[:ERROR_TEXT_LIMIT]
         return
@@ -139,6 +141,8 @@ def _take_event(spec: RequestSpec, record: RequestRecord, event: dict, now: floa
         if (choice.get("delta") or {}).get("content"):
             record.token_times.append(now)
     _take_usage(record, event.get("usage"))
+    if "server_timing" in event:  # the final chunk's: the whole stream's stages
+        record.server_timing = event["server_timing"]
 
 
 def _take_usage(record: RequestRecord, usage: dict | None) -> None:

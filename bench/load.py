@@ -15,13 +15,19 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.arrivals import arrival_times, split_round_robin
+from bench.arrivals import (
+    BurstSchedule,
+    arrival_times,
+    bursty_arrival_times,
+    split_round_robin,
+)
 from bench.client_actor import ClientPlan, remote_load_client
 from bench.records import RequestRecord
 from bench.workloads.base import Workload
 
 START_DELAY_S = 1.0
 PROGRESS_EVERY_S = 5.0
+ARRIVALS = ("poisson", "bursty")  # open loop: one rate, or bursts on a schedule (arrivals.py)
 
 
 @dataclass
@@ -29,6 +35,10 @@ class LoadSpec:
     concurrency: int = 8  # closed loop: clients; open loop: cap on requests in flight (0: none)
     rate: float | None = None  # requests/s: open loop; None: closed loop
     burstiness: float = 1.0
+    arrivals: str = "poisson"  # open loop: one of ARRIVALS
+    burst_period_s: float = 60.0  # bursty: a burst every this many seconds,
+    burst_s: float = 10.0  # lasting this long,
+    burst_factor: float = 3.0  # at this many times the mean rate (the mean stays `rate`)
     duration_s: float | None = 30.0
     requests: int | None = None
     warmup_s: float = 5.0
@@ -45,7 +55,10 @@ class LoadSpec:
         return "closed" if self.rate is None else "open"
 
     def describe(self) -> dict[str, Any]:
-        return {"mode": self.mode, **asdict(self)}
+        described = {"mode": self.mode, **asdict(self)}
+        if self.rate is not None and self.arrivals == "bursty":
+            described["burst_base_rate"] = burst_schedule(self).base_rate
+        return described
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
@@ -60,12 +73,28 @@ def client_plans(spec: LoadSpec, actors: int, start_at: float) -> list[ClientPla
         quotas = _quotas(spec.requests, loops)
         return [ClientPlan(i, start_at, spec.warmup_s, spec.duration_s, quotas[i], n, spec.seed,
                            think_s=spec.think_s) for i, n in enumerate(loops)]
-    times = arrival_times(spec.rate, random.Random(spec.seed), spec.burstiness,
-                          None if spec.duration_s is None else spec.warmup_s + spec.duration_s,
-                          spec.requests, spec.warmup_s)
+    times = open_loop_arrivals(spec)
     cap = math.ceil(spec.concurrency / actors) if spec.concurrency > 0 else 0
     return [ClientPlan(i, start_at, spec.warmup_s, spec.duration_s, None, cap, spec.seed, share)
             for i, share in enumerate(split_round_robin(times, actors))]
+
+
+def burst_schedule(spec: LoadSpec) -> BurstSchedule:
+    """The bursty schedule of an open-loop spec: its first burst opens the measured window."""
+    return BurstSchedule(spec.rate, spec.burst_period_s, spec.burst_s, spec.burst_factor,
+                         phase_s=spec.warmup_s)
+
+
+def open_loop_arrivals(spec: LoadSpec) -> list[float]:
+    """Every send time of an open-loop run, warm-up included, seconds from its start."""
+    if spec.arrivals not in ARRIVALS:
+        raise ValueError(f"unknown arrivals {spec.arrivals!r}; choose from {', '.join(ARRIVALS)}")
+    until = None if spec.duration_s is None else spec.warmup_s + spec.duration_s
+    rng = random.Random(spec.seed)
+    if spec.arrivals == "bursty":
+        return bursty_arrival_times(burst_schedule(spec), rng, spec.burstiness, until,
+                                    spec.requests, spec.warmup_s)
+    return arrival_times(spec.rate, rng, spec.burstiness, until, spec.requests, spec.warmup_s)
 
 
 def _quotas(requests: int | None, loops: list[int]) -> list[int | None]:

@@ -66,6 +66,57 @@ def routes_table(routes: dict[str, Any]) -> list[str]:
     return lines
 
 
+def objective_text(objective: dict[str, float] | None) -> str:
+    if not objective:
+        return "-"
+    return ", ".join(f"{name} <= {bound:g} s" for name, bound in objective.items())
+
+
+def route_slo_table(m: dict[str, Any]) -> list[str]:
+    """Each route against its own objective, beside its throughput and p95s; the whole run
+    last."""
+    lines = ["| route | objective | within | missed | within % | goodput req/s | req/s "
+             "| e2e p95 ms | ttft p95 ms |", "|---|---|" + "---:|" * 7]
+    rows = [*m["routes"].items(), ("all routes", m["overall"])]
+    for route, metrics in rows:
+        slo = metrics["route_slo"]
+        e2e, ttft = metrics.get("e2e") or {}, metrics.get("ttft") or {}
+        within = "-" if slo["fraction"] is None else num(100 * slo["fraction"], 1)
+        lines.append(f"| {route} | {objective_text(slo['objective'])} | {slo['good']} | "
+                     f"{slo['missed']} | {within} | {num(slo['requests_per_s'])} | "
+                     f"{num(metrics['request_throughput'])} | {ms(e2e.get('p95'))} | "
+                     f"{ms(ttft.get('p95'))} |")
+    return lines
+
+
+def misses_table(routes: dict[str, Any]) -> list[str]:
+    """Each route's missed requests by the stage blamed (bench/miss_attribution.py)."""
+    lines = ["| route | stage blamed | misses | share of the route's misses |",
+             "|---|---|---:|---:|"]
+    for route, metrics in routes.items():
+        slo = metrics["route_slo"]
+        for stage, count in slo["misses_by_stage"].items():
+            lines.append(f"| {route} | {stage} | {count} | "
+                         f"{num(100 * count / slo['missed'], 1)}% |")
+    return lines
+
+
+def route_slo_lines(m: dict[str, Any]) -> list[str]:
+    if not m["overall"].get("route_slo"):  # a report from before route objectives
+        return []
+    lines = ["", "## Route SLOs", "",
+             "Each route against its own objective (`--route-slo`; the app's by default): a "
+             "stream's TTFT and e2e, a whole answer's e2e; a failed request misses.", "",
+             *route_slo_table(m)]
+    if m["overall"]["route_slo"]["missed"]:
+        lines += ["", "Misses by the stage blamed: the stage furthest past its median among "
+                  "the route's requests that met the objective (TTFT misses: up to the first "
+                  "token); `outside-server` is the client's time beyond the server's total, "
+                  "`unknown` an answer without Server-Timing, `error` a failed request.", "",
+                  *misses_table(m["routes"])]
+    return lines
+
+
 def stages_table(stages: dict[str, Any]) -> list[str]:
     lines = ["| pipeline stage (server timings, ms) | mean | p50 | p95 | p99 |",
              "|---|---:|---:|---:|---:|"]
@@ -98,11 +149,20 @@ def server_lines(server: dict[str, Any]) -> list[str]:
             f"{', '.join(server['targets'])}"]
 
 
+def offered_load(load: dict[str, Any]) -> str:
+    if load["mode"] == "closed":
+        return f"{load['concurrency']} concurrent clients (closed loop)"
+    bursts = ""
+    if load.get("arrivals") == "bursty":
+        bursts = (f", bursts of {load['burst_s']:g} s at {load['burst_factor']:g}x every "
+                  f"{load['burst_period_s']:g} s, {num(load['burst_base_rate'])} req/s between")
+    return (f"{load['rate']} req/s open loop (burstiness {load['burstiness']}{bursts}"
+            + (f", at most {load['concurrency']} in flight)" if load["concurrency"] else ")"))
+
+
 def render(report: dict[str, Any]) -> str:
     m, env, load = report["metrics"], report["environment"], report["load"]
-    offered = (f"{load['concurrency']} concurrent clients (closed loop)" if load["mode"] ==
-               "closed" else f"{load['rate']} req/s open loop (burstiness {load['burstiness']}"
-               + (f", at most {load['concurrency']} in flight)" if load["concurrency"] else ")"))
+    offered = offered_load(load)
     bound = (f"{load['duration_s']:g} s" if load["duration_s"] is not None
              else f"{load['requests']} requests")
     lines = [f"# Benchmark: {report['name']}", "",
@@ -129,6 +189,7 @@ def render(report: dict[str, Any]) -> str:
                         if m["slo_unchecked"] else ""))
     lines += ["## Overall", ""] + throughput_lines(m["overall"]) + [""]
     lines += latency_table(m["overall"]) + ["", "## Per route", ""] + routes_table(m["routes"])
+    lines += route_slo_lines(m)
     stages = m["overall"].get("stages") or {}
     if stages:
         lines += ["", "## Pipeline stages", ""] + stages_table(stages)

@@ -1,5 +1,7 @@
 """The run's metrics from its request records: throughput, latency distributions, errors,
-goodput under an SLO; for the whole run and for each route.
+goodput under an SLO; for the whole run and for each route. Beside them, `route_slo`: the
+requests within their own route's objective (bench/objectives.py), and, of those that missed,
+the stage blamed for each (bench/miss_attribution.py); the overall figures add up the routes'.
 
 Warm-up records are left out. The measured window runs from the first measured request's start
 to the last one's end; throughputs divide by it. Failed requests count as errors and are kept
@@ -12,6 +14,8 @@ from collections import Counter
 from typing import Any
 
 from bench import slo as slo_rules
+from bench.miss_attribution import misses_by_stage
+from bench.objectives import Objectives, missed
 from bench.records import RequestRecord
 from bench.stats import summarize
 
@@ -78,18 +82,57 @@ def _stages(records: list[RequestRecord]) -> dict[str, Any]:
     return {name: summarize(r.stages.get(name) for r in records) for name in names}
 
 
-def run_metrics(records: list[RequestRecord], bounds: dict[str, float]) -> dict[str, Any]:
-    """{"duration_s", "warmup_excluded", "overall": {...}, "routes": {route: {...}}}"""
+def route_slo(records: list[RequestRecord], duration_s: float,
+              objectives: Objectives) -> dict[str, Any]:
+    """Of one route's measured `records`: its objective, how many met it (count, rate,
+    fraction) and, of the rest, how many each stage is blamed for."""
+    verdicts = [missed(r, objectives) for r in records]
+    first = records[0] if records else None
+    objective = objectives.bounds(first.path, first.stream) if first else {}
+    return _attainment(sum(not v for v in verdicts), len(records), duration_s,
+                       misses_by_stage(records, verdicts), objective)
+
+
+def overall_route_slo(routes: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+    """Every route's requests, each judged by its own route's objective."""
+    by_stage: Counter[str] = Counter()
+    for route in routes:
+        by_stage.update(route["misses_by_stage"])
+    return _attainment(sum(r["good"] for r in routes), sum(r["total"] for r in routes),
+                       duration_s, dict(sorted(by_stage.items(), key=lambda i: (-i[1], i[0]))),
+                       None)
+
+
+def _attainment(good: int, total: int, duration_s: float, by_stage: dict[str, int],
+                objective: dict[str, float] | None) -> dict[str, Any]:
+    return {"objective": objective, "total": total, "good": good, "missed": total - good,
+            "fraction": good / total if total else None,
+            "requests_per_s": good / duration_s if duration_s > 0 else 0.0,
+            "misses_by_stage": by_stage}
+
+
+def run_metrics(records: list[RequestRecord], bounds: dict[str, float],
+                objectives: Objectives | None = None) -> dict[str, Any]:
+    """{"duration_s", "warmup_excluded", "slo", "slo_unchecked", "objectives",
+    "overall": {...}, "routes": {route: {...}}}; `objectives`: the app's by default."""
+    objectives = objectives or Objectives.app_defaults()
     measured = [r for r in records if not r.warmup]
     window = measured_window(records)
     duration = (window[1] - window[0]) if window else 0.0
-    routes = sorted({r.route for r in measured})
+    by_route = {route: [r for r in measured if r.route == route]
+                for route in sorted({r.route for r in measured})}
+    routes = {route: {**group_metrics(group, duration, bounds),
+                      "route_slo": route_slo(group, duration, objectives)}
+              for route, group in by_route.items()}
+    overall = {**group_metrics(measured, duration, bounds),
+               "route_slo": overall_route_slo([m["route_slo"] for m in routes.values()],
+                                              duration)}
     return {
         "duration_s": duration,
         "warmup_excluded": len(records) - len(measured),
         "slo": bounds,
         "slo_unchecked": slo_rules.unchecked(measured, bounds),
-        "overall": group_metrics(measured, duration, bounds),
-        "routes": {route: group_metrics([r for r in measured if r.route == route], duration,
-                                        bounds) for route in routes},
+        "objectives": objectives.describe(),
+        "overall": overall,
+        "routes": routes,
     }

@@ -6,7 +6,8 @@ server's text replica serves its pipeline's LLM stage through it: the chat is re
 token ids here with the model's own chat template (the tokenizer of the same model folder
 the vLLM server loads) and sent to `/v1/completions` as a token-id prompt, so the vLLM server
 sees the same prompt tokens it would render from the messages itself. Streams are read as
-server-sent events; leaving one early closes the connection, which makes vLLM abort it.
+server-sent events; leaving one early closes the connection, which makes vLLM abort it. The
+objective is not sent: the server orders its own queue, as it would for that team.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class OpenAITextEngine:
     """TextEngine over an OpenAI-compatible completions server (`base_url`) serving `model`."""
 
     batches_itself = True  # the server batches; every request goes straight to it
+    by_objective = False  # no objective is sent: the server's own order, by arrival by default
 
     def __init__(self, base_url: str, model: str, tokenizer: Any) -> None:
         self.base_url = base_url.rstrip("/")
@@ -82,7 +84,8 @@ class OpenAITextEngine:
         return self._session
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None) -> Completion:
+                       deadline: float | None = None,
+                       objective: float | None = None) -> Completion:
         body = completion_body(self.model, prompt, params, stream=False)
         async with self._post(body, deadline) as response:
             payload = await self._checked(response)
@@ -90,7 +93,8 @@ class OpenAITextEngine:
         return completion_of(payload)
 
     async def stream(self, prompt: list[int], params: SamplingParams,
-                     deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+                     deadline: float | None = None,
+                     objective: float | None = None) -> AsyncIterator[StreamDelta]:
         body = completion_body(self.model, prompt, params, stream=True)
         text: list[str] = []
         last: dict[str, Any] = {}

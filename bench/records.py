@@ -15,6 +15,7 @@ from typing import Any
 class RequestRecord:
     route: str
     start: float  # epoch seconds when the request was sent
+    path: str = ""  # the URL path it was sent to: its route's objective (bench/objectives.py)
     stream: bool = False
     end: float | None = None  # seconds after start: the whole response has arrived
     first_byte: float | None = None
@@ -31,6 +32,9 @@ class RequestRecord:
     wer: float | None = None  # word error rate of a transcript against its known text
     stages: dict[str, float] = field(default_factory=dict)  # the pipeline's server timings
     headers: dict[str, str] = field(default_factory=dict)  # RECORDED_HEADERS of the answer
+    # A stream's Server-Timing from its final event: the whole request (its header's stops at
+    # the first token)
+    server_timing: str | None = None
     warmup: bool = False
     client: int = 0
 

@@ -26,6 +26,7 @@ from bench.app_launcher import (
 from bench.environment import machine, now_iso, uptime
 from bench.load import LoadSpec, generate_load
 from bench.metrics import run_metrics
+from bench.objectives import Objectives
 from bench.report import build_report, write_json
 from bench.server_view import Scraper, server_report
 from bench.workloads import Workload
@@ -39,7 +40,8 @@ def execute_run(target: Target, workload: Workload, spec: LoadSpec, bounds: dict
                 *, name: str, command: str, out: Path | None, scrape_interval_s: float = 5.0,
                 scrape_settle_s: float = 5.5,
                 quiet: bool = False, include_records: bool = False,
-                make_plots: bool = True) -> dict[str, Any]:
+                make_plots: bool = True, objectives: Objectives | None = None) -> dict[str, Any]:
+    """`objectives`: each route's own (bench/objectives.py), the app's by default."""
     environment = {**machine(), "started_at": now_iso(), "uptime_before": uptime()}
     if not quiet:
         print(f"{name}: {workload.name} against {target.url}; load {spec.describe()}",
@@ -51,7 +53,7 @@ def execute_run(target: Target, workload: Workload, spec: LoadSpec, bounds: dict
     report = build_report(
         name=name, command=command, environment=environment, target=describe(target),
         workload=workload.describe(), load=spec.describe(), clients=clients,
-        metrics=run_metrics(records, bounds),
+        metrics=run_metrics(records, bounds, objectives),
         server=server_report(scraper, clients["start_at"]),
         records=records if include_records else None)
     if out is not None:

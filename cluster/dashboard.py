@@ -144,7 +144,7 @@ def rows() -> list[Row]:
         Row("SLOs", [
             Panel("Goodput share by route", "percentunit", [Target(
                 share("ray_mmserve_slo_requests_total", "route", 'met="true"'), "{{route}}")],
-                "Share of answers within their route's SLO (observability.slo; streams: "
+                "Share of answers within their route's SLO (config slo; streams: "
                 "time to first token); 4xx but 429 are not counted.", width=12),
             Panel("Requests within and past SLO", "reqps", [Target(
                 rate("ray_mmserve_slo_requests_total", "route, met"), "{{route}} met={{met}}")],

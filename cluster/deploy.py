@@ -4,6 +4,10 @@ A profile is a Serve config YAML (with `applications:`, as in cluster/profiles/)
 file of builder args only (an AppConfig dict), or the name of one in cluster/profiles/ or
 bench/profiles/. `deploy` does what `serve deploy` does (the declarative config through the
 dashboard) and waits until every deployment is healthy with the user_config it was given.
+
+Every config made here carries the app's `autoscaling_policy` when its args enable the capacity
+allocator (`capacity.enabled`): Serve reads that policy from the application in the Serve config
+only, never from the builder, so `make serve`, the bench and the tests get it from here.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from typing import Any
 
 import requests
 import yaml
+
+from deployments.core.config import load_config
+from deployments.replicas.serve_options import CAPACITY_POLICY, capacity_policy
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILE_DIRS = (REPO / "cluster" / "profiles", REPO / "bench" / "profiles")
@@ -55,7 +62,7 @@ def serve_config(profile: str, http_port: int | None = None) -> dict[str, Any]:
     if http_port is not None:
         config["http_options"] = {**config.get("http_options", {}), "host": "127.0.0.1",
                                   "port": http_port}
-    return config
+    return with_capacity_policy(config)
 
 
 def app_config(args: dict[str, Any], deployments: list[dict[str, Any]] | None = None,
@@ -66,7 +73,28 @@ def app_config(args: dict[str, Any], deployments: list[dict[str, Any]] | None = 
     config: dict[str, Any] = {"proxy_location": "HeadOnly", "applications": [app]}
     if http_port is not None:
         config["http_options"] = {"host": "127.0.0.1", "port": http_port}
-    return config
+    return with_capacity_policy(config)
+
+
+def with_capacity_policy(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with each app of this builder carrying the capacity policy its args ask
+    for (serve_options.capacity_policy), and without ours where they no longer do; another
+    policy written in the profile is left as it is. Args that enable the allocator are
+    validated here, so a bad capacity section fails before anything is deployed."""
+    return {**config, "applications": [_with_app_policy(app)
+                                       for app in config.get("applications", [])]}
+
+
+def _with_app_policy(app: dict[str, Any]) -> dict[str, Any]:
+    args = app.get("args") or {}
+    if app.get("import_path") != BUILDER:
+        return app
+    app = dict(app)
+    if (args.get("capacity") or {}).get("enabled"):
+        app["autoscaling_policy"] = capacity_policy(load_config(args))
+    elif (app.get("autoscaling_policy") or {}).get("policy_function") == CAPACITY_POLICY:
+        del app["autoscaling_policy"]
+    return app
 
 
 def with_overrides(config: dict[str, Any], deployments: list[dict[str, Any]]) -> dict[str, Any]:
@@ -84,7 +112,7 @@ def with_args(config: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
     {"text": {"engine": {"dtype": "bfloat16"}}} changes that one field."""
     app = dict(config["applications"][0])
     app["args"] = _merged(app.get("args") or {}, args)
-    return {**config, "applications": [app]}
+    return with_capacity_policy({**config, "applications": [app]})
 
 
 def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

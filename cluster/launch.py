@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from cluster.deploy import UnknownProfile, profile_path
+from cluster.deploy import UnknownProfile, profile_path, with_capacity_policy
 from cluster.haproxy_ingress import DEFAULT_INGRESS, INGRESSES, uses_haproxy
 from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, dies_with_this_thread, free_ports
 from deployments.core.config import ConfigError, load_config
@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         except UnknownProfile as error:
             raise SystemExit(str(error)) from None
         config = yaml.safe_load(config_file.read_text()) or {}
+        try:
+            config_file = served_config_file(config_file, config, args.http_port,
+                                             args.temp_dir)
+        except ConfigError as error:
+            raise SystemExit(str(error)) from None
         if args.address is None:
             refuse_anonymous_exposure(config)
             cluster = _local_head(args)
@@ -98,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Ray head {cluster.address}: dashboard {cluster.dashboard_url}, "
                   f"Prometheus metrics http://127.0.0.1:{args.metrics_port}/metrics; "
                   f"Ray token auth: {_driver_hint(args)}", flush=True)
-        if args.http_port is not None:
-            config_file = _with_http_port(config, args.http_port, args.temp_dir)
         runner = _serve_run(args.address or cluster.address, config_file,
                             cluster.driver_env() if cluster else {})
         return runner.wait()
@@ -152,12 +155,18 @@ def refuse_anonymous_exposure(config: dict) -> None:
             raise SystemExit(str(error)) from None
 
 
-def _with_http_port(config: dict, http_port: int, temp_dir: str) -> Path:
-    """A copy of the profile with another HTTP port, for `serve run`."""
-    config = {**config, "http_options": {**config.get("http_options", {}), "port": http_port}}
+def served_config_file(profile: Path, config: dict, http_port: int | None,
+                       temp_dir: str) -> Path:
+    """The file `serve run` reads: the profile itself, or, where it must change (another HTTP
+    port, the app's autoscaling policy, cluster/deploy.py), a copy in the head's temp dir."""
+    served = with_capacity_policy(config)
+    if http_port is not None:
+        served["http_options"] = {**served.get("http_options", {}), "port": http_port}
+    if served == config:
+        return profile
     path = Path(temp_dir) / "serve-config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(yaml.safe_dump(served, sort_keys=False))
     return path
 
 

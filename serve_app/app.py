@@ -10,15 +10,20 @@ from typing import Any
 
 from ray.serve import Application
 
-from deployments.core.config import AppConfig, DeploymentSettings, load_config
+from deployments.core.config import AppConfig, DeploymentSettings, TextSettings, load_config
 from deployments.core.models import default_model_dir
 from deployments.replicas.audio import SpeechTranscriber
-from deployments.replicas.serve_options import autoscaling_config, deployment_options
+from deployments.replicas.serve_options import (
+    GROUP_DEPLOYMENTS,
+    INGRESS,
+    autoscaling_config,
+    deployment_options,
+)
 from deployments.replicas.text import TextGenerator
 from deployments.replicas.vision import ImageEmbedder
 from serve_app.ingress import Ingress
 
-TEXT, VISION, AUDIO, INGRESS = "TextGenerator", "ImageEmbedder", "SpeechTranscriber", "Ingress"
+TEXT, VISION, AUDIO = (GROUP_DEPLOYMENTS[group] for group in ("text", "vision", "audio"))
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
@@ -29,11 +34,16 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 def bind_app(config: AppConfig) -> Application:
     model_dir = config.model_dir or str(default_model_dir())
     metrics_enabled = config.observability.metrics
-    text = TextGenerator.options(**deployment_options(config.text, TEXT)).bind(
-        _init_args(config.text), model_dir, metrics_enabled)
-    vision = ImageEmbedder.options(**deployment_options(config.vision, VISION)).bind(
+    scheduling, capacity = config.slo.scheduling, config.capacity
+    text_settings = _with_queue_policy(config.text, scheduling)
+    text = TextGenerator.options(
+        **deployment_options(text_settings, TEXT, scheduling, capacity)).bind(
+        _init_args(text_settings), model_dir, metrics_enabled)
+    vision = ImageEmbedder.options(
+        **deployment_options(config.vision, VISION, scheduling, capacity)).bind(
         _init_args(config.vision), model_dir, metrics_enabled)
-    audio = SpeechTranscriber.options(**deployment_options(config.audio, AUDIO)).bind(
+    audio = SpeechTranscriber.options(
+        **deployment_options(config.audio, AUDIO, scheduling, capacity)).bind(
         _init_args(config.audio), model_dir, metrics_enabled)
     return Ingress.options(**_ingress_options(config)).bind(
         config.model_dump(), text, vision, audio)
@@ -50,6 +60,14 @@ def _ingress_options(config: AppConfig) -> dict[str, Any]:
     else:
         options["num_replicas"] = ingress.num_replicas
     return options
+
+
+def _with_queue_policy(text: TextSettings, scheduling: str) -> TextSettings:
+    """The text settings with the engine's queue policy set: its own, else the app's."""
+    if text.engine.queue_policy is not None:
+        return text
+    engine = text.engine.model_copy(update={"queue_policy": scheduling})
+    return text.model_copy(update={"engine": engine})
 
 
 def _init_args(settings: DeploymentSettings) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from ray.serve.exceptions import (
 from deployments.core.call_protocol import CallContext, Reply, StreamEnd
 from deployments.core.deadline import expired, remaining
 from deployments.core.errors import InternalFailure, Overloaded, ServeError, TimedOut, Unavailable
-from serve_app import request_timing
+from serve_app import request_objective, request_timing
 from serve_app.group_load import GroupLoad
 from serve_app.request_timing import GroupCall
 
@@ -86,7 +86,8 @@ class ReplicaGroup:
         timing = request_timing.current()
         call = GroupCall(self.name, time.time(), 0.0)
         clock = time.perf_counter()
-        context = CallContext(deadline, timed=timing is not None)
+        context = CallContext(deadline, timed=timing is not None,
+                              objective=request_objective.current())
         response = getattr(self.handle, method).remote(*args, context)
         self.load.started()
         try:
@@ -112,7 +113,8 @@ class ReplicaGroup:
         timing = request_timing.current()
         call = GroupCall(self.name, time.time(), 0.0)
         clock = time.perf_counter()
-        context = CallContext(deadline, timed=timing is not None)
+        context = CallContext(deadline, timed=timing is not None,
+                              objective=request_objective.current())
         stream = getattr(self.handle.options(stream=True), method).remote(*args, context)
         iterator = stream.__aiter__()
         self.load.started()

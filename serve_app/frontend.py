@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -40,7 +41,7 @@ from deployments.core.errors import (
 )
 from deployments.core.generation import SamplingParams
 from deployments.replicas import metrics
-from serve_app import cache, limits, protocol, request_timing
+from serve_app import cache, limits, protocol, request_objective, request_timing
 from serve_app.auth import authenticate, load_api_keys
 from serve_app.calls import ReplicaGroup
 from serve_app.group_load import GroupLoad
@@ -89,6 +90,7 @@ class FrontEnd:
         self.whisper_model = self.config.audio.engine.served_model_name
         self.cache = cache.ResponseCache.from_config(self.config, _count_cache)
         self.observability = self.config.observability
+        self.slo = self.config.slo
         metrics.set_enabled(self.observability.metrics)
         self.tracer = RequestTracer.from_config(self.observability.tracing)
 
@@ -140,8 +142,9 @@ class FrontEnd:
         metrics.http_requests().inc(tags={"route": route, "status": str(response.status_code)})
         metrics.http_latency().observe(seconds, tags={"route": route})
         if not isinstance(response, StreamingResponse):  # a stream counts at its first token
+            objective = self.slo.for_route(route)
             count_slo(route, response.status_code, seconds,
-                      self.observability.slo.latency_s.get(route))
+                      objective.e2e_s if objective is not None else None)
 
     async def _admitted(self, handler: Handler, request: Request) -> Response:
         """Runs the handler if this replica has room, with the request's deadline set; a
@@ -151,6 +154,7 @@ class FrontEnd:
             raise Overloaded("the server is at capacity; retry later",
                              retry_after_s=self.load.retry_after_s())
         request.state.deadline = deadline_after(self._timeout_s(request))
+        request_objective.start(time.time(), self.slo.for_route(request.url.path))
         self.load.started()
         try:
             response = await handler(request)
@@ -302,7 +306,7 @@ class FrontEnd:
     async def _stream_chat(self, request: Request, request_id: str, messages: list[dict],
                            params: SamplingParams, body: protocol.ChatCompletionRequest
                            ) -> Response:
-        clock = TokenClock(request.url.path, request.state.timing, self.observability.slo)
+        clock = TokenClock(request.url.path, request.state.timing, self.slo)
         stream = await TokenStream.open(self.text, messages, params, request.state.deadline,
                                         self.limits.stream_idle_timeout_s, clock)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -377,7 +381,7 @@ class FrontEnd:
         image = decode_base64(body.image, "image") if body.image else None
         deadline = request.state.deadline
         if body.stream:
-            clock = TokenClock(request.url.path, request.state.timing, self.observability.slo)
+            clock = TokenClock(request.url.path, request.state.timing, self.slo)
             events = await self.pipeline.stream(body, audio, image, deadline,
                                                 self.limits.stream_idle_timeout_s, clock)
             return sse_response(_sse_with_done(events, lambda: self._final_timing(clock.timing)))

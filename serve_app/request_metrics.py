@@ -21,12 +21,13 @@ def count_slo(route: str, status: int, seconds: float, slo_s: float | None) -> N
 
 class TokenClock:
     """A stream's tokens as they are sent: the first one's time from the request's arrival
-    (TTFT, counted against slo.ttft_s), the gaps between the rest."""
+    (TTFT, counted against the route's slo ttft_s), the gaps between the rest."""
 
     def __init__(self, route: str, timing: RequestTiming, slo: Slo) -> None:
         self.route = route
         self.timing = timing
-        self.slo_s = slo.ttft_s
+        objective = slo.for_route(route)
+        self.slo_s = objective.ttft_s if objective is not None else None
         self._last: float | None = None
 
     def token(self) -> None:

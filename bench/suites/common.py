@@ -16,6 +16,7 @@ from bench.environment import cpu_line, dirty_line, machine, now_iso, uptime
 from bench.load import LoadSpec
 from bench.report import write_json
 from bench.run import execute_run, ray_for_clients
+from bench.suites.goals import ratio as ratio
 from bench.workloads import Workload
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -119,10 +120,6 @@ def overall(report: dict[str, Any]) -> dict[str, Any]:
 def quantile(report: dict[str, Any], metric: str, q: str) -> float | None:
     values = overall(report).get(metric)
     return values[q] if values else None
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else a / b
 
 
 def fmt(value: float | None, digits: int = 2) -> str:

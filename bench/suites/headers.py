@@ -20,34 +20,17 @@ from bench.load import LoadSpec
 from bench.records import RequestRecord
 from bench.report import records_of
 from bench.run import execute_run, ray_for_clients, write_outputs
+from bench.server_timing import TOTAL, parse_server_timing
 from bench.stats import summarize
 from bench.suites.common import Round, fmt, overall
 from bench.workloads import Workload
 from cluster.deploy import with_args
-
-SERVER_TOTAL = "total"
 
 
 def with_app_args(app: Target, args: dict[str, Any]) -> Target:
     """The app redeployed on its cluster with these builder args merged into its own. Serve
     gives an app whose args change a new code version, so every replica restarts."""
     return redeploy(replace(app, config=with_args(app.config, args)), [])
-
-
-def server_timing(header: str) -> dict[str, float]:
-    """{name: seconds} from a Server-Timing header such as `ingress;dur=1.2, total;dur=1.5`;
-    entries without a readable `dur` are left out."""
-    entries: dict[str, float] = {}
-    for part in header.split(","):
-        name, *params = (piece.strip() for piece in part.split(";"))
-        for param in params:
-            key, _, value = param.partition("=")
-            if name and key.strip().lower() == "dur":
-                try:
-                    entries[name] = float(value.strip().strip('"')) / 1000
-                except ValueError:
-                    pass
-    return entries
 
 
 def header_summary(records: list[RequestRecord]) -> dict[str, Any]:
@@ -57,7 +40,7 @@ def header_summary(records: list[RequestRecord]) -> dict[str, Any]:
     ok = [r for r in records if not r.warmup and r.ok]
     verdicts = Counter(r.headers.get("X-Cache", "none") for r in ok)
     timed = [r for r in ok if "Server-Timing" in r.headers]
-    totals = [server_timing(r.headers["Server-Timing"]).get(SERVER_TOTAL) for r in timed]
+    totals = [parse_server_timing(r.headers["Server-Timing"]).get(TOTAL) for r in timed]
     totals = [t for t in totals if t is not None]
     client = summarize(r.e2e() for r in ok)
     return {"responses": len(ok), "x_cache": dict(sorted(verdicts.items())),

@@ -14,7 +14,10 @@ Each round, one stack after the other, each started for its runs and stopped aft
    Its text engine is not the app's, so it is no like-for-like peer.
 
 Reported per round and across rounds (median, min-max): throughput, output tokens/s, TTFT p50
-and p95, and every route's e2e p95, side by side. No goals: this suite reports.
+and p95, the requests/s within their route's objective (bench/objectives.py: the app's
+defaults), and every route's e2e p95 and share within its objective, side by side. Goals,
+checked in every round against `peers` at 16 clients (bench/suites/stacks_goals.py): within-SLO
+requests/s at least 2x, every route's e2e p95 at or below, requests/s at least 1.5x.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from bench.load import LoadSpec
 from bench.peer_stack import running_peers
 from bench.rounds import DEFAULT_ROUNDS, median_range
 from bench.suites.common import Round, Suite, fmt, overall, quantile, ratio
+from bench.suites.stacks_goals import GOALS, PEER, goal_rows, goals_met
 from bench.workloads import DEFAULT_MIX, build_workload
 
 CLIENTS = (16, 1)
@@ -63,8 +67,10 @@ def label(stack: str, clients: int) -> str:
 
 
 def stack_figures(report: dict[str, Any]) -> dict[str, Any]:
-    """One run's headline figures, with every route's e2e p95."""
+    """One run's headline figures, with every route's e2e p95 and share within its
+    objective."""
     o = overall(report)
+    routes = report["metrics"]["routes"]
     return {"clients": report["load"]["concurrency"],
             "request_throughput": o["request_throughput"],
             "output_tokens_per_s": o["output_token_throughput"],
@@ -73,10 +79,13 @@ def stack_figures(report: dict[str, Any]) -> dict[str, Any]:
             "e2e_p50": quantile(report, "e2e", "p50"),
             "e2e_p95": quantile(report, "e2e", "p95"),
             "errors": o["requests"]["errors"],
+            "goodput_requests_per_s": (o.get("route_slo") or {}).get("requests_per_s"),
             "route_e2e_p95": {route: (m.get("e2e") or {}).get("p95")
-                              for route, m in sorted(report["metrics"]["routes"].items())},
+                              for route, m in sorted(routes.items())},
+            "route_within_slo": {route: (m.get("route_slo") or {}).get("fraction")
+                                 for route, m in sorted(routes.items())},
             "route_errors": {route: m["requests"]["errors"]
-                             for route, m in sorted(report["metrics"]["routes"].items())}}
+                             for route, m in sorted(routes.items())}}
 
 
 def _ratios(figures: dict[str, dict[str, Any]], other: str) -> dict[str, float | None]:
@@ -88,6 +97,8 @@ def _ratios(figures: dict[str, dict[str, Any]], other: str) -> dict[str, float |
         return {}
     ratios = {f"throughput_c{HEADLINE_CLIENTS}": ratio(app["request_throughput"],
                                                        peer["request_throughput"]),
+              f"goodput_c{HEADLINE_CLIENTS}": ratio(app["goodput_requests_per_s"],
+                                                    peer["goodput_requests_per_s"]),
               f"ttft_p95_c{HEADLINE_CLIENTS}": ratio(app["ttft_p95"], peer["ttft_p95"]),
               f"e2e_p95_c{HEADLINE_CLIENTS}": ratio(app["e2e_p95"], peer["e2e_p95"])}
     if one_app is not None and one_peer is not None:
@@ -99,46 +110,52 @@ def summarize(suite: Any) -> tuple[dict[str, Any], str]:
     figures = {name: stack_figures(report) for name, report in suite.runs.items()}
     results = {"runs": figures,
                "app_vs": {other: _ratios(figures, other) for other in STACKS if other != "app"}}
-    lines = [*stack_rows(figures), "", *route_rows(figures), "",
+    lines = [*stack_rows(figures), "", *route_rows(figures, "route_e2e_p95", "e2e p95 s"), "",
+             *route_rows(figures, "route_within_slo", "share within SLO"), "",
              "| ratio (app / other stack) | value |", "|---|---:|"]
     lines += [f"| {name} vs {other} | {fmt(value)} |"
               for other, ratios in results["app_vs"].items() for name, value in ratios.items()]
+    app, peers = (figures.get(label(s, HEADLINE_CLIENTS)) for s in ("app", PEER))
+    if app is not None and peers is not None:
+        results["goals"] = GOALS
+        results["goals_met"] = goals_met(app, peers)
+        lines += ["", *goal_rows(app, peers, results["goals_met"], HEADLINE_CLIENTS)]
     return results, "\n".join(lines) + "\n"
 
 
 def stack_rows(figures: dict[str, dict[str, Any]]) -> list[str]:
-    lines = ["| stack | clients | req/s | out tok/s | TTFT p50 s | TTFT p95 s | e2e p50 s | "
-             "e2e p95 s | errors |", "|---|---:|" + "---:|" * 7]
+    lines = ["| stack | clients | req/s | within SLO req/s | out tok/s | TTFT p50 s | "
+             "TTFT p95 s | e2e p50 s | e2e p95 s | errors |", "|---|---:|" + "---:|" * 8]
     for run_label, f in figures.items():
         lines.append(f"| {run_label.rsplit('-c', 1)[0]} | {f['clients']} | "
-                     f"{f['request_throughput']:.2f} | {f['output_tokens_per_s']:.1f} | "
+                     f"{f['request_throughput']:.2f} | {fmt(f['goodput_requests_per_s'])} | "
+                     f"{f['output_tokens_per_s']:.1f} | "
                      f"{fmt(f['ttft_p50'])} | {fmt(f['ttft_p95'])} | {fmt(f['e2e_p50'])} | "
                      f"{fmt(f['e2e_p95'])} | {f['errors']} |")
     return lines
 
 
-def route_rows(figures: dict[str, dict[str, Any]]) -> list[str]:
-    """Every route's e2e p95 at 16 clients, one column per stack."""
+def route_rows(figures: dict[str, dict[str, Any]], key: str, name: str) -> list[str]:
+    """Every route's figure `key` at 16 clients, one column per stack."""
     stacks = [s for s in STACKS if label(s, HEADLINE_CLIENTS) in figures]
-    routes = sorted({r for s in stacks for r in figures[label(s, HEADLINE_CLIENTS)]
-                     ["route_e2e_p95"]})
-    lines = [f"| e2e p95 s at {HEADLINE_CLIENTS} clients | " + " | ".join(stacks) + " |",
+    routes = sorted({r for s in stacks for r in figures[label(s, HEADLINE_CLIENTS)][key]})
+    lines = [f"| {name} at {HEADLINE_CLIENTS} clients | " + " | ".join(stacks) + " |",
              "|---|" + "---:|" * len(stacks)]
     for route in routes:
-        cells = [fmt(figures[label(s, HEADLINE_CLIENTS)]["route_e2e_p95"].get(route))
-                 for s in stacks]
+        cells = [fmt(figures[label(s, HEADLINE_CLIENTS)][key].get(route)) for s in stacks]
         lines.append(f"| {route} | " + " | ".join(cells) + " |")
     return lines
 
 
-HEADLINE = (("request_throughput", "req/s"), ("output_tokens_per_s", "out tok/s"),
+HEADLINE = (("request_throughput", "req/s"), ("goodput_requests_per_s", "within SLO req/s"),
+            ("output_tokens_per_s", "out tok/s"),
             ("ttft_p50", "TTFT p50 s"), ("ttft_p95", "TTFT p95 s"), ("e2e_p95", "e2e p95 s"),
             ("errors", "errors"))
 
 
 def across_rounds(merged: dict[str, Any], rounds: list[Any]) -> str:
     """At 16 clients, each stack's median (min-max) across rounds, side by side: the
-    headline figures, then every route's e2e p95."""
+    headline figures, then every route's e2e p95 and share within its objective."""
     runs = merged.get("runs") or {}
     stacks = [s for s in STACKS if label(s, HEADLINE_CLIENTS) in runs]
     if not stacks:
@@ -150,10 +167,11 @@ def across_rounds(merged: dict[str, Any], rounds: list[Any]) -> str:
              "| metric | " + " | ".join(stacks) + " |", "|---|" + "---:|" * len(stacks)]
     for key, name in HEADLINE:
         lines.append(f"| {name} | " + " | ".join(_cell(c.get(key)) for c in columns) + " |")
-    routes = sorted({r for c in columns for r in (c.get("route_e2e_p95") or {})})
-    for route in routes:
-        lines.append(f"| {route} e2e p95 s | " + " | ".join(
-            _cell((c.get("route_e2e_p95") or {}).get(route)) for c in columns) + " |")
+    for key, name in (("route_e2e_p95", "e2e p95 s"), ("route_within_slo", "within SLO")):
+        routes = sorted({r for c in columns for r in (c.get(key) or {})})
+        for route in routes:
+            lines.append(f"| {route} {name} | " + " | ".join(
+                _cell((c.get(key) or {}).get(route)) for c in columns) + " |")
     lines += ["", "Stacks: " + "; ".join(f"`{s}`: {STACKS[s]}" for s in stacks) + "."]
     return "\n".join(lines) + "\n"
 

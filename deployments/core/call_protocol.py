@@ -20,10 +20,12 @@ Stages = list[tuple[str, float, float]]  # (name, epoch start, seconds)
 @dataclass(frozen=True)
 class CallContext:
     """What travels with one call: the request's absolute wall-clock deadline (None: none),
-    and whether the replica should report the stages of its time."""
+    whether the replica should report the stages of its time, and the request's objective
+    (absolute wall-clock time its route's SLO wants its first token or answer by; None: none)."""
 
     deadline: float | None = None
     timed: bool = False
+    objective: float | None = None
 
 
 NO_CONTEXT = CallContext()

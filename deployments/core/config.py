@@ -170,6 +170,12 @@ class TextEngineConfig(_Strict):
     max_prefill_tokens_per_step: int = Field(
         512, ge=1, description="transformers: prompt tokens admitted between two decode steps "
         "(at least one prompt), so new prompts cannot stall running streams for long")
+    queue_policy: Literal["fifo", "slo"] | None = Field(
+        None, description="the order requests waiting for their prefill are served in: fifo "
+        "by arrival; slo the earliest objective first (requests without one last, ties by "
+        "arrival); unset: slo.scheduling. transformers: its scheduler's waiting list; vllm: "
+        "vLLM's priority scheduling (engine_kwargs' scheduling_policy wins); tensorrt_llm and "
+        "neuron: always fifo (docs/engines.md)")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="share for weights+KV")
     cpu_kvcache_space_gb: float | None = Field(None, gt=0, description="vllm on CPU: KV GiB")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs, or NeuronCores for neuron")
@@ -385,15 +391,113 @@ class Tracing(_Strict):
     service_name: str = Field("mmserve", min_length=1, description="the spans' service.name")
 
 
-class Slo(_Strict):
-    """The latency each route promises; `ray_mmserve_slo_requests_total{met}` counts against
-    it, so goodput is the rate of met="true"."""
+class RouteObjective(_Strict):
+    """What one route promises: the time to its first token (streams, and the prefill of every
+    text answer) and to its whole answer, from the request's arrival at the ingress."""
 
-    ttft_s: float = Field(2.0, gt=0, description="streams: time to the first token")
-    latency_s: dict[str, float] = Field(
-        default_factory=lambda: {"/v1/chat/completions": 30.0, "/v1/embeddings": 2.0,
-                                 "/v1/audio/transcriptions": 15.0, "/v1/pipeline": 30.0},
-        description="whole answers: arrival to answer, by route; a route not named has none")
+    ttft_s: float | None = Field(None, gt=0, description="time to the first token; unset: none")
+    e2e_s: float | None = Field(None, gt=0, description="time to the whole answer; unset: none")
+
+    def first_due_s(self) -> float | None:
+        """Seconds after arrival by which the first thing the route owes is due: the first
+        token where the route has a TTFT objective, else the whole answer."""
+        return self.ttft_s if self.ttft_s is not None else self.e2e_s
+
+
+class Slo(_Strict):
+    """Each route's latency objective. Every request carries its objective (arrival plus the
+    route's first due time) through every stage; `ray_mmserve_slo_requests_total{met}` counts
+    answers against it, so goodput is the rate of met="true". With `scheduling: slo` the
+    replica queues serve the earliest objective first and turn away at admission what is
+    predicted to miss it (429 with a Retry-After); `fifo` keeps arrival order."""
+
+    scheduling: Literal["fifo", "slo"] = Field(
+        "fifo", description="fifo: queues in arrival order; slo: earliest objective first, "
+        "with admission by predicted finish (docs/scheduling.md)")
+    chat: RouteObjective = Field(
+        default_factory=lambda: RouteObjective(ttft_s=2.0, e2e_s=30.0),
+        description="/v1/chat/completions")
+    pipeline: RouteObjective = Field(
+        default_factory=lambda: RouteObjective(ttft_s=5.0, e2e_s=30.0),
+        description="/v1/pipeline: its first token waits for the audio and image stages")
+    embeddings: RouteObjective = Field(
+        default_factory=lambda: RouteObjective(e2e_s=2.0), description="/v1/embeddings")
+    transcriptions: RouteObjective = Field(
+        default_factory=lambda: RouteObjective(e2e_s=15.0),
+        description="/v1/audio/transcriptions")
+
+    def for_route(self, path: str) -> RouteObjective | None:
+        """The objective of the route at `path`; None for routes without one."""
+        name = ROUTE_OBJECTIVES.get(path)
+        return getattr(self, name) if name else None
+
+
+ROUTE_OBJECTIVES = {"/v1/chat/completions": "chat", "/v1/pipeline": "pipeline",
+                    "/v1/embeddings": "embeddings", "/v1/audio/transcriptions": "transcriptions"}
+# The route whose objective judges each model group in the capacity allocator: the route the
+# group serves alone (the pipeline's requests reach every group and carry their own).
+GROUP_ROUTES = {"text": "chat", "vision": "embeddings", "audio": "transcriptions"}
+
+
+class Capacity(_Strict):
+    """The capacity allocator (deployments/replicas/capacity_allocator.py) as the app's
+    autoscaling policy: one decision for the text, vision and audio groups together, so the
+    CPUs they share go to the group missing its objective (docs/profiles-and-clusters.md).
+
+    Each group keeps its own `min_replicas`..`max_replicas` (a group without `autoscaling`
+    keeps `num_replicas`: min = max) and is judged by the objective its own route's requests
+    carry (`slo`): text by chat's `ttft_s`, vision by embeddings' `e2e_s`, audio by
+    transcriptions' `e2e_s` (a route's first due time: `ttft_s` if set, else `e2e_s`). While
+    the policy runs, the delays here replace the groups' own. It is set on the application in
+    the Serve config (cluster/deploy.py writes it), which `serve run CONFIG.yaml` and `serve
+    deploy` read; `serve run serve_app.app:build_app` and Python's `serve.run` cannot set it:
+    there each group scales on its own queue (the queue policy, its own delays) instead.
+    Like any builder arg, changing this section restarts every replica."""
+
+    enabled: bool = Field(
+        False, description="the allocator decides every group's replicas (off: each group "
+        "scales on its own `autoscaling`)")
+    pool_cpus: float | None = Field(
+        None, gt=0, description="the CPUs the groups' replicas may reserve together; unset: "
+        "the Ray cluster's CPUs less the ingress's reservation (read by Serve's controller, "
+        "again every 30 s); set it on a cluster that adds nodes on demand, or that runs more "
+        "than this app")
+    busy_fraction: float = Field(
+        0.5, gt=0, le=1, description="the part of its objective a request may spend waiting: "
+        "a group whose predicted wait is past it is busy and gains a replica")
+    slack_fraction: float = Field(
+        0.2, ge=0, lt=1, description="a group that would still wait under this part of its "
+        "objective with one replica fewer can spare one")
+    upscale_delay_s: float = Field(
+        0.5, ge=0, description="how long a group stays busy before it gains a replica")
+    reclaim_delay_s: float = Field(
+        5.0, ge=0, description="how long a group has had a replica to spare before a busy "
+        "group may take it")
+    downscale_delay_s: float = Field(
+        30.0, ge=0, description="how long a group has had a replica to spare before it gives "
+        "it back unasked")
+    metrics_interval_s: float = Field(
+        0.5, gt=0, description="how often replicas and handles report their load, for a group "
+        "whose `autoscaling` leaves it unset (Serve's own default, 10 s, is too slow to see a "
+        "burst within a 2 s objective)")
+    look_back_period_s: float = Field(
+        1.5, gt=0, description="the window that load is averaged over, for a group whose "
+        "`autoscaling` leaves it unset")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Capacity:
+        if self.slack_fraction >= self.busy_fraction:
+            raise ValueError(f"slack_fraction ({self.slack_fraction}) must be below "
+                             f"busy_fraction ({self.busy_fraction}): a group could be busy "
+                             f"and spare a replica at once")
+        if self.reclaim_delay_s > self.downscale_delay_s:
+            raise ValueError(f"reclaim_delay_s ({self.reclaim_delay_s}) must not exceed "
+                             f"downscale_delay_s ({self.downscale_delay_s}): a busy group "
+                             f"would wait longer than an idle one gives back")
+        if self.look_back_period_s <= self.metrics_interval_s:
+            raise ValueError(f"look_back_period_s ({self.look_back_period_s}) must exceed "
+                             f"metrics_interval_s ({self.metrics_interval_s})")
+        return self
 
 
 class Observability(_Strict):
@@ -405,7 +509,6 @@ class Observability(_Strict):
     metrics: bool = Field(True, description="the app's own ray_mmserve_* metrics (Ray Serve's "
                           "ray_serve_* stay)")
     tracing: Tracing = Field(default_factory=Tracing, description="OpenTelemetry spans")
-    slo: Slo = Field(default_factory=Slo, description="the latency each route promises")
 
 
 class AppConfig(_Strict):
@@ -419,10 +522,37 @@ class AppConfig(_Strict):
     cache: CacheSettings = Field(
         default_factory=CacheSettings, description="the response cache at the ingress")
     observability: Observability = Field(
-        default_factory=Observability, description="Server-Timing, metrics, tracing, SLOs")
+        default_factory=Observability, description="Server-Timing, metrics, tracing")
+    slo: Slo = Field(default_factory=Slo, description="each route's latency objective and how "
+                     "the queues use it")
+    capacity: Capacity = Field(
+        default_factory=Capacity, description="the capacity allocator: replicas for every "
+        "group at once, by their objectives")
     text: TextSettings = Field(default_factory=TextSettings, description="the text group")
     vision: VisionSettings = Field(default_factory=VisionSettings, description="the vision group")
     audio: AudioSettings = Field(default_factory=AudioSettings, description="the audio group")
+
+    @model_validator(mode="after")
+    def _capacity_has_what_it_needs(self) -> AppConfig:
+        if not self.capacity.enabled:
+            return self
+        for group, route in GROUP_ROUTES.items():
+            if getattr(self.slo, route).first_due_s() is None:
+                raise ValueError(f"capacity.enabled needs an objective for slo.{route} "
+                                 f"(ttft_s or e2e_s): it judges the {group} group")
+        ingress = self.ingress.autoscaling
+        if ingress is not None and ingress.policy == "queue":
+            raise ValueError("capacity.enabled replaces every deployment's policy, the "
+                             "ingress's too (it gets Serve's default): set "
+                             "ingress.autoscaling.policy to ray")
+        return self
+
+    def group_objective_s(self, group: str) -> float:
+        """The seconds the capacity allocator judges `group` by (GROUP_ROUTES)."""
+        due = getattr(self.slo, GROUP_ROUTES[group]).first_due_s()
+        if due is None:
+            raise ValueError(f"slo.{GROUP_ROUTES[group]} has no objective")
+        return due
 
 
 class ConfigError(ValueError):

@@ -43,6 +43,22 @@ class Overloaded(ServeError):
     """The server or one group is at capacity; retry after `retry_after_s`."""
 
 
+class SloUnreachable(Overloaded):
+    """Turned away on arrival: the request is predicted to finish past its objective (its
+    route's SLO), so running it would spend the model on a miss; `retry_after_s` is when the
+    queue ahead is predicted to have drained enough for such a request to make it."""
+
+    def __init__(self, predicted_wait_s: float, objective_in_s: float,
+                 retry_after_s: float) -> None:
+        when = (f"in {objective_in_s:.2f} s" if objective_in_s >= 0
+                else f"{-objective_in_s:.2f} s ago")
+        super().__init__(f"the request is predicted to finish in {predicted_wait_s:.2f} s, past "
+                         f"its objective {when}", retry_after_s=retry_after_s)
+        self.args = (predicted_wait_s, objective_in_s, retry_after_s)
+        self.predicted_wait_s = predicted_wait_s
+        self.objective_in_s = objective_in_s
+
+
 class Unavailable(ServeError):
     """A group has no replica that can serve now; retry after `retry_after_s`."""
 

@@ -35,10 +35,12 @@ class RowControl:
     """What may end one row of a batch early: its caller going away (`cancelled`, set from
     another thread) or its absolute wall-clock `deadline` passing. A streamed row also has
     `on_text`, which the engine calls (from its thread) with each piece of text as it becomes
-    final."""
+    final. `objective` (absolute wall-clock seconds, None: none) places the row in an "slo"
+    waiting list (deployments/engines/waiting_queue.py); it never ends the row."""
 
     cancelled: threading.Event = field(default_factory=threading.Event)
     deadline: float | None = None
+    objective: float | None = None
     on_text: Callable[[str], None] | None = None
     streamed_chars: int = 0  # handed to on_text so far, kept if the row is run again
 

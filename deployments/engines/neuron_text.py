@@ -6,6 +6,11 @@ differ. Neuron compiles the model ahead of time for fixed shapes: one batch of `
 sequences of `max_model_len` tokens, sharded over `tensor_parallel_size` NeuronCores. NxD
 Inference settings go under engine_kwargs.additional_config.override_neuron_config.
 
+Requests are served in arrival order whatever the queue policy: the plugin's scheduler
+(vllm_neuron/core/scheduler.py, ContinuousBatchingNeuronScheduler) moves vLLM's waiting queue
+with deque calls (popleft, append) that vLLM's priority queue does not have, so the engine never
+gets `scheduling_policy="priority"`, and its requests keep priority 0.
+
 Not verified on hardware here (no Neuron device on the development machine).
 """
 
@@ -31,6 +36,7 @@ def neuron_engine_args(config: Any, model_path: str, dtype: str | None = None
     dtype = dtype or choose_dtype(config, on_cpu=False).value  # auto: the Neuron plugin's
     args = {k: v for k, v in engine_args(config, model_path, dtype).items()
             if k not in _NOT_FOR_NEURON}
+    args.pop("scheduling_policy", None)  # arrival order: see the module's docstring
     args.setdefault("max_model_len", DEFAULT_MAX_MODEL_LEN)
     # From the merged arguments, so that engine_kwargs' tensor_parallel_size (or max_num_seqs,
     # max_model_len) and the shapes NxD Inference compiles for always agree.

@@ -4,15 +4,16 @@ it the moment they finish.
 Each `step` first admits waiting requests (each prefilled alone, reusing a cached prefix, its
 first token sampled at once), up to `max_running` rows and a prefill budget in tokens per step,
 so a burst of new prompts cannot stall the rows already decoding for long; then runs one decode
-step of every running row together. Every row keeps its own sampling, stop strings, max_tokens
-and RNG; streamed text leaves after each step. Blocking: the replica runs `step` on its model
-thread, over and over while `has_work`. `add` may be called from any thread.
+step of every running row together. Waiting requests are admitted in the order of the queue
+policy (waiting_queue.py): by arrival ("fifo") or earliest objective first ("slo"). Every row
+keeps its own sampling, stop strings, max_tokens and RNG; streamed text leaves after each step.
+Blocking: the replica runs `step` on its model thread, over and over while `has_work`. `add`
+may be called from any thread.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from deployments.engines.kv_batch import KVBatch
 from deployments.engines.model_runner import ModelRunner
 from deployments.engines.sampling import sample_row
 from deployments.engines.sequence import Sequence
+from deployments.engines.waiting_queue import WaitingQueue
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +42,16 @@ class StepReport:
 class Scheduler:
     def __init__(self, runner: ModelRunner, detokenize: Callable[[list[int]], str],
                  eos_ids: set[int], max_running: int = 16,
-                 max_prefill_tokens_per_step: int = 512) -> None:
+                 max_prefill_tokens_per_step: int = 512, queue_policy: str = "fifo") -> None:
         self.runner, self.detokenize, self.eos_ids = runner, detokenize, eos_ids
         self.max_running = max_running
         self.max_prefill_tokens_per_step = max_prefill_tokens_per_step
-        self.waiting: deque[Sequence] = deque()
+        self.waiting: WaitingQueue[Sequence] = WaitingQueue(queue_policy)
         self.running: list[Sequence] = []
         self.batch = KVBatch()
 
     def add(self, sequence: Sequence) -> None:
-        self.waiting.append(sequence)
+        self.waiting.add(sequence, sequence.control.objective)
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
@@ -68,18 +70,17 @@ class Scheduler:
 
     def fail_all(self, error: Exception) -> None:
         """Ends every row, waiting or running, with `error`."""
-        while self.waiting:
-            self.waiting.popleft().on_finish(error)
+        for sequence in self.waiting.drain():
+            sequence.on_finish(error)
         for sequence in self.running:
             sequence.on_finish(error)
         self.running, self.batch = [], KVBatch()
 
     def _admit(self, report: StepReport) -> None:
-        while self.waiting and len(self.running) < self.max_running:
-            if report.prefilled and report.prefill_tokens + len(
-                    self.waiting[0].prompt) > self.max_prefill_tokens_per_step:
+        while len(self.running) < self.max_running:
+            sequence = self.waiting.pop_if(lambda s: self._within_budget(s, report))
+            if sequence is None:
                 break
-            sequence = self.waiting.popleft()
             sequence.obey_control()
             if sequence.finish_reason:  # gone or late already: never computed
                 self._finish(sequence)
@@ -99,6 +100,11 @@ class Scheduler:
                 continue
             self.batch.join(cache, len(sequence.prompt))
             self.running.append(sequence)
+
+    def _within_budget(self, sequence: Sequence, report: StepReport) -> bool:
+        """The step's first prompt always; later ones while the prefill budget holds them."""
+        return not report.prefilled or (report.prefill_tokens + len(sequence.prompt)
+                                        <= self.max_prefill_tokens_per_step)
 
     def _decode(self) -> None:
         try:

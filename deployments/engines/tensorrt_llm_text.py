@@ -4,6 +4,10 @@
 call, streamed with `streaming=True` (each output carries `text_diff`, the new text). Leaving a
 stream early calls `abort()` on the request, which frees its KV-cache blocks.
 
+Requests are served in arrival order whatever the queue policy: the LLM API's `generate_async`
+takes no per-request priority (its `scheduling_params` holds attention-DP placement and an agent
+hierarchy, not an order), so the objective is ignored.
+
 Not verified on hardware here (no NVIDIA GPU on the development machine).
 """
 
@@ -66,6 +70,7 @@ def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
 
 class TensorRtLlmTextEngine:
     batches_itself = True
+    by_objective = False  # arrival order: see the module's docstring
 
     def __init__(self, model_path: str, config: Any) -> None:
         require("tensorrt_llm", "tensorrt-llm", "tensorrt_llm",
@@ -92,7 +97,8 @@ class TensorRtLlmTextEngine:
         return chat_token_ids(self.tokenizer, messages)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None) -> Completion:
+                       deadline: float | None = None,
+                       objective: float | None = None) -> Completion:
         """The completion, or DeadlineExceeded (the request aborted) once the deadline passes."""
         return await before(deadline, self._generate(prompt, params), "the completion")
 
@@ -103,7 +109,8 @@ class TensorRtLlmTextEngine:
         return self._completion(prompt, final.outputs[0])
 
     def stream(self, prompt: list[int], params: SamplingParams,
-               deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+               deadline: float | None = None,
+               objective: float | None = None) -> AsyncIterator[StreamDelta]:
         """Text deltas until the deadline (then DeadlineExceeded); leaving early aborts."""
         return items_before(deadline, self._stream(prompt, params), "the completion")
 

@@ -1,11 +1,12 @@
 """The text engine contract: what the text deployment calls, whatever the backend.
 
 Every engine the deployment holds answers `TextEngine`: async `generate` and `stream` of one
-request each (the deadline bounds the wait; the deployment enforces it too), `encode_chat`,
-`stats` and `check_health`. vLLM and TensorRT-LLM batch continuously inside and answer it
-themselves (`batches_itself`). The transformers engine answers `StepTextEngine` instead: its
-scheduler runs one step at a time on the replica's model thread, and the replica serves it as a
-TextEngine (deployments/replicas/scheduled_text.py).
+request each (the deadline bounds the wait; the deployment enforces it too; the objective places
+the request in an engine whose queue policy is "slo", and is ignored by one that serves in
+arrival order), `encode_chat`, `stats` and `check_health`. vLLM and TensorRT-LLM batch
+continuously inside and answer it themselves (`batches_itself`). The transformers engine
+answers `StepTextEngine` instead: its scheduler runs one step at a time on the replica's model
+thread, and the replica serves it as a TextEngine (deployments/replicas/scheduled_text.py).
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from deployments.core.generation import Completion, RowControl, SamplingParams, 
 
 class TextEngine(Protocol):
     batches_itself: bool  # True
+    by_objective: bool  # serves its waiting requests earliest objective first, else by arrival
 
     def encode_chat(self, messages: list[dict]) -> list[int]: ...
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None) -> Completion: ...
+                       deadline: float | None = None,
+                       objective: float | None = None) -> Completion: ...
 
     def stream(self, prompt: list[int], params: SamplingParams,
-               deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+               deadline: float | None = None,
+               objective: float | None = None) -> AsyncIterator[StreamDelta]:
         """Text deltas, the last carrying the Completion; closing it early aborts the request."""
         ...
 

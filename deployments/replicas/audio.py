@@ -37,7 +37,8 @@ class SpeechTranscriber(BatchedReplica):
         check(ctx.deadline, "the transcription")
         self._check_language(language)
         samples = await asyncio.to_thread(self._decode, audio)
-        result = await self.transcribe_batches((samples, language), ctx.deadline)
+        result = await self.transcribe_batches((samples, language), ctx.deadline,
+                                               ctx.objective)
         return TranscriptReply(**asdict(result))
 
     def _decode(self, audio: bytes):

@@ -69,7 +69,9 @@ class BatchStats:
         Events: "deadline_dropped" and "cancelled" (work dropped before the model, or a text
         row ended mid-decode because its caller left), "deadline_aborted" (a text row whose
         deadline passed mid-decode), "batch_failed" (a batch that failed whole and was rerun
-        row by row), "stream_aborted" (a stream that ended before its completion)."""
+        row by row), "stream_aborted" (a stream that ended before its completion), "slo_rejected"
+        (turned away on arrival: predicted past its objective under slo.scheduling "slo") and
+        "slo_predicted_miss" (text under "fifo": a request "slo" would have turned away)."""
         methods = {m: {"model_calls": self.calls[m], "items": self.items[m],
                        "model_seconds": round(self.seconds[m], 6),
                        "recent_batches": list(self.recent[m])} for m in self.calls}

@@ -19,32 +19,52 @@ as the batch forms: its work is never computed and its slot goes to a live item.
 Each item's waits are recorded on the request's timeline (deployments/core/timing.py) and told
 to `on_wait`: "queue" (the model was busy), "batch" (the batch window, the model free) and
 "model" (the call its batch rode in).
+
+The policy chooses the order and the size of batches. "fifo" is the above: oldest first, full
+batches, a window. "slo" serves the earliest objective first (EDF). An item's `objective` is
+the absolute epoch time its route's SLO wants it done by; items without one come after those
+with one, oldest first. Every choice is priced by an online latency model
+(replicas/latency_model.py) that learns from each batch run, under either policy:
+- admission: an item whose predicted finish (what is left of the running batch, then full
+  batches of the live items ahead of it in EDF order and itself) is past its objective is
+  turned away at once with SloUnreachable, the queue untouched. Full batches are the best case
+  the queue can drain at, so an item is rejected only when even that misses;
+- batch size: when the model is free, the largest batch, in EDF order, that is predicted to
+  finish by the earliest objective in it; items that cannot meet their objective even alone
+  wait behind those that still can (their deadline still drops them), and when none can,
+  they go at the largest batch. There is no batch window: waiting would only spend slack.
+While the latency model has seen no batch, both fall back: every item is admitted, every batch
+is the largest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 from deployments.core import timing
-from deployments.core.deadline import expired
-from deployments.core.errors import DeadlineExceeded, InternalFailure
+from deployments.core.errors import DeadlineExceeded, InternalFailure, SloUnreachable
+from deployments.replicas.latency_model import LatencyModel
 
 T = TypeVar("T")
 R = TypeVar("R")
 Waits = dict[str, tuple[float, float]]  # {stage: (monotonic start, seconds)}
+Policy = Literal["fifo", "slo"]
 
 
 @dataclass
 class _Waiting(Generic[T]):
     item: T
     future: asyncio.Future
+    arrived: float
     deadline: float | None = None
-    arrived: float = field(default_factory=time.monotonic)
+    objective: float | None = None
     # When the model was free for it, when its batch closed, and its batch's model call.
     formed: float = 0.0
     closed: float = 0.0
@@ -56,23 +76,50 @@ class _Waiting(Generic[T]):
                 "model": (self.ran[0], self.ran[1] - self.ran[0])}
 
 
+def _edf_key(waiting: _Waiting[Any]) -> tuple[int, float]:
+    """Earliest objective first, items without one after them; equal keys keep arrival order."""
+    return (1, 0.0) if waiting.objective is None else (0, waiting.objective)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What the allocator and the ingress read of one batcher: the live items queued, the items
+    per second it is predicted to serve at full batches, and the seconds until the running
+    batch and the queue are predicted done. None where the latency model has seen no batch."""
+
+    queued: int
+    service_rate: float | None
+    drain_s: float | None
+
+
 class DynamicBatcher(Generic[T, R]):
     def __init__(self, run_batch: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
                  max_batch_size: int = 16, batch_wait_timeout_s: float = 0.02,
                  on_event: Callable[[str], None] | None = None,
                  on_wait: Callable[[Waits], None] | None = None,
-                 on_queue_length: Callable[[int], None] | None = None) -> None:
+                 on_queue_length: Callable[[int], None] | None = None,
+                 policy: Policy = "fifo", latency_model: LatencyModel | None = None,
+                 wall_clock: Callable[[], float] = time.time,
+                 monotonic_clock: Callable[[], float] = time.monotonic) -> None:
+        _check_policy(policy)
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.batch_wait_timeout_s = batch_wait_timeout_s
-        # Told "deadline_dropped" and "cancelled" per item dropped before its batch, and
-        # "batch_failed" per batch that failed whole (its rows were then rerun alone).
+        self.policy = policy
+        self.latency_model = latency_model if latency_model is not None else LatencyModel()
+        # Told "deadline_dropped" and "cancelled" per item dropped before its batch,
+        # "batch_failed" per batch that failed whole (its rows were then rerun alone), and
+        # "slo_rejected" per item turned away on arrival.
         self.on_event = on_event or (lambda _event: None)
         self.on_wait = on_wait or (lambda _waits: None)
         self.on_queue_length = on_queue_length or (lambda _length: None)
+        # Epoch seconds for deadlines and objectives, monotonic seconds for waits and calls.
+        self._wall_clock = wall_clock
+        self._clock = monotonic_clock
         self._queue: deque[_Waiting[T]] = deque()
         self._arrival = asyncio.Event()
         self._worker: asyncio.Task | None = None
+        self._running: tuple[float, int] | None = None  # the model call's start and size
 
     # The setters `@serve.batch` methods have, so BatchedReplica.reconfigure drives both.
     def set_max_batch_size(self, size: int) -> None:
@@ -81,17 +128,32 @@ class DynamicBatcher(Generic[T, R]):
     def set_batch_wait_timeout_s(self, seconds: float) -> None:
         self.batch_wait_timeout_s = seconds
 
-    async def __call__(self, item: T, deadline: float | None = None) -> R:
+    def set_policy(self, policy: Policy) -> None:
+        """Switches policy live; the items queued are put in the new policy's order."""
+        _check_policy(policy)
+        self.policy = policy
+        order = _edf_key if policy == "slo" else (lambda waiting: waiting.arrived)
+        self._queue = deque(sorted(self._queue, key=order))
+
+    async def __call__(self, item: T, deadline: float | None = None,
+                       objective: float | None = None) -> R:
         """Queues one item and returns its result once its batch has run.
 
         `deadline` is absolute wall-clock time (deployments/core/deadline.py); once it has passed,
-        the item is not put in a batch and this raises DeadlineExceeded.
+        the item is not put in a batch and this raises DeadlineExceeded. `objective`, absolute
+        wall-clock time too, is when it should be done; the "slo" policy orders by it and
+        raises SloUnreachable at once when it is predicted to be missed ("fifo" ignores it).
         """
+        if self.policy == "slo" and objective is not None:
+            self._admit(objective)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._run_forever())
         future = asyncio.get_running_loop().create_future()
-        waiting = _Waiting(item, future, deadline)
-        self._queue.append(waiting)
+        waiting = _Waiting(item, future, self._clock(), deadline, objective)
+        if self.policy == "slo":
+            bisect.insort(self._queue, waiting, key=_edf_key)
+        else:
+            self._queue.append(waiting)
         self.on_queue_length(len(self._queue))
         self._arrival.set()
         result = await future  # cancelling the caller cancels the future: the item is dropped
@@ -122,27 +184,118 @@ class DynamicBatcher(Generic[T, R]):
                 raise
 
     async def _next_batch(self) -> list[_Waiting[T]]:
-        """The live items queued, oldest first, up to `max_batch_size`: an item whose caller
-        left or whose deadline passed is dropped as it is met, so it never takes a slot."""
+        """The next batch of live items, as the policy chooses them: an item whose caller left
+        or whose deadline passed is dropped as it is met, so it never takes a slot."""
         while not self._drop_unwanted():
             self._arrival.clear()
             await self._arrival.wait()
-        free_at = time.monotonic()
+        free_at = self._clock()
+        taken = self._take_by_objective() if self.policy == "slo" else await self._take_oldest()
+        self.on_queue_length(len(self._queue))
+        closed = self._clock()
+        for waiting in taken:
+            waiting.formed, waiting.closed = max(waiting.arrived, free_at), closed
+        return taken
+
+    async def _take_oldest(self) -> list[_Waiting[T]]:
+        """The oldest items, up to `max_batch_size`, once the batch is full or the oldest has
+        waited `batch_wait_timeout_s`."""
         closes_at = self._queue[0].arrived + self.batch_wait_timeout_s
         while (self._drop_unwanted() < self.max_batch_size
-               and (left := closes_at - time.monotonic()) > 0):
+               and (left := closes_at - self._clock()) > 0):
             self._arrival.clear()
             try:
                 await asyncio.wait_for(self._arrival.wait(), left)
             except TimeoutError:
                 break
         self._drop_unwanted()
-        taken = [self._queue.popleft() for _ in range(min(self.max_batch_size, len(self._queue)))]
-        self.on_queue_length(len(self._queue))
-        closed = time.monotonic()
-        for waiting in taken:
-            waiting.formed, waiting.closed = max(waiting.arrived, free_at), closed
+        return [self._queue.popleft() for _ in range(min(self.max_batch_size, len(self._queue)))]
+
+    def _take_by_objective(self) -> list[_Waiting[T]]:
+        """The largest batch, in serving order, predicted to finish by its earliest objective."""
+        now = self._wall_clock()
+        order = self._serving_order(now)
+        taken = order[:self._slo_batch_size(order, now)]
+        chosen = {id(waiting) for waiting in taken}
+        self._queue = deque(waiting for waiting in self._queue if id(waiting) not in chosen)
         return taken
+
+    def _serving_order(self, now: float) -> list[_Waiting[T]]:
+        """The queue in EDF order, with the items that cannot meet their objective even alone
+        moved behind those that still can, ahead of the items without an objective."""
+        alone = self.latency_model.latency(1)
+        if alone is None:
+            return list(self._queue)
+        hopeful, hopeless, unset = [], [], []
+        for waiting in self._queue:
+            if waiting.objective is None:
+                unset.append(waiting)
+            elif now + alone <= waiting.objective:
+                hopeful.append(waiting)
+            else:
+                hopeless.append(waiting)
+        return hopeful + hopeless + unset
+
+    def _slo_batch_size(self, order: list[_Waiting[T]], now: float) -> int:
+        """The largest n whose batch of the first n items of `order` is predicted to end by
+        the earliest objective among them; the largest batch when none can (or no prediction)."""
+        largest = min(self.max_batch_size, len(order))
+        if not self.latency_model.can_predict:
+            return largest
+        earliest, fits = math.inf, 0
+        for size in range(1, largest + 1):
+            if order[size - 1].objective is not None:
+                earliest = min(earliest, order[size - 1].objective)
+            if now + self.latency_model.latency(size) > earliest:
+                break
+            fits = size
+        return fits or largest
+
+    def _admit(self, objective: float) -> None:
+        """Raises SloUnreachable, leaving the queue as it was, when an item with `objective`
+        is predicted to finish past it: what is left of the running batch, then full batches
+        of the live items ahead of it in EDF order (those that can still meet theirs) and it."""
+        model = self.latency_model
+        if not model.can_predict:
+            return
+        now, running_left = self._wall_clock(), self._running_left()
+        starts_by = now + running_left + model.latency(1)  # the earliest any queued item ends
+        ahead = sum(1 for waiting in self._queue
+                    if self._live(waiting, now) and waiting.objective is not None
+                    and starts_by <= waiting.objective <= objective)
+        wait = running_left + self._drain_seconds(ahead + 1)
+        budget = objective - now
+        if wait <= budget:
+            return
+        self.on_event("slo_rejected")
+        # A request of this kind arriving later makes it once the queue ahead of it has drained
+        # for as long as this one would overshoot.
+        raise SloUnreachable(wait, budget, retry_after_s=max(1.0, wait - budget))
+
+    def forecast(self) -> Forecast:
+        """The queue's load as the latency model predicts it (see Forecast)."""
+        now = self._wall_clock()
+        queued = sum(1 for waiting in self._queue if self._live(waiting, now))
+        rate = self.latency_model.service_rate(self.max_batch_size)
+        if rate is None:
+            return Forecast(queued, None, None)
+        return Forecast(queued, rate, self._running_left() + self._drain_seconds(queued))
+
+    def _running_left(self) -> float:
+        """Seconds the running model call is predicted to have left; 0 when none runs."""
+        if self._running is None:
+            return 0.0
+        started, size = self._running
+        return max(0.0, started + self.latency_model.latency(size) - self._clock())
+
+    def _drain_seconds(self, items: int) -> float:
+        """Predicted seconds to run `items` items in full batches."""
+        full, rest = divmod(items, self.max_batch_size)
+        seconds = full * self.latency_model.latency(self.max_batch_size) if full else 0.0
+        return seconds + (self.latency_model.latency(rest) if rest else 0.0)
+
+    def _live(self, waiting: _Waiting[T], now: float) -> bool:
+        return not waiting.future.done() and not _past(waiting.deadline, now)
 
     def _drop_unwanted(self) -> int:
         """Settles and removes the queued items no longer wanted; the number left."""
@@ -157,7 +310,7 @@ class DynamicBatcher(Generic[T, R]):
 
         The deadline comes first: a caller that gave up at its deadline (the ingress cancels
         its call then) is counted as a deadline drop, not as a client that went away."""
-        if expired(waiting.deadline):
+        if _past(waiting.deadline, self._wall_clock()):
             _settle(waiting.future, error=DeadlineExceeded())
             self.on_event("deadline_dropped")
             return False
@@ -177,11 +330,8 @@ class DynamicBatcher(Generic[T, R]):
             raise
 
     async def _run_settling(self, batch: list[_Waiting[T]]) -> None:
-        started = time.monotonic()
         try:
-            results = await self.run_batch([waiting.item for waiting in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"a batch of {len(batch)} returned {len(results)} results")
+            results, ran = await self._call_model(batch)
         except Exception as error:
             if len(batch) == 1:  # alone, the item is the cause: only its caller fails
                 _settle(batch[0].future, error=error)
@@ -191,13 +341,39 @@ class DynamicBatcher(Generic[T, R]):
                 if self._still_wanted(waiting):
                     await self._run_settling([waiting])
             return
-        ran = (started, time.monotonic())
         for waiting, result in zip(batch, results):
             waiting.ran = ran
             if isinstance(result, Exception):
                 _settle(waiting.future, error=result)
             else:
                 _settle(waiting.future, result=result)
+
+
+    async def _call_model(
+        self, batch: list[_Waiting[T]],
+    ) -> tuple[Sequence[R | Exception], tuple[float, float]]:
+        """`run_batch` on the batch's items, and when it ran (monotonic start, end); a call
+        that answers for every item teaches the latency model its size and seconds."""
+        started = self._clock()
+        self._running = (started, len(batch))
+        try:
+            results = await self.run_batch([waiting.item for waiting in batch])
+        finally:
+            self._running = None
+        ended = self._clock()
+        if len(results) != len(batch):
+            raise RuntimeError(f"a batch of {len(batch)} returned {len(results)} results")
+        self.latency_model.observe(len(batch), ended - started)
+        return results, (started, ended)
+
+
+def _check_policy(policy: str) -> None:
+    if policy not in ("fifo", "slo"):
+        raise ValueError(f"policy must be 'fifo' or 'slo', not {policy!r}")
+
+
+def _past(deadline: float | None, now: float) -> bool:
+    return deadline is not None and now >= deadline
 
 
 async def all_or_none(awaitables: Iterable[Awaitable[R]]) -> list[R]:

@@ -185,5 +185,5 @@ def inter_token() -> Histogram:
 @metric
 def slo_requests() -> Counter:
     return Counter("mmserve_slo_requests", "Successful requests by route, and whether they "
-                   "met the route's SLO (observability.slo); goodput is the rate of met=true.",
+                   "met the route's SLO (config slo); goodput is the rate of met=true.",
                    tag_keys=("route", "met"))

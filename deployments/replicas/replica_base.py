@@ -13,9 +13,11 @@ from deployments.core.call_protocol import NO_CONTEXT, CallContext, ModelInfoRep
 from deployments.core.config import Batching, DeploymentSettings
 from deployments.core.precision import Choice, as_fields
 from deployments.replicas import metrics
+from deployments.replicas.autoscaling_stats import autoscaling_stats
 from deployments.replicas.batch_stats import BatchStats
 from deployments.replicas.batcher import DynamicBatcher
 from deployments.replicas.free_memory import give_back_free_memory
+from deployments.replicas.serve_options import SCHEDULING
 from deployments.replicas.timed_calls import reports_timing
 
 R = TypeVar("R")
@@ -72,10 +74,22 @@ class BatchedReplica:
             self._model_thread, function, *args)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        batching = Batching.model_validate(user_config)
+        """The batching settings and the app's queue policy (serve_options.deployment_options)."""
+        live = dict(user_config)
+        policy = live.pop(SCHEDULING, "fifo")
+        batching = Batching.model_validate(live)
         for batcher in self.batchers:
             batcher.set_max_batch_size(batching.max_batch_size)
             batcher.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+            batcher.set_policy(policy)
+
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve asks every metrics_interval_s (of a group with an autoscaling_config), on the
+        event loop the batchers run on: the replica's service rate over its batchers, for the
+        capacity policy (replicas/autoscaling_stats.py). The transformers text engine's
+        scheduler stands among the batchers for their setters only: it has no forecast."""
+        return autoscaling_stats(batcher.forecast() for batcher in self.batchers
+                                 if isinstance(batcher, DynamicBatcher))
 
     async def check_health(self) -> None:
         """Fails while the model thread is stuck in one call for over model_call_timeout_s.

@@ -34,6 +34,7 @@ class ScheduledTextEngine:
                  stats: BatchStats) -> None:
         self.engine = engine
         self.scheduler = engine.scheduler
+        self.by_objective = self.scheduler.waiting.policy == "slo"
         self.run_model = run_model
         self.batch_stats = stats
         self._driver: asyncio.Task | None = None
@@ -46,23 +47,30 @@ class ScheduledTextEngine:
     def set_batch_wait_timeout_s(self, seconds: float) -> None:
         """No batch window: a request joins the running batch at the next decode step."""
 
+    def set_policy(self, policy: str) -> None:
+        """The scheduler's order was fixed at start (text.engine.queue_policy); the live
+        policy decides the replica's admission (replicas/first_token_forecast.py)."""
+
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return self.engine.encode_chat(messages)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None) -> Completion:
-        control = RowControl(deadline=deadline)
+                       deadline: float | None = None,
+                       objective: float | None = None) -> Completion:
+        control = RowControl(deadline=deadline, objective=objective)
         try:
             return await self._submit(prompt, params, control)
         finally:
             control.cancelled.set()  # a no-op once finished; else its row stops at next step
 
     async def stream(self, prompt: list[int], params: SamplingParams,
-                     deadline: float | None = None) -> AsyncIterator[StreamDelta]:
+                     deadline: float | None = None,
+                     objective: float | None = None) -> AsyncIterator[StreamDelta]:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        control = RowControl(deadline=deadline, on_text=lambda text: loop.call_soon_threadsafe(
-            pieces.put_nowait, text))
+        control = RowControl(deadline=deadline, objective=objective,
+                             on_text=lambda text: loop.call_soon_threadsafe(
+                                 pieces.put_nowait, text))
         row = asyncio.ensure_future(self._submit(prompt, params, control))
         # After every piece: the thread queued those before the row's outcome came back.
         row.add_done_callback(lambda _: pieces.put_nowait(None))

@@ -1,7 +1,9 @@
 """Text generation deployment: completions, whole or streamed, through one engine contract
 (async generate and stream). Every engine batches continuously: vLLM and TensorRT-LLM in their
 own loop; transformers through its scheduler, stepped on the replica's model thread
-(deployments/replicas/scheduled_text.py).
+(deployments/replicas/scheduled_text.py). The engine holds the queue, so under slo.scheduling
+"slo" the replica turns away a request whose first token it predicts past the objective
+(deployments/replicas/first_token_forecast.py).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from deployments.core.generation import Completion, SamplingParams
 from deployments.engines import load_text_engine
 from deployments.engines.text_base import TextEngine
 from deployments.replicas import metrics
+from deployments.replicas.first_token_forecast import FirstTokenForecast
 from deployments.replicas.replica_base import BatchedReplica
 from deployments.replicas.scheduled_text import ScheduledTextEngine
+from deployments.replicas.serve_options import SCHEDULING
 from deployments.replicas.timed_calls import reports_timing
 
 
@@ -46,6 +50,20 @@ class TextGenerator(BatchedReplica):
         else:  # its scheduler, stepped on the model thread; user_config sizes its batch
             self.engine = ScheduledTextEngine(engine, self.run_model, self.stats)
             self.batchers = [self.engine]
+        self.first_tokens = FirstTokenForecast(self.engine.by_objective,
+                                               on_event=self.stats.count)
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        super().reconfigure(user_config)
+        self.first_tokens.set_policy(user_config.get(SCHEDULING, "fifo"))
+
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """No service rate: the capacity policy predicts a wait as backlog / rate, and a text
+        replica's backlog is mostly streams already decoding, which wait for nothing; a
+        finish rate (streams of seconds each) would make a group meeting its first-token
+        objective look far behind it. Without a rate the policy counts the group busy past
+        target_ongoing_requests per replica (its sequences decoded together)."""
+        return {}
 
     def engine_stats(self) -> dict[str, int]:
         """The engine's own counts: requests running and waiting; the prefix cache's."""
@@ -61,7 +79,8 @@ class TextGenerator(BatchedReplica):
         check(ctx.deadline, "the completion")
         prompt = self._encode(messages)
         started, clock = time.time(), time.perf_counter()
-        completion = await self.engine.generate(prompt, params, ctx.deadline)
+        with self.first_tokens.track(ctx.objective, streamed=False):
+            completion = await self.engine.generate(prompt, params, ctx.deadline, ctx.objective)
         timing.record("model", started, time.perf_counter() - clock)
         self._count_tokens(completion)
         return CompletionReply(completion.text, completion.prompt_tokens,
@@ -76,21 +95,23 @@ class TextGenerator(BatchedReplica):
         check(ctx.deadline, "the completion")
         prompt = self._encode(messages)
         finished = False
-        deltas = self.engine.stream(prompt, params, ctx.deadline)
-        clock = _StreamClock()
-        try:
-            async for delta in deltas:
-                clock.tick()
-                if delta.completion is not None:
-                    finished = True
-                    self._count_tokens(delta.completion)
-                    yield _stream_end(delta.completion)
-                elif delta.text:
-                    yield TokenDelta(delta.text)
-        finally:
-            await deltas.aclose()  # ends the row in its batch, or aborts it in the engine
-            if not finished:  # cancelled because the client disconnected, or past the deadline
-                self.stats.count("stream_aborted")
+        with self.first_tokens.track(ctx.objective, streamed=True) as first_token:
+            deltas = self.engine.stream(prompt, params, ctx.deadline, ctx.objective)
+            clock = _StreamClock()
+            try:
+                async for delta in deltas:
+                    first_token.came()
+                    clock.tick()
+                    if delta.completion is not None:
+                        finished = True
+                        self._count_tokens(delta.completion)
+                        yield _stream_end(delta.completion)
+                    elif delta.text:
+                        yield TokenDelta(delta.text)
+            finally:
+                await deltas.aclose()  # ends the row in its batch, or aborts it in the engine
+                if not finished:  # the client disconnected, or the deadline passed
+                    self.stats.count("stream_aborted")
 
     def _encode(self, messages: list[dict]) -> list[int]:
         prompt = self.engine.encode_chat(messages)

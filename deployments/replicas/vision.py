@@ -42,12 +42,12 @@ class ImageEmbedder(BatchedReplica):
     @reports_timing
     async def embed_images(self, images: list[bytes],
                            ctx: CallContext = NO_CONTEXT) -> EmbeddingsReply:
-        return EmbeddingsReply(await self._image_vectors(images, ctx.deadline))
+        return EmbeddingsReply(await self._image_vectors(images, ctx))
 
     @reports_timing
     async def embed_texts(self, texts: list[str],
                           ctx: CallContext = NO_CONTEXT) -> EmbeddingsReply:
-        return EmbeddingsReply(await self._text_vectors(texts, ctx.deadline))
+        return EmbeddingsReply(await self._text_vectors(texts, ctx))
 
     @reports_timing
     async def classify(self, image: bytes, labels: list[str],
@@ -56,28 +56,27 @@ class ImageEmbedder(BatchedReplica):
         check_labels(labels, self.settings.max_labels, self.settings.max_label_chars)
         await asyncio.to_thread(_check_image_header, image, self.settings.max_image_pixels)
         image_vector, label_vectors = await all_or_none(
-            [self._image_vectors([image], ctx.deadline),
-             self._label_embeddings(labels, ctx.deadline)])
+            [self._image_vectors([image], ctx), self._label_embeddings(labels, ctx)])
         scores = zero_shot_scores(image_vector[0], np.stack(label_vectors))
         ranked = sorted(zip(labels, scores), key=lambda pair: -pair[1])
         return LabelsReply([{"label": label, "score": float(score)} for label, score in ranked])
 
-    async def _image_vectors(self, images: list[bytes],
-                             deadline: float | None) -> list[np.ndarray]:
-        check(deadline, "the embeddings")
+    async def _image_vectors(self, images: list[bytes], ctx: CallContext) -> list[np.ndarray]:
+        check(ctx.deadline, "the embeddings")
         decoded = await asyncio.to_thread(_decode_all, images, self.settings.max_image_pixels,
                                           self.engine.input_side)
-        return await all_or_none(self.image_batches(image, deadline) for image in decoded)
+        return await all_or_none(self.image_batches(image, ctx.deadline, ctx.objective)
+                                 for image in decoded)
 
-    async def _text_vectors(self, texts: list[str], deadline: float | None) -> list[np.ndarray]:
-        check(deadline, "the embeddings")
-        return await all_or_none(self.text_batches(text, deadline) for text in texts)
+    async def _text_vectors(self, texts: list[str], ctx: CallContext) -> list[np.ndarray]:
+        check(ctx.deadline, "the embeddings")
+        return await all_or_none(self.text_batches(text, ctx.deadline, ctx.objective)
+                                 for text in texts)
 
     async def _label_embeddings(self, labels: list[str],
-                                deadline: float | None = None) -> list[np.ndarray]:
+                                ctx: CallContext = NO_CONTEXT) -> list[np.ndarray]:
         async def embed(missing: list[str]) -> list[np.ndarray]:
-            return await self._text_vectors([f"a photo of a {label}." for label in missing],
-                                             deadline)
+            return await self._text_vectors([f"a photo of a {label}." for label in missing], ctx)
         return await self._label_vectors.vectors(labels, embed)
 
     async def _embed_image_batch(self, images: list) -> list[np.ndarray]:

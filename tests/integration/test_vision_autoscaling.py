@@ -17,8 +17,8 @@ import yaml
 from cluster.deploy import app_config, profile_path
 from cluster.deploy import deploy as deploy_config
 from deployments.replicas.serve_options import QUEUE_POLICY
+from tests.closed_loop_load import ClosedLoopLoad
 from tests.conftest import APP_NAME, TEST_ARGS, deploy
-from tests.embedding_load import EmbeddingLoad
 from tests.system.cluster.serve_state import submission_client, wait_for
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_cpu_profile_vision_reaches_two_replicas_under_load_and_one_when_idle(
     try:
         wait_for(lambda: at_rest(dashboard, QUEUE_POLICY), 180, "one vision replica at rest")
 
-        with EmbeddingLoad(app_url, CLIENTS) as load:
+        with ClosedLoopLoad(app_url, CLIENTS) as load:
             started = time.monotonic()
             wait_for(lambda: vision(dashboard)["target_num_replicas"] == 2, DECIDES_WITHIN_S,
                      "the policy to want 2 replicas")

@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from bench.records import RequestRecord
+from bench.server_timing import parse_server_timing
 from bench.suites.cache import hit_label, repeat_label, summarize
-from bench.suites.headers import header_summary, server_timing
+from bench.suites.headers import header_summary
 from bench.workloads import build_workload
 from bench.workloads.repeats import RepeatedEmbeddingWorkload, fresh_jpeg
 
@@ -27,10 +28,10 @@ def record(e2e: float, cache: str | None = "hit", timing: str | None = None,
 
 
 def test_server_timing_reads_milliseconds_as_seconds():
-    assert server_timing("ingress;dur=1.2, total;dur=1.5") == pytest.approx(
+    assert parse_server_timing("ingress;dur=1.2, total;dur=1.5") == pytest.approx(
         {"ingress": 0.0012, "total": 0.0015})
-    assert server_timing('total;desc="all";dur="2"') == pytest.approx({"total": 0.002})
-    assert server_timing("cache, total;dur=x") == {}
+    assert parse_server_timing('total;desc="all";dur="2"') == pytest.approx({"total": 0.002})
+    assert parse_server_timing("cache, total;dur=x") == {}
 
 
 def test_the_ingress_latency_is_servers_total_else_the_clients():

@@ -79,9 +79,10 @@ class FakeStepEngine:
     batches_itself = False
     prefix_cache = None
 
-    def __init__(self) -> None:
+    def __init__(self, queue_policy: str = "fifo") -> None:
         self.runner = FakeRunner()
-        self.scheduler = Scheduler(self.runner, self.detokenize, eos_ids=set())
+        self.scheduler = Scheduler(self.runner, self.detokenize, eos_ids=set(),
+                                   queue_policy=queue_policy)
 
     def detokenize(self, tokens: list[int]) -> str:
         return "".join(f"w{token - FIRST_TOKEN} " for token in tokens)
@@ -166,6 +167,39 @@ def test_a_stream_and_a_whole_completion_share_decode_steps(text):
     assert stats["methods"]["prefill"]["recent_batches"] == [3]
     assert stats["methods"]["decode"]["recent_batches"] == [3, 2]
     assert stats["events"]["decode_steps_mixing_streams_and_whole"] == 2
+
+
+def test_requests_waiting_for_the_model_are_admitted_by_their_contexts_objective(monkeypatch):
+    engine = FakeStepEngine(queue_policy="slo")
+    replica = build(text_replicas.TextGenerator, TextSettings(), engine, monkeypatch,
+                    "load_text_engine")
+    runner, prompt_lengths = engine.runner, []
+    prefill = runner.prefill
+    monkeypatch.setattr(runner, "prefill", lambda prompt: (prompt_lengths.append(len(prompt)),
+                                                           prefill(prompt))[1])
+
+    async def collect(stream) -> list:
+        return [item async for item in stream]
+
+    async def scenario():
+        first = asyncio.ensure_future(replica.generate(chat("busy"), greedy(2)))
+        while not runner.batch_sizes:  # the model is prefilling `first`: the rest wait
+            await asyncio.sleep(0.01)
+        now = time.time()
+        # Prompts of 1, 2 and 3 tokens, arriving in that order.
+        later = replica.generate(chat("a"), greedy(2), CallContext(objective=now + 30))
+        unhurried = replica.generate(chat("bb"), greedy(2), CallContext())
+        urgent = collect(replica.stream(chat("ccc"), greedy(2), CallContext(objective=now + 10)))
+        rest = asyncio.gather(later, unhurried, urgent)
+        while len(engine.scheduler.waiting) < 3:
+            await asyncio.sleep(0.01)
+        runner.release.set()
+        await first
+        return await rest
+
+    later, unhurried, urgent = asyncio.run(scenario())
+    assert prompt_lengths == [4, 3, 1, 2]
+    assert later.text == unhurried.text == "w0 w1 " and urgent[-1].completion_tokens == 2
 
 
 def test_a_lone_request_runs_at_once_and_the_batch_size_is_live(text):

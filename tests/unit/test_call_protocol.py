@@ -28,7 +28,8 @@ REPLIES = [
 ]
 
 
-@pytest.mark.parametrize("value", [*REPLIES, CallContext(123.5, timed=True), TokenDelta("hi"),
+@pytest.mark.parametrize("value", [*REPLIES, CallContext(123.5, timed=True, objective=120.0),
+                                   TokenDelta("hi"),
                                    StreamEnd(9, 2, "length", stages=STAGES)])
 def test_every_type_survives_pickling(value):
     assert pickle.loads(pickle.dumps(value)) == value

@@ -30,7 +30,8 @@ def test_serve_options_carry_resources_batching_and_autoscaling():
     assert options["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 1,
                                             "accelerator_type": "A100",
                                             "resources": {"neuron_cores": 2}}
-    assert options["user_config"] == {"max_batch_size": 32, "batch_wait_timeout_s": 0.05}
+    assert options["user_config"] == {"max_batch_size": 32, "batch_wait_timeout_s": 0.05,
+                                      "scheduling": "fifo"}
     assert options["autoscaling_config"]["max_replicas"] == 4
     assert "num_replicas" not in options
 
@@ -45,3 +46,12 @@ def test_serve_options_carry_resources_batching_and_autoscaling():
 def test_invalid_config_names_the_field(args, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         load_config(args)
+
+
+def test_the_apps_scheduling_reaches_every_group_and_the_text_engine():
+    from deployments.replicas.serve_options import deployment_options
+
+    config = load_config({"slo": {"scheduling": "slo"}})
+    assert deployment_options(config.vision, "V", config.slo.scheduling)[
+        "user_config"]["scheduling"] == "slo"
+    assert config.text.engine.queue_policy is None  # unset: the app's, resolved at build

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.placement import node_table
-from tests.embedding_load import EmbeddingLoad
+from tests.closed_loop_load import ClosedLoopLoad
 from tests.system.cluster.conftest import VISION_TEST_SETTINGS
 from tests.system.cluster.serve_state import app_details, wait_for
 
@@ -30,7 +30,7 @@ def test_vision_scales_to_max_under_load_and_back_to_min_without_failures(mixed_
     wait_for(lambda: running(dashboard) == low and len(replicas(dashboard)) == low, 120,
              f"{DEPLOYMENT} to rest at {low} replica")
 
-    with EmbeddingLoad(mixed_app.url, HEAVY) as heavy:
+    with ClosedLoopLoad(mixed_app.url, HEAVY) as heavy:
         wait_for(lambda: running(dashboard) == high, 180, f"{high} running replicas under load")
         peak_nodes = {r["node_id"] for r in replicas(dashboard) if r["state"] == "RUNNING"}
         served_before_peak = heavy.ok
@@ -40,7 +40,7 @@ def test_vision_scales_to_max_under_load_and_back_to_min_without_failures(mixed_
     assert {nodes[node_id].group for node_id in peak_nodes} == {"inf2"}
 
     # Light load continues through the scale-down: every request must still succeed.
-    with EmbeddingLoad(mixed_app.url, 1) as light:
+    with ClosedLoopLoad(mixed_app.url, 1) as light:
         wait_for(lambda: len(replicas(dashboard)) == low and running(dashboard) == low, 180,
                  f"{DEPLOYMENT} back to {low} replica")
         served_after = light.ok

@@ -1,0 +1,169 @@
+"""The text replica's forecast of a new request's time to first token, and its admission.
+
+The text group's queue lives inside the engine (vLLM's scheduler, or the transformers
+scheduler of scheduled_text.py), so the replica cannot price it from batches of its own as the
+batcher does. It keeps instead the requests it has handed to the engine whose first token has
+not come yet, each in its place in the engine's order (waiting_queue.serving_key: by arrival,
+or earliest objective first), and learns from the first tokens it sees.
+
+A request's position is 1 + the requests the engine serves before it: those ahead of it when
+it was sent, plus those sent later that went ahead of it (an earlier objective), less those
+ahead that left unserved (cancelled, failed, past their deadline). Its time to first token is
+fit as ttft(position) = a + b * position by the batcher's online least squares with forgetting
+(latency_model.py): a + b is the first token of a request that found nothing ahead (its own
+prefill, between the running rows' steps) and b the seconds per request ahead, the inverse of
+the rate at which first tokens come while requests wait. Every stream's first token is one
+observation; a request arriving is predicted ttft(1 + the tracked requests ahead of it now).
+
+Whole (non-streamed) completions: the replica never sees their first token. Each counts as
+waiting, ahead of what is behind it in the engine's order, until there is evidence it was
+served: a stream behind it got its first token (the engine serves in that order), or it
+finished. It is never an observation itself, so a replica serving only whole completions
+learns nothing and admits everything. Counting the same way when learning and predicting keeps
+the approximation honest: a whole completion still counted while it decodes lengthens the
+positions of the observations and of the predictions alike.
+
+Admission, under policy "slo": a request predicted to have its first token past its objective
+is turned away with SloUnreachable, Retry-After the overshoot (at least a second), and counted
+"slo_rejected". Under "fifo" nothing is turned away, the model still learns, and a request
+"slo" would have turned away is counted "slo_predicted_miss", so the two can be compared.
+Before its first observation the forecast predicts nothing and admits everything.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from deployments.core.errors import SloUnreachable
+from deployments.engines.waiting_queue import POLICIES, SortKey, serving_key
+from deployments.replicas.batcher import Policy
+from deployments.replicas.latency_model import LatencyModel
+
+
+@dataclass(eq=False)
+class _InEngine:
+    key: SortKey
+    sent: float
+    streamed: bool
+    position: int
+    gone: bool = False
+
+
+class FirstToken:
+    """What a tracked call tells the forecast while the engine has its request."""
+
+    def __init__(self, forecast: FirstTokenForecast, request: _InEngine) -> None:
+        self._forecast, self._request = forecast, request
+
+    def came(self) -> None:
+        """The stream's first output arrived; later calls do nothing."""
+        self._forecast._first_token(self._request)
+
+
+class FirstTokenForecast:
+    def __init__(self, serves_by_objective: bool, policy: Policy = "fifo",
+                 model: LatencyModel | None = None,
+                 on_event: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`serves_by_objective`: the engine serves its waiting requests earliest objective
+        first, else by arrival. `policy` is the app's, live: "slo" turns requests away.
+        `clock` gives epoch seconds, the objectives' time."""
+        _check_policy(policy)
+        self.engine_order = "slo" if serves_by_objective else "fifo"
+        self.policy = policy
+        self.model = model if model is not None else LatencyModel()
+        self.on_event = on_event or (lambda _event: None)
+        self.clock = clock
+        self._in_engine: list[_InEngine] = []
+        self._arrivals = itertools.count()
+
+    def set_policy(self, policy: Policy) -> None:
+        _check_policy(policy)
+        self.policy = policy
+
+    def predict(self, objective: float | None) -> float | None:
+        """Seconds to the first token of a request with `objective` sent now; None before the
+        first observation."""
+        return self._predict(self._key(objective))
+
+    @contextmanager
+    def track(self, objective: float | None, streamed: bool) -> Iterator[FirstToken]:
+        """Admits a request (SloUnreachable under "slo" when it is predicted past `objective`),
+        then tracks it while the body has it in the engine. A stream calls `came()` on its
+        first output. Leaving the body normally means the engine served it; leaving it by an
+        exception before a first token means it never got to the engine's front."""
+        key = self._key(objective)
+        self._admit(key, objective)
+        request = self._send(key, streamed)
+        try:
+            yield FirstToken(self, request)
+        except BaseException:
+            self._leave(request, served=False)
+            raise
+        self._leave(request, served=True)
+
+    def _key(self, objective: float | None) -> SortKey:
+        return serving_key(self.engine_order, objective, next(self._arrivals))
+
+    def _position(self, key: SortKey) -> int:
+        return 1 + sum(1 for request in self._in_engine if request.key < key)
+
+    def _predict(self, key: SortKey) -> float | None:
+        return self.model.latency(self._position(key))
+
+    def _admit(self, key: SortKey, objective: float | None) -> None:
+        if objective is None:
+            return
+        wait = self._predict(key)
+        budget = objective - self.clock()
+        if wait is None or wait <= budget:
+            return
+        if self.policy != "slo":
+            self.on_event("slo_predicted_miss")
+            return
+        self.on_event("slo_rejected")
+        # A request like this one sent later makes it once the requests ahead have gone on
+        # for as long as this one would overshoot.
+        raise SloUnreachable(wait, budget, retry_after_s=max(1.0, wait - budget))
+
+    def _send(self, key: SortKey, streamed: bool) -> _InEngine:
+        for request in self._in_engine:
+            if key < request.key:
+                request.position += 1  # the new one goes ahead of it
+        request = _InEngine(key, self.clock(), streamed, self._position(key))
+        self._in_engine.append(request)
+        return request
+
+    def _first_token(self, request: _InEngine) -> None:
+        if request.gone:
+            return
+        self.model.observe(request.position, max(0.0, self.clock() - request.sent))
+        # Served before it, in the engine's order: the whole completions ahead of it.
+        for other in self._in_engine:
+            if not other.streamed and other.key < request.key:
+                other.gone = True
+        request.gone = True
+        self._forget_gone()
+
+    def _leave(self, request: _InEngine, served: bool) -> None:
+        if request.gone:
+            return
+        request.gone = True
+        self._forget_gone()
+        if served:
+            return
+        for other in self._in_engine:
+            if request.key < other.key:
+                other.position = max(1, other.position - 1)
+
+    def _forget_gone(self) -> None:
+        self._in_engine = [request for request in self._in_engine if not request.gone]
+
+
+def _check_policy(policy: str) -> None:
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, not {policy!r}")
