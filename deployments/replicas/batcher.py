@@ -33,8 +33,12 @@ with one, oldest first. Every choice is priced by an online latency model
   finish by the earliest objective in it; items that cannot meet their objective even alone
   wait behind those that still can (their deadline still drops them), and when none can,
   they go at the largest batch. There is no batch window: waiting would only spend slack.
-While the latency model has seen no batch, both fall back: every item is admitted, every batch
-is the largest.
+An item that would start at once (no model call running, no live item ahead of it) is always
+admitted: turning it away frees nothing for anyone, and its call is what teaches the model
+again after a slow one. While the latency model has seen no batch, both fall back: every item
+is admitted, every batch is the largest. The model does not learn from the first `cold_calls`
+calls: a first call pays one-off costs (a model built at first use, TorchScript's profiling
+runs) that say nothing of the next one, and learnt as one it would price every call after.
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ class DynamicBatcher(Generic[T, R]):
                  on_wait: Callable[[Waits], None] | None = None,
                  on_queue_length: Callable[[int], None] | None = None,
                  policy: Policy = "fifo", latency_model: LatencyModel | None = None,
+                 cold_calls: int = 1,
                  wall_clock: Callable[[], float] = time.time,
                  monotonic_clock: Callable[[], float] = time.monotonic) -> None:
         _check_policy(policy)
@@ -107,6 +112,7 @@ class DynamicBatcher(Generic[T, R]):
         self.batch_wait_timeout_s = batch_wait_timeout_s
         self.policy = policy
         self.latency_model = latency_model if latency_model is not None else LatencyModel()
+        self._cold_calls_left = cold_calls
         # Told "deadline_dropped" and "cancelled" per item dropped before its batch,
         # "batch_failed" per batch that failed whole (its rows were then rerun alone), and
         # "slo_rejected" per item turned away on arrival.
@@ -263,6 +269,8 @@ class DynamicBatcher(Generic[T, R]):
         ahead = sum(1 for waiting in self._queue
                     if self._live(waiting, now) and waiting.objective is not None
                     and starts_by <= waiting.objective <= objective)
+        if ahead == 0 and self._running is None:
+            return  # it starts at once
         wait = running_left + self._drain_seconds(ahead + 1)
         budget = objective - now
         if wait <= budget:
@@ -353,7 +361,8 @@ class DynamicBatcher(Generic[T, R]):
         self, batch: list[_Waiting[T]],
     ) -> tuple[Sequence[R | Exception], tuple[float, float]]:
         """`run_batch` on the batch's items, and when it ran (monotonic start, end); a call
-        that answers for every item teaches the latency model its size and seconds."""
+        past the cold ones that answers for every item teaches the latency model its size and
+        seconds."""
         started = self._clock()
         self._running = (started, len(batch))
         try:
@@ -363,7 +372,10 @@ class DynamicBatcher(Generic[T, R]):
         ended = self._clock()
         if len(results) != len(batch):
             raise RuntimeError(f"a batch of {len(batch)} returned {len(results)} results")
-        self.latency_model.observe(len(batch), ended - started)
+        if self._cold_calls_left > 0:
+            self._cold_calls_left -= 1
+        else:
+            self.latency_model.observe(len(batch), ended - started)
         return results, (started, ended)
 
 

@@ -24,8 +24,9 @@ the approximation honest: a whole completion still counted while it decodes leng
 positions of the observations and of the predictions alike.
 
 Admission, under policy "slo": a request predicted to have its first token past its objective
-is turned away with SloUnreachable, Retry-After the overshoot (at least a second), and counted
-"slo_rejected". Under "fifo" nothing is turned away, the model still learns, and a request
+while requests wait ahead of it is turned away with SloUnreachable, Retry-After the overshoot
+(at least a second), and counted "slo_rejected"; with none ahead it is always admitted. Under
+"fifo" nothing is turned away, the model still learns, and a request
 "slo" would have turned away is counted "slo_predicted_miss", so the two can be compared.
 Before its first observation the forecast predicts nothing and admits everything.
 """
@@ -116,8 +117,8 @@ class FirstTokenForecast:
         return self.model.latency(self._position(key))
 
     def _admit(self, key: SortKey, objective: float | None) -> None:
-        if objective is None:
-            return
+        if objective is None or self._position(key) == 1:
+            return  # nothing waits ahead of it: turning it away frees nothing for anyone
         wait = self._predict(key)
         budget = objective - self.clock()
         if wait is None or wait <= budget:

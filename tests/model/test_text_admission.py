@@ -1,7 +1,8 @@
 """The text replica's admission through TextGenerator, built without Ray around a fake engine
 that batches itself (vLLM's shape) and answers each request when the test opens its gate, on
-a fake clock: a stream's first token measured, then a stream predicted past its objective
-turned away before it reaches the engine and counted; under fifo the same request served and
+a fake clock: a stream's first token measured, then, behind a stream still waiting for its
+first token, a stream predicted past its objective turned away before it reaches the engine
+and counted; under fifo the same request served and
 its predicted miss counted."""
 
 from __future__ import annotations
@@ -90,6 +91,17 @@ async def first_token_measured(replica, engine: GatedEngine, clock: Clock) -> No
     assert isinstance((await stream)[-1], StreamEnd)
 
 
+async def waiting_ahead(replica, engine: GatedEngine, clock: Clock) -> asyncio.Future:
+    """A stream in the engine, its first token not yet come, due before the next request:
+    with nothing waiting ahead, a request is always admitted."""
+    sent = len(engine.gates)
+    stream = asyncio.ensure_future(collect(replica.stream(
+        CHAT, PARAMS, CallContext(objective=clock.now + 0.1))))
+    while len(engine.gates) == sent:
+        await asyncio.sleep(0)
+    return stream
+
+
 def test_under_slo_a_stream_predicted_past_its_objective_never_reaches_the_engine(
         monkeypatch):
     engine = GatedEngine()
@@ -97,14 +109,17 @@ def test_under_slo_a_stream_predicted_past_its_objective_never_reaches_the_engin
 
     async def scenario() -> SloUnreachable:
         await first_token_measured(replica, engine, clock)
+        ahead = await waiting_ahead(replica, engine, clock)
         late = CallContext(objective=clock.now + FIRST_TOKEN_S - 1.5)
         with pytest.raises(SloUnreachable) as refused:
             await collect(replica.stream(CHAT, PARAMS, late))
+        engine.gates[1].set()
+        await ahead
         return refused.value
 
     error = asyncio.run(scenario())
     assert error.retry_after_s == pytest.approx(1.5)
-    assert len(engine.gates) == 1
+    assert len(engine.gates) == 2
     events = replica.batch_stats()["events"]
     assert events["slo_rejected"] == 1 and "stream_aborted" not in events
 
@@ -115,11 +130,14 @@ def test_under_fifo_the_same_request_is_served_and_its_predicted_miss_counted(mo
 
     async def scenario() -> str:
         await first_token_measured(replica, engine, clock)
+        ahead = await waiting_ahead(replica, engine, clock)
         whole = asyncio.ensure_future(replica.generate(
             CHAT, PARAMS, CallContext(objective=clock.now + FIRST_TOKEN_S - 1.5)))
-        while len(engine.gates) < 2:
+        while len(engine.gates) < 3:
             await asyncio.sleep(0)
-        engine.gates[1].set()
+        for gate in engine.gates[1:]:
+            gate.set()
+        await ahead
         return (await whole).text
 
     assert asyncio.run(scenario()) == "a "

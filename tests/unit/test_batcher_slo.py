@@ -278,3 +278,38 @@ def test_switching_policy_live_puts_the_queue_in_the_new_order():
     assert run(scenario()) == [[0], [3], [1], [2]]
     with pytest.raises(ValueError, match="policy"):
         DynamicBatcher(lambda items: items).set_policy("lifo")
+
+
+def test_an_item_that_would_start_at_once_is_admitted_whatever_the_model_predicts():
+    """The model thinks a call takes 5 s (a first call that built the model, say): an idle
+    batcher still takes an item due in 1 s, and its call teaches the model the real time."""
+    async def scenario():
+        clock, events = Clock(), []
+        latency_model = LatencyModel(forgetting=0.5)
+        latency_model.observe(1, 5.0)
+        batcher = DynamicBatcher(SyntheticModel(clock), policy="slo", on_event=events.append,
+                                 wall_clock=clock, monotonic_clock=clock, cold_calls=0,
+                                 latency_model=latency_model)
+        batcher.run_batch.release.set()
+        answers = [await batcher(item, objective=clock.now + 1) for item in (1, 2, 3)]
+        return answers, events, latency_model.latency(1)
+
+    answers, events, learned = run(scenario())
+    assert answers == [2, 4, 6] and events == []
+    assert learned < 1.0  # the 5 s call weighs 1/8 now, each 0.15 s one 1/4 to 1
+
+
+def test_the_first_call_teaches_the_model_nothing():
+    async def scenario():
+        clock, latency_model = Clock(), LatencyModel()
+        model = SyntheticModel(clock)
+        model.release.set()
+        batcher = DynamicBatcher(model, policy="slo", wall_clock=clock, monotonic_clock=clock,
+                                 latency_model=latency_model)
+        await batcher(1)
+        cold = latency_model.can_predict
+        await batcher(2)
+        return cold, latency_model.latency(1)
+
+    cold, learned = run(scenario())
+    assert not cold and learned == pytest.approx(latency(1))

@@ -182,23 +182,43 @@ def test_under_slo_a_request_predicted_past_its_objective_is_turned_away():
 
 def test_retry_after_is_at_least_a_second():
     first_tokens, _, _ = forecast()
+    ahead = Call(first_tokens)
     with pytest.raises(SloUnreachable) as refused:
-        Call(first_tokens, objective=T0 + ttft(1) - 0.1)
+        Call(first_tokens, objective=T0 + ttft(2) - 0.1)
     assert refused.value.retry_after_s == 1.0
+    ahead.finish()
+
+
+def test_with_nothing_waiting_ahead_a_request_is_admitted_whatever_the_forecast():
+    """Turning it away would free nothing, and its first token is what teaches the model
+    again after a slow one (a first call that built a model, say)."""
+    model = taught()
+    first_tokens, clock, events = forecast(model=model)
+    alone = Call(first_tokens, objective=T0 + ttft(1) - 0.5)
+    assert events == []
+    clock.now = T0 + 0.2
+    alone.first_token()
+    assert model.seen == [(1, 0.2)]
+    ahead = Call(first_tokens)
+    with pytest.raises(SloUnreachable):  # one waits ahead of it: the forecast counts
+        Call(first_tokens, objective=clock.now + 0.1)
+    ahead.finish()
 
 
 def test_under_fifo_nothing_is_turned_away_but_it_learns_and_counts_predicted_misses():
     model = taught()
     first_tokens, clock, events = forecast(policy="fifo", model=model)
+    ahead = Call(first_tokens)
     late = Call(first_tokens, objective=T0 - 1)
     assert events == ["slo_predicted_miss"]
     clock.now = T0 + 2
-    late.first_token()
-    assert model.seen == [(1, 2.0)]
+    late.first_token()  # second in line under fifo
+    assert model.seen == [(2, 2.0)]
     first_tokens.set_policy("slo")
     with pytest.raises(SloUnreachable):
         Call(first_tokens, objective=T0)
     assert events == ["slo_predicted_miss", "slo_rejected"]
+    ahead.finish()
 
 
 def test_it_forgets_old_first_tokens():
