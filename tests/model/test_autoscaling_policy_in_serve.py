@@ -3,15 +3,13 @@ wrapped in its delay logic."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import yaml
 
 from cluster.deploy import profile_path
 from deployments.core.config import load_config
 from deployments.replicas.autoscaling_policy import QueuePolicy
 from deployments.replicas.serve_options import deployment_options
+from tests.model.without_checkout import run_pickled_policy
 
 
 def test_serves_controller_runs_the_policy_without_this_checkout_on_its_path(tmp_path):
@@ -24,21 +22,13 @@ def test_serves_controller_runs_the_policy_without_this_checkout_on_its_path(tmp
         "upscale_delay_s": 0, "downscale_delay_s": 30}}})
     autoscaling = deployment_options(config.vision, "ImageEmbedder")["autoscaling_config"]
     policy = AutoscalingConfig(**autoscaling).policy
-    (tmp_path / "policy.bin").write_bytes(policy.get_serialized_policy_def())
     script = (
-        "import types\nfrom ray import cloudpickle\n"
-        "try:\n    import deployments\nexcept ImportError:\n    pass\n"
-        "else:\n    raise SystemExit('deployments is importable')\n"
-        "cls = cloudpickle.loads(open('policy.bin', 'rb').read())\n"
         "ctx = types.SimpleNamespace(total_num_requests=40, target_num_replicas=1,\n"
         "    capacity_adjusted_min_replicas=1, capacity_adjusted_max_replicas=2,\n"
         "    current_time=1.0, policy_state={},\n"
         "    config=types.SimpleNamespace(target_ongoing_requests=16))\n"
         "print(cls(upscale_delay_s=0, downscale_delay_s=30)(ctx)[0])\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "2"
+    assert run_pickled_policy(tmp_path, policy.get_serialized_policy_def(), script) == "2"
 
 
 def test_serves_own_wrapper_passes_the_decision_through_with_the_profiles_delays():

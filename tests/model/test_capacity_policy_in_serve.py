@@ -3,8 +3,7 @@ an application's policy, and called through Serve's application-level wrapper.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.model.without_checkout import run_pickled_policy
 
 POLICY = "deployments.replicas.capacity_policy:CapacityPolicy"
 KWARGS = {"pool_cpus": 2, "upscale_delay_s": 0, "downscale_delay_s": 30, "groups": {
@@ -29,12 +28,7 @@ def serialized_as_serve_does() -> bytes:
 
 
 def test_serves_controller_runs_the_policy_and_its_allocator_without_this_checkout(tmp_path):
-    (tmp_path / "policy.bin").write_bytes(serialized_as_serve_does())
     script = (
-        "import types\nfrom ray import cloudpickle\n"
-        "try:\n    import deployments\nexcept ImportError:\n    pass\n"
-        "else:\n    raise SystemExit('deployments is importable')\n"
-        "cls = cloudpickle.loads(open('policy.bin', 'rb').read())\n"
         f"policy = cls(**{KWARGS!r})\n"
         "def ctx(name, requests):\n"
         "    return types.SimpleNamespace(deployment_name=name, target_num_replicas=1,\n"
@@ -44,10 +38,7 @@ def test_serves_controller_runs_the_policy_and_its_allocator_without_this_checko
         "        aggregated_metrics={}, config=types.SimpleNamespace(target_ongoing_requests=8))\n"
         "decisions, _ = policy({'v': ctx('ImageEmbedder', 40), 'a': ctx('SpeechTranscriber', 0)})\n"
         "print(decisions['v'], decisions['a'])\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "2 1"
+    assert run_pickled_policy(tmp_path, serialized_as_serve_does(), script) == "2 1"
 
 
 def test_serves_app_level_wrapper_passes_the_moves_through_with_zero_delays():
