@@ -4,8 +4,10 @@ earliest objective first with admission and batch sizes from the objective (`slo
 profile otherwise and the same trace (docs/scheduling.md).
 
 Each round, on one app (PROFILE, started once):
-1. capacity: the mixed workload in a closed loop at 8, 16 and 32 clients under fifo; the most
-   requests/s any level answered is the capacity (bench/capacity.py). A closed loop finds it
+1. capacity: the mixed workload in a closed loop at 8 and 16 clients under fifo, each for the
+   whole --duration (a window shorter than the pipeline's and speech's e2e under load counts
+   too few of their answers and reads low); the most requests/s either level answered is the
+   capacity (bench/capacity.py). A closed loop finds it
    without knowing it first: at saturation it answers what the app can, of this mix, and no
    queue grows past the clients. A rate sweep would need rates around the unknown capacity, and
    above it its queues grow for the whole run, so what it measures depends on the run's length
@@ -66,7 +68,7 @@ def run(command: str, out: Path | None, duration_s: float,
         raise SystemExit(f"slo suite, --duration {duration_s:g}s: {error}") from None
     suite = Suite("slo", command, out, duration_s, rounds)
     workload = build_workload("mixed", {"mix": DEFAULT_MIX, "output_len": "uniform:16,48"})
-    closed = LoadSpec(duration_s=duration_s / 4, warmup_s=CAPACITY_WARMUP_S)
+    closed = LoadSpec(duration_s=duration_s, warmup_s=CAPACITY_WARMUP_S)
     suite.extra.update(profile=PROFILE, times_capacity=slo_summary.TIMES_CAPACITY,
                        capacity_clients=list(slo_summary.CAPACITY_CLIENTS))
     with running_app(PROFILE) as app:

@@ -24,7 +24,7 @@ from bench.suites.goals import at_least, ratio
 
 FIFO, SLO = "fifo", "slo"
 POLICIES = (SLO, FIFO)  # the order a round runs them in
-CAPACITY_CLIENTS = (8, 16, 32)
+CAPACITY_CLIENTS = (8, 16)
 TIMES_CAPACITY = 1.5
 BURST_S, BURST_FACTOR, BURST_PERIOD_S = 10.0, 3.0, 60.0
 GOALS = {"goodput_slo_vs_fifo": 1.5}

@@ -73,7 +73,7 @@ def level(req_s: float) -> dict:
 
 
 def one_round(slo_scale: float = 1.0) -> SimpleNamespace:
-    runs = {"capacity-c8": level(2.0), "capacity-c16": level(3.0), "capacity-c32": level(2.5),
+    runs = {"capacity-c8": level(2.0), "capacity-c16": level(3.0),
             "slo": slo_run(), "fifo": fifo_run()}
     runs["slo"]["metrics"]["overall"]["route_slo"]["requests_per_s"] *= slo_scale
     return SimpleNamespace(runs=runs)
@@ -138,8 +138,7 @@ def test_slo_against_fifo_meets_the_goal_only_at_one_and_a_half_times_the_goodpu
 
 def test_a_round_reports_capacity_both_policies_and_its_verdict():
     results, markdown = summarize(one_round())
-    assert results["capacity"] == {"levels": {"c8": 2.0, "c16": 3.0, "c32": 2.5},
-                                   "requests_per_s": 3.0}
+    assert results["capacity"] == {"levels": {"c8": 2.0, "c16": 3.0}, "requests_per_s": 3.0}
     assert results["slo_vs_fifo"]["goodput_requests_per_s"] == pytest.approx(10 / 6)
     assert results["goals_met"] == {"goodput_at_least_1_5x_fifo": True}
     assert "the most, 3 req/s, is the capacity" in markdown
