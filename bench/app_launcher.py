@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.deploy import deploy, serve_config, with_overrides
+from cluster.deploy import deploy, serve_config, with_args, with_overrides
 from cluster.haproxy_ingress import DEFAULT_INGRESS, uses_haproxy
 from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, free_port
 
@@ -52,16 +52,17 @@ class Target:
 
 @contextmanager
 def running_app(profile: str, num_cpus: float = 2, model_dir: str | None = None,
-                ingress: str = DEFAULT_INGRESS):
-    """A LocalRay with the app deployed from `profile` behind `ingress` (one of INGRESSES);
-    yields a Target, stops it all after."""
+                ingress: str = DEFAULT_INGRESS, args: dict[str, Any] | None = None):
+    """A LocalRay with the app deployed from `profile` behind `ingress` (one of INGRESSES),
+    with these builder `args` merged into the profile's; yields a Target, stops it all
+    after."""
     env = {"PYTHONPATH": str(REPO), **BENCH_RAY_ENV}
     if model_dir or os.environ.get("MMSERVE_MODEL_DIR"):
         env["MMSERVE_MODEL_DIR"] = model_dir or os.environ["MMSERVE_MODEL_DIR"]
     cluster = LocalRay(num_cpus=num_cpus, env=env, haproxy=uses_haproxy(ingress))
     cluster.start()
     try:
-        config = serve_config(profile, cluster.http_port)
+        config = with_args(serve_config(profile, cluster.http_port), args or {})
         dashboard = f"http://127.0.0.1:{cluster.ports['dashboard']}"
         print(f"deploying profile {profile} on Ray {cluster.address} ...", file=sys.stderr,
               flush=True)

@@ -3,21 +3,24 @@ concurrent clients (what batching and replica groups gain) and at 1 (what they c
 load), in alternated rounds (bench/rounds.py).
 
 Each round, one stack after the other, each started for its runs and stopped after:
-1. `app`: the app on the default profile `cpu` (vLLM text group, CLIP, Whisper; HAProxy);
-2. `peers`: vLLM's own OpenAI server with the same text engine settings (model folder,
+1. `app`: the app on the default profile `cpu` (vLLM text group, CLIP, Whisper; HAProxy), its
+   queues in arrival order (`slo.scheduling: fifo`, the default);
+2. `app-slo`: the same with `slo.scheduling: slo` (earliest objective first, admission and
+   batch sizes from the objective: docs/scheduling.md);
+3. `peers`: vLLM's own OpenAI server with the same text engine settings (model folder,
    dtype, max_num_seqs, KV-cache space, threads, compile settings) beside a plain FastAPI
    threadpool server for CLIP and Whisper (bench/peer_stack.py). The load generator sends chat
    completions to the vLLM server and every other route to the threadpool server, whose
-   pipeline calls the vLLM server over HTTP for its LLM stage;
-3. `baseline-transformers-float32` (an extra, labelled so): the bench's earlier baseline, the
-   threadpool server with the text model in transformers in float32 (bench/baseline_server.py).
-   Its text engine is not the app's, so it is no like-for-like peer.
+   pipeline calls the vLLM server over HTTP for its LLM stage.
+The transformers-float32 threadpool server (bench/baseline_server.py), measured as a labelled
+extra until d047201, is no like-for-like peer and is no longer run here.
 
 Reported per round and across rounds (median, min-max): throughput, output tokens/s, TTFT p50
 and p95, the requests/s within their route's objective (bench/objectives.py: the app's
 defaults), and every route's e2e p95 and share within its objective, side by side. Goals,
-checked in every round against `peers` at 16 clients (bench/suites/stacks_goals.py): within-SLO
-requests/s at least 2x, every route's e2e p95 at or below, requests/s at least 1.5x.
+checked in every round for each app stack against `peers` at 16 clients
+(bench/suites/stacks_goals.py): within-SLO requests/s at least 2x, every route's e2e p95 at or
+below, requests/s at least 1.5x.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.app_launcher import running_app, running_baseline
+from bench.app_launcher import running_app
 from bench.load import LoadSpec
 from bench.peer_stack import running_peers
 from bench.rounds import DEFAULT_ROUNDS, median_range
@@ -36,10 +39,11 @@ from bench.workloads import DEFAULT_MIX, build_workload
 CLIENTS = (16, 1)
 HEADLINE_CLIENTS = 16
 PROFILE = "cpu"
-STACKS = {"app": f"mmserve, profile `{PROFILE}`",
-          "peers": "vLLM OpenAI server + FastAPI threadpool server (CLIP, Whisper)",
-          "baseline-transformers-float32": "extra: FastAPI threadpool server, text in "
-                                           "transformers float32"}
+SLO_ARGS = {"slo": {"scheduling": "slo"}}
+STACKS = {"app": f"mmserve, profile `{PROFILE}`, queues in arrival order (the default)",
+          "app-slo": f"mmserve, profile `{PROFILE}`, `slo.scheduling: slo`",
+          "peers": "vLLM OpenAI server + FastAPI threadpool server (CLIP, Whisper)"}
+APPS = ("app", "app-slo")
 
 
 def run(command: str, out: Path | None, duration_s: float,
@@ -48,8 +52,9 @@ def run(command: str, out: Path | None, duration_s: float,
     workload = build_workload("mixed", {"mix": DEFAULT_MIX, "output_len": "uniform:16,48"})
     specs = {c: LoadSpec(concurrency=c, duration_s=duration_s, warmup_s=15.0) for c in CLIENTS}
     suite.extra["stacks"] = STACKS
-    starts = {"app": lambda: running_app(PROFILE), "peers": lambda: running_peers(PROFILE),
-              "baseline-transformers-float32": lambda: running_baseline(threads=1)}
+    starts = {"app": lambda: running_app(PROFILE),
+              "app-slo": lambda: running_app(PROFILE, args=SLO_ARGS),
+              "peers": lambda: running_peers(PROFILE)}
 
     def one_round(round_: Round) -> tuple[dict[str, Any], str]:
         for stack, start in starts.items():
@@ -88,11 +93,12 @@ def stack_figures(report: dict[str, Any]) -> dict[str, Any]:
                              for route, m in sorted(routes.items())}}
 
 
-def _ratios(figures: dict[str, dict[str, Any]], other: str) -> dict[str, float | None]:
-    """The app over another stack: throughput (above 1: the app serves more), latencies
+def _ratios(figures: dict[str, dict[str, Any]], app_stack: str,
+            other: str) -> dict[str, float | None]:
+    """An app stack over another stack: throughput (above 1: the app serves more), latencies
     (below 1: the app answers sooner)."""
-    app, peer = (figures.get(label(s, HEADLINE_CLIENTS)) for s in ("app", other))
-    one_app, one_peer = (figures.get(label(s, 1)) for s in ("app", other))
+    app, peer = (figures.get(label(s, HEADLINE_CLIENTS)) for s in (app_stack, other))
+    one_app, one_peer = (figures.get(label(s, 1)) for s in (app_stack, other))
     if app is None or peer is None:
         return {}
     ratios = {f"throughput_c{HEADLINE_CLIENTS}": ratio(app["request_throughput"],
@@ -109,17 +115,23 @@ def _ratios(figures: dict[str, dict[str, Any]], other: str) -> dict[str, float |
 def summarize(suite: Any) -> tuple[dict[str, Any], str]:
     figures = {name: stack_figures(report) for name, report in suite.runs.items()}
     results = {"runs": figures,
-               "app_vs": {other: _ratios(figures, other) for other in STACKS if other != "app"}}
+               "vs": {app: {other: _ratios(figures, app, other) for other in STACKS
+                            if other != app} for app in APPS}}
     lines = [*stack_rows(figures), "", *route_rows(figures, "route_e2e_p95", "e2e p95 s"), "",
              *route_rows(figures, "route_within_slo", "share within SLO"), "",
-             "| ratio (app / other stack) | value |", "|---|---:|"]
-    lines += [f"| {name} vs {other} | {fmt(value)} |"
-              for other, ratios in results["app_vs"].items() for name, value in ratios.items()]
-    app, peers = (figures.get(label(s, HEADLINE_CLIENTS)) for s in ("app", PEER))
-    if app is not None and peers is not None:
-        results["goals"] = GOALS
-        results["goals_met"] = goals_met(app, peers)
-        lines += ["", *goal_rows(app, peers, results["goals_met"], HEADLINE_CLIENTS)]
+             "| ratio (app stack / other stack) | value |", "|---|---:|"]
+    lines += [f"| {app}: {name} vs {other} | {fmt(value)} |"
+              for app, others in results["vs"].items() for other, ratios in others.items()
+              for name, value in ratios.items()]
+    peers = figures.get(label(PEER, HEADLINE_CLIENTS))
+    apps = {app: figures[label(app, HEADLINE_CLIENTS)] for app in APPS
+            if peers is not None and label(app, HEADLINE_CLIENTS) in figures}
+    if apps:
+        results.update(goals=GOALS, goals_met={app: goals_met(f, peers)
+                                               for app, f in apps.items()})
+    for app, figure in apps.items():
+        lines += ["", *goal_rows(figure, peers, results["goals_met"][app], HEADLINE_CLIENTS,
+                                 app)]
     return results, "\n".join(lines) + "\n"
 
 

@@ -41,12 +41,13 @@ def goals_met(app: dict[str, Any], peers: dict[str, Any]) -> dict[str, Any]:
 
 
 def goal_rows(app: dict[str, Any], peers: dict[str, Any], met: dict[str, Any],
-              clients: int) -> list[str]:
-    """A Markdown table: each goal, the app's and the peers' figure, met or not."""
+              clients: int, stack: str = "app") -> list[str]:
+    """A Markdown table: each goal, the app `stack`'s and the peers' figure, met or not."""
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT met"
 
-    lines = [f"| goal (app against peers, {clients} clients) | app | peers | this round |",
+    lines = [f"| goal ({stack} against peers, {clients} clients) | {stack} | peers | "
+             "this round |",
              "|---|---:|---:|---|",
              f"| within-SLO req/s >= {GOALS['goodput_vs_peers']:g}x | {number(app[GOODPUT])} | "
              f"{number(peers[GOODPUT])} | {verdict(met['goodput_at_least_2x_peers'])} |",

@@ -72,3 +72,10 @@ def test_the_goal_table_shows_both_stacks_and_the_rounds_verdict():
     assert "| req/s >= 1.5x | 2.5 | 2 | NOT met |" in lines
     assert "| chat e2e p95 s <= peers' | 4.5 | 4 | NOT met |" in lines
     assert "| transcription e2e p95 s <= peers' | 2 | 2 | met |" in lines
+
+
+def test_the_goal_table_names_the_app_stack_it_judges():
+    app, peers = figures(4.0, 2.5, 4.5), figures(2.0, 2.0, 4.0)
+    lines = goal_rows(app, peers, goals_met(app, peers), 16, "app-slo")
+    assert lines[0] == ("| goal (app-slo against peers, 16 clients) | app-slo | peers | "
+                        "this round |")
