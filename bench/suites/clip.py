@@ -5,8 +5,9 @@ Side by side in each round: the offline batched throughput of the same model in 
 round), the app on the `clip` profile (two one-thread replicas) behind
 Serve's HAProxy ingress with batching on, off (max_batch_size 1, applied live through
 user_config), on and off again; the app as `make serve` runs it (the default `cpu` profile
-behind HAProxy, vision scaling 1 -> 2 under its queue policy) at 32 clients and at 1, and
-the same behind Serve's Python proxy (`make serve INGRESS=proxy`) at 32;
+behind HAProxy, vision scaling 1 -> 2 under its queue policy) at 32 clients and at 1, then
+redeployed with `slo.scheduling: slo` (docs/scheduling.md) at 32, and the default profile
+behind Serve's Python proxy (`make serve INGRESS=proxy`) at 32;
 and the plain FastAPI baseline (sync endpoints in its threadpool, one torch thread, then two)
 at 32 clients, and at 1 with one thread.
 
@@ -33,6 +34,7 @@ from bench.environment import uptime
 from bench.load import LoadSpec
 from bench.rounds import DEFAULT_ROUNDS
 from bench.suites.common import Round, Suite, fmt, overall, quantile, ratio
+from bench.suites.headers import with_app_args
 from bench.workloads import Workload, build_workload
 
 CLIENTS = 32
@@ -42,12 +44,15 @@ BATCH_OFF = [{"name": "ImageEmbedder",
 # process of two threads, two processes of one): the faster of the two in that round.
 TARGETS = {"app_vs_two_core_ceiling": 0.85, "batching_on_vs_off": 1.5,
            "default_profile_vs_best_baseline": 1.1,
+           "default_profile_slo_vs_best_baseline": 1.1,
            "default_profile_vs_two_core_ceiling": 0.9}
 # Lower is better: the default profile's p50 at one client over the baseline's.
 P50_TARGET = {"default_profile_c1_p50_vs_baseline": 1.25}
 DEFAULT_RUN, DEFAULT_C1_RUN, BASELINE_C1_RUN = ("app-default-profile", "app-default-profile-c1",
                                                 "baseline-1-thread-c1")
 DEFAULT_PROXY_RUN = "app-default-profile-python-proxy"
+DEFAULT_SLO_RUN = "app-default-profile-slo"
+SLO_ARGS = {"slo": {"scheduling": "slo"}}
 CEILING_BATCHES = 16  # of 16 images: 15-30 s a measurement here
 
 
@@ -81,6 +86,7 @@ def _servers(round_: Round, workload: Workload, duration_s: float) -> None:
     with running_app("cpu") as app:
         round_.run(DEFAULT_RUN, app, workload, spec)
         round_.run(DEFAULT_C1_RUN, app, workload, replace(spec, concurrency=1))
+        round_.run(DEFAULT_SLO_RUN, with_app_args(app, SLO_ARGS), workload, spec)
     with running_app("cpu", ingress="proxy") as app:
         round_.run(DEFAULT_PROXY_RUN, app, workload, spec)
     for threads in (1, 2):
@@ -155,6 +161,8 @@ def summarize(suite: Any, ceiling: dict[str, Any],
         "default_profile_haproxy_vs_python_proxy": ratio(images[DEFAULT_RUN],
                                                          images.get(DEFAULT_PROXY_RUN)),
         "default_profile_vs_best_baseline": ratio(images[DEFAULT_RUN], best_baseline),
+        "default_profile_slo_vs_best_baseline": ratio(images.get(DEFAULT_SLO_RUN),
+                                                      best_baseline),
         "default_profile_vs_two_thread_ceiling": ratio(images[DEFAULT_RUN],
                                                        ceiling["2_thread"]["images_per_s"]),
         "default_profile_vs_two_process_ceiling": ratio(
