@@ -138,6 +138,20 @@ def test_keys_guard_every_route_but_health(groups, monkeypatch):
     assert client.get("/readyz").status_code == 200
 
 
+def test_a_flood_of_readiness_probes_costs_each_group_one_call_per_second(groups, monkeypatch):
+    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
+    front = FrontEnd(AppConfig(), *groups)
+    now = [50.0]
+    front.readiness.clock = lambda: now[0]
+    client = TestClient(build_api(front))
+    answers = [client.get("/readyz") for _ in range(20)]
+    assert {a.status_code for a in answers} == {200}
+    assert [g.calls for g in groups] == [["ready"]] * 3
+    now[0] += 1.5
+    assert client.get("/readyz").json()["status"] == "ready"
+    assert [g.calls for g in groups] == [["ready", "ready"]] * 3
+
+
 def test_a_chat_with_media_parts_runs_them_through_the_pipeline_stages(client, groups):
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,"
                                                        + b64(png_image())}}
