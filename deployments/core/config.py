@@ -196,6 +196,13 @@ class TextSettings(DeploymentSettings):
     max_prompt_chars: int = Field(
         32768, ge=1, description="characters of all messages together, checked at the ingress "
         "before tokenizing; engine.max_prompt_tokens is checked after")
+    max_messages: int = Field(
+        256, ge=1, description="messages per chat request, checked at the ingress; more get 400")
+    max_stop_sequences: int = Field(
+        4, ge=0, description="stop strings per chat request (OpenAI allows 4); more get 400")
+    max_stop_chars: int = Field(
+        256, ge=1, description="characters of each stop string; a longer one gets 400 (every "
+        "decoding step of the request looks for each)")
     routing: Literal["default", "prefix", "ray_prefix"] = Field(
         "prefix", description="default: Serve's power of two choices; prefix: each "
         "conversation to one replica, whose prefix cache holds its earlier turns "
