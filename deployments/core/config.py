@@ -332,6 +332,10 @@ class IngressSettings(_Strict):
     max_queued_requests: int = Field(
         128, ge=-1, description="requests Serve's proxy holds for the ingress; past it, 503")
     num_cpus: float = Field(0.0, ge=0, description="CPUs one ingress replica reserves")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom resources one ingress replica asks for, so "
+        "that it runs only on nodes advertising them: the cloud profiles ask {ingress_node: "
+        "0.001}, the nodes that alone hold the API keys file")
     num_replicas: int = Field(1, ge=1, description="ingress replicas, when autoscaling is unset")
     autoscaling: Autoscaling | None = Field(
         None, description="the ingress's own autoscaling_config; unset: num_replicas")
