@@ -4,6 +4,7 @@ name."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -12,10 +13,12 @@ from pathlib import Path
 
 
 class RedisServer:
-    """redis-server on a free loopback port, its files in a temp dir, stopped by its PID."""
+    """redis-server on a free loopback port, its files in a temp dir, stopped by its PID; with
+    a `password`, clients must AUTH (it is written to a 0600 config file, never to the command
+    line, which every local user can read)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.process = folder, None
+    def __init__(self, folder: Path, password: str | None = None) -> None:
+        self.folder, self.process, self.password = folder, None, password
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -26,7 +29,8 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+            [shutil.which("redis-server") or "redis-server", *self._config_file(),
+             "--port", str(self.port),
              "--bind", "127.0.0.1", "--dir", str(self.folder), "--save", "",
              "--appendonly", "no", "--protected-mode", "yes"],
             stdout=(self.folder / "redis.log").open("ab"), stderr=subprocess.STDOUT)
@@ -35,11 +39,20 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
                     conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
+                    if conn.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return self
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError(f"redis-server did not start: {(self.folder / 'redis.log').read_text()}")
+
+    def _config_file(self) -> list[str]:
+        if self.password is None:
+            return []
+        path = self.folder / "redis.conf"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"requirepass {self.password}\n")
+        return [str(path)]
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

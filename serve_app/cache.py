@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -36,9 +35,10 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from deployments.core.config import AppConfig, CacheSettings, ConfigError, FromEnv
+from deployments.core.config import AppConfig, CacheSettings
 from serve_app import protocol
 from serve_app.cache_store import MemoryStore, RedisStore, Store, StoreDown
+from serve_app.redis_connection import redis_target
 
 HEADER = "X-Cache"
 HIT, MISS, PARTIAL, BYPASS = "hit", "miss", "partial", "bypass"
@@ -83,22 +83,12 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"no cache key for a {type(value).__name__}")
 
 
-def redis_url(setting: str | FromEnv | None) -> str | None:
-    """The URL itself, read from its environment variable when the config names one."""
-    if not isinstance(setting, FromEnv):
-        return setting
-    url = os.environ.get(setting.env)
-    if not url:
-        raise ConfigError(f"cache.redis_url: the environment variable {setting.env} is not set "
-                          "on the ingress's node")
-    return url
-
-
 def make_store(settings: CacheSettings) -> Store:
-    url = redis_url(settings.redis_url)
-    if url is None:
+    target = redis_target(settings)
+    if target is None:
         return MemoryStore(settings.max_bytes)
-    return RedisStore(url, settings.redis_timeout_s, settings.redis_retry_s)
+    return RedisStore(target.url, settings.redis_timeout_s, settings.redis_retry_s,
+                      username=target.username, password=target.password)
 
 
 class ResponseCache:

@@ -44,6 +44,7 @@ from deployments.replicas import metrics
 from serve_app import cache, limits, protocol, request_objective, request_timing
 from serve_app.auth import authenticate, load_api_keys
 from serve_app.calls import ReplicaGroup
+from serve_app.fresh_result import FreshResult
 from serve_app.group_load import GroupLoad
 from serve_app.http import (
     M,
@@ -67,6 +68,9 @@ from serve_app.tracing import RequestTracer
 Handler = Callable[[Request], Awaitable[Response]]
 JSON_TYPES = ("application/json",)
 READY_TIMEOUT_S = 5.0
+# /readyz answers from a check at most this old, with one in flight: a flood of anonymous probes
+# costs the groups at most one call each per second and per ingress replica.
+READY_MAX_AGE_S = 1.0
 MODEL_INFO_TIMEOUT_S = 2.0
 TIMEOUT_HEADER = "x-request-timeout"
 CACHE_ROUTE_PATHS = {cache.EMBEDDINGS: "/v1/embeddings", cache.CHAT: "/v1/chat/completions",
@@ -93,6 +97,7 @@ class FrontEnd:
         self.slo = self.config.slo
         metrics.set_enabled(self.observability.metrics)
         self.tracer = RequestTracer.from_config(self.observability.tracing)
+        self.readiness = FreshResult(self._group_states, READY_MAX_AGE_S)
 
     async def handle(self, handler: Handler, request: Request, route: str,
                      open_route: bool = False) -> Response:
@@ -189,16 +194,21 @@ class FrontEnd:
 
     async def readyz(self, request: Request) -> Response:
         """200 when every group answers; 429 when one is overloaded (its queue is full, or it
-        rejected work in the last seconds) and none is down; 503 when one is down."""
+        rejected work in the last seconds) and none is down; 503 when one is down. Answered from
+        a check at most READY_MAX_AGE_S old."""
         groups = (self.text, self.vision, self.audio)
-        states = dict(zip((g.name for g in groups),
-                          await asyncio.gather(*(self._state(g) for g in groups))))
+        states = await self.readiness.get()
         status = next((s for s in ("down", "overloaded") if s in states.values()), "ready")
         code = {"ready": 200, "overloaded": 429, "down": 503}[status]
         headers = {"Retry-After": str(max(g.load.retry_after_s() for g in groups))} \
             if status == "overloaded" else None
         return JSONResponse({"ready": status == "ready", "status": status,
                              "deployments": states}, status_code=code, headers=headers)
+
+    async def _group_states(self) -> dict[str, str]:
+        groups = (self.text, self.vision, self.audio)
+        return dict(zip((g.name for g in groups),
+                        await asyncio.gather(*(self._state(g) for g in groups))))
 
     async def _state(self, group: ReplicaGroup) -> str:
         try:

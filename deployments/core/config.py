@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from deployments.core.redis_url import check_redis_url
 from deployments.core.runtime_env import prepare_runtime_env
 
 
@@ -196,6 +197,13 @@ class TextSettings(DeploymentSettings):
     max_prompt_chars: int = Field(
         32768, ge=1, description="characters of all messages together, checked at the ingress "
         "before tokenizing; engine.max_prompt_tokens is checked after")
+    max_messages: int = Field(
+        256, ge=1, description="messages per chat request, checked at the ingress; more get 400")
+    max_stop_sequences: int = Field(
+        4, ge=0, description="stop strings per chat request (OpenAI allows 4); more get 400")
+    max_stop_chars: int = Field(
+        256, ge=1, description="characters of each stop string; a longer one gets 400 (every "
+        "decoding step of the request looks for each)")
     routing: Literal["default", "prefix", "ray_prefix"] = Field(
         "prefix", description="default: Serve's power of two choices; prefix: each "
         "conversation to one replica, whose prefix cache holds its earlier turns "
@@ -324,16 +332,36 @@ class IngressSettings(_Strict):
     max_queued_requests: int = Field(
         128, ge=-1, description="requests Serve's proxy holds for the ingress; past it, 503")
     num_cpus: float = Field(0.0, ge=0, description="CPUs one ingress replica reserves")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom resources one ingress replica asks for, so "
+        "that it runs only on nodes advertising them: the cloud profiles ask {ingress_node: "
+        "0.001}, the nodes that alone hold the API keys file")
     num_replicas: int = Field(1, ge=1, description="ingress replicas, when autoscaling is unset")
     autoscaling: Autoscaling | None = Field(
         None, description="the ingress's own autoscaling_config; unset: num_replicas")
 
 
 class FromEnv(_Strict):
-    """A secret read from an environment variable of the ingress's Ray node, never written in a
-    profile: `redis_url: {env: MMSERVE_REDIS_URL}`."""
+    """A value read from an environment variable of the ingress's Ray node instead of the
+    profile: `redis_url: {env: MMSERVE_REDIS_URL}` (a URL without credentials, checked as one
+    written in the profile is)."""
 
     env: str = Field(min_length=1, description="the environment variable's name")
+
+
+class SecretSource(_Strict):
+    """A secret read when the ingress starts, from an environment variable or a file of its
+    node, never written in a profile: exactly one of the two."""
+
+    env: str | None = Field(None, min_length=1, description="an environment variable's name")
+    file: str | None = Field(None, min_length=1, description="a file holding the secret "
+                             "(its trailing newline is dropped)")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file")
+        return self
 
 
 class CacheSettings(_Strict):
@@ -358,8 +386,14 @@ class CacheSettings(_Strict):
     version: str = Field("", description="salt of every key: change it when the weights behind "
                          "an unchanged engine config change")
     redis_url: str | FromEnv | None = Field(
-        None, description="redis://HOST:PORT/DB (or rediss://, unix://); a URL with a "
-        "password only as {env: NAME}; unset: one LRU in process per ingress replica")
+        None, description="redis://HOST:PORT/DB (or rediss://, unix://), or {env: NAME}; "
+        "never with a user or password in it (refused); unset: one LRU in process per ingress "
+        "replica")
+    redis_username: str | None = Field(
+        None, min_length=1, description="the Redis ACL user; unset: Redis's default user")
+    redis_password: SecretSource | None = Field(
+        None, description="Redis's AUTH password, from {env: NAME} or {file: PATH}; required "
+        "for a Redis beyond loopback (the ingress refuses to start without it)")
     key_prefix: str = Field("mmserve:cache", min_length=1,
                             description="keys are PREFIX:MODEL:SHA256")
     redis_timeout_s: float = Field(0.25, gt=0, description="connect and socket timeout; past "
@@ -369,13 +403,9 @@ class CacheSettings(_Strict):
 
     @field_validator("redis_url")
     @classmethod
-    def _no_password_in_config(cls, value: str | FromEnv | None) -> str | FromEnv | None:
+    def _no_credentials_in_the_url(cls, value: str | FromEnv | None) -> str | FromEnv | None:
         if isinstance(value, str):
-            if not value.startswith(("redis://", "rediss://", "unix://")):
-                raise ValueError("must start with redis://, rediss:// or unix://")
-            if "@" in value.split("://", 1)[1].split("/", 1)[0]:
-                raise ValueError("holds a password: give it as {env: NAME}, an environment "
-                                 "variable of the ingress's node, never in a profile")
+            check_redis_url(value)
         return value
 
 

@@ -144,15 +144,19 @@ def test_the_cloud_profiles_bind_all_interfaces():
 
 
 @pytest.mark.parametrize("name", [n for n in PROFILE_NAMES if public(n)])
-def test_a_public_profile_needs_keys_and_holds_none(name, monkeypatch):
+def test_a_public_profile_needs_keys_and_holds_none(name, monkeypatch, tmp_path):
+    """The cloud profiles read their keys from a file only the ingress's nodes hold."""
     settings = ingress_settings(name)
     assert not settings.allow_anonymous
-    assert settings.api_keys.env == "MMSERVE_API_KEYS"
-    assert not _values_named(load_profile(name), settings.api_keys.env)
-    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
-    with pytest.raises(SystemExit, match="refusing to serve without API keys on 0.0.0.0"):
+    assert settings.api_keys.file == "~/.mmserve-secrets/api-keys"
+    assert not _values_named(load_profile(name), "MMSERVE_API_KEYS")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MMSERVE_API_KEYS", "ignored: the profiles name no variable")
+    with pytest.raises(SystemExit, match="ingress.api_keys.file: cannot read"):
         refuse_anonymous_exposure(load_profile(name))
-    monkeypatch.setenv("MMSERVE_API_KEYS", "a-key")
+    keys = tmp_path / ".mmserve-secrets" / "api-keys"
+    keys.parent.mkdir()
+    keys.write_text("a-key\n")
     refuse_anonymous_exposure(load_profile(name))
 
 
@@ -175,12 +179,20 @@ def _values_named(tree: object, name: str) -> list:
 
 
 def test_the_launcher_refuses_a_public_profile_without_keys_before_starting_anything(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "MMSERVE_API_KEYS"}
-    env["PYTHONPATH"] = str(REPO)
+    env = {k: v for k, v in os.environ.items() if k not in ("MMSERVE_API_KEYS", "MMSERVE_HOME")}
+    env.update(PYTHONPATH=str(REPO), HOME=str(tmp_path))
     temp_dir = tmp_path / "ray"
-    result = subprocess.run(
-        [sys.executable, "-m", "cluster.launch", "--profile", "gpu", "--temp-dir",
-         str(temp_dir)], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
-    assert "refusing to serve without API keys on 0.0.0.0" in result.stderr
-    assert not temp_dir.exists()  # no Ray head was started
+    public_with_env_keys = tmp_path / "public.yaml"
+    public_with_env_keys.write_text(json.dumps({
+        "http_options": {"host": "0.0.0.0"},
+        "applications": [{"name": "mmserve", "import_path": "serve_app.app:build_app"}]}))
+    for profile, refusal in ((public_with_env_keys, "refusing to serve without API keys on "
+                                                    "0.0.0.0"),
+                             ("gpu", "ingress.api_keys.file: cannot read")):
+        result = subprocess.run(
+            [sys.executable, "-m", "cluster.launch", "--profile", str(profile), "--temp-dir",
+             str(temp_dir)], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1
+        assert refusal in result.stderr
+        assert not temp_dir.exists()  # no Ray head was started
+        assert not (tmp_path / ".cache").exists()  # nor anything written

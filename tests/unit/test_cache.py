@@ -14,7 +14,7 @@ import pytest
 from starlette.requests import Request
 
 from cluster.redis_server import RedisServer
-from deployments.core.config import AppConfig, CacheSettings, ConfigError, load_config
+from deployments.core.config import AppConfig, CacheSettings, load_config
 from deployments.core.generation import SamplingParams
 from serve_app.cache import (
     BYPASS,
@@ -27,7 +27,6 @@ from serve_app.cache import (
     ResponseCache,
     cache_key,
     model_versions,
-    redis_url,
 )
 from serve_app.cache_store import MemoryStore, RedisStore
 
@@ -231,23 +230,6 @@ def test_a_route_opted_out_or_a_cache_off_is_not_consulted():
             assert getattr(plain.state, "cache", None) is None
         assert embed.calls == [["a cat", "a cat"]] * 2
     assert not AppConfig().cache.enabled and not AppConfig().cache.chat
-
-
-# -- config --------------------------------------------------------------------------------------
-
-def test_a_redis_password_comes_only_from_the_environment(monkeypatch):
-    with pytest.raises(ConfigError, match="cache.redis_url"):
-        load_config({"cache": {"redis_url": "redis://:secret@127.0.0.1:6380/0"}})
-    with pytest.raises(ConfigError, match="cache.redis_url"):
-        load_config({"cache": {"redis_url": "http://127.0.0.1:6380"}})
-    plain = load_config({"cache": {"redis_url": "redis://127.0.0.1:6380/0"}})
-    assert redis_url(plain.cache.redis_url) == "redis://127.0.0.1:6380/0"
-    from_env = load_config({"cache": {"redis_url": {"env": "TEST_CACHE_REDIS_URL"}}})
-    monkeypatch.delenv("TEST_CACHE_REDIS_URL", raising=False)
-    with pytest.raises(ConfigError, match="TEST_CACHE_REDIS_URL"):
-        redis_url(from_env.cache.redis_url)
-    monkeypatch.setenv("TEST_CACHE_REDIS_URL", "redis://:secret@127.0.0.1:6380/0")
-    assert redis_url(from_env.cache.redis_url) == "redis://:secret@127.0.0.1:6380/0"
 
 
 # -- a real Redis ------------------------------------------------------------------------------
