@@ -83,13 +83,13 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"no cache key for a {type(value).__name__}")
 
 
-def redis_url(setting: str | FromEnv | None) -> str | None:
+def redis_url(setting: str | FromEnv | None, field: str = "cache.redis_url") -> str | None:
     """The URL itself, read from its environment variable when the config names one."""
     if not isinstance(setting, FromEnv):
         return setting
     url = os.environ.get(setting.env)
     if not url:
-        raise ConfigError(f"cache.redis_url: the environment variable {setting.env} is not set "
+        raise ConfigError(f"{field}: the environment variable {setting.env} is not set "
                           "on the ingress's node")
     return url
 
