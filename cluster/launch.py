@@ -8,7 +8,9 @@ process or to its whole process group) stops both, and only them.
     python -m cluster.launch --print-ray-env   # exports for a driver of that head
 
 With --address the app is deployed to that existing cluster instead of a new local one.
-The local head binds 127.0.0.1 and runs with Ray's token auth (cluster/local_ray.py).
+The local head binds 127.0.0.1 and runs with Ray's token auth (cluster/local_ray.py). The head,
+hence the ingress, inherits this environment: MMSERVE_API_KEYS and MMSERVE_TENANTS_FILE (made
+an absolute path here) are read by the ingress, and checked here before anything starts.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from cluster.local_ray import (
 )
 from cluster.run_dir import UnsafeDirectory, new_run_dir
 from deployments.core.config import ConfigError, load_config
-from serve_app.auth import check_exposure, load_api_keys
+from serve_app.auth import ANONYMOUS_WARNING, check_exposure, load_key_directory
 
 DEFAULT_PORTS = {"gcs": 6379, "dashboard": 8265, "metrics": 8080}
 DEFAULT_TEMP_DIR = "/tmp/ray-mmserve"
+TENANTS_FILE_ENV = "MMSERVE_TENANTS_FILE"
 APP_BUILDER = "serve_app.app:build_app"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 SERVE_RUN_STOP_S = 20  # `serve run` shuts the app down on SIGINT; then it is killed
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(str(error)) from None
         config = yaml.safe_load(config_file.read_text()) or {}
         if args.address is None:
+            absolute_tenants_file()
             refuse_anonymous_exposure(config)
         try:
             run_dir = new_run_dir(mmserve_home(), "serve-")
@@ -157,17 +161,29 @@ def _local_head(args: argparse.Namespace, run_dir: Path | None = None) -> LocalR
 
 
 def refuse_anonymous_exposure(config: dict) -> None:
-    """The check the ingress makes at start-up, made before anything starts: an app binding
-    HTTP beyond loopback needs API keys (from this environment, which the head inherits)."""
+    """The checks the ingress makes at start-up, made before anything starts: every configured
+    key source (from this environment, which the head inherits) holds a key, and an app
+    binding HTTP beyond loopback has one. An anonymous API is said out loud."""
     host = config.get("http_options", {}).get("host", "127.0.0.1")
     for app in config.get("applications", []):
         if app.get("import_path") != APP_BUILDER:
             continue
         try:
             ingress = load_config(app.get("args")).ingress
-            check_exposure(host, load_api_keys(ingress.api_keys), ingress.allow_anonymous)
+            keys = load_key_directory(ingress)
+            check_exposure(host, not keys.anonymous, ingress.allow_anonymous)
         except ConfigError as error:
             raise SystemExit(str(error)) from None
+        if keys.anonymous:
+            print(f"WARNING: {ANONYMOUS_WARNING}", file=sys.stderr, flush=True)
+
+
+def absolute_tenants_file() -> None:
+    """MMSERVE_TENANTS_FILE as an absolute path: the ingress replicas, which inherit it, run in
+    another working directory."""
+    named = os.environ.get(TENANTS_FILE_ENV, "").strip()
+    if named:
+        os.environ[TENANTS_FILE_ENV] = str(Path(named).expanduser().resolve())
 
 
 def served_config_file(profile: Path, config: dict, http_port: int | None,

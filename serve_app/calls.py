@@ -10,7 +10,9 @@ of idempotent calls whose replica died, and every failure mapped to the error a 
 Each call sends its replica a CallContext (deployments/core/call_protocol.py) as its last
 argument: the deadline, and, while the request is being timed (serve_app/request_timing.py), a
 request for the stages of its time, which come back in the reply's `stages` (a stream's, in its
-StreamEnd) and are added to the request's timing.
+StreamEnd) and are added to the request's timing; and the request's tenant with its priority.
+What each reply shows the call used (tokens, images, audio seconds) is added to the tenant's
+usage for the request (serve_app/request_tenant.py).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from ray.serve.exceptions import (
 from deployments.core.call_protocol import CallContext, Reply, StreamEnd
 from deployments.core.deadline import expired, remaining
 from deployments.core.errors import InternalFailure, Overloaded, ServeError, TimedOut, Unavailable
-from serve_app import request_objective, request_timing
+from serve_app import request_objective, request_tenant, request_timing
 from serve_app.group_load import GroupLoad
+from serve_app.request_tenant import RequestTenant, StreamMeter, usage_of
 from serve_app.request_timing import GroupCall
 
 # Serve notices a dead replica within a health-check period and starts another; a client that
@@ -84,17 +87,19 @@ class ReplicaGroup:
 
     async def _call_once(self, method: str, args: tuple, deadline: float | None) -> Reply:
         timing = request_timing.current()
+        account = request_tenant.current()
         call = GroupCall(self.name, time.time(), 0.0)
         clock = time.perf_counter()
-        context = CallContext(deadline, timed=timing is not None,
-                              objective=request_objective.current())
-        response = getattr(self.handle, method).remote(*args, context)
+        response = getattr(self.handle, method).remote(*args, call_context(deadline, timing,
+                                                                           account))
         self.load.started()
         try:
             reply = await asyncio.wait_for(_awaited(response), remaining(deadline))
             if timing is not None and isinstance(reply, Reply):
                 call.seconds, call.stages = time.perf_counter() - clock, reply.stages
                 timing.add_call(call)
+            if account is not None:
+                account.usage.add(usage_of(method, args, reply))
             return reply
         except asyncio.CancelledError:  # the client went away: so does the replica's work
             response.cancel()
@@ -111,11 +116,11 @@ class ReplicaGroup:
         """Starts a streaming call and waits (until the deadline) for its first item, so errors
         before any output still become HTTP statuses. Returns (first item or None, the rest)."""
         timing = request_timing.current()
+        account = request_tenant.current()
         call = GroupCall(self.name, time.time(), 0.0)
         clock = time.perf_counter()
-        context = CallContext(deadline, timed=timing is not None,
-                              objective=request_objective.current())
-        stream = getattr(self.handle.options(stream=True), method).remote(*args, context)
+        stream = getattr(self.handle.options(stream=True), method).remote(
+            *args, call_context(deadline, timing, account))
         iterator = stream.__aiter__()
         self.load.started()
         try:
@@ -132,7 +137,9 @@ class ReplicaGroup:
             raise self.error(exc) from None
         finally:
             self.load.finished()
-        return first, _Cancellable(iterator, stream.cancel, call, clock)
+        meter = StreamMeter(account)
+        meter.seen(first)
+        return first, _Cancellable(iterator, stream.cancel, call, clock, meter)
 
     def error(self, exc: BaseException) -> ServeError:
         """The client-facing error behind a failed call to this group."""
@@ -157,21 +164,35 @@ class ReplicaGroup:
         return InternalFailure(f"the {self.name} group failed: {name}")
 
 
+def call_context(deadline: float | None, timing: Any, account: RequestTenant | None
+                 ) -> CallContext:
+    """What goes with a call: the request's deadline, objective, timing and tenant."""
+    return CallContext(deadline, timed=timing is not None, objective=request_objective.current(),
+                       tenant=account.name if account else None,
+                       priority=account.priority if account else "interactive")
+
+
 class _Cancellable:
     """A stream's remaining items, with `cancel()` to stop the replica's work early. The
-    stages of a timed stream's StreamEnd complete the call's timing."""
+    stages of a timed stream's StreamEnd complete the call's timing; what the stream used is
+    metered."""
 
     def __init__(self, iterator: AsyncIterator, cancel: Callable[[], None], call: GroupCall,
-                 clock: float) -> None:
+                 clock: float, meter: StreamMeter) -> None:
         self._iterator = iterator
-        self.cancel = cancel
-        self._call, self._clock = call, clock
+        self._cancel = cancel
+        self._call, self._clock, self._meter = call, clock, meter
+
+    def cancel(self) -> None:
+        self._meter.stopped()
+        self._cancel()
 
     def __aiter__(self) -> _Cancellable:
         return self
 
     async def __anext__(self) -> Any:
         item = await self._iterator.__anext__()
+        self._meter.seen(item)
         if isinstance(item, StreamEnd):
             self._call.seconds = time.perf_counter() - self._clock
             self._call.stages = item.stages

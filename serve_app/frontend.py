@@ -3,12 +3,13 @@ audio) that answer `call` and `open_stream` (serve_app/calls.py over Serve handl
 
 Everything a client can get wrong becomes a JSON error with its status here or in a replica
 (a ServeError, mapped in serve_app/http_errors.py); nothing a client sends can take a replica
-down. Every request but the health checks is authenticated (when keys are configured),
-admitted only while this replica has room (else 429), checked against the input caps before
-any model sees it, and given a deadline that travels with it into every replica it reaches.
-Every answer says where its time went (Server-Timing: serve_app/request_timing.py) and is
-counted against its route's SLO. The routes themselves (paths, OpenAPI) are in
-serve_app/routes.py.
+down. Every request but the health checks is authenticated (when keys are configured) as
+its key's tenant, admitted only while this replica has room and the tenant is within its
+limits (else 429; every answer to a tenant with limits carries OpenAI's x-ratelimit-*
+headers), checked against the input caps before any model sees it, and given a deadline that
+travels with it into every replica it reaches. Every answer says where its time went
+(Server-Timing: serve_app/request_timing.py) and is counted against its route's SLO. The
+routes themselves (paths, OpenAPI) are in serve_app/routes.py.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from deployments.core.errors import (
 )
 from deployments.core.generation import SamplingParams
 from deployments.replicas import metrics
-from serve_app import cache, limits, protocol, request_objective, request_timing
-from serve_app.auth import authenticate, load_api_keys
+from serve_app import cache, limits, protocol, request_objective, request_tenant, request_timing
+from serve_app.auth import ANONYMOUS_WARNING, authenticate, load_key_directory
 from serve_app.calls import ReplicaGroup
 from serve_app.fresh_result import FreshResult
 from serve_app.group_load import GroupLoad
@@ -62,6 +63,8 @@ from serve_app.prompts import with_system_prompt
 from serve_app.request_metrics import TokenClock, count_slo
 from serve_app.request_timing import RequestTiming
 from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
+from serve_app.tenant_limits import Admission, TenantLimits, make_buckets
+from serve_app.tenants import Tenant
 from serve_app.token_stream import TokenStream, in_band
 from serve_app.tracing import RequestTracer
 
@@ -83,7 +86,10 @@ class FrontEnd:
                  audio: ReplicaGroup) -> None:
         self.config = config
         self.limits = self.config.ingress
-        self.api_keys = load_api_keys(self.limits.api_keys)
+        self.keys = load_key_directory(self.limits)
+        if self.keys.anonymous:
+            logger.warning(ANONYMOUS_WARNING)
+        self.tenant_limits = TenantLimits(make_buckets(self.config))
         self.text, self.vision, self.audio = text, vision, audio
         self.load = GroupLoad()  # this replica's own requests, for its admission and Retry-After
         self.pipeline = MultimodalPipeline(self.text, self.vision, self.audio,
@@ -109,6 +115,9 @@ class FrontEnd:
             request.state.timing = timing
             response = await self._answer(handler, request, route, open_route)
         cache.mark(request, response)
+        admission: Admission | None = getattr(request.state, "admission", None)
+        if admission is not None:
+            response.headers.update(admission.headers())
         self._count(route, response, timing)
         if self.observability.server_timing:
             response.headers["Server-Timing"] = timing.header()
@@ -132,8 +141,8 @@ class FrontEnd:
         try:
             if open_route:
                 return await handler(request)
-            authenticate(request.headers.get("authorization"), self.api_keys)
-            return await self._admitted(handler, request)
+            tenant = authenticate(request.headers.get("authorization"), self.keys)
+            return await self._admitted(handler, request, tenant)
         except ServeError as error:
             metrics.rejected_requests().inc(tags={"route": route, "reason": reason_of(error)})
             return error_response(error)
@@ -151,25 +160,37 @@ class FrontEnd:
             count_slo(route, response.status_code, seconds,
                       objective.e2e_s if objective is not None else None)
 
-    async def _admitted(self, handler: Handler, request: Request) -> Response:
-        """Runs the handler if this replica has room, with the request's deadline set; a
-        streamed response holds its place until its last event is sent."""
+    async def _admitted(self, handler: Handler, request: Request, tenant: Tenant | None
+                        ) -> Response:
+        """Runs the handler if this replica has room and the tenant is within its limits
+        (serve_app/tenant_limits.py), with the request's deadline set; a streamed response
+        holds its place until its last event is sent, and is charged to its tenant then."""
         if self.load.in_flight >= self.limits.max_concurrent_requests:
             self.load.rejected()
             raise Overloaded("the server is at capacity; retry later",
                              retry_after_s=self.load.retry_after_s())
         request.state.deadline = deadline_after(self._timeout_s(request))
+        admission = await self.tenant_limits.admit(tenant)
+        request.state.admission = admission
+        if admission.refusal is not None:
+            raise admission.refusal
+        usage = request_tenant.start(tenant).usage
         request_objective.start(time.time(), self.slo.for_route(request.url.path))
         self.load.started()
         try:
             response = await handler(request)
         except BaseException:
             self.load.finished()
+            self.tenant_limits.settle_later(admission, usage)
             raise
         if isinstance(response, StreamingResponse):
-            response.body_iterator = _finally(response.body_iterator, self.load.finished)
+            def done() -> None:
+                self.load.finished()
+                self.tenant_limits.settle_later(admission, usage)
+            response.body_iterator = _finally(response.body_iterator, done)
         else:
             self.load.finished()
+            await self.tenant_limits.settle(admission, usage)
         return response
 
     def _timeout_s(self, request: Request) -> float:

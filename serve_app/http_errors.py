@@ -12,6 +12,7 @@ from deployments.core.errors import (
     InternalFailure,
     InvalidRequest,
     Overloaded,
+    RateLimited,
     ServeError,
     TimedOut,
     TooLarge,
@@ -22,7 +23,7 @@ from deployments.core.errors import (
 
 STATUS_OF_KIND: dict[type[ServeError], int] = {
     InvalidRequest: 400, TooLarge: 413, UnsupportedMediaType: 415, Undecodable: 422,
-    Overloaded: 429, InternalFailure: 500, Unavailable: 503, TimedOut: 504,
+    Overloaded: 429, RateLimited: 429, InternalFailure: 500, Unavailable: 503, TimedOut: 504,
 }
 _TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",

@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 Stages = list[tuple[str, float, float]]  # (name, epoch start, seconds)
+
+
+Priority = Literal["interactive", "batch"]
 
 
 @dataclass(frozen=True)
 class CallContext:
     """What travels with one call: the request's absolute wall-clock deadline (None: none),
-    whether the replica should report the stages of its time, and the request's objective
-    (absolute wall-clock time its route's SLO wants its first token or answer by; None: none)."""
+    whether the replica should report the stages of its time, the request's objective
+    (absolute wall-clock time its route's SLO wants its first token or answer by; None: none),
+    and the tenant it is served for (None: an anonymous API) with that tenant's priority."""
 
     deadline: float | None = None
     timed: bool = False
     objective: float | None = None
+    tenant: str | None = None
+    priority: Priority = "interactive"
 
 
 NO_CONTEXT = CallContext()

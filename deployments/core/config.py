@@ -288,17 +288,70 @@ class AudioSettings(DeploymentSettings):
     max_duration_s: float = Field(600.0, gt=0, description="longer audio gets 413")
 
 
+class FromEnv(_Strict):
+    """A value read from an environment variable of the ingress's Ray node instead of the
+    profile: `redis_url: {env: MMSERVE_REDIS_URL}` (a URL without credentials, checked as one
+    written in the profile is)."""
+
+    env: str = Field(min_length=1, description="the environment variable's name")
+
+
+class SecretSource(_Strict):
+    """A secret read when the ingress starts, from an environment variable or a file of its
+    node, never written in a profile: exactly one of the two."""
+
+    env: str | None = Field(None, min_length=1, description="an environment variable's name")
+    file: str | None = Field(None, min_length=1, description="a file holding the secret "
+                             "(its trailing newline is dropped)")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file")
+        return self
+
+
 class ApiKeys(_Strict):
-    """Where the ingress reads its API keys: never the keys themselves, so none sits in a profile.
+    """Where the ingress reads its plain API keys: never the keys themselves, so none sits in a
+    profile.
 
     `env` names an environment variable of the ingress's Ray node holding comma-separated keys;
-    `file` is a path on that node with one key per line. Keys from both are accepted. With no
-    key found the API is anonymous, which only a loopback bind (or allow_anonymous) permits.
+    `file` is a path on that node with one key per line. Keys from both are accepted, as the
+    tenant `default` (docs/security.md). A source that is configured (the variable set, the file
+    named) but holds no key stops the start. With no key from any source (tenants included) the
+    API is anonymous, which only a loopback bind (or allow_anonymous) permits.
     """
 
     env: str | None = Field(
         "MMSERVE_API_KEYS", description="an environment variable holding comma-separated keys")
     file: str | None = Field(None, description="a file with one key per line")
+
+
+class TenantsSettings(_Strict):
+    """Tenants (serve_app/tenants.py): a YAML file on the ingress's node naming each tenant, the
+    SHA-256 digests of its keys and its limits (docs/security.md). Each ingress replica reads it
+    again when it changes, so a new or revoked key takes effect without a restart.
+
+    The limits' token buckets live in the app's Redis when one is configured
+    (`cache.redis_url`, with its user and password), shared by every ingress replica; otherwise
+    in process, per ingress replica.
+    """
+
+    file: str | None = Field(
+        None, description="the tenants file, an absolute path on the ingress's node; unset: "
+        "the file the `file_env` variable names, if it is set")
+    file_env: str | None = Field(
+        "MMSERVE_TENANTS_FILE", description="an environment variable of the ingress's node "
+        "naming the tenants file, read when `file` is unset (`make serve` passes its own)")
+    reload_interval_s: float = Field(
+        2.0, gt=0, le=5, description="at most how often a replica looks at the file's device, "
+        "inode, size and mtime (on a request), so a change takes effect within it")
+    key_prefix: str = Field("mmserve:limits", min_length=1,
+                            description="bucket keys are PREFIX:TENANT:LIMIT")
+    redis_timeout_s: float = Field(0.25, gt=0, description="connect and socket timeout; past "
+                                   "it the replica's own buckets decide")
+    redis_retry_s: float = Field(5.0, ge=0, description="after a Redis failure, the replica's "
+                                 "own buckets decide for this long before Redis is tried again")
 
 
 class IngressSettings(_Strict):
@@ -324,6 +377,9 @@ class IngressSettings(_Strict):
         "within the deadline, when their replica died")
     api_keys: ApiKeys = Field(
         default_factory=ApiKeys, description="where the API keys are read (docs/security.md)")
+    tenants: TenantsSettings = Field(
+        default_factory=TenantsSettings, description="the tenants file and where their limits "
+        "are kept (docs/security.md)")
     allow_anonymous: bool = Field(
         False, description="serve without API keys on a non-loopback HTTP bind (say it out loud)")
     max_ongoing_requests: int = Field(
@@ -339,29 +395,6 @@ class IngressSettings(_Strict):
     num_replicas: int = Field(1, ge=1, description="ingress replicas, when autoscaling is unset")
     autoscaling: Autoscaling | None = Field(
         None, description="the ingress's own autoscaling_config; unset: num_replicas")
-
-
-class FromEnv(_Strict):
-    """A value read from an environment variable of the ingress's Ray node instead of the
-    profile: `redis_url: {env: MMSERVE_REDIS_URL}` (a URL without credentials, checked as one
-    written in the profile is)."""
-
-    env: str = Field(min_length=1, description="the environment variable's name")
-
-
-class SecretSource(_Strict):
-    """A secret read when the ingress starts, from an environment variable or a file of its
-    node, never written in a profile: exactly one of the two."""
-
-    env: str | None = Field(None, min_length=1, description="an environment variable's name")
-    file: str | None = Field(None, min_length=1, description="a file holding the secret "
-                             "(its trailing newline is dropped)")
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretSource:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of env or file")
-        return self
 
 
 class CacheSettings(_Strict):

@@ -11,12 +11,13 @@ import pytest
 from ray.exceptions import ActorDiedError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
-from deployments.core.call_protocol import CallContext, EmbeddingsReply
+from deployments.core.call_protocol import CallContext, CompletionReply, EmbeddingsReply
 from deployments.core.deadline import deadline_after
 from deployments.core.errors import DeadlineExceeded, ServeError, Undecodable
-from serve_app import request_timing
+from serve_app import request_tenant, request_timing
 from serve_app.calls import REPLICA_DIED_RETRY_AFTER_S, ReplicaGroup
 from serve_app.http_errors import status_of
+from serve_app.tenants import Tenant
 
 
 class FakeResponse:
@@ -68,6 +69,20 @@ def test_the_call_context_travels_as_the_last_argument():
     deadline = deadline_after(10)
     assert run(ReplicaGroup("vision", handle).call("embed_texts", ["a"], deadline=deadline)) == "ok"
     assert handle.calls == [("embed_texts", (["a"], CallContext(deadline, timed=False)))]
+
+
+def test_the_call_context_carries_the_tenant_and_the_reply_is_metered_for_it():
+    handle = FakeHandle(CompletionReply("Hi.", 9, 3, "stop"))
+
+    async def call():
+        account = request_tenant.start(Tenant(name="team-b", priority="batch"))
+        await ReplicaGroup("text", handle).call("generate", [], None, deadline=None)
+        return account
+
+    account = run(call())
+    context = handle.calls[0][1][-1]
+    assert (context.tenant, context.priority) == ("team-b", "batch")
+    assert account.usage.tokens == 12
 
 
 def test_a_timed_request_asks_for_stages_and_adds_the_replys_to_its_timing():

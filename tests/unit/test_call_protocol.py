@@ -29,6 +29,7 @@ REPLIES = [
 
 
 @pytest.mark.parametrize("value", [*REPLIES, CallContext(123.5, timed=True, objective=120.0),
+                                   CallContext(tenant="team-b", priority="batch"),
                                    TokenDelta("hi"),
                                    StreamEnd(9, 2, "length", stages=STAGES)])
 def test_every_type_survives_pickling(value):
