@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 from deployments.core.config import AppConfig
 from deployments.core.errors import RateLimited
-from serve_app.redis_connection import redis_target
 from serve_app.rate_limit_headers import rate_limit_headers
+from serve_app.redis_connection import redis_target
 from serve_app.request_tenant import Usage
 from serve_app.tenants import PER_MINUTE_LIMITS, Tenant
 from serve_app.token_buckets import (
