@@ -56,12 +56,12 @@ def tenants_file(folder: Path) -> Tenants:
 def tenants(request, ray_cluster, app_url, client, tmp_path_factory):
     server = None
     made = tenants_file(tmp_path_factory.mktemp("tenants"))
-    ingress = {**TEST_ARGS["ingress"], "tenants": {"file": str(made.path)}}
+    args = {**TEST_ARGS, "ingress": {**TEST_ARGS["ingress"],
+                                      "tenants": {"file": str(made.path)}}}
     if request.param == "redis":
         server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-        ingress["tenants"]["redis_url"] = server.url
-    config = app_config({**TEST_ARGS, "ingress": ingress}, None, ray_cluster.http_port,
-                        name=APP_NAME)
+        args["cache"] = {**TEST_ARGS.get("cache", {}), "redis_url": server.url}
+    config = app_config(args, None, ray_cluster.http_port, name=APP_NAME)
     deploy_config(f"http://127.0.0.1:{ray_cluster.ports['dashboard']}", config, 300)
     try:
         wait_for_keys(client, made.keys["spare"])
