@@ -2,9 +2,10 @@
 cluster/grafana/mmserve.json (`--check` only says whether the committed file is current).
 
 Rows follow a request's path: the front door (the ingress), the per-modality queues and batches,
-the engines, the response cache, the SLOs, the pipeline's stages. Every query reads the series
-Ray exports on its metrics port (`ray_` prefix, `_total` on counters): the app's own
-(deployments/replicas/metrics.py, listed in docs/operations.md) and Serve's replica counts.
+the engines, the response cache, the SLOs, the pipeline's stages; then what each tenant used.
+Every query reads the series Ray exports on its metrics port (`ray_` prefix, `_total` on
+counters): the app's own (deployments/replicas/metrics.py, listed in docs/operations.md) and
+Serve's replica counts.
 Stdlib only.
 """
 
@@ -158,6 +159,19 @@ def rows() -> list[Row]:
             Panel("Stages per second", "reqps", [Target(
                 rate("ray_mmserve_pipeline_stage_seconds_count", "stage"), "{{stage}}")],
                 "Pipeline stages run, per second.", width=12),
+        ]),
+        Row("Tenants", [
+            Panel("Requests by tenant", "reqps", [Target(
+                rate("ray_mmserve_tenant_requests_total", "tenant"), "{{tenant}}")],
+                "Requests admitted per second, by tenant (the anonymous API: anonymous)."),
+            Panel("Tokens per second by tenant", "suffix: tok/s", [Target(
+                rate("ray_mmserve_tenant_tokens_total", "tenant, kind"), "{{tenant}} {{kind}}")],
+                "Prompt and completion tokens the tenant's requests used."),
+            Panel("Model-seconds by tenant and group", "short", [Target(
+                rate("ray_mmserve_tenant_model_seconds_total", "tenant, group"),
+                "{{tenant}} {{group}}")],
+                "Seconds of each group's model time the tenant's calls rode in, per second "
+                "(1 = one model busy full time; a batch counts for each of its rows)."),
         ]),
     ]
 

@@ -11,8 +11,9 @@ Each call sends its replica a CallContext (deployments/core/call_protocol.py) as
 argument: the deadline, and, while the request is being timed (serve_app/request_timing.py), a
 request for the stages of its time, which come back in the reply's `stages` (a stream's, in its
 StreamEnd) and are added to the request's timing; and the request's tenant with its priority.
-What each reply shows the call used (tokens, images, audio seconds) is added to the tenant's
-usage for the request (serve_app/request_tenant.py).
+What each reply shows the call used (tokens, images, audio seconds, and its model's seconds
+from its stages) is added to the tenant's usage for the request (serve_app/request_tenant.py):
+so a call made for a tenant always asks for its stages, timed request or not.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class ReplicaGroup:
                 call.seconds, call.stages = time.perf_counter() - clock, reply.stages
                 timing.add_call(call)
             if account is not None:
-                account.usage.add(usage_of(method, args, reply))
+                account.usage.add(usage_of(self.name, method, args, reply))
             return reply
         except asyncio.CancelledError:  # the client went away: so does the replica's work
             response.cancel()
@@ -137,7 +138,7 @@ class ReplicaGroup:
             raise self.error(exc) from None
         finally:
             self.load.finished()
-        meter = StreamMeter(account)
+        meter = StreamMeter(account, self.name)
         meter.seen(first)
         return first, _Cancellable(iterator, stream.cancel, call, clock, meter)
 
@@ -166,8 +167,10 @@ class ReplicaGroup:
 
 def call_context(deadline: float | None, timing: Any, account: RequestTenant | None
                  ) -> CallContext:
-    """What goes with a call: the request's deadline, objective, timing and tenant."""
-    return CallContext(deadline, timed=timing is not None, objective=request_objective.current(),
+    """What goes with a call: the request's deadline, objective, timing and tenant. A call
+    for a tenant is timed even when its request is not: its stages meter the model's seconds."""
+    timed = timing is not None or account is not None
+    return CallContext(deadline, timed=timed, objective=request_objective.current(),
                        tenant=account.name if account else None,
                        priority=account.priority if account else "interactive")
 

@@ -7,9 +7,11 @@ down. Every request but the health checks is authenticated (when keys are config
 its key's tenant, admitted only while this replica has room and the tenant is within its
 limits (else 429; every answer to a tenant with limits carries OpenAI's x-ratelimit-*
 headers), checked against the input caps before any model sees it, and given a deadline that
-travels with it into every replica it reaches. Every answer says where its time went
-(Server-Timing: serve_app/request_timing.py) and is counted against its route's SLO. The
-routes themselves (paths, OpenAPI) are in serve_app/routes.py.
+travels with it into every replica it reaches; once it has ended, what it used is counted for
+its tenant (serve_app/tenant_usage.py: GET /v1/usage, the ray_mmserve_tenant_* counters).
+Every answer says where its time went (Server-Timing: serve_app/request_timing.py) and is
+counted against its route's SLO. The routes themselves (paths, OpenAPI) are in
+serve_app/routes.py.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from serve_app.request_metrics import TokenClock, count_slo
 from serve_app.request_timing import RequestTiming
 from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
 from serve_app.tenant_limits import Admission, TenantLimits, make_buckets
+from serve_app.tenant_usage import TenantUsage, make_usage_ledger, require_admin
 from serve_app.tenants import Tenant
 from serve_app.token_stream import TokenStream, in_band
 from serve_app.tracing import RequestTracer
@@ -90,6 +93,7 @@ class FrontEnd:
         if self.keys.anonymous:
             logger.warning(ANONYMOUS_WARNING)
         self.tenant_limits = TenantLimits(make_buckets(self.config))
+        self.tenant_usage = TenantUsage(make_usage_ledger(self.config))
         self.text, self.vision, self.audio = text, vision, audio
         self.load = GroupLoad()  # this replica's own requests, for its admission and Retry-After
         self.pipeline = MultimodalPipeline(self.text, self.vision, self.audio,
@@ -164,7 +168,8 @@ class FrontEnd:
                         ) -> Response:
         """Runs the handler if this replica has room and the tenant is within its limits
         (serve_app/tenant_limits.py), with the request's deadline set; a streamed response
-        holds its place until its last event is sent, and is charged to its tenant then."""
+        holds its place until its last event is sent, and is charged to its tenant then. What
+        the request used is counted for its tenant once it has ended, whatever its answer."""
         if self.load.in_flight >= self.limits.max_concurrent_requests:
             self.load.rejected()
             raise Overloaded("the server is at capacity; retry later",
@@ -182,15 +187,18 @@ class FrontEnd:
         except BaseException:
             self.load.finished()
             self.tenant_limits.settle_later(admission, usage)
+            self.tenant_usage.record(tenant, usage)
             raise
         if isinstance(response, StreamingResponse):
             def done() -> None:
                 self.load.finished()
                 self.tenant_limits.settle_later(admission, usage)
+                self.tenant_usage.record(tenant, usage)
             response.body_iterator = _finally(response.body_iterator, done)
         else:
             self.load.finished()
             await self.tenant_limits.settle(admission, usage)
+            self.tenant_usage.record(tenant, usage)
         return response
 
     def _timeout_s(self, request: Request) -> float:
@@ -237,6 +245,15 @@ class FrontEnd:
         except ServeError as error:
             return "overloaded" if isinstance(error, Overloaded) else "down"
         return "overloaded" if group.load.overloaded() else "ready"
+
+    # -- usage ------------------------------------------------------------------------------
+
+    async def usage(self, request: Request) -> Response:
+        """Every tenant's usage per hour and per day (serve_app/usage_totals.py), for an admin
+        tenant's key; 403 for any other."""
+        account = request_tenant.current()
+        require_admin(account.tenant if account is not None else None)
+        return JSONResponse(await self.tenant_usage.ledger.report())
 
     # -- models -----------------------------------------------------------------------------
 

@@ -26,17 +26,19 @@ STATUS_OF_KIND: dict[type[ServeError], int] = {
     Overloaded: 429, RateLimited: 429, InternalFailure: 500, Unavailable: 503, TimedOut: 504,
 }
 _TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-    405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
-    422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable",
-    504: "timeout",
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+    404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
+    415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+    503: "service_unavailable", 504: "timeout",
 }
 
-_HTTP_REASONS = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+_HTTP_REASONS = {401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed"}
 
 
 class HttpError(ServeError):
-    """An error only the front end raises, with its status and headers stated: 401, 404, 405."""
+    """An error only the front end raises, with its status and headers stated: 401, 403, 404,
+    405."""
 
     def __init__(self, status: int, message: str, param: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -57,7 +59,7 @@ def status_of(error: ServeError) -> int:
 
 def reason_of(error: ServeError) -> str:
     """A short name for why a request was turned away, for metrics: overloaded, timed_out,
-    invalid_request, too_large, unauthorized, not_found, ..."""
+    invalid_request, too_large, unauthorized, forbidden, not_found, ..."""
     if isinstance(error, HttpError):
         return _HTTP_REASONS.get(error.status, str(error.status))
     for kind in type(error).__mro__:

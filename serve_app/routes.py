@@ -54,6 +54,8 @@ ROUTES = (
           "Speech to text (multipart: file, model, language, response_format)."),
     Route("POST", "/v1/pipeline", "run_pipeline",
           "Audio and image perceived side by side, then the LLM.", protocol.PipelineRequest),
+    Route("GET", "/v1/usage", "usage",
+          "Every tenant's usage per hour and per day (admin tenants' keys only)."),
 )
 
 

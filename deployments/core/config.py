@@ -354,6 +354,30 @@ class TenantsSettings(_Strict):
                                  "own buckets decide for this long before Redis is tried again")
 
 
+class UsageSettings(_Strict):
+    """What each tenant used (serve_app/tenant_usage.py): Prometheus counters by tenant, and
+    hourly and daily totals that GET /v1/usage reports to admin tenants (docs/operations.md).
+    The totals live in the app's Redis when one is configured (`cache.redis_url`, with its
+    user and password), added up there by every ingress replica; otherwise in each ingress
+    replica's memory, each counting only what it served.
+    """
+
+    hours_kept: int = Field(168, ge=1, le=24 * 366, description="hourly totals are kept and "
+                            "reported for this many hours, the current one included")
+    days_kept: int = Field(90, ge=1, le=3660, description="daily totals (UTC days) are kept "
+                           "and reported for this many days, today included")
+    key_prefix: str = Field("mmserve:usage", min_length=1, description="Redis keys are "
+                            "PREFIX:hour:TENANT:START and PREFIX:day:TENANT:START (START in "
+                            "epoch seconds), and the set PREFIX:tenants")
+    flush_interval_s: float = Field(
+        1.0, gt=0, le=60, description="with Redis: a replica writes its requests' counts there "
+        "at most this long after they end (one transaction for all of them); GET /v1/usage "
+        "writes its own replica's first")
+    redis_timeout_s: float = Field(1.0, gt=0, description="connect and socket timeout of the "
+                                   "usage's Redis calls (never on a request's path but "
+                                   "GET /v1/usage's)")
+
+
 class IngressSettings(_Strict):
     """The HTTP front end: its caps, deadlines, keys and its own replica group."""
 
@@ -380,6 +404,9 @@ class IngressSettings(_Strict):
     tenants: TenantsSettings = Field(
         default_factory=TenantsSettings, description="the tenants file and where their limits "
         "are kept (docs/security.md)")
+    usage: UsageSettings = Field(
+        default_factory=UsageSettings, description="what each tenant used, and where its "
+        "hourly and daily totals are kept (docs/operations.md)")
     allow_anonymous: bool = Field(
         False, description="serve without API keys on a non-loopback HTTP bind (say it out loud)")
     max_ongoing_requests: int = Field(

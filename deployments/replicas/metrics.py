@@ -187,3 +187,38 @@ def slo_requests() -> Counter:
     return Counter("mmserve_slo_requests", "Successful requests by route, and whether they "
                    "met the route's SLO (config slo); goodput is the rate of met=true.",
                    tag_keys=("route", "met"))
+
+
+# Per tenant, counted by the ingress once a request has ended (serve_app/tenant_usage.py); the
+# anonymous API's requests under tenant="anonymous".
+@metric
+def tenant_requests() -> Counter:
+    return Counter("mmserve_tenant_requests", "Requests admitted, by tenant.",
+                   tag_keys=("tenant",))
+
+
+@metric
+def tenant_tokens() -> Counter:
+    return Counter("mmserve_tenant_tokens", "Prompt and completion tokens the tenant's "
+                   "requests used (a text embedding's words as prompt tokens).",
+                   tag_keys=("tenant", "kind"))
+
+
+@metric
+def tenant_images() -> Counter:
+    return Counter("mmserve_tenant_images", "Images the tenant's requests had embedded or "
+                   "labelled.", tag_keys=("tenant",))
+
+
+@metric
+def tenant_audio_seconds() -> Counter:
+    return Counter("mmserve_tenant_audio_seconds", "Seconds of audio the tenant's requests "
+                   "had transcribed.", tag_keys=("tenant",))
+
+
+@metric
+def tenant_model_seconds() -> Counter:
+    # A batched call's whole length for each of its rows: the model's time the tenant's
+    # requests rode in, not an exclusive share of it.
+    return Counter("mmserve_tenant_model_seconds", "Seconds the replicas' models worked on "
+                   "the tenant's calls, by replica group.", tag_keys=("tenant", "group"))

@@ -119,3 +119,55 @@ def test_the_anonymous_api_is_as_before_no_tenant_no_limits_no_headers(text, mon
         assert answer.status_code == 200
         assert not [h for h in answer.headers if h.startswith("x-ratelimit")]
     assert (text.contexts[-1].tenant, text.contexts[-1].priority) == (None, "interactive")
+
+
+@pytest.fixture
+def with_admin(tmp_path):
+    path = tmp_path / "tenants.yaml"
+    path.write_text(f"""tenants:
+  - name: ops
+    key_sha256: [{key_digest("ops-key")}]
+    admin: true
+  - name: team-a
+    key_sha256: [{key_digest("a-key")}]
+""")
+    return path
+
+
+def test_usage_is_for_admin_keys_and_counts_what_the_answers_reported(with_admin,
+                                                                       monkeypatch):
+    text = Handle({"generate": CompletionReply("Hello.", 30, 5, "stop",
+                                               stages=[("queue", 0.0, 0.25),
+                                                       ("model", 0.25, 0.5)]),
+                   "model_info": ModelInfoReply({})})
+    client = front_end(text, monkeypatch, file=str(with_admin))
+    answers = [client.post("/v1/chat/completions", json=CHAT, headers=bearer("a-key"))
+               for _ in range(2)]
+    assert all(answer.status_code == 200 for answer in answers)
+    assert client.get("/v1/usage").status_code == 401
+    refused = client.get("/v1/usage", headers=bearer("a-key"))
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["type"] == "permission_error"
+    usage = client.get("/v1/usage", headers=bearer("ops-key"))
+    assert usage.status_code == 200, usage.text
+    body = usage.json()
+    assert body["object"] == "usage" and body["store"] == "replica"
+    day = body["tenants"]["team-a"]["days"][0]
+    assert day["requests"] == 3  # the two chats and the refused read of usage
+    assert day["prompt_tokens"] == sum(a.json()["usage"]["prompt_tokens"] for a in answers)
+    assert day["completion_tokens"] == sum(a.json()["usage"]["completion_tokens"]
+                                           for a in answers)
+    assert day["model_seconds"] == {"text": 1.0}
+    assert body["tenants"]["team-a"]["hours"][0]["requests"] == 3
+
+
+def test_calls_ask_for_their_stages_with_server_timing_off(text, monkeypatch):
+    """Model seconds are metered from the stages, so a request's calls ask for them anyway."""
+    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
+    monkeypatch.delenv("MMSERVE_TENANTS_FILE", raising=False)
+    other = Handle({"model_info": ModelInfoReply({})})
+    front = FrontEnd(AppConfig(observability={"server_timing": False}), ReplicaGroup(
+        "text", text), ReplicaGroup("vision", other), ReplicaGroup("audio", other))
+    answer = TestClient(build_api(front)).post("/v1/chat/completions", json=CHAT)
+    assert answer.status_code == 200 and "server-timing" not in answer.headers
+    assert text.contexts[-1].timed

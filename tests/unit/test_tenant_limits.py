@@ -58,7 +58,7 @@ TEAM = Tenant(name="team-a", requests_per_minute=2, tokens_per_minute=600,
 def test_an_anonymous_request_has_no_limits_and_no_headers(limits):
     admission = run(limits.admit(None))
     assert admission.refusal is None and admission.headers() == {}
-    run(limits.settle(admission, Usage(tokens=10**9)))
+    run(limits.settle(admission, Usage(prompt_tokens=10**9)))
 
 
 def test_an_unlimited_tenant_draws_nothing_and_gets_no_headers(limits):
@@ -96,7 +96,7 @@ def test_every_limit_of_the_tenant_has_its_headers(limits):
 def test_tokens_are_charged_at_the_end_and_then_hold_the_next_request(limits, clock):
     tenant = Tenant(name="team-a", tokens_per_minute=600)
     admission = run(limits.admit(tenant))
-    run(limits.settle(admission, Usage(tokens=700)))
+    run(limits.settle(admission, Usage(prompt_tokens=600, completion_tokens=100)))
     assert admission.headers()["x-ratelimit-remaining-tokens"] == "0"
     refused = run(limits.admit(tenant)).refusal
     assert "tokens_per_minute (600)" in refused.message
@@ -107,7 +107,7 @@ def test_tokens_are_charged_at_the_end_and_then_hold_the_next_request(limits, cl
 
 def test_images_and_audio_seconds_are_charged_to_their_own_buckets(limits):
     admission = run(limits.admit(TEAM))
-    run(limits.settle(admission, Usage(tokens=5, images=3, audio_seconds=150.5)))
+    run(limits.settle(admission, Usage(prompt_tokens=5, images=3, audio_seconds=150.5)))
     headers = admission.headers()
     assert headers["x-ratelimit-remaining-images"] == "57"
     assert headers["x-ratelimit-remaining-audio-seconds"] == "0"
@@ -117,8 +117,8 @@ def test_images_and_audio_seconds_are_charged_to_their_own_buckets(limits):
 def test_a_request_is_settled_once(limits):
     tenant = Tenant(name="team-a", tokens_per_minute=600)
     admission = run(limits.admit(tenant))
-    run(limits.settle(admission, Usage(tokens=100)))
-    run(limits.settle(admission, Usage(tokens=100)))
+    run(limits.settle(admission, Usage(completion_tokens=100)))
+    run(limits.settle(admission, Usage(completion_tokens=100)))
     assert admission.headers()["x-ratelimit-remaining-tokens"] == "500"
 
 
@@ -163,7 +163,7 @@ def test_a_refused_request_holds_no_slot_and_owes_nothing(limits):
     run(limits.settle(run(limits.admit(tenant)), Usage()))
     refused = run(limits.admit(tenant))
     assert refused.refusal is not None
-    run(limits.settle(refused, Usage(tokens=1000)))
+    run(limits.settle(refused, Usage(prompt_tokens=1000)))
     assert limits.in_flight == {}
     level, _ = limits.buckets.buckets["team-a", "tokens"]
     assert level == 60
@@ -174,7 +174,7 @@ def test_a_stream_frees_its_slot_at_once_and_is_charged_in_a_task_of_its_own(lim
 
     async def scenario():
         admission = await limits.admit(tenant)
-        limits.settle_later(admission, Usage(tokens=60))
+        limits.settle_later(admission, Usage(prompt_tokens=50, completion_tokens=10))
         freed = limits.in_flight == {}
         before = admission.headers()["x-ratelimit-remaining-tokens"]
         await asyncio.sleep(0)  # the charge's task runs
@@ -187,34 +187,54 @@ def test_a_stream_frees_its_slot_at_once_and_is_charged_in_a_task_of_its_own(lim
 
 
 @pytest.mark.parametrize("method, args, reply, used", [
-    ("generate", (), CompletionReply("hi", 9, 3, "stop"), Usage(tokens=12)),
-    ("stream", (), StreamEnd(7, 2, "stop"), Usage(tokens=9)),
+    ("generate", (), CompletionReply("hi", 9, 3, "stop"),
+     Usage(prompt_tokens=9, completion_tokens=3)),
+    ("stream", (), StreamEnd(7, 2, "stop"), Usage(prompt_tokens=7, completion_tokens=2)),
     ("transcribe", (b"", None), TranscriptReply("hi", "en", 1.0, 12.5, []),
      Usage(audio_seconds=12.5)),
     ("classify", (b"", []), LabelsReply([]), Usage(images=1)),
     ("embed_images", ([b"1", b"2"],), EmbeddingsReply([np.zeros(2)] * 2), Usage(images=2)),
     ("embed_texts", (["a photo of a cat", "dog"],), EmbeddingsReply([np.zeros(2)] * 2),
-     Usage(tokens=6)),
+     Usage(prompt_tokens=6)),
     ("model_info", (), ModelInfoReply({}), Usage()),
 ])
 def test_each_reply_counts_what_it_used(method, args, reply, used):
-    assert usage_of(method, args, reply) == used
+    assert usage_of("text", method, args, reply) == used
+
+
+def test_a_replys_model_stages_count_as_its_groups_model_seconds():
+    batched = EmbeddingsReply([np.zeros(2)], stages=[
+        ("queue", 0.0, 0.5), ("batch", 0.5, 0.01), ("model", 0.51, 0.25), ("replica", 0.0, 0.1)])
+    assert usage_of("vision", "embed_images", ([b"1"],), batched) == Usage(
+        images=1, model_seconds={"vision": 0.25})
+    streamed = StreamEnd(7, 2, "stop", stages=[
+        ("first-token", 0.0, 0.125), ("decode", 0.125, 1.0), ("replica", 0.0, 0.01)])
+    used = usage_of("text", "stream", (), streamed)
+    assert used.model_seconds == {"text": 1.125}
+    total = Usage()
+    for usage in (used, used, Usage(model_seconds={"audio": 2.0})):
+        total.add(usage)
+    assert total.model_seconds == {"text": 2.25, "audio": 2.0}
+    assert total.counts() == {"prompt_tokens": 14, "completion_tokens": 4,
+                              "model_seconds.text": 2.25, "model_seconds.audio": 2.0}
 
 
 def test_a_finished_stream_counts_its_end_and_a_stopped_one_its_pieces():
     finished = request_tenant.start(TEAM)
-    meter = StreamMeter(finished)
-    for item in (TokenDelta("a"), TokenDelta("b"), StreamEnd(10, 2, "stop")):
+    meter = StreamMeter(finished, "text")
+    for item in (TokenDelta("a"), TokenDelta("b"),
+                 StreamEnd(10, 2, "stop", stages=[("decode", 0.0, 0.5)])):
         meter.seen(item)
     meter.stopped()
-    assert finished.usage == Usage(tokens=12)
+    assert finished.usage == Usage(prompt_tokens=10, completion_tokens=2,
+                                   model_seconds={"text": 0.5})
     stopped = request_tenant.start(TEAM)
-    meter = StreamMeter(stopped)
+    meter = StreamMeter(stopped, "text")
     for item in (TokenDelta("a"), TokenDelta("b"), TokenDelta("c")):
         meter.seen(item)
     meter.stopped()
     meter.stopped()
-    assert stopped.usage == Usage(tokens=3)
+    assert stopped.usage == Usage(completion_tokens=3)
 
 
 def test_the_request_tenant_carries_its_name_and_priority():
