@@ -7,7 +7,8 @@ down. Every request but the health checks is authenticated (when keys are config
 its key's tenant, admitted only while this replica has room and the tenant is within its
 limits (else 429; every answer to a tenant with limits carries OpenAI's x-ratelimit-*
 headers), checked against the input caps before any model sees it, and given a deadline that
-travels with it into every replica it reaches. Every answer says where its time went
+travels with it into every replica it reaches. The tenant is kept in `request.state.tenant`:
+the response cache keeps each tenant's answers apart by it. Every answer says where its time went
 (Server-Timing: serve_app/request_timing.py) and is counted against its route's SLO. The
 routes themselves (paths, OpenAPI) are in serve_app/routes.py.
 """
@@ -142,6 +143,7 @@ class FrontEnd:
             if open_route:
                 return await handler(request)
             tenant = authenticate(request.headers.get("authorization"), self.keys)
+            request.state.tenant = tenant
             return await self._admitted(handler, request, tenant)
         except ServeError as error:
             metrics.rejected_requests().inc(tags={"route": route, "reason": reason_of(error)})
