@@ -24,9 +24,10 @@ one that fails the check is a miss, counted, and logged at most once a minute.
 A request's `Cache-Control: no-cache` computes (and stores); `no-store` computes and stores
 nothing. What happened is left in `request.state.cache` (`state_of`): `hit`, `miss`, `partial`
 (embeddings: some inputs were cached), or `bypass` (the client asked, or the request is not
-cacheable, such as a chat at a temperature above 0), and the response says it in `X-Cache`
-(`mark`). Lookups are counted by route and result; a store that fails (Redis down) is
-counted, logged once per outage, and the request computes its answer.
+cacheable, such as a chat at a temperature above 0); the front end shows it as `X-Cache` to
+tenants allowed the diagnostics headers (serve_app/diagnostics.py). Lookups are counted by
+route and result; a store that fails (Redis down) is counted, logged once per outage, and the
+request computes its answer.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from typing import Any
 
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import Response
 
 from deployments.core.config import AppConfig, CacheSettings
 from serve_app import protocol
@@ -262,13 +262,6 @@ class ResponseCache:
                      "cut short there, or signed with another secret (do all ingress replicas "
                      "have the same one?)", "1 entry" if count == 1 else f"{count} entries")
         self.invalid_logged_at, self.invalid_unlogged = now, 0
-
-
-def mark(request: Request, response: Response) -> None:
-    """Sets X-Cache on the response when the cache took part in the request."""
-    state = state_of(request)
-    if state is not None:
-        response.headers[HEADER] = state
 
 
 def state_of(request: Request) -> str | None:

@@ -577,7 +577,8 @@ class Observability(_Strict):
 
     server_timing: bool = Field(
         True, description="a Server-Timing header on every response (and the stream's final "
-        "event): each stage's time, from the ingress and from the replicas")
+        "event) to a tenant allowed the diagnostics (docs/security.md): each stage's time, "
+        "from the ingress and from the replicas")
     metrics: bool = Field(True, description="the app's own ray_mmserve_* metrics (Ray Serve's "
                           "ray_serve_* stay)")
     tracing: Tracing = Field(default_factory=Tracing, description="OpenTelemetry spans")
