@@ -138,9 +138,13 @@ def rows() -> list[Row]:
                 rate("ray_mmserve_cache_lookups_total", "route, result"),
                 "{{route}} {{result}}")],
                 "hit, miss, partial (some inputs hit), bypass (not cacheable, or no-cache)."),
-            Panel("Store errors", "reqps", [Target(
-                rate("ray_mmserve_cache_errors_total", "route"), "{{route}}")],
-                "Cache store failures; each request computed its answer instead."),
+            Panel("Store errors", "reqps", [
+                Target(rate("ray_mmserve_cache_errors_total", "route"), "{{route}}"),
+                Target(rate("ray_mmserve_cache_invalid_entries_total", "route"),
+                       "{{route}} invalid")],
+                "Cache store failures; each request computed its answer instead. Invalid: "
+                "entries that failed their signature check (planted or altered in Redis, or "
+                "another secret), each a miss."),
         ]),
         Row("SLOs", [
             Panel("Goodput share by route", "percentunit", [Target(

@@ -5,11 +5,13 @@ name."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 
 class RedisServer:
@@ -45,16 +47,35 @@ class RedisServer:
                 time.sleep(0.02)
         raise RuntimeError(f"redis-server did not start: {(self.folder / 'redis.log').read_text()}")
 
+    def cache_settings(self) -> dict[str, Any]:
+        """The app's `cache:` fields that use this server: its URL, the secret that signs the
+        cache's entries (random, made once, in a 0600 file beside the server's) and, with a
+        password, the password's file."""
+        secret = self.folder / "cache-secret"
+        if not secret.exists():
+            _write_private(secret, secrets.token_hex(32))
+        settings: dict[str, Any] = {"redis_url": self.url, "hmac_secret": {"file": str(secret)}}
+        if self.password is not None:
+            password = self.folder / "redis-password"
+            _write_private(password, self.password)
+            settings["redis_password"] = {"file": str(password)}
+        return settings
+
     def _config_file(self) -> list[str]:
         if self.password is None:
             return []
         path = self.folder / "redis.conf"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(f"requirepass {self.password}\n")
+        _write_private(path, f"requirepass {self.password}\n")
         return [str(path)]
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=5)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Writes `text` to a file only this user may read (0600 from its creation)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)

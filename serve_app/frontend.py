@@ -8,10 +8,12 @@ its key's tenant, admitted only while this replica has room and the tenant is wi
 limits (else 429; every answer to a tenant with limits carries OpenAI's x-ratelimit-*
 headers), checked against the input caps before any model sees it, and given a deadline that
 travels with it into every replica it reaches; once it has ended, what it used is counted for
-its tenant (serve_app/tenant_usage.py: GET /v1/usage, the ray_mmserve_tenant_* counters).
-Every answer says where its time went (Server-Timing: serve_app/request_timing.py) and is
-counted against its route's SLO. The routes themselves (paths, OpenAPI) are in
-serve_app/routes.py.
+its tenant (serve_app/tenant_usage.py: GET /v1/usage, the ray_mmserve_tenant_* counters). The
+tenant is kept in `request.state.tenant`: the response cache keeps each tenant's answers apart
+by it. Every answer is counted against its route's SLO and, for a tenant allowed the
+diagnostics (serve_app/diagnostics.py), says where its time went (Server-Timing:
+serve_app/request_timing.py) and what the cache did (X-Cache). The routes themselves (paths,
+OpenAPI) are in serve_app/routes.py.
 """
 
 from __future__ import annotations
@@ -44,7 +46,15 @@ from deployments.core.errors import (
 )
 from deployments.core.generation import SamplingParams
 from deployments.replicas import metrics
-from serve_app import cache, limits, protocol, request_objective, request_tenant, request_timing
+from serve_app import (
+    cache,
+    diagnostics,
+    limits,
+    protocol,
+    request_objective,
+    request_tenant,
+    request_timing,
+)
 from serve_app.auth import ANONYMOUS_WARNING, authenticate, load_key_directory
 from serve_app.calls import ReplicaGroup
 from serve_app.fresh_result import FreshResult
@@ -112,19 +122,19 @@ class FrontEnd:
     async def handle(self, handler: Handler, request: Request, route: str,
                      open_route: bool = False) -> Response:
         """The handler's response, or its error as JSON; counted by route and status, timed
-        (Server-Timing). An open route (a health probe) needs no key and is never turned
-        away."""
+        (Server-Timing and X-Cache for those allowed them). An open route (a health probe)
+        needs no key and is never turned away."""
         timed = self.observability.server_timing or self.tracer is not None
         with request_timing.timed_request(timed) as timing:
             request.state.timing = timing
             response = await self._answer(handler, request, route, open_route)
-        cache.mark(request, response)
         admission: Admission | None = getattr(request.state, "admission", None)
         if admission is not None:
             response.headers.update(admission.headers())
         self._count(route, response, timing)
-        if self.observability.server_timing:
-            response.headers["Server-Timing"] = timing.header()
+        response.headers.update(diagnostics.headers(
+            self._shows_diagnostics(request), cache.state_of(request),
+            timing.header() if self.observability.server_timing else None))
         if self.tracer is not None:
             self._trace(request, route, response, timing)
         return response
@@ -146,6 +156,7 @@ class FrontEnd:
             if open_route:
                 return await handler(request)
             tenant = authenticate(request.headers.get("authorization"), self.keys)
+            request.state.tenant = tenant
             return await self._admitted(handler, request, tenant)
         except ServeError as error:
             metrics.rejected_requests().inc(tags={"route": route, "reason": reason_of(error)})
@@ -154,6 +165,11 @@ class FrontEnd:
             logger.exception("unhandled error on %s %s", request.method, route)
             metrics.rejected_requests().inc(tags={"route": route, "reason": "internal"})
             return error_response(InternalFailure("internal error"))
+
+    def _shows_diagnostics(self, request: Request) -> bool:
+        """Whether this request's answer may carry X-Cache and Server-Timing: its tenant (none
+        before authentication, or on an open route) is allowed them, or the API is anonymous."""
+        return diagnostics.allowed(self.keys.anonymous, getattr(request.state, "tenant", None))
 
     def _count(self, route: str, response: Response, timing: RequestTiming) -> None:
         seconds = timing.elapsed()
@@ -359,7 +375,7 @@ class FrontEnd:
                                         self.limits.stream_idle_timeout_s, clock)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = ChatChunks(request_id, self.text_model, include_usage,
-                            lambda: self._final_timing(clock.timing))
+                            lambda: self._final_timing(request, clock.timing))
         return sse_response(_chat_events(chunks, stream))
 
     # -- embeddings -------------------------------------------------------------------------
@@ -432,15 +448,18 @@ class FrontEnd:
             clock = TokenClock(request.url.path, request.state.timing, self.slo)
             events = await self.pipeline.stream(body, audio, image, deadline,
                                                 self.limits.stream_idle_timeout_s, clock)
-            return sse_response(_sse_with_done(events, lambda: self._final_timing(clock.timing)))
+            return sse_response(_sse_with_done(
+                events, lambda: self._final_timing(request, clock.timing)))
         return JSONResponse(await self.pipeline.run(body, audio, image, deadline))
 
     def _json(self, body: bytes, model: type[M]) -> M:
         return parse_json(body, model, self.limits.max_json_depth)
 
-    def _final_timing(self, timing: RequestTiming) -> dict[str, str]:
-        """The stream's whole Server-Timing, for its final event."""
-        return {"server_timing": timing.header()} if self.observability.server_timing else {}
+    def _final_timing(self, request: Request, timing: RequestTiming) -> dict[str, str]:
+        """The stream's whole Server-Timing, for its final event, if the tenant may see it."""
+        return diagnostics.final_event(
+            self._shows_diagnostics(request),
+            timing.header() if self.observability.server_timing else None)
 
 
 def _count_cache(route: str, what: str, n: int) -> None:

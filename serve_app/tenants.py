@@ -11,6 +11,7 @@
         priority: interactive            # or batch
         diagnostics: false               # may see X-Cache and Server-Timing
         admin: false                     # may read GET /v1/usage
+        cache_namespace: own             # or shared: the response cache's entries
 
 Every limit is optional (absent: unlimited). The model is strict: an unknown field, a value of
 the wrong type (a quoted number), a digest that is not 64 hex digits, or one digest under two
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -65,6 +66,9 @@ class Tenant(BaseModel):
     priority: Priority = "interactive"
     diagnostics: bool = False
     admin: bool = False
+    # own: the response cache answers this tenant only from what it sent itself; shared: from
+    # one namespace common to every tenant that says shared (serve_app/cache.py).
+    cache_namespace: Literal["own", "shared"] = "own"
 
     @field_validator("key_sha256", mode="before")
     @classmethod

@@ -426,11 +426,14 @@ class IngressSettings(_Strict):
 
 class CacheSettings(_Strict):
     """The response cache at the ingress (serve_app/cache.py): exact-match answers, keyed by
-    model, model version, every argument the replica gets, and the sha256 of the input bytes.
+    the tenant's namespace, model, model version, every argument the replica gets, and the
+    sha256 of the input bytes.
 
     Off by default: a cache changes what a benchmark or a load test with repeated inputs
     measures. In process (one LRU per ingress replica, bounded by bytes) unless `redis_url` is
     set; then one Redis shared by every ingress replica, bounded by Redis's own `maxmemory`.
+    Each tenant has its own namespace unless its entry in the tenants file says
+    `cache_namespace: shared`; every entry is signed (`hmac_secret`) and checked on read.
     """
 
     enabled: bool = Field(False, description="the cache as a whole")
@@ -454,8 +457,14 @@ class CacheSettings(_Strict):
     redis_password: SecretSource | None = Field(
         None, description="Redis's AUTH password, from {env: NAME} or {file: PATH}; required "
         "for a Redis beyond loopback (the ingress refuses to start without it)")
+    hmac_secret: SecretSource | None = Field(
+        None, description="the secret every entry is signed with and checked against on read "
+        "(HMAC-SHA256 of key and value), from {env: NAME} or {file: PATH}, at least 32 "
+        "characters; required with redis_url (the ingress refuses to start without it); unset "
+        "in process: a random one per ingress replica")
     key_prefix: str = Field("mmserve:cache", min_length=1,
-                            description="keys are PREFIX:MODEL:SHA256")
+                            description="keys are PREFIX:NAMESPACE:MODEL:SHA256; the namespace "
+                            "is the tenant's (docs/security.md)")
     redis_timeout_s: float = Field(0.25, gt=0, description="connect and socket timeout; past "
                                    "it the request computes its answer")
     redis_retry_s: float = Field(5.0, ge=0, description="after a Redis failure, requests skip "
@@ -595,7 +604,8 @@ class Observability(_Strict):
 
     server_timing: bool = Field(
         True, description="a Server-Timing header on every response (and the stream's final "
-        "event): each stage's time, from the ingress and from the replicas")
+        "event) to a tenant allowed the diagnostics (docs/security.md): each stage's time, "
+        "from the ingress and from the replicas")
     metrics: bool = Field(True, description="the app's own ray_mmserve_* metrics (Ray Serve's "
                           "ray_serve_* stay)")
     tracing: Tracing = Field(default_factory=Tracing, description="OpenTelemetry spans")

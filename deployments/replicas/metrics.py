@@ -129,10 +129,19 @@ def cache_errors() -> Counter:
                    "computed its answer instead).", tag_keys=("route",))
 
 
+@metric
+def cache_invalid_entries() -> Counter:
+    return Counter("mmserve_cache_invalid_entries", "Response cache entries that failed their "
+                   "signature check (planted, altered, or signed with another secret), each "
+                   "served as a miss.", tag_keys=("route",))
+
+
 def count_cache(route: str, what: str, n: int) -> None:
     """The response cache's counts (serve_app/cache.py) as Ray metrics."""
     if what == "error":
         add(cache_errors(), n, {"route": route})
+    elif what == "invalid":
+        add(cache_invalid_entries(), n, {"route": route})
     elif what != "store":
         add(cache_lookups(), n, {"route": route, "result": what})
 

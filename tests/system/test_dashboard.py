@@ -59,7 +59,7 @@ def prometheus(ray_cluster, app_url, tmp_path_factory):
 def cached_on_redis(ray_cluster, app_url, tmp_path_factory):
     """The test app with its response cache on a real redis-server; TEST_ARGS again after."""
     redis = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    config = app_config({**TEST_ARGS, "cache": {"enabled": True, "redis_url": redis.url}},
+    config = app_config({**TEST_ARGS, "cache": {"enabled": True, **redis.cache_settings()}},
                         None, ray_cluster.http_port, name=APP_NAME)
     deploy_config(f"http://127.0.0.1:{ray_cluster.ports['dashboard']}", config, 300)
     try:

@@ -35,8 +35,11 @@ ON = {"enabled": True, "chat": True}
 
 
 def request(cache_control: str | None = None) -> Request:
+    """A request of the anonymous API, as the front end hands it to the cache."""
     headers = [(b"cache-control", cache_control.encode())] if cache_control else []
-    return Request({"type": "http", "method": "POST", "path": "/", "headers": headers})
+    asked = Request({"type": "http", "method": "POST", "path": "/", "headers": headers})
+    asked.state.tenant = None
+    return asked
 
 
 def run(coroutine):
@@ -61,34 +64,35 @@ def make_cache(store=None, **settings) -> ResponseCache:
 
 # -- keys --------------------------------------------------------------------------------------
 
-def test_a_key_changes_with_model_version_route_and_every_argument():
+def test_a_key_changes_with_namespace_model_version_route_and_every_argument():
     params = SamplingParams(max_tokens=8, temperature=0.0)
     messages = [{"role": "user", "content": "hi"}]
-    base = cache_key("p", CHAT, "m", "v1", (messages, params))
-    assert base == cache_key("p", CHAT, "m", "v1", ([dict(messages[0])], params))
+    base = cache_key("p", "ns", CHAT, "m", "v1", (messages, params))
+    assert base == cache_key("p", "ns", CHAT, "m", "v1", ([dict(messages[0])], params))
     others = [
-        cache_key("p", CHAT, "other", "v1", (messages, params)),
-        cache_key("p", CHAT, "m", "v2", (messages, params)),
-        cache_key("p", TRANSCRIPTIONS, "m", "v1", (messages, params)),
-        cache_key("q", CHAT, "m", "v1", (messages, params)),
-        cache_key("p", CHAT, "m", "v1", ([{"role": "user", "content": "hi!"}], params)),
-        cache_key("p", CHAT, "m", "v1", (messages, SamplingParams(max_tokens=9, temperature=0.0))),
-        cache_key("p", CHAT, "m", "v1", (messages, SamplingParams(8, 0.0, stop=("x",)))),
-        cache_key("p", CHAT, "m", "v1", (messages, SamplingParams(8, 0.0, seed=1))),
+        cache_key("p", "other", CHAT, "m", "v1", (messages, params)),
+        cache_key("p", "ns", CHAT, "other", "v1", (messages, params)),
+        cache_key("p", "ns", CHAT, "m", "v2", (messages, params)),
+        cache_key("p", "ns", TRANSCRIPTIONS, "m", "v1", (messages, params)),
+        cache_key("q", "ns", CHAT, "m", "v1", (messages, params)),
+        cache_key("p", "ns", CHAT, "m", "v1", ([{"role": "user", "content": "hi!"}], params)),
+        cache_key("p", "ns", CHAT, "m", "v1", (messages, SamplingParams(9, 0.0))),
+        cache_key("p", "ns", CHAT, "m", "v1", (messages, SamplingParams(8, 0.0, stop=("x",)))),
+        cache_key("p", "ns", CHAT, "m", "v1", (messages, SamplingParams(8, 0.0, seed=1))),
     ]
     assert len({base, *others}) == len(others) + 1
 
 
 def test_bytes_enter_a_key_by_their_sha256_and_text_differs_from_bytes():
     audio = b"RIFF" + bytes(1000)
-    assert cache_key("p", TRANSCRIPTIONS, "w", "v", (audio, "en")) == \
-        cache_key("p", TRANSCRIPTIONS, "w", "v", (bytearray(audio), "en"))
-    assert cache_key("p", TRANSCRIPTIONS, "w", "v", (audio, "en")) != \
-        cache_key("p", TRANSCRIPTIONS, "w", "v", (audio, None))
-    assert cache_key("p", TRANSCRIPTIONS, "w", "v", (audio + b"\0", "en")) != \
-        cache_key("p", TRANSCRIPTIONS, "w", "v", (audio, "en"))
-    assert cache_key("p", EMBEDDINGS, MODEL, "v", "abc") != \
-        cache_key("p", EMBEDDINGS, MODEL, "v", b"abc")
+    assert cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (audio, "en")) == \
+        cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (bytearray(audio), "en"))
+    assert cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (audio, "en")) != \
+        cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (audio, None))
+    assert cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (audio + b"\0", "en")) != \
+        cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (audio, "en"))
+    assert cache_key("p", "ns", EMBEDDINGS, MODEL, "v", "abc") != \
+        cache_key("p", "ns", EMBEDDINGS, MODEL, "v", b"abc")
 
 
 def test_a_model_version_follows_its_own_engine_config_and_the_cache_version():
@@ -244,7 +248,8 @@ def redis_server(tmp_path):
 
 
 def redis_cache(server: RedisServer, **settings) -> ResponseCache:
-    return make_cache(redis_url=server.url, redis_timeout_s=0.2, redis_retry_s=0.2, **settings)
+    return make_cache(**server.cache_settings(), redis_timeout_s=0.2, redis_retry_s=0.2,
+                      **settings)
 
 
 def test_redis_serves_hits_and_misses_for_each_route(redis_server):
