@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from deployments.core.audio_windows import default_windows_per_call, windows_for_seconds
 from deployments.core.redis_url import check_redis_url
 from deployments.core.runtime_env import prepare_runtime_env
 
@@ -286,6 +287,28 @@ class AudioSettings(DeploymentSettings):
     batching: Batching = Field(default_factory=lambda: Batching(max_batch_size=8),
                                description="the dynamic batcher, live-tunable")
     max_duration_s: float = Field(600.0, gt=0, description="longer audio gets 413")
+    max_windows_per_call: int | None = Field(
+        None, ge=1, description="30 s windows of audio in one model call: a batch with more "
+        "runs as several calls, one after another, so that none outlasts "
+        "model_call_timeout_s; unset: half of model_call_timeout_s at 5 s a window (30 with "
+        "the defaults; whisper-base on one CPU thread takes about 1.2 s a window). Set it for "
+        "a slower model or machine. At least the windows of one max_duration_s audio")
+
+    def windows_per_call(self) -> int:
+        """max_windows_per_call, or its default from model_call_timeout_s."""
+        if self.max_windows_per_call is not None:
+            return self.max_windows_per_call
+        return default_windows_per_call(self.model_call_timeout_s)
+
+    @model_validator(mode="after")
+    def _one_audio_fits_one_call(self) -> AudioSettings:
+        needed = windows_for_seconds(self.max_duration_s)
+        if self.windows_per_call() < needed:
+            raise ValueError(
+                f"a call of {self.windows_per_call()} windows cannot hold one audio of "
+                f"max_duration_s ({self.max_duration_s:g} s: {needed} windows of 30 s): raise "
+                f"max_windows_per_call (or model_call_timeout_s) or lower max_duration_s")
+        return self
 
 
 class FromEnv(_Strict):
