@@ -1,5 +1,6 @@
 """Calling one replica group through its deployment handle: with the request's deadline, a retry
-of idempotent calls whose replica died, and every failure mapped to the error a client sees.
+of idempotent calls whose replica died (when they are cheap: serve_app/retry_rule.py), and every
+failure mapped to the error a client sees.
 
     status  when
     429     the group's queue is full (max_queued_requests): Retry-After from its drain rate
@@ -45,6 +46,7 @@ from serve_app import request_objective, request_tenant, request_timing
 from serve_app.group_load import GroupLoad
 from serve_app.request_tenant import RequestTenant, StreamMeter, usage_of
 from serve_app.request_timing import GroupCall
+from serve_app.retry_rule import RetryRule
 
 # Serve notices a dead replica within a health-check period and starts another; a client that
 # comes back after this has a good chance of a live replica, even in a group of one.
@@ -66,10 +68,11 @@ class ReplicaDied(Unavailable):
 class ReplicaGroup:
     """One deployment handle as the ingress uses it: `name` is what errors call it."""
 
-    def __init__(self, name: str, handle: Any) -> None:
+    def __init__(self, name: str, handle: Any, retry: RetryRule | None = None) -> None:
         self.name = name
         self.handle = handle
         self.load = GroupLoad()
+        self.retry = retry if retry is not None else RetryRule()
 
     async def call(self, method: str, *args: Any, deadline: float | None,
                    idempotent: bool = False) -> Reply:
@@ -77,12 +80,13 @@ class ReplicaGroup:
         deadline.
 
         An idempotent call whose replica died is sent once more (Serve's router has dropped the
-        dead replica by then), if the deadline leaves time for it.
+        dead replica by then), if it is cheap enough that it is unlikely to have killed that
+        replica (`self.retry`) and the deadline leaves time for it.
         """
         try:
             return await self._call_once(method, args, deadline)
         except ReplicaDied:
-            if not idempotent or expired(deadline):
+            if not idempotent or expired(deadline) or not self.retry.allows(method, args):
                 raise
             return await self._call_once(method, args, deadline)
 

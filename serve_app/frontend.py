@@ -74,6 +74,7 @@ from serve_app.pipeline import DecodedMedia, MultimodalPipeline, decode_media
 from serve_app.prompts import with_system_prompt
 from serve_app.request_metrics import TokenClock, count_slo
 from serve_app.request_timing import RequestTiming
+from serve_app.retry_rule import RetryRule
 from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
 from serve_app.tenant_limits import Admission, TenantLimits, make_buckets
 from serve_app.tenant_usage import TenantUsage, make_usage_ledger, require_admin
@@ -106,9 +107,11 @@ class FrontEnd:
         self.tenant_usage = TenantUsage(make_usage_ledger(self.config))
         self.text, self.vision, self.audio = text, vision, audio
         self.load = GroupLoad()  # this replica's own requests, for its admission and Retry-After
+        retry = RetryRule.from_settings(self.limits)
+        for group in (self.text, self.vision, self.audio):
+            group.retry = retry  # which idempotent calls are cheap enough to send again
         self.pipeline = MultimodalPipeline(self.text, self.vision, self.audio,
-                                           self.config.text.default_max_tokens,
-                                           self.limits.retry_idempotent)
+                                           self.config.text.default_max_tokens)
         self.text_model = self.config.text.engine.served_model_name
         self.clip_model = self.config.vision.engine.served_model_name
         self.whisper_model = self.config.audio.engine.served_model_name
@@ -388,14 +391,14 @@ class FrontEnd:
         self._check_model(body.model, (self.clip_model, image_model))
         limits.check_embeddings(body, self.config)
         inputs = body.inputs()
-        retry = {"deadline": request.state.deadline, "idempotent": self.limits.retry_idempotent}
+        options = {"deadline": request.state.deadline, "idempotent": True}
         if body.model == image_model:
             method, items = "embed_images", [decode_base64(item, f"input[{i}]")
                                              for i, item in enumerate(inputs)]
         else:
             method, items = "embed_texts", inputs
         async def embed(missing: list) -> list:
-            return (await self.vision.call(method, missing, **retry)).vectors
+            return (await self.vision.call(method, missing, **options)).vectors
         vectors = await self.cache.each(request, cache.EMBEDDINGS, body.model, items, embed)
         if body.dimensions is not None and body.dimensions != len(vectors[0]):
             raise InvalidRequest(f"{body.model} has {len(vectors[0])} dimensions", "dimensions")
@@ -427,8 +430,7 @@ class FrontEnd:
             request, cache.TRANSCRIPTIONS, self.whisper_model, (audio, language),
             TranscriptReply,
             lambda: self.audio.call("transcribe", audio, language,
-                                    deadline=request.state.deadline,
-                                    idempotent=self.limits.retry_idempotent))
+                                    deadline=request.state.deadline, idempotent=True))
         content, media_type = format_transcription(result.payload(), response_format)
         if media_type == "application/json":
             return JSONResponse(content)

@@ -421,7 +421,15 @@ class IngressSettings(_Strict):
         128, ge=1, description="requests one ingress replica works on at once; past it, 429")
     retry_idempotent: bool = Field(
         True, description="retry embeddings, transcriptions and pipeline perception once, "
-        "within the deadline, when their replica died")
+        "within the deadline, when their replica died, if the call is cheap (below)")
+    retry_max_images: int = Field(
+        4, ge=0, description="an image call (image embeddings, the pipeline's labels) whose "
+        "replica died is retried only with at most this many images: a larger one may be "
+        "what killed it (text embeddings are always cheap)")
+    retry_max_audio_bytes: int = Field(
+        1024 * 1024, ge=0, description="a transcription whose replica died is retried only "
+        "when its file is at most this many bytes (1 MiB: about 30 s of 16 kHz WAV, a few "
+        "minutes of MP3); the ingress does not decode audio, so bytes stand for its length")
     api_keys: ApiKeys = Field(
         default_factory=ApiKeys, description="where the API keys are read (docs/security.md)")
     tenants: TenantsSettings = Field(

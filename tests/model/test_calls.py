@@ -17,6 +17,7 @@ from deployments.core.errors import DeadlineExceeded, ServeError, Undecodable
 from serve_app import request_tenant, request_timing
 from serve_app.calls import REPLICA_DIED_RETRY_AFTER_S, ReplicaGroup
 from serve_app.http_errors import status_of
+from serve_app.retry_rule import RetryRule
 from serve_app.tenants import Tenant
 
 
@@ -127,6 +128,19 @@ def test_a_second_death_or_a_non_idempotent_call_gives_503_with_retry_after():
         assert status_of(caught.value) == 503
         assert caught.value.retry_after_s == REPLICA_DIED_RETRY_AFTER_S
         assert len(handle.calls) == (2 if idempotent else 1)
+
+
+def test_an_expensive_idempotent_call_is_not_sent_to_the_next_replica():
+    handle = FakeHandle(ActorDiedError(), "never")
+    group = ReplicaGroup("audio", handle, RetryRule(max_audio_bytes=10))
+    with pytest.raises(ServeError) as caught:
+        run(group.call("transcribe", b"x" * 11, None, deadline=deadline_after(10),
+                       idempotent=True))
+    assert status_of(caught.value) == 503 and len(handle.calls) == 1
+    cheap = FakeHandle(ActorDiedError(), "second try")
+    assert run(ReplicaGroup("audio", cheap, RetryRule(max_audio_bytes=10)).call(
+        "transcribe", b"x" * 10, None, deadline=deadline_after(10), idempotent=True)) \
+        == "second try"
 
 
 def test_no_retry_once_the_deadline_has_passed():
