@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from deployments.core.audio_windows import default_windows_per_call, windows_for_seconds
+from deployments.core.media_formats import DEFAULT_AUDIO_FORMATS, DEFAULT_IMAGE_FORMATS
 from deployments.core.redis_url import check_redis_url
 from deployments.core.runtime_env import prepare_runtime_env
 
@@ -259,6 +260,11 @@ class VisionSettings(DeploymentSettings):
     max_image_pixels: int = Field(
         16_777_216, ge=1, description="width x height, read from the image header before "
         "decoding (4096 x 4096 by default); 413 past it")
+    image_formats: list[Literal["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"]] = Field(
+        default_factory=lambda: list(DEFAULT_IMAGE_FORMATS), min_length=1,
+        description="the image formats Pillow may open (what OpenAI's API takes: a GIF's "
+        "first frame is used); any other gets 415 naming its format, before a decoder sees "
+        "it")
     max_labels: int = Field(64, ge=1, description="zero-shot labels per pipeline request")
     max_label_chars: int = Field(200, ge=1, description="characters per label")
 
@@ -287,6 +293,11 @@ class AudioSettings(DeploymentSettings):
     batching: Batching = Field(default_factory=lambda: Batching(max_batch_size=8),
                                description="the dynamic batcher, live-tunable")
     max_duration_s: float = Field(600.0, gt=0, description="longer audio gets 413")
+    audio_formats: list[Literal["wav", "flac", "mp3", "ogg", "mp4", "webm"]] = Field(
+        default_factory=lambda: list(DEFAULT_AUDIO_FORMATS), min_length=1,
+        description="the containers FFmpeg may open, told by their first bytes (what OpenAI's "
+        "API takes: mp4 covers m4a, mp3 covers mpeg and mpga, ogg holds Vorbis, Opus or "
+        "FLAC); any other gets 415 naming it, and only the named demuxer opens the file")
     max_windows_per_call: int | None = Field(
         None, ge=1, description="30 s windows of audio in one model call: a batch with more "
         "runs as several calls, one after another, so that none outlasts "

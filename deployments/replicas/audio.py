@@ -15,7 +15,7 @@ from deployments.core.audio_windows import split_by_windows, windows_in
 from deployments.core.call_protocol import NO_CONTEXT, CallContext, TranscriptReply
 from deployments.core.config import AudioSettings
 from deployments.core.deadline import check
-from deployments.core.errors import InvalidRequest, TooLarge, Undecodable
+from deployments.core.errors import InvalidRequest, TooLarge, Undecodable, UnsupportedMediaType
 from deployments.engines import load_audio_engine
 from deployments.engines.audio_base import AudioEngine
 from deployments.replicas.batcher import DynamicBatcher, run_valid_rows
@@ -46,8 +46,9 @@ class SpeechTranscriber(BatchedReplica):
 
     def _decode(self, audio: bytes):
         try:  # the duration is checked from the container, and while decoding
-            return decode_audio_bytes(audio, SAMPLE_RATE, self.settings.max_duration_s)
-        except (TooLarge, Undecodable) as exc:
+            return decode_audio_bytes(audio, SAMPLE_RATE, self.settings.max_duration_s,
+                                      self.settings.audio_formats)
+        except (TooLarge, Undecodable, UnsupportedMediaType) as exc:
             raise type(exc)(str(exc), "file") from None
 
     def _check_language(self, language: str | None) -> None:
