@@ -312,8 +312,7 @@ class FrontEnd:
 
     async def chat_completions(self, request: Request) -> Response:
         require_media_type(request, *JSON_TYPES)
-        body = self._json(await read_body(request, self.limits.max_body_bytes),
-                          protocol.ChatCompletionRequest)
+        body = self._json(await self._body(request), protocol.ChatCompletionRequest)
         self._check_model(body.model, self.text_model)
         limits.check_chat(body, self.config)
         params = self._sampling(body)
@@ -385,8 +384,7 @@ class FrontEnd:
 
     async def embeddings(self, request: Request) -> Response:
         require_media_type(request, *JSON_TYPES)
-        body = self._json(await read_body(request, self.limits.max_body_bytes),
-                          protocol.EmbeddingRequest)
+        body = self._json(await self._body(request), protocol.EmbeddingRequest)
         image_model = self.clip_model + protocol.IMAGE_MODEL_SUFFIX
         self._check_model(body.model, (self.clip_model, image_model))
         limits.check_embeddings(body, self.config)
@@ -413,7 +411,7 @@ class FrontEnd:
 
     async def transcriptions(self, request: Request) -> Response:
         require_media_type(request, "multipart/form-data")
-        body = await read_body(request, self.limits.max_body_bytes)
+        body = await self._body(request)
         form = await _form(replayed(request, body))
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -440,8 +438,7 @@ class FrontEnd:
 
     async def run_pipeline(self, request: Request) -> Response:
         require_media_type(request, *JSON_TYPES)
-        body = self._json(await read_body(request, self.limits.max_body_bytes),
-                          protocol.PipelineRequest)
+        body = self._json(await self._body(request), protocol.PipelineRequest)
         limits.check_pipeline(body, self.config)
         audio = decode_base64(body.audio, "audio") if body.audio else None
         image = decode_base64(body.image, "image") if body.image else None
@@ -453,6 +450,10 @@ class FrontEnd:
             return sse_response(_sse_with_done(
                 events, lambda: self._final_timing(request, clock.timing)))
         return JSONResponse(await self.pipeline.run(body, audio, image, deadline))
+
+    async def _body(self, request: Request) -> bytes:
+        """The request's body, at most max_body_bytes, all arrived by its deadline."""
+        return await read_body(request, self.limits.max_body_bytes, request.state.deadline)
 
     def _json(self, body: bytes, model: type[M]) -> M:
         return parse_json(body, model, self.limits.max_json_depth)

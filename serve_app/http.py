@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -13,17 +14,28 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from deployments.core.config import IngressSettings
+from deployments.core.deadline import remaining
 from deployments.core.errors import InvalidRequest, TooLarge, UnsupportedMediaType
+from serve_app.http_errors import HttpError
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_MAX_JSON_DEPTH: int = IngressSettings.model_fields["max_json_depth"].default
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, or a 413 as soon as it (or its declared length) passes the limit."""
+async def read_body(request: Request, limit: int, deadline: float | None = None) -> bytes:
+    """The body, or a 413 as soon as it (or its declared length) passes the limit, or a 408
+    when it has not all arrived by `deadline` (a slow client holds its slot no longer)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the request body is larger than {limit} bytes")
+    try:
+        return await asyncio.wait_for(_read_within(request, limit), remaining(deadline))
+    except TimeoutError:
+        raise HttpError(408, "the request body did not arrive before the request's deadline",
+                        headers={"Connection": "close"}) from None
+
+
+async def _read_within(request: Request, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
