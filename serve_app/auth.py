@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from deployments.core.config import ApiKeys, ConfigError, IngressSettings, TenantsSettings
@@ -94,6 +94,14 @@ def _read_key_file(path: Path) -> str:
     except OSError as exc:
         raise ConfigError(f"ingress.api_keys.file: cannot read {path}: "
                           f"{exc.strerror or exc}") from None
+
+
+def one_authorization(values: Sequence[str]) -> str | None:
+    """The Authorization header among the request's `values` for it; a 401 when it came more
+    than once (which one a proxy in front checked is unknowable)."""
+    if len(values) > 1:
+        raise _unauthorized("send one Authorization header, not several")
+    return values[0] if values else None
 
 
 def authenticate(authorization_header: str | None, directory: KeyDirectory) -> Tenant | None:

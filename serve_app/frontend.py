@@ -55,11 +55,17 @@ from serve_app import (
     request_tenant,
     request_timing,
 )
-from serve_app.auth import ANONYMOUS_WARNING, authenticate, load_key_directory
+from serve_app.auth import (
+    ANONYMOUS_WARNING,
+    authenticate,
+    load_key_directory,
+    one_authorization,
+)
 from serve_app.calls import ReplicaGroup
 from serve_app.fresh_result import FreshResult
 from serve_app.group_load import GroupLoad
 from serve_app.http import (
+    TIMEOUT_HEADER,
     M,
     decode_base64,
     parse_json,
@@ -68,6 +74,7 @@ from serve_app.http import (
     require_media_type,
     sse_event,
     sse_response,
+    timeout_from_header,
 )
 from serve_app.http_errors import HttpError, error_body, error_response, reason_of
 from serve_app.pipeline import DecodedMedia, MultimodalPipeline, decode_media
@@ -89,7 +96,6 @@ READY_TIMEOUT_S = 5.0
 # costs the groups at most one call each per second and per ingress replica.
 READY_MAX_AGE_S = 1.0
 MODEL_INFO_TIMEOUT_S = 2.0
-TIMEOUT_HEADER = "x-request-timeout"
 CACHE_ROUTE_PATHS = {cache.EMBEDDINGS: "/v1/embeddings", cache.CHAT: "/v1/chat/completions",
                      cache.TRANSCRIPTIONS: "/v1/audio/transcriptions"}
 logger = logging.getLogger("ray.serve")
@@ -158,7 +164,8 @@ class FrontEnd:
         try:
             if open_route:
                 return await handler(request)
-            tenant = authenticate(request.headers.get("authorization"), self.keys)
+            tenant = authenticate(one_authorization(request.headers.getlist("authorization")),
+                                  self.keys)
             request.state.tenant = tenant
             return await self._admitted(handler, request, tenant)
         except ServeError as error:
@@ -222,18 +229,8 @@ class FrontEnd:
 
     def _timeout_s(self, request: Request) -> float:
         """The configured deadline, or sooner if the client asks (X-Request-Timeout: seconds)."""
-        default = self.limits.request_timeout_s
-        asked = request.headers.get(TIMEOUT_HEADER)
-        if asked is None:
-            return default
-        try:
-            seconds = float(asked)
-        except ValueError:
-            seconds = float("nan")
-        if not 0 < seconds < float("inf"):
-            raise InvalidRequest("X-Request-Timeout must be a positive number of seconds",
-                                 "X-Request-Timeout")
-        return min(seconds, default)
+        return timeout_from_header(request.headers.getlist(TIMEOUT_HEADER),
+                                   self.limits.request_timeout_s)
 
     # -- health -----------------------------------------------------------------------------
 

@@ -112,8 +112,9 @@ class TenantsFile(BaseModel):
 
 
 def key_digest(key: str) -> str:
-    """The hex SHA-256 of a key, as the tenants file holds it."""
-    return hashlib.sha256(key.encode()).hexdigest()
+    """The hex SHA-256 of a key, as the tenants file holds it. A lone surrogate (no header
+    carries one, but a str may) is hashed too, never an error: it matches no key."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def parse_tenants(text: str, source: str) -> TenantsFile:

@@ -138,6 +138,19 @@ def test_keys_guard_every_route_but_health(groups, monkeypatch):
     assert client.get("/readyz").status_code == 200
 
 
+def test_repeated_authorization_or_timeout_headers_are_refused(groups, monkeypatch):
+    monkeypatch.setenv("MMSERVE_API_KEYS", "secret-key")
+    client = TestClient(build_api(FrontEnd(AppConfig(), *groups)))
+    key = ("Authorization", "Bearer secret-key")
+    twice = client.get("/v1/models", headers=[key, key])
+    assert twice.status_code == 401 and "one Authorization" in twice.json()["error"]["message"]
+    timeouts = client.get("/v1/models", headers=[key, ("X-Request-Timeout", "5"),
+                                                 ("X-Request-Timeout", "9")])
+    assert timeouts.status_code == 400
+    assert timeouts.json()["error"]["param"] == "X-Request-Timeout"
+    assert client.get("/v1/models", headers=[key, ("X-Request-Timeout", "5")]).is_success
+
+
 def test_a_flood_of_readiness_probes_costs_each_group_one_call_per_second(groups, monkeypatch):
     monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
     front = FrontEnd(AppConfig(), *groups)
