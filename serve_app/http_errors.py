@@ -28,9 +28,8 @@ STATUS_OF_KIND: dict[type[ServeError], int] = {
 _TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
     404: "not_found_error", 405: "invalid_request_error", 408: "timeout",
-    413: "invalid_request_error",
-    415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
-    503: "service_unavailable", 504: "timeout",
+    413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
+    429: "rate_limit_error", 503: "service_unavailable", 504: "timeout",
 }
 
 _HTTP_REASONS = {401: "unauthorized", 403: "forbidden", 404: "not_found",
