@@ -96,6 +96,14 @@ def _read_key_file(path: Path) -> str:
                           f"{exc.strerror or exc}") from None
 
 
+def authenticate_headers(values: Sequence[str], directory: KeyDirectory) -> Tenant | None:
+    """authenticate() for a request that sent `values` as its Authorization headers: one at
+    most (see one_authorization). An anonymous API reads none of them."""
+    if directory.anonymous:
+        return None
+    return authenticate(one_authorization(values), directory)
+
+
 def one_authorization(values: Sequence[str]) -> str | None:
     """The Authorization header among the request's `values` for it; a 401 when it came more
     than once (which one a proxy in front checked is unknowable)."""

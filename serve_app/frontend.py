@@ -55,12 +55,7 @@ from serve_app import (
     request_tenant,
     request_timing,
 )
-from serve_app.auth import (
-    ANONYMOUS_WARNING,
-    authenticate,
-    load_key_directory,
-    one_authorization,
-)
+from serve_app.auth import ANONYMOUS_WARNING, authenticate_headers, load_key_directory
 from serve_app.calls import ReplicaGroup
 from serve_app.fresh_result import FreshResult
 from serve_app.group_load import GroupLoad
@@ -164,8 +159,7 @@ class FrontEnd:
         try:
             if open_route:
                 return await handler(request)
-            tenant = authenticate(one_authorization(request.headers.getlist("authorization")),
-                                  self.keys)
+            tenant = authenticate_headers(request.headers.getlist("authorization"), self.keys)
             request.state.tenant = tenant
             return await self._admitted(handler, request, tenant)
         except ServeError as error:

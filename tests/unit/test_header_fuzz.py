@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deployments.core.errors import InvalidRequest, ServeError
-from serve_app.auth import authenticate, one_authorization
+from serve_app.auth import authenticate, authenticate_headers, one_authorization
 from serve_app.http import TIMEOUT_HEADER, timeout_from_header
 from serve_app.http_errors import error_body, error_response, status_of
 from serve_app.key_directory import KeyDirectory
@@ -114,6 +114,21 @@ def test_a_repeated_authorization_header_is_a_401_even_with_a_right_key(values):
         assert_json_error(error, 401)
         return
     assert len(values) <= 1 and single == (values[0] if values else None)
+
+
+def test_an_anonymous_api_reads_no_authorization_header_however_many():
+    anonymous = KeyDirectory(frozenset())
+    assert authenticate_headers(["Bearer a", "Bearer b"], anonymous) is None
+    assert authenticate_headers([], anonymous) is None
+
+
+def test_a_keyed_api_takes_exactly_one_right_authorization_header(directory):
+    right = f"Bearer {sorted(KEYS)[0]}"
+    assert authenticate_headers([right], directory).name == KEYS[sorted(KEYS)[0]]
+    for values in ([], [right, right]):
+        with pytest.raises(ServeError) as refused:
+            authenticate_headers(values, directory)
+        assert_json_error(refused.value, 401)
 
 
 TIMEOUT_TEXT = st.one_of(
