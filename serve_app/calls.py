@@ -10,7 +10,8 @@ of idempotent calls whose replica died, and every failure mapped to the error a 
 Each call sends its replica a CallContext (deployments/core/call_protocol.py) as its last
 argument: the deadline, and, while the request is being timed (serve_app/request_timing.py), a
 request for the stages of its time, which come back in the reply's `stages` (a stream's, in its
-StreamEnd) and are added to the request's timing; and the request's tenant with its priority.
+StreamEnd) and are added to the request's timing; and the request's tenant with its priority
+and weight.
 What each reply shows the call used (tokens, images, audio seconds) is added to the tenant's
 usage for the request (serve_app/request_tenant.py).
 """
@@ -169,7 +170,8 @@ def call_context(deadline: float | None, timing: Any, account: RequestTenant | N
     """What goes with a call: the request's deadline, objective, timing and tenant."""
     return CallContext(deadline, timed=timing is not None, objective=request_objective.current(),
                        tenant=account.name if account else None,
-                       priority=account.priority if account else "interactive")
+                       priority=account.priority if account else "interactive",
+                       weight=account.weight if account else 1.0)
 
 
 class _Cancellable:

@@ -9,6 +9,7 @@
         audio_seconds_per_minute: 1800
         max_concurrent: 16
         priority: interactive            # or batch
+        weight: 1                        # its fair share among the tenants of its priority
         diagnostics: false               # may see X-Cache and Server-Timing
         admin: false                     # may read GET /v1/usage
 
@@ -63,6 +64,7 @@ class Tenant(BaseModel):
     audio_seconds_per_minute: Positive | None = None
     max_concurrent: Positive | None = None
     priority: Priority = "interactive"
+    weight: float = Field(1.0, ge=0.01, le=100.0)
     diagnostics: bool = False
     admin: bool = False
 
