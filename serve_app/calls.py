@@ -11,10 +11,11 @@ failure mapped to the error a client sees.
 Each call sends its replica a CallContext (deployments/core/call_protocol.py) as its last
 argument: the deadline, and, while the request is being timed (serve_app/request_timing.py), a
 request for the stages of its time, which come back in the reply's `stages` (a stream's, in its
-StreamEnd) and are added to the request's timing; and the request's tenant with its priority.
-What each reply shows the call used (tokens, images, audio seconds, and its model's seconds
-from its stages) is added to the tenant's usage for the request (serve_app/request_tenant.py):
-so a call made for a tenant always asks for its stages, timed request or not.
+StreamEnd) and are added to the request's timing; and the request's tenant with its priority
+and weight. What each reply shows the call used (tokens, images, audio seconds, and its model's
+seconds from its stages) is added to the tenant's usage for the request
+(serve_app/request_tenant.py): so a call made for a tenant always asks for its stages, timed
+request or not.
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ def call_context(deadline: float | None, timing: Any, account: RequestTenant | N
     timed = timing is not None or account is not None
     return CallContext(deadline, timed=timed, objective=request_objective.current(),
                        tenant=account.name if account else None,
-                       priority=account.priority if account else "interactive")
+                       priority=account.priority if account else "interactive",
+                       weight=account.weight if account else 1.0)
 
 
 class _Cancellable:

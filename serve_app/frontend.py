@@ -57,6 +57,7 @@ from serve_app import (
 )
 from serve_app.auth import ANONYMOUS_WARNING, authenticate_headers, load_key_directory
 from serve_app.calls import ReplicaGroup
+from serve_app.class_admission import concurrency_cap
 from serve_app.fresh_result import FreshResult
 from serve_app.group_load import GroupLoad
 from serve_app.http import (
@@ -186,11 +187,14 @@ class FrontEnd:
 
     async def _admitted(self, handler: Handler, request: Request, tenant: Tenant | None
                         ) -> Response:
-        """Runs the handler if this replica has room and the tenant is within its limits
+        """Runs the handler if this replica has room for the tenant's class
+        (serve_app/class_admission.py) and the tenant is within its limits
         (serve_app/tenant_limits.py), with the request's deadline set; a streamed response
         holds its place until its last event is sent, and is charged to its tenant then. What
         the request used is counted for its tenant once it has ended, whatever its answer."""
-        if self.load.in_flight >= self.limits.max_concurrent_requests:
+        priority = "interactive" if tenant is None else tenant.priority
+        if self.load.in_flight >= concurrency_cap(self.limits.max_concurrent_requests,
+                                                  self.limits.interactive_reserve, priority):
             self.load.rejected()
             raise Overloaded("the server is at capacity; retry later",
                              retry_after_s=self.load.retry_after_s())

@@ -2,12 +2,12 @@
 
 Set once when the ingress admits the request (a context variable, like its timing and its
 objective: the pipeline's stages run in tasks that inherit it). serve_app/calls.py reads it to
-put the tenant and its priority in every call's context, and adds to its usage what each reply
-shows: a completion's or a stream's prompt and completion tokens, the images an image embedding
-or a label call looked at, the seconds of the audio a transcription heard, and the seconds its
-replica's model worked on the call (the reply's stages: MODEL_STAGES). Only replica work
-counts: an answer from the response cache uses none. A stream that ends without its last event
-(the client went away, the stream failed) counts one completion token per piece of text it
+put the tenant, its priority and its weight in every call's context, and adds to its usage what
+each reply shows: a completion's or a stream's prompt and completion tokens, the images an image
+embedding or a label call looked at, the seconds of the audio a transcription heard, and the
+seconds its replica's model worked on the call (the reply's stages: MODEL_STAGES). Only replica
+work counts: an answer from the response cache uses none. A stream that ends without its last
+event (the client went away, the stream failed) counts one completion token per piece of text it
 sent, and no model seconds (they come with that last event).
 """
 
@@ -82,6 +82,10 @@ class RequestTenant:
     @property
     def priority(self) -> Priority:
         return "interactive" if self.tenant is None else self.tenant.priority
+
+    @property
+    def weight(self) -> float:
+        return 1.0 if self.tenant is None else self.tenant.weight
 
 
 _current: ContextVar[RequestTenant | None] = ContextVar("mmserve_request_tenant", default=None)

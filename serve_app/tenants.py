@@ -9,6 +9,7 @@
         audio_seconds_per_minute: 1800
         max_concurrent: 16
         priority: interactive            # or batch
+        weight: 1                        # its fair share among the tenants of its priority
         diagnostics: false               # may see X-Cache and Server-Timing
         admin: false                     # may read GET /v1/usage
         cache_namespace: own             # or shared: the response cache's entries
@@ -64,6 +65,7 @@ class Tenant(BaseModel):
     audio_seconds_per_minute: Positive | None = None
     max_concurrent: Positive | None = None
     priority: Priority = "interactive"
+    weight: float = Field(1.0, ge=0.01, le=100.0)
     diagnostics: bool = False
     admin: bool = False
     # own: the response cache answers this tenant only from what it sent itself; shared: from

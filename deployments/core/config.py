@@ -430,6 +430,11 @@ class IngressSettings(_Strict):
         30.0, gt=0, description="a stream with no token for this long ends with an error event")
     max_concurrent_requests: int = Field(
         128, ge=1, description="requests one ingress replica works on at once; past it, 429")
+    interactive_reserve: float = Field(
+        0.25, ge=0, lt=1, description="the part of max_concurrent_requests kept for "
+        "interactive tenants: a batch tenant's request gets 429 once (1 - this) x "
+        "max_concurrent_requests are in flight, so batch is turned away first "
+        "(docs/scheduling.md)")
     retry_idempotent: bool = Field(
         True, description="retry embeddings, transcriptions and pipeline perception once, "
         "within the deadline, when their replica died, if the call is cheap (below)")

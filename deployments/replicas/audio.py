@@ -41,7 +41,7 @@ class SpeechTranscriber(BatchedReplica):
         self._check_language(language)
         samples = await asyncio.to_thread(self._decode, audio)
         result = await self.transcribe_batches((samples, language), ctx.deadline,
-                                               ctx.objective)
+                                               ctx.objective, ctx.share)
         return TranscriptReply(**asdict(result))
 
     def _decode(self, audio: bytes):

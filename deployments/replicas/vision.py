@@ -66,12 +66,12 @@ class ImageEmbedder(BatchedReplica):
         check(ctx.deadline, "the embeddings")
         decoded = await asyncio.to_thread(_decode_all, images, self.settings.max_image_pixels,
                                           self.engine.input_side, self.settings.image_formats)
-        return await all_or_none(self.image_batches(image, ctx.deadline, ctx.objective)
+        return await all_or_none(self.image_batches(image, ctx.deadline, ctx.objective, ctx.share)
                                  for image in decoded)
 
     async def _text_vectors(self, texts: list[str], ctx: CallContext) -> list[np.ndarray]:
         check(ctx.deadline, "the embeddings")
-        return await all_or_none(self.text_batches(text, ctx.deadline, ctx.objective)
+        return await all_or_none(self.text_batches(text, ctx.deadline, ctx.objective, ctx.share)
                                  for text in texts)
 
     async def _label_embeddings(self, labels: list[str],

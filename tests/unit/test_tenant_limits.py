@@ -237,12 +237,12 @@ def test_a_finished_stream_counts_its_end_and_a_stopped_one_its_pieces():
     assert stopped.usage == Usage(completion_tokens=3)
 
 
-def test_the_request_tenant_carries_its_name_and_priority():
-    batch = request_tenant.start(Tenant(name="team-b", priority="batch"))
+def test_the_request_tenant_carries_its_name_priority_and_weight():
+    batch = request_tenant.start(Tenant(name="team-b", priority="batch", weight=3.0))
     assert request_tenant.current() is batch
-    assert (batch.name, batch.priority) == ("team-b", "batch")
+    assert (batch.name, batch.priority, batch.weight) == ("team-b", "batch", 3.0)
     anonymous = request_tenant.start(None)
-    assert (anonymous.name, anonymous.priority) == (None, "interactive")
+    assert (anonymous.name, anonymous.priority, anonymous.weight) == (None, "interactive", 1.0)
 
 
 # -- where the buckets are kept ---------------------------------------------------------------

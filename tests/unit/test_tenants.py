@@ -23,6 +23,7 @@ tenants:
   - name: team-b
     key_sha256: [{B_KEY}]
     priority: batch
+    weight: 2.5
 """
 
 
@@ -34,6 +35,7 @@ def test_the_documented_shape_parses_with_every_limit_optional():
     assert team_a.max_concurrent == 16
     assert team_b.per_minute() == {} and team_b.max_concurrent is None
     assert (team_b.priority, team_b.diagnostics, team_b.admin) == ("batch", False, False)
+    assert (team_a.weight, team_b.weight) == (1.0, 2.5)
 
 
 def test_an_upper_case_digest_is_accepted_as_lower_case():
@@ -47,6 +49,9 @@ def test_an_upper_case_digest_is_accepted_as_lower_case():
     ("{name: t, requests_per_minute: 0}", "greater than or equal to 1"),
     ("{name: t, max_concurrent: 2.5}", "'t'.max_concurrent"),
     ("{name: t, priority: urgent}", "'t'.priority"),
+    ("{name: t, weight: 0}", "'t'.weight"),
+    ("{name: t, weight: '2'}", "'t'.weight"),
+    ("{name: t, weight: .inf}", "'t'.weight"),
     ("{name: t, diagnostics: 'yes'}", "'t'.diagnostics"),
     ("{name: t, key_sha256: [abc]}", "'t'.key_sha256.0"),
     ("{name: t, key_sha256: [" + "g" * 64 + "]}", "'t'.key_sha256.0"),
