@@ -1,5 +1,6 @@
-"""The mixed suite: the app beside vLLM's server + a threadpool server (and the labelled
-transformers-float32 baseline), per round and across rounds; each route sent to its server."""
+"""The mixed suite: the app under fifo and under slo beside vLLM's server + a threadpool
+server, per round and across rounds, the goals checked for each app stack; each route sent to
+its server."""
 
 from __future__ import annotations
 
@@ -29,30 +30,39 @@ def report(clients: int, req_s: float, ttft_p95: float, chat_p95: float) -> dict
 def one_round(app_req_s: float) -> SimpleNamespace:
     return SimpleNamespace(runs={
         "app-c16": report(16, app_req_s, 1.0, 3.0), "app-c1": report(1, 1.0, 0.2, 0.5),
-        "peers-c16": report(16, 2.0, 2.0, 4.0), "peers-c1": report(1, 1.0, 0.2, 1.0),
-        "baseline-transformers-float32-c16": report(16, 1.0, 4.0, 8.0),
-        "baseline-transformers-float32-c1": report(1, 0.5, 0.4, 2.0)})
+        "app-slo-c16": report(16, 6.0, 0.5, 5.0), "app-slo-c1": report(1, 1.0, 0.2, 0.5),
+        "peers-c16": report(16, 2.0, 2.0, 4.0), "peers-c1": report(1, 1.0, 0.2, 1.0)})
 
 
-def test_each_round_sets_the_app_beside_each_other_stack():
+def test_each_round_sets_each_app_stack_beside_each_other_stack():
     results, markdown = summarize(one_round(4.0))
-    assert results["app_vs"]["peers"]["throughput_c16"] == pytest.approx(2.0)
-    assert results["app_vs"]["peers"]["ttft_p95_c16"] == pytest.approx(0.5)
-    assert results["app_vs"]["peers"]["e2e_p50_c1"] == pytest.approx(0.5)
-    assert results["app_vs"]["baseline-transformers-float32"]["e2e_p95_c16"] == pytest.approx(
-        3.0 / 8.0)
+    assert results["vs"]["app"]["peers"]["throughput_c16"] == pytest.approx(2.0)
+    assert results["vs"]["app"]["peers"]["ttft_p95_c16"] == pytest.approx(0.5)
+    assert results["vs"]["app"]["peers"]["e2e_p50_c1"] == pytest.approx(0.5)
+    assert results["vs"]["app-slo"]["peers"]["throughput_c16"] == pytest.approx(3.0)
+    assert results["vs"]["app-slo"]["app"]["e2e_p95_c16"] == pytest.approx(5.0 / 3.0)
     assert results["runs"]["peers-c16"]["route_e2e_p95"] == {"chat": 4.0, "transcription": 2.0}
-    assert "| e2e p95 s at 16 clients | app | peers | baseline-transformers-float32 |" in markdown
-    assert "| chat | 3.00 | 4.00 | 8.00 |" in markdown
+    assert "| e2e p95 s at 16 clients | app | app-slo | peers |" in markdown
+    assert "| chat | 3.00 | 5.00 | 4.00 |" in markdown
+
+
+def test_the_goals_are_checked_for_each_app_stack_against_the_peers():
+    results, markdown = summarize(one_round(4.0))
+    assert results["goals_met"]["app"]["throughput_at_least_1_5x_peers"] is True
+    assert results["goals_met"]["app"]["route_e2e_p95_at_most_peers"]["chat"] is True
+    assert results["goals_met"]["app-slo"]["throughput_at_least_1_5x_peers"] is True
+    assert results["goals_met"]["app-slo"]["route_e2e_p95_at_most_peers"]["chat"] is False
+    assert "| goal (app-slo against peers, 16 clients) | app-slo | peers | this round |" in (
+        markdown)
 
 
 def test_across_rounds_every_stack_shows_median_and_range_at_16_clients():
     merged = merge([summarize(one_round(r))[0] for r in (4.0, 3.0, 5.0)])
     text = across_rounds(merged, [1, 2, 3])
-    assert "| metric | app | peers | baseline-transformers-float32 |" in text
-    assert "| req/s | 4 (3-5) | 2 (2-2) | 1 (1-1) |" in text
-    assert "| TTFT p95 s | 1 (1-1) | 2 (2-2) | 4 (4-4) |" in text
-    assert "| chat e2e p95 s | 3 (3-3) | 4 (4-4) | 8 (8-8) |" in text
+    assert "| metric | app | app-slo | peers |" in text
+    assert "| req/s | 4 (3-5) | 6 (6-6) | 2 (2-2) |" in text
+    assert "| TTFT p95 s | 1 (1-1) | 0.5 (0.5-0.5) | 2 (2-2) |" in text
+    assert "| chat e2e p95 s | 3 (3-3) | 5 (5-5) | 4 (4-4) |" in text
     assert "| transcription e2e p95 s |" in text
 
 

@@ -123,8 +123,8 @@ def test_a_second_death_or_a_non_idempotent_call_gives_503_with_retry_after():
     for handle, idempotent in ((FakeHandle(ActorDiedError(), ActorDiedError()), True),
                                (FakeHandle(ActorDiedError()), False)):
         with pytest.raises(ServeError) as caught:
-            run(ReplicaGroup("text", handle).call("generate", deadline=deadline_after(10),
-                                                  idempotent=idempotent))
+            run(ReplicaGroup("vision", handle).call("embed_texts", deadline=deadline_after(10),
+                                                    idempotent=idempotent))
         assert status_of(caught.value) == 503
         assert caught.value.retry_after_s == REPLICA_DIED_RETRY_AFTER_S
         assert len(handle.calls) == (2 if idempotent else 1)
