@@ -21,6 +21,9 @@ PROFILE ?= cpu
 # haproxy (Ray's high-throughput HAProxy ingress, the default of a local head) or proxy
 # (Serve's Python proxy actor)
 INGRESS ?=
+# `make serve` passes its environment to the ingress: MMSERVE_API_KEYS (comma-separated keys)
+# and MMSERVE_TENANTS_FILE (the tenants file: docs/security.md), e.g.
+#   MMSERVE_TENANTS_FILE=~/.mmserve-secrets/tenants.yaml make serve PROFILE=gpu
 # More flags for `make serve`, e.g. SERVE_ARGS="--http-port 8001 --ray-port 6380 --temp-dir DIR"
 SERVE_ARGS ?=
 PYTEST_ARGS ?=

@@ -31,6 +31,7 @@ from bench.baseline_text import OneRowTextEngine
 from bench.openai_text_engine import OpenAITextEngine
 from deployments.core.config import AppConfig, TextSettings
 from deployments.core.deadline import check
+from deployments.core.fair_share import ANONYMOUS, Share
 from deployments.core.models import resolve
 from deployments.engines import load_text_engine
 from deployments.replicas.audio import SpeechTranscriber
@@ -89,8 +90,8 @@ class Unbatched:
         self.run_batch = run_batch
 
     async def __call__(self, item: T, deadline: float | None = None,
-                       objective: float | None = None) -> Any:
-        check(deadline)  # the threadpool server has no objective: it runs every item at once
+                       objective: float | None = None, share: Share = ANONYMOUS) -> Any:
+        check(deadline)  # the threadpool server has no queue: it runs every item at once
         [result] = await self.run_batch([item])
         if isinstance(result, Exception):
             raise result

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from deployments.core.fair_share import ANONYMOUS, Share
 from deployments.core.generation import Completion, RowControl, SamplingParams, StreamDelta
 
 
@@ -21,7 +22,7 @@ class OneRowTextEngine:
     """The TextEngine contract (deployments/engines/text_base.py) over one blocking engine."""
 
     batches_itself = True  # to the text replica: every request straight to generate / stream
-    by_objective = False  # the threadpool takes requests in arrival order
+    by_objective = by_class = by_fair_share = False  # the threadpool takes them as they come
 
     def __init__(self, engine: Any, run_model: Callable[..., Awaitable[Any]]) -> None:
         if not callable(getattr(engine, "generate_batch", None)):
@@ -35,8 +36,8 @@ class OneRowTextEngine:
         return self.engine.encode_chat(messages)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None,
-                       objective: float | None = None) -> Completion:
+                       deadline: float | None = None, objective: float | None = None,
+                       share: Share = ANONYMOUS) -> Completion:
         control = RowControl(deadline=deadline)
         try:  # shielded: a caller that leaves need not wait for the thread to return
             return await asyncio.shield(self._start(prompt, params, control))
@@ -44,8 +45,8 @@ class OneRowTextEngine:
             control.cancelled.set()  # a no-op once the row has finished
 
     async def stream(self, prompt: list[int], params: SamplingParams,
-                     deadline: float | None = None,
-                     objective: float | None = None) -> AsyncIterator[StreamDelta]:
+                     deadline: float | None = None, objective: float | None = None,
+                     share: Share = ANONYMOUS) -> AsyncIterator[StreamDelta]:
         loop = asyncio.get_running_loop()
         arrivals: asyncio.Queue[StreamDelta | BaseException] = asyncio.Queue()
         control = RowControl(deadline=deadline, on_text=lambda text: loop.call_soon_threadsafe(

@@ -26,6 +26,7 @@ from bench.capacity import rate_from_capacity
 from bench.environment import git_commit
 from bench.load import ARRIVALS, LoadSpec
 from bench.objectives import Objectives, parse_objectives
+from bench.redact import redact_argv, register_secret
 from bench.rounds import DEFAULT_ROUNDS, MIN_ROUNDS
 from bench.slo import parse_duration, parse_slo
 from bench.suites import NAMES as SUITES
@@ -320,13 +321,15 @@ def default_name(args: argparse.Namespace) -> str:
 
 
 def command_line(argv: list[str] | None) -> str:
-    return "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    """The command as reports record it: keys and URL passwords redacted (bench/redact.py)."""
+    return "python -m bench " + shlex.join(redact_argv(sys.argv[1:] if argv is None else argv))
 
 
 def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_cleanly)
     args = parser().parse_args(argv)
+    register_secret(getattr(args, "api_key", None))
     if args.command in WRITES_RESULTS:
         refuse_dirty_results(args)
     try:

@@ -30,7 +30,7 @@ from bench.fuzz_checks import FuzzResponse, problems, send
 from bench.fuzz_media import audio, b64, images
 from bench.fuzz_strategies import TEXT_MODEL, FuzzRequest, Limits, any_request
 from bench.replica_kill import ReplicaView
-from bench.report import write_json
+from bench.report import write_json, write_text
 
 SCHEMA = "mmserve-bench/fuzz/1"
 RESULTS = Path(__file__).resolve().parent / "results" / "fuzz"
@@ -178,7 +178,7 @@ def run_fuzz(url: str, view: ReplicaView | None, limits: Limits, *, requests: in
         "criteria": criteria, "passed": all(criteria.values()),
     }
     write_json(summary, out / f"{name}.json")
-    (out / f"{name}.md").write_text(render(summary))
+    write_text(render(summary), out / f"{name}.md")
     return summary
 
 

@@ -40,12 +40,18 @@ class FuzzResponse:
     seconds: float = 0.0
 
 
+def header_bytes(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, bytes]]:
+    """The request's headers as sent: repeated ones kept, values as UTF-8 bytes (httpx would
+    refuse a str value that is not ASCII)."""
+    return [(name, value.encode()) for name, value in headers]
+
+
 def send(http: httpx.Client, request: FuzzRequest) -> FuzzResponse:
     started = time.perf_counter()
     answer = FuzzResponse()
     try:
         response = http.request(request.method, request.path, content=request.body or None,
-                                headers=dict(request.headers))
+                                headers=header_bytes(request.headers))
         answer.status, answer.body = response.status_code, response.content
         answer.headers = {k.lower(): v for k, v in response.headers.items()}
     except UNSENDABLE as exc:

@@ -394,18 +394,36 @@ def _nested(shape: tuple[int, str]) -> bytes:
     return b'{"a":' * depth + b"1" + b"}" * depth
 
 
+# Past this an HTTP server or HAProxy (16 KB of headers) refuses the request itself, with a
+# plain-text 400 or 431 the app never sees.
+HUGE_HEADER_CHARS = 8000
+
+
 def header_variants() -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
-    """Optional odd headers: a deadline (X-Request-Timeout) and an Authorization value."""
+    """Optional odd headers: a deadline (X-Request-Timeout) and an Authorization value,
+    malformed, huge, unicode (sent as UTF-8 bytes) or repeated."""
     printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
+    unicode = st.text(st.characters(min_codepoint=0xA0, exclude_categories=("Cs", "Cc")),
+                      min_size=1, max_size=20)
     # Invalid values (a 400) or generous ones: a deadline short enough to pass is a correct 504,
     # which the fuzz would have to allow; tests/integration/test_deadlines.py covers that path.
     timeout = st.one_of(st.sampled_from(["0", "-1", "nan", "inf", "1e309", "abc", "", "-0.001",
-                                         "600", "999999999"]),
-                        printable.filter(lambda value: not _short_deadline(value)))
-    auth = st.one_of(st.sampled_from(["Bearer", "Bearer ", "Basic abc", "bearer x"]), printable)
+                                         "600", "999999999", "1e-400", "1_000", "0x10",
+                                         "\uff11\uff10\uff10\uff10", "600s", "9" * 500]),
+                        printable.filter(lambda value: not _short_deadline(value)),
+                        unicode)
+    auth = st.one_of(st.sampled_from(["Bearer", "Bearer ", "Basic abc", "bearer x",
+                                      "Bearer\tx", "Bearer  x y"]),
+                     printable, unicode.map(lambda key: f"Bearer {key}"), unicode)
+    huge = st.just("Bearer " + "A" * HUGE_HEADER_CHARS)
+    repeated = st.one_of(
+        st.lists(auth, min_size=2, max_size=3).map(
+            lambda values: tuple(("authorization", v) for v in values)),
+        st.lists(timeout, min_size=2, max_size=3).map(
+            lambda values: tuple(("x-request-timeout", v) for v in values)))
     return st.one_of(st.just(()), st.just(()), st.just(()), st.just(()),
                      timeout.map(lambda v: (("x-request-timeout", v),)),
-                     auth.map(lambda v: (("authorization", v),)))
+                     st.one_of(auth, huge).map(lambda v: (("authorization", v),)), repeated)
 
 
 def _short_deadline(value: str) -> bool:

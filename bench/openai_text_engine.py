@@ -20,6 +20,7 @@ import aiohttp
 
 from deployments.core.deadline import remaining
 from deployments.core.errors import InvalidRequest, Unavailable
+from deployments.core.fair_share import ANONYMOUS, Share
 from deployments.core.generation import Completion, SamplingParams, StreamDelta
 from deployments.engines.chat import chat_token_ids
 
@@ -60,7 +61,8 @@ class OpenAITextEngine:
     """TextEngine over an OpenAI-compatible completions server (`base_url`) serving `model`."""
 
     batches_itself = True  # the server batches; every request goes straight to it
-    by_objective = False  # no objective is sent: the server's own order, by arrival by default
+    # Nor objective nor class nor tenant is sent: the server's own order, arrival by default.
+    by_objective = by_class = by_fair_share = False
 
     def __init__(self, base_url: str, model: str, tokenizer: Any) -> None:
         self.base_url = base_url.rstrip("/")
@@ -84,8 +86,8 @@ class OpenAITextEngine:
         return self._session
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None,
-                       objective: float | None = None) -> Completion:
+                       deadline: float | None = None, objective: float | None = None,
+                       share: Share = ANONYMOUS) -> Completion:
         body = completion_body(self.model, prompt, params, stream=False)
         async with self._post(body, deadline) as response:
             payload = await self._checked(response)
@@ -93,8 +95,8 @@ class OpenAITextEngine:
         return completion_of(payload)
 
     async def stream(self, prompt: list[int], params: SamplingParams,
-                     deadline: float | None = None,
-                     objective: float | None = None) -> AsyncIterator[StreamDelta]:
+                     deadline: float | None = None, objective: float | None = None,
+                     share: Share = ANONYMOUS) -> AsyncIterator[StreamDelta]:
         body = completion_body(self.model, prompt, params, stream=True)
         text: list[str] = []
         last: dict[str, Any] = {}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.records import RequestRecord
+from bench.redact import scrub
 
 SCHEMA = "mmserve-bench/run/1"
 
@@ -51,8 +52,13 @@ def load_report(path: str | Path) -> dict[str, Any]:
 
 
 def write_json(report: dict[str, Any], path: Path) -> Path:
+    return write_text(json.dumps(report, indent=1, default=_jsonable) + "\n", path)
+
+
+def write_text(text: str, path: Path) -> Path:
+    """Writes a report file, with every key this process knows redacted (bench/redact.py)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1, default=_jsonable) + "\n")
+    path.write_text(scrub(text))
     return path
 
 

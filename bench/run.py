@@ -27,7 +27,7 @@ from bench.environment import machine, now_iso, uptime
 from bench.load import LoadSpec, generate_load
 from bench.metrics import run_metrics
 from bench.objectives import Objectives
-from bench.report import build_report, write_json
+from bench.report import build_report, write_json, write_text
 from bench.server_view import Scraper, server_report
 from bench.workloads import Workload
 from cluster.haproxy_ingress import DEFAULT_INGRESS
@@ -68,7 +68,7 @@ def write_outputs(report: dict[str, Any], records: list, out: Path, name: str,
         report["plots"] = plots.run_plots(report, records, out, name)
     written = [write_json(report, out / f"{name}.json")]
     summary = out / f"{name}.md"
-    summary.write_text(markdown.render(report))
+    write_text(markdown.render(report), summary)
     return written + [summary]
 
 

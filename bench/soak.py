@@ -27,7 +27,7 @@ from bench.load import LoadSpec, generate_load
 from bench.metrics import run_metrics
 from bench.records import RequestRecord
 from bench.replica_kill import MODALITY_DEPLOYMENTS, Kill, ReplicaView, rss_bytes
-from bench.report import write_json
+from bench.report import write_json, write_text
 from bench.soak_checks import RssSample, SoakRules, request_checks, rss_check, rss_growth
 from bench.workloads import Workload
 
@@ -140,7 +140,7 @@ def run_soak(target: Target, view: ReplicaView, workload: Workload, plan: SoakPl
                    target={"url": target.url, "kind": target.kind, "profile": target.profile},
                    workload=workload.describe(), rate_source=rate_source)
     write_json(summary, out / f"{name}.json")
-    (out / f"{name}.md").write_text(render(summary))
+    write_text(render(summary), out / f"{name}.md")
     return summary
 
 

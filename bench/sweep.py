@@ -15,7 +15,7 @@ from bench import plots
 from bench.app_launcher import Target
 from bench.environment import machine, now_iso, uptime
 from bench.load import LoadSpec
-from bench.report import write_json
+from bench.report import write_json, write_text
 from bench.run import execute_run
 from bench.workloads import Workload
 
@@ -70,7 +70,7 @@ def run_sweep(target: Target, workload: Workload, spec: LoadSpec, bounds: dict[s
     curve = plots.sweep_curve(points, out / f"{name}-curve.png")
     sweep["plots"] = [curve.name] if curve else []
     write_json(sweep, out / f"{name}.json")
-    (out / f"{name}.md").write_text(render_sweep(sweep))
+    write_text(render_sweep(sweep), out / f"{name}.md")
     return sweep
 
 

@@ -2,9 +2,10 @@
 cluster/grafana/mmserve.json (`--check` only says whether the committed file is current).
 
 Rows follow a request's path: the front door (the ingress), the per-modality queues and batches,
-the engines, the response cache, the SLOs, the pipeline's stages. Every query reads the series
-Ray exports on its metrics port (`ray_` prefix, `_total` on counters): the app's own
-(deployments/replicas/metrics.py, listed in docs/operations.md) and Serve's replica counts.
+the engines, the response cache, the SLOs, the pipeline's stages; then what each tenant used.
+Every query reads the series Ray exports on its metrics port (`ray_` prefix, `_total` on
+counters): the app's own (deployments/replicas/metrics.py, listed in docs/operations.md) and
+Serve's replica counts.
 Stdlib only.
 """
 
@@ -137,9 +138,13 @@ def rows() -> list[Row]:
                 rate("ray_mmserve_cache_lookups_total", "route, result"),
                 "{{route}} {{result}}")],
                 "hit, miss, partial (some inputs hit), bypass (not cacheable, or no-cache)."),
-            Panel("Store errors", "reqps", [Target(
-                rate("ray_mmserve_cache_errors_total", "route"), "{{route}}")],
-                "Cache store failures; each request computed its answer instead."),
+            Panel("Store errors", "reqps", [
+                Target(rate("ray_mmserve_cache_errors_total", "route"), "{{route}}"),
+                Target(rate("ray_mmserve_cache_invalid_entries_total", "route"),
+                       "{{route}} invalid")],
+                "Cache store failures; each request computed its answer instead. Invalid: "
+                "entries that failed their signature check (planted or altered in Redis, or "
+                "another secret), each a miss."),
         ]),
         Row("SLOs", [
             Panel("Goodput share by route", "percentunit", [Target(
@@ -158,6 +163,19 @@ def rows() -> list[Row]:
             Panel("Stages per second", "reqps", [Target(
                 rate("ray_mmserve_pipeline_stage_seconds_count", "stage"), "{{stage}}")],
                 "Pipeline stages run, per second.", width=12),
+        ]),
+        Row("Tenants", [
+            Panel("Requests by tenant", "reqps", [Target(
+                rate("ray_mmserve_tenant_requests_total", "tenant"), "{{tenant}}")],
+                "Requests admitted per second, by tenant (the anonymous API: anonymous)."),
+            Panel("Tokens per second by tenant", "suffix: tok/s", [Target(
+                rate("ray_mmserve_tenant_tokens_total", "tenant, kind"), "{{tenant}} {{kind}}")],
+                "Prompt and completion tokens the tenant's requests used."),
+            Panel("Model-seconds by tenant and group", "short", [Target(
+                rate("ray_mmserve_tenant_model_seconds_total", "tenant, group"),
+                "{{tenant}} {{group}}")],
+                "Seconds of each group's model time the tenant's calls rode in, per second "
+                "(1 = one model busy full time; a batch counts for each of its rows)."),
         ]),
     ]
 

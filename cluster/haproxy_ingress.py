@@ -10,7 +10,12 @@ cluster gets its own state dir and free ports, and `stop_haproxy` ends exactly i
 Ray writes HAProxy's stats page (`bind *:PORT`) and Prometheus exporter (`bind :PORT`) to listen
 on every interface, with no auth and no setting to change it. On a loopback-only head those two
 are bound to 127.0.0.1 by a wrapper Ray runs instead of HAProxy (RAY_SERVE_HAPROXY_BINARY_PATH),
-which edits those two lines of each config Ray writes, then runs the real binary.
+which edits those two lines of each config Ray writes, then runs the real binary. The wrapper
+also gives HAProxy a `timeout http-request` where Ray's config has none (Ray writes one only
+when asked, and no setting asks): without it a client may take `timeout client` (an hour, Ray's
+default) to send its request headers, holding a connection all that time. Ray executes
+the wrapper and HAProxy reads that config, so both live in private (0700) directories
+(cluster/run_dir.py), never in Ray's temp dir, which Ray makes world-writable.
 """
 
 from __future__ import annotations
@@ -36,7 +41,11 @@ def uses_haproxy(ingress: str) -> bool:
 
 
 LOOPBACK_WRAPPER = "haproxy-loopback"
-# Runs as `WRAPPER -db -f CONFIG [...]`, as Ray runs HAProxy; PORTS and BINARY are filled in.
+# The most a client may take to send a request's headers; its body is then read by the ingress
+# replica within the request's deadline (serve_app/http.py).
+HTTP_REQUEST_TIMEOUT_S = 10
+# Runs as `WRAPPER -db -f CONFIG [...]`, as Ray runs HAProxy; PORTS, TIMEOUT and BINARY are
+# filled in.
 LOOPBACK_WRAPPER_SCRIPT = """#!/bin/sh
 config=""
 previous=""
@@ -45,19 +54,22 @@ for arg in "$@"; do
   previous="$arg"
 done
 sed -i -E 's/^([[:space:]]*bind )[*]?:({ports})([[:space:]]|$)/\\1127.0.0.1:\\2\\3/' "$config"
+grep -q '^[[:space:]]*timeout http-request' "$config" || \\
+  sed -i -E 's/^defaults[[:space:]]*$/&\\n    timeout http-request {timeout}s/' "$config"
 exec {binary} "$@"
 """
 
 
 def haproxy_env(state_dir: str, stats_port: int, metrics_port: int,
-                loopback: bool = False) -> dict[str, str]:
+                wrapper_dir: str | None = None) -> dict[str, str]:
     """The environment of a Ray node whose Serve ingress is HAProxy, kept under `state_dir`;
-    with `loopback`, its stats and metrics listen on 127.0.0.1 only."""
+    with a `wrapper_dir` (private: Ray executes what is in it), its stats and metrics listen on
+    127.0.0.1 only."""
     state = Path(state_dir)
     wrapper = {}
-    if loopback:
+    if wrapper_dir is not None:
         wrapper = {"RAY_SERVE_HAPROXY_BINARY_PATH": str(
-            loopback_wrapper(state, (stats_port, metrics_port)))}
+            loopback_wrapper(Path(wrapper_dir), (stats_port, metrics_port)))}
     return {
         **wrapper,
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
@@ -72,15 +84,16 @@ def haproxy_env(state_dir: str, stats_port: int, metrics_port: int,
     }
 
 
-def loopback_wrapper(state_dir: Path, ports: tuple[int, ...], binary: str | None = None) -> Path:
-    """Writes the wrapper binding `ports` to loopback into `state_dir`; returns its path."""
+def loopback_wrapper(directory: Path, ports: tuple[int, ...], binary: str | None = None) -> Path:
+    """Writes the wrapper binding `ports` to loopback (and setting `timeout http-request`) into
+    `directory`, an existing private one; returns its path."""
     script = LOOPBACK_WRAPPER_SCRIPT.format(
-        ports="|".join(str(port) for port in ports),
+        ports="|".join(str(port) for port in ports), timeout=HTTP_REQUEST_TIMEOUT_S,
         binary=shlex.quote(binary or haproxy_binary()))
-    path = Path(state_dir) / LOOPBACK_WRAPPER
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(script)
-    path.chmod(0o700)
+    path = Path(directory) / LOOPBACK_WRAPPER
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(script)
     return path
 
 

@@ -8,7 +8,9 @@ process or to its whole process group) stops both, and only them.
     python -m cluster.launch --print-ray-env   # exports for a driver of that head
 
 With --address the app is deployed to that existing cluster instead of a new local one.
-The local head binds 127.0.0.1 and runs with Ray's token auth (cluster/local_ray.py).
+The local head binds 127.0.0.1 and runs with Ray's token auth (cluster/local_ray.py). The head,
+hence the ingress, inherits this environment: MMSERVE_API_KEYS and MMSERVE_TENANTS_FILE (made
+an absolute path here) are read by the ingress, and checked here before anything starts.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,12 +28,20 @@ import yaml
 
 from cluster.deploy import UnknownProfile, profile_path, with_capacity_policy
 from cluster.haproxy_ingress import DEFAULT_INGRESS, INGRESSES, uses_haproxy
-from cluster.local_ray import SERVE_TUNING_ENV, LocalRay, dies_with_this_thread, free_ports
+from cluster.local_ray import (
+    SERVE_TUNING_ENV,
+    LocalRay,
+    dies_with_this_thread,
+    free_ports,
+    mmserve_home,
+)
+from cluster.run_dir import UnsafeDirectory, new_run_dir
 from deployments.core.config import ConfigError, load_config
-from serve_app.auth import check_exposure, load_api_keys
+from serve_app.auth import ANONYMOUS_WARNING, check_exposure, load_key_directory
 
 DEFAULT_PORTS = {"gcs": 6379, "dashboard": 8265, "metrics": 8080}
 DEFAULT_TEMP_DIR = "/tmp/ray-mmserve"
+TENANTS_FILE_ENV = "MMSERVE_TENANTS_FILE"
 APP_BUILDER = "serve_app.app:build_app"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 SERVE_RUN_STOP_S = 20  # `serve run` shuts the app down on SIGINT; then it is killed
@@ -81,7 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     # First of all: a signal from here on unwinds to the cleanup below, never past it.
     _catch_stop_signals()
-    cluster = runner = None
+    cluster = runner = run_dir = None
     try:
         args = parse_args(argv)
         if args.print_ray_env:
@@ -91,15 +102,20 @@ def main(argv: list[str] | None = None) -> int:
         except UnknownProfile as error:
             raise SystemExit(str(error)) from None
         config = yaml.safe_load(config_file.read_text()) or {}
+        if args.address is None:
+            absolute_tenants_file()
+            refuse_anonymous_exposure(config)
         try:
-            config_file = served_config_file(config_file, config, args.http_port,
-                                             args.temp_dir)
-        except ConfigError as error:
+            run_dir = new_run_dir(mmserve_home(), "serve-")
+            config_file = served_config_file(config_file, config, args.http_port, run_dir)
+        except (ConfigError, UnsafeDirectory) as error:
             raise SystemExit(str(error)) from None
         if args.address is None:
-            refuse_anonymous_exposure(config)
-            cluster = _local_head(args)
-            cluster.start()
+            cluster = _local_head(args, run_dir)
+            try:
+                cluster.start()
+            except UnsafeDirectory as error:
+                raise SystemExit(str(error)) from None
             print(f"Ray head {cluster.address}: dashboard {cluster.dashboard_url}, "
                   f"Prometheus metrics http://127.0.0.1:{args.metrics_port}/metrics; "
                   f"Ray token auth: {_driver_hint(args)}", flush=True)
@@ -114,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             cluster.stop()
             print("Ray head stopped.", flush=True)
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _catch_stop_signals() -> None:
@@ -133,39 +151,52 @@ def _on_stop_signal(signum: int, frame: object) -> None:
     raise Stopped(signum)
 
 
-def _local_head(args: argparse.Namespace) -> LocalRay:
+def _local_head(args: argparse.Namespace, run_dir: Path | None = None) -> LocalRay:
     ports = {**free_ports(), "gcs": args.ray_port, "dashboard": args.dashboard_port,
              "metrics": args.metrics_port}
     return LocalRay(num_cpus=args.num_cpus, ports=ports, temp_dir=args.temp_dir,
                     env=dict(HEAD_ENV), haproxy=uses_haproxy(args.ingress),
-                    loopback_only=True, die_with_parent=True)
+                    run_dir=str(run_dir) if run_dir else None, loopback_only=True,
+                    die_with_parent=True)
 
 
 def refuse_anonymous_exposure(config: dict) -> None:
-    """The check the ingress makes at start-up, made before anything starts: an app binding
-    HTTP beyond loopback needs API keys (from this environment, which the head inherits)."""
+    """The checks the ingress makes at start-up, made before anything starts: every configured
+    key source (from this environment, which the head inherits) holds a key, and an app
+    binding HTTP beyond loopback has one. An anonymous API is said out loud."""
     host = config.get("http_options", {}).get("host", "127.0.0.1")
     for app in config.get("applications", []):
         if app.get("import_path") != APP_BUILDER:
             continue
         try:
             ingress = load_config(app.get("args")).ingress
-            check_exposure(host, load_api_keys(ingress.api_keys), ingress.allow_anonymous)
+            keys = load_key_directory(ingress)
+            check_exposure(host, not keys.anonymous, ingress.allow_anonymous)
         except ConfigError as error:
             raise SystemExit(str(error)) from None
+        if keys.anonymous:
+            print(f"WARNING: {ANONYMOUS_WARNING}", file=sys.stderr, flush=True)
+
+
+def absolute_tenants_file() -> None:
+    """MMSERVE_TENANTS_FILE as an absolute path: the ingress replicas, which inherit it, run in
+    another working directory."""
+    named = os.environ.get(TENANTS_FILE_ENV, "").strip()
+    if named:
+        os.environ[TENANTS_FILE_ENV] = str(Path(named).expanduser().resolve())
 
 
 def served_config_file(profile: Path, config: dict, http_port: int | None,
-                       temp_dir: str) -> Path:
+                       run_dir: Path) -> Path:
     """The file `serve run` reads: the profile itself, or, where it must change (another HTTP
-    port, the app's autoscaling policy, cluster/deploy.py), a copy in the head's temp dir."""
+    port, the app's autoscaling policy, cluster/deploy.py), a copy in this launch's private
+    run dir (cluster/run_dir.py)."""
     served = with_capacity_policy(config)
     if http_port is not None:
         served["http_options"] = {**served.get("http_options", {}), "port": http_port}
     if served == config:
         return profile
-    path = Path(temp_dir) / "serve-config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "serve-config.yaml"
     path.write_text(yaml.safe_dump(served, sort_keys=False))
     return path
 

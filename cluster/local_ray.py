@@ -32,6 +32,7 @@ from functools import partial
 from pathlib import Path
 
 from cluster.haproxy_ingress import haproxy_env, stop_haproxy
+from cluster.run_dir import check_owned, new_run_dir
 
 # Services every node opens, then those only a head opens.
 NODE_PORT_NAMES = ("metrics", "node_manager", "object_manager", "dashboard_agent_listen",
@@ -91,6 +92,11 @@ class LocalRay:
     env: dict[str, str] = field(default_factory=dict)
     node_group: str | None = None
     haproxy: bool = False  # Serve's HAProxy ingress (cluster/haproxy_ingress.py)
+    # HAProxy's config and sockets: a private dir, short (see _new_haproxy_dir); made at start
+    haproxy_dir: str | None = None
+    # A private dir (cluster/run_dir.py) for the files Ray runs: the HAProxy wrapper of a
+    # loopback-only head. Made under $MMSERVE_HOME/run at start when needed and not given.
+    run_dir: str | None = None
     object_store_memory: int | None = None
     worker_ports: tuple[int, int] | None = None
     stop_grace_s: float = 10  # after SIGTERM, before SIGKILL (the GCS lingers ~30 s)
@@ -102,6 +108,7 @@ class LocalRay:
     die_with_parent: bool = False
     process: subprocess.Popen | None = None
     _own_temp_dir: bool = False
+    _own_dirs: list[str] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -121,6 +128,7 @@ class LocalRay:
             self.temp_dir = tempfile.mkdtemp(prefix="mmray-", dir="/tmp")
             self._own_temp_dir = True
         Path(self.temp_dir).mkdir(parents=True, exist_ok=True)
+        check_owned(Path(self.temp_dir))
         env = {**os.environ, **self.env, **self.driver_env()}
         if self.token_auth:
             env.pop("RAY_AUTH_TOKEN", None)  # it would win over the token file
@@ -128,8 +136,7 @@ class LocalRay:
         if self.node_group:
             env["RAY_NODE_TYPE_NAME"] = self.node_group
         if self.haproxy:
-            stats, metrics = free_ports(("haproxy_stats", "haproxy_metrics")).values()
-            env.update(haproxy_env(self.haproxy_dir, stats, metrics, loopback=self.loopback_only))
+            env.update(self._haproxy_env())
         # A log file, not a pipe: a detached node (cluster/local.py up) outlives this process.
         with open(self.start_log, "wb") as log:
             self.process = subprocess.Popen(
@@ -152,11 +159,21 @@ class LocalRay:
     def start_log(self) -> Path:
         return Path(self.temp_dir) / START_LOG
 
-    @property
-    def haproxy_dir(self) -> str:
-        # Short: HAProxy's unix socket paths (this dir, a 56-character node id and the file
-        # name) must fit in 97 bytes.
-        return str(Path(self.temp_dir) / "hap")
+    def _haproxy_env(self) -> dict[str, str]:
+        stats, metrics = free_ports(("haproxy_stats", "haproxy_metrics")).values()
+        if self.haproxy_dir is None:
+            self.haproxy_dir = self._own(_new_haproxy_dir())
+        wrapper_dir = None
+        if self.loopback_only:
+            if self.run_dir is None:
+                self.run_dir = self._own(str(new_run_dir(mmserve_home(), "head-")))
+            wrapper_dir = self.run_dir
+        return haproxy_env(self.haproxy_dir, stats, metrics, wrapper_dir=wrapper_dir)
+
+    def _own(self, directory: str) -> str:
+        """Marks a directory this node made, to be removed when it stops."""
+        self._own_dirs.append(directory)
+        return directory
 
     def _command(self) -> list[str]:
         p = self.ports
@@ -215,11 +232,14 @@ class LocalRay:
         """Ends this node's whole process group, then removes its temp dir if it made it."""
         if self.process is not None:
             stop_process_group(self.process.pid, self.stop_grace_s, leader=self.process)
-        if self.haproxy and self.temp_dir:
+        if self.haproxy_dir:
             stop_haproxy(self.haproxy_dir)  # it leaves the node's process group
         self.process = None
         if self._own_temp_dir and self.temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+        for directory in self._own_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
+        self._own_dirs.clear()
 
 
 @dataclass
@@ -255,6 +275,12 @@ class LocalRayWorker(LocalRay):
 
 def mmserve_home() -> Path:
     return Path(os.environ.get("MMSERVE_HOME") or Path.home() / ".cache" / "mmserve")
+
+
+def _new_haproxy_dir() -> str:
+    """A private (0700) dir of a random name under /tmp: short, as HAProxy's unix socket paths
+    (this dir, a 56-character node id and the file name) must fit in 97 bytes."""
+    return tempfile.mkdtemp(prefix="mmhap-", dir="/tmp")
 
 
 def ray_token_path() -> Path:

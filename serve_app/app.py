@@ -51,10 +51,13 @@ def bind_app(config: AppConfig) -> Application:
 
 def _ingress_options(config: AppConfig) -> dict[str, Any]:
     ingress = config.ingress
+    actor_options: dict[str, Any] = {"num_cpus": ingress.num_cpus}
+    if ingress.resources:
+        actor_options["resources"] = dict(ingress.resources)
     options: dict[str, Any] = {"name": INGRESS,
                                "max_ongoing_requests": ingress.max_ongoing_requests,
                                "max_queued_requests": ingress.max_queued_requests,
-                               "ray_actor_options": {"num_cpus": ingress.num_cpus}}
+                               "ray_actor_options": actor_options}
     if ingress.autoscaling is not None:
         options["autoscaling_config"] = autoscaling_config(ingress.autoscaling)
     else:

@@ -7,18 +7,27 @@ key holds exactly what the replica call gets, and the route's formatting paramet
 (`encoding_format`, `dimensions`, `response_format`) apply after the cache, to hits and misses
 alike. A key is
 
-    {key_prefix}:{model}:sha256(route, model, version, the replica call's arguments)
+    {key_prefix}:{namespace}:{model}:sha256(namespace, route, model, version, the call's arguments)
 
 where bytes (images, audio) enter as their sha256, and `version` is a fingerprint of the engine
 config that serves the model (every field, so any engine change starts fresh keys) and of
 `cache.version` (bumped by hand when the weights behind an unchanged config change). An answer
-never crosses models, versions or arguments.
+never crosses models, versions or arguments, nor tenants: the namespace is the tenant's own
+(`tenant.NAME`) unless its entry in the tenants file says `cache_namespace: shared` (then
+`shared`, common to every tenant that says so); the anonymous API has one, `anonymous`. So a
+tenant with its own namespace is never answered from, and cannot learn of, what another sent.
+The request's tenant is `request.state.tenant`, set by the front end when it authenticates.
+
+Every entry is signed with the cache's secret and checked on read (serve_app/cache_signing.py):
+one that fails the check is a miss, counted, and logged at most once a minute.
 
 A request's `Cache-Control: no-cache` computes (and stores); `no-store` computes and stores
-nothing. The response says what happened in `X-Cache`: `hit`, `miss`, `partial` (embeddings:
-some inputs were cached), or `bypass` (the client asked, or the request is not cacheable, such
-as a chat at a temperature above 0). Lookups are counted by route and result; a store that
-fails (Redis down) is counted, logged once per outage, and the request computes its answer.
+nothing. What happened is left in `request.state.cache` (`state_of`): `hit`, `miss`, `partial`
+(embeddings: some inputs were cached), or `bypass` (the client asked, or the request is not
+cacheable, such as a chat at a temperature above 0); the front end shows it as `X-Cache` to
+tenants allowed the diagnostics headers (serve_app/diagnostics.py). Lookups are counted by
+route and result; a store that fails (Redis down) is counted, logged once per outage, and the
+request computes its answer.
 """
 
 from __future__ import annotations
@@ -27,24 +36,29 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import Response
 
-from deployments.core.config import AppConfig, CacheSettings, ConfigError, FromEnv
+from deployments.core.config import AppConfig, CacheSettings
 from serve_app import protocol
+from serve_app.cache_signing import EntrySigner, entry_signer
 from serve_app.cache_store import MemoryStore, RedisStore, Store, StoreDown
+from serve_app.redis_connection import redis_target
+from serve_app.tenants import Tenant
 
 HEADER = "X-Cache"
 HIT, MISS, PARTIAL, BYPASS = "hit", "miss", "partial", "bypass"
 EMBEDDINGS, TRANSCRIPTIONS, CHAT = "embeddings", "transcriptions", "chat"
-# (route, what) -> count; what: hit, miss, bypass (per input for embeddings), store, error
+SHARED_NAMESPACE, ANONYMOUS_NAMESPACE = "shared", "anonymous"
+# (route, what) -> count; what: hit, miss, bypass (per input for embeddings), store, error,
+# invalid (an entry that failed its signature check)
 OnCount = Callable[[str, str, int], None]
+INVALID_LOG_INTERVAL_S = 60.0
 logger = logging.getLogger("ray.serve")
 
 
@@ -63,9 +77,19 @@ def _fingerprint(engine: dict[str, Any], salt: str) -> str:
     return hashlib.sha256(_canonical([engine, salt])).hexdigest()[:16]
 
 
-def cache_key(prefix: str, route: str, model: str, version: str, args: Any) -> str:
-    digest = hashlib.sha256(_canonical([route, model, version, args])).hexdigest()
-    return f"{prefix}:{model}:{digest}"
+def namespace(tenant: Tenant | None) -> str:
+    """The part of the cache a request of `tenant` reads and writes (None: the anonymous API):
+    `tenant.NAME` for one that keeps its own, one per name; the two others start otherwise."""
+    if tenant is None:
+        return ANONYMOUS_NAMESPACE
+    if tenant.cache_namespace == "shared":
+        return SHARED_NAMESPACE
+    return f"tenant.{tenant.name}"
+
+
+def cache_key(prefix: str, space: str, route: str, model: str, version: str, args: Any) -> str:
+    digest = hashlib.sha256(_canonical([space, route, model, version, args])).hexdigest()
+    return f"{prefix}:{space}:{model}:{digest}"
 
 
 def _canonical(value: Any) -> bytes:
@@ -83,32 +107,30 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"no cache key for a {type(value).__name__}")
 
 
-def redis_url(setting: str | FromEnv | None) -> str | None:
-    """The URL itself, read from its environment variable when the config names one."""
-    if not isinstance(setting, FromEnv):
-        return setting
-    url = os.environ.get(setting.env)
-    if not url:
-        raise ConfigError(f"cache.redis_url: the environment variable {setting.env} is not set "
-                          "on the ingress's node")
-    return url
-
-
 def make_store(settings: CacheSettings) -> Store:
-    url = redis_url(settings.redis_url)
-    if url is None:
+    target = redis_target(settings)
+    if target is None:
         return MemoryStore(settings.max_bytes)
-    return RedisStore(url, settings.redis_timeout_s, settings.redis_retry_s)
+    return RedisStore(target.url, settings.redis_timeout_s, settings.redis_retry_s,
+                      username=target.username, password=target.password)
 
 
 class ResponseCache:
     def __init__(self, settings: CacheSettings, versions: dict[str, str],
-                 store: Store | None = None, on_count: OnCount | None = None) -> None:
+                 store: Store | None = None, on_count: OnCount | None = None,
+                 signer: EntrySigner | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """Builds the store and the signer when the cache is on; a cache in Redis without a
+        secret is a ConfigError."""
         self.settings, self.versions = settings, versions
+        self.signer = signer if signer is not None or not settings.enabled else \
+            entry_signer(settings, in_redis=settings.redis_url is not None)
         self.store = store if store is not None or not settings.enabled else make_store(settings)
-        self.on_count = on_count
+        self.on_count, self.clock = on_count, clock
         self.counts: Counter[tuple[str, str]] = Counter()
         self.store_down = False  # logged once per outage
+        self.invalid_logged_at: float | None = None
+        self.invalid_unlogged = 0
 
     @classmethod
     def from_config(cls, config: AppConfig, on_count: OnCount | None = None) -> ResponseCache:
@@ -124,7 +146,8 @@ class ResponseCache:
         if not self.serves(route):
             return await compute()
         try:
-            key = cache_key(self.settings.key_prefix, route, model, self.versions[model], args)
+            key = cache_key(self.settings.key_prefix, _namespace(request), route, model,
+                            self.versions[model], args)
         except TypeError:  # an argument with no exact key (a form field sent as a file)
             cacheable = False
         read, write = _directives(request) if cacheable else (False, False)
@@ -145,8 +168,8 @@ class ResponseCache:
         if not self.serves(route):
             return list(await compute(list(items)))
         read, write = _directives(request)
-        version = self.versions[model]
-        keys = [cache_key(self.settings.key_prefix, route, model, version, item)
+        version, space = self.versions[model], _namespace(request)
+        keys = [cache_key(self.settings.key_prefix, space, route, model, version, item)
                 for item in items]
         vectors: list[np.ndarray | None] = [None] * len(items)
         if read:
@@ -182,21 +205,29 @@ class ResponseCache:
         return value
 
     async def _get(self, route: str, keys: list[str]) -> list[bytes | None]:
+        """The value under each key, or None: absent, the store down, or not signed right."""
         try:
             found = await self.store.get_many(keys)
         except StoreDown as exc:
             self._failed(route, exc)
             return [None] * len(keys)
         self._recovered()
-        return found
+        values = [None if entry is None else self.signer.verify(key, entry)
+                  for key, entry in zip(keys, found, strict=True)]
+        invalid = sum(entry is not None and value is None
+                      for entry, value in zip(found, values, strict=True))
+        if invalid:
+            self._invalid(route, invalid)
+        return values
 
     async def _set(self, route: str, entries: list[tuple[str, bytes | None]]) -> None:
         entries = [(k, v) for k, v in entries
                    if v is not None and len(v) <= self.settings.max_item_bytes]
         if not entries:
             return
+        signed = [(key, self.signer.sign(key, value)) for key, value in entries]
         try:
-            await self.store.set_many(entries, self.settings.ttl_s)
+            await self.store.set_many(signed, self.settings.ttl_s)
         except StoreDown as exc:
             self._failed(route, exc)
             return
@@ -215,12 +246,35 @@ class ResponseCache:
             self.store_down = False
             logger.warning("response cache: the store answers again")
 
+    def _invalid(self, route: str, n: int) -> None:
+        """Counts entries that failed their signature check; logs them at most once per
+        INVALID_LOG_INTERVAL_S (with how many came since the last log), so that a store full
+        of planted entries does not flood the log."""
+        self.count(route, "invalid", n)
+        self.invalid_unlogged += n
+        now = self.clock()
+        if self.invalid_logged_at is not None and \
+                now - self.invalid_logged_at < INVALID_LOG_INTERVAL_S:
+            return
+        count = self.invalid_unlogged
+        logger.error("response cache: %s failed the signature check (each a miss): "
+                     "written by someone without cache.hmac_secret (into Redis), altered or "
+                     "cut short there, or signed with another secret (do all ingress replicas "
+                     "have the same one?)", "1 entry" if count == 1 else f"{count} entries")
+        self.invalid_logged_at, self.invalid_unlogged = now, 0
 
-def mark(request: Request, response: Response) -> None:
-    """Sets X-Cache on the response when the cache took part in the request."""
-    state = getattr(request.state, "cache", None)
-    if state is not None:
-        response.headers[HEADER] = state
+
+def state_of(request: Request) -> str | None:
+    """What the cache did for the request (hit, miss, partial, bypass); None: it took no
+    part."""
+    return getattr(request.state, "cache", None)
+
+
+def _namespace(request: Request) -> str:
+    """The namespace of the request's tenant, which the front end set when it authenticated
+    the request (an AttributeError if it did not: a request never reaches the cache unsure
+    whose it is)."""
+    return namespace(request.state.tenant)
 
 
 def _directives(request: Request) -> tuple[bool, bool]:

@@ -88,14 +88,16 @@ class RedisStore:
     """GET/SET on a Redis server: MGET for many keys, one pipelined round trip of SET ... PX."""
 
     def __init__(self, url: str, timeout_s: float, retry_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, username: str | None = None,
+                 password: str | None = None) -> None:
         import redis.asyncio
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         self.client = redis.asyncio.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
+            url, username=username, password=password, socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False, health_check_interval=0)
         self.retry_s, self.clock = retry_s, clock
         self.down_until = 0.0
         self._errors = (redis.RedisError, OSError, TimeoutError)

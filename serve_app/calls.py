@@ -1,5 +1,6 @@
 """Calling one replica group through its deployment handle: with the request's deadline, a retry
-of idempotent calls whose replica died, and every failure mapped to the error a client sees.
+of idempotent calls whose replica died (when they are cheap: serve_app/retry_rule.py), and every
+failure mapped to the error a client sees.
 
     status  when
     429     the group's queue is full (max_queued_requests): Retry-After from its drain rate
@@ -10,7 +11,11 @@ of idempotent calls whose replica died, and every failure mapped to the error a 
 Each call sends its replica a CallContext (deployments/core/call_protocol.py) as its last
 argument: the deadline, and, while the request is being timed (serve_app/request_timing.py), a
 request for the stages of its time, which come back in the reply's `stages` (a stream's, in its
-StreamEnd) and are added to the request's timing.
+StreamEnd) and are added to the request's timing; and the request's tenant with its priority
+and weight. What each reply shows the call used (tokens, images, audio seconds, and its model's
+seconds from its stages) is added to the tenant's usage for the request
+(serve_app/request_tenant.py): so a call made for a tenant always asks for its stages, timed
+request or not.
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ from ray.serve.exceptions import (
 from deployments.core.call_protocol import CallContext, Reply, StreamEnd
 from deployments.core.deadline import expired, remaining
 from deployments.core.errors import InternalFailure, Overloaded, ServeError, TimedOut, Unavailable
-from serve_app import request_objective, request_timing
+from serve_app import request_objective, request_tenant, request_timing
 from serve_app.group_load import GroupLoad
+from serve_app.request_tenant import RequestTenant, StreamMeter, usage_of
 from serve_app.request_timing import GroupCall
+from serve_app.retry_rule import RetryRule
 
 # Serve notices a dead replica within a health-check period and starts another; a client that
 # comes back after this has a good chance of a live replica, even in a group of one.
@@ -62,10 +69,11 @@ class ReplicaDied(Unavailable):
 class ReplicaGroup:
     """One deployment handle as the ingress uses it: `name` is what errors call it."""
 
-    def __init__(self, name: str, handle: Any) -> None:
+    def __init__(self, name: str, handle: Any, retry: RetryRule | None = None) -> None:
         self.name = name
         self.handle = handle
         self.load = GroupLoad()
+        self.retry = retry if retry is not None else RetryRule()
 
     async def call(self, method: str, *args: Any, deadline: float | None,
                    idempotent: bool = False) -> Reply:
@@ -73,28 +81,31 @@ class ReplicaGroup:
         deadline.
 
         An idempotent call whose replica died is sent once more (Serve's router has dropped the
-        dead replica by then), if the deadline leaves time for it.
+        dead replica by then), if it is cheap enough that it is unlikely to have killed that
+        replica (`self.retry`) and the deadline leaves time for it.
         """
         try:
             return await self._call_once(method, args, deadline)
         except ReplicaDied:
-            if not idempotent or expired(deadline):
+            if not idempotent or expired(deadline) or not self.retry.allows(method, args):
                 raise
             return await self._call_once(method, args, deadline)
 
     async def _call_once(self, method: str, args: tuple, deadline: float | None) -> Reply:
         timing = request_timing.current()
+        account = request_tenant.current()
         call = GroupCall(self.name, time.time(), 0.0)
         clock = time.perf_counter()
-        context = CallContext(deadline, timed=timing is not None,
-                              objective=request_objective.current())
-        response = getattr(self.handle, method).remote(*args, context)
+        response = getattr(self.handle, method).remote(*args, call_context(deadline, timing,
+                                                                           account))
         self.load.started()
         try:
             reply = await asyncio.wait_for(_awaited(response), remaining(deadline))
             if timing is not None and isinstance(reply, Reply):
                 call.seconds, call.stages = time.perf_counter() - clock, reply.stages
                 timing.add_call(call)
+            if account is not None:
+                account.usage.add(usage_of(self.name, method, args, reply))
             return reply
         except asyncio.CancelledError:  # the client went away: so does the replica's work
             response.cancel()
@@ -111,11 +122,11 @@ class ReplicaGroup:
         """Starts a streaming call and waits (until the deadline) for its first item, so errors
         before any output still become HTTP statuses. Returns (first item or None, the rest)."""
         timing = request_timing.current()
+        account = request_tenant.current()
         call = GroupCall(self.name, time.time(), 0.0)
         clock = time.perf_counter()
-        context = CallContext(deadline, timed=timing is not None,
-                              objective=request_objective.current())
-        stream = getattr(self.handle.options(stream=True), method).remote(*args, context)
+        stream = getattr(self.handle.options(stream=True), method).remote(
+            *args, call_context(deadline, timing, account))
         iterator = stream.__aiter__()
         self.load.started()
         try:
@@ -132,7 +143,9 @@ class ReplicaGroup:
             raise self.error(exc) from None
         finally:
             self.load.finished()
-        return first, _Cancellable(iterator, stream.cancel, call, clock)
+        meter = StreamMeter(account, self.name)
+        meter.seen(first)
+        return first, _Cancellable(iterator, stream.cancel, call, clock, meter)
 
     def error(self, exc: BaseException) -> ServeError:
         """The client-facing error behind a failed call to this group."""
@@ -157,21 +170,38 @@ class ReplicaGroup:
         return InternalFailure(f"the {self.name} group failed: {name}")
 
 
+def call_context(deadline: float | None, timing: Any, account: RequestTenant | None
+                 ) -> CallContext:
+    """What goes with a call: the request's deadline, objective, timing and tenant. A call
+    for a tenant is timed even when its request is not: its stages meter the model's seconds."""
+    timed = timing is not None or account is not None
+    return CallContext(deadline, timed=timed, objective=request_objective.current(),
+                       tenant=account.name if account else None,
+                       priority=account.priority if account else "interactive",
+                       weight=account.weight if account else 1.0)
+
+
 class _Cancellable:
     """A stream's remaining items, with `cancel()` to stop the replica's work early. The
-    stages of a timed stream's StreamEnd complete the call's timing."""
+    stages of a timed stream's StreamEnd complete the call's timing; what the stream used is
+    metered."""
 
     def __init__(self, iterator: AsyncIterator, cancel: Callable[[], None], call: GroupCall,
-                 clock: float) -> None:
+                 clock: float, meter: StreamMeter) -> None:
         self._iterator = iterator
-        self.cancel = cancel
-        self._call, self._clock = call, clock
+        self._cancel = cancel
+        self._call, self._clock, self._meter = call, clock, meter
+
+    def cancel(self) -> None:
+        self._meter.stopped()
+        self._cancel()
 
     def __aiter__(self) -> _Cancellable:
         return self
 
     async def __anext__(self) -> Any:
         item = await self._iterator.__anext__()
+        self._meter.seen(item)
         if isinstance(item, StreamEnd):
             self._call.seconds = time.perf_counter() - self._clock
             self._call.stages = item.stages

@@ -3,12 +3,17 @@ audio) that answer `call` and `open_stream` (serve_app/calls.py over Serve handl
 
 Everything a client can get wrong becomes a JSON error with its status here or in a replica
 (a ServeError, mapped in serve_app/http_errors.py); nothing a client sends can take a replica
-down. Every request but the health checks is authenticated (when keys are configured),
-admitted only while this replica has room (else 429), checked against the input caps before
-any model sees it, and given a deadline that travels with it into every replica it reaches.
-Every answer says where its time went (Server-Timing: serve_app/request_timing.py) and is
-counted against its route's SLO. The routes themselves (paths, OpenAPI) are in
-serve_app/routes.py.
+down. Every request but the health checks is authenticated (when keys are configured) as
+its key's tenant, admitted only while this replica has room and the tenant is within its
+limits (else 429; every answer to a tenant with limits carries OpenAI's x-ratelimit-*
+headers), checked against the input caps before any model sees it, and given a deadline that
+travels with it into every replica it reaches; once it has ended, what it used is counted for
+its tenant (serve_app/tenant_usage.py: GET /v1/usage, the ray_mmserve_tenant_* counters). The
+tenant is kept in `request.state.tenant`: the response cache keeps each tenant's answers apart
+by it. Every answer is counted against its route's SLO and, for a tenant allowed the
+diagnostics (serve_app/diagnostics.py), says where its time went (Server-Timing:
+serve_app/request_timing.py) and what the cache did (X-Cache). The routes themselves (paths,
+OpenAPI) are in serve_app/routes.py.
 """
 
 from __future__ import annotations
@@ -41,11 +46,22 @@ from deployments.core.errors import (
 )
 from deployments.core.generation import SamplingParams
 from deployments.replicas import metrics
-from serve_app import cache, limits, protocol, request_objective, request_timing
-from serve_app.auth import authenticate, load_api_keys
+from serve_app import (
+    cache,
+    diagnostics,
+    limits,
+    protocol,
+    request_objective,
+    request_tenant,
+    request_timing,
+)
+from serve_app.auth import ANONYMOUS_WARNING, authenticate_headers, load_key_directory
 from serve_app.calls import ReplicaGroup
+from serve_app.class_admission import concurrency_cap
+from serve_app.fresh_result import FreshResult
 from serve_app.group_load import GroupLoad
 from serve_app.http import (
+    TIMEOUT_HEADER,
     M,
     decode_base64,
     parse_json,
@@ -54,21 +70,28 @@ from serve_app.http import (
     require_media_type,
     sse_event,
     sse_response,
+    timeout_from_header,
 )
 from serve_app.http_errors import HttpError, error_body, error_response, reason_of
 from serve_app.pipeline import DecodedMedia, MultimodalPipeline, decode_media
 from serve_app.prompts import with_system_prompt
 from serve_app.request_metrics import TokenClock, count_slo
 from serve_app.request_timing import RequestTiming
+from serve_app.retry_rule import RetryRule
 from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
+from serve_app.tenant_limits import Admission, TenantLimits, make_buckets
+from serve_app.tenant_usage import TenantUsage, make_usage_ledger, require_admin
+from serve_app.tenants import Tenant
 from serve_app.token_stream import TokenStream, in_band
 from serve_app.tracing import RequestTracer
 
 Handler = Callable[[Request], Awaitable[Response]]
 JSON_TYPES = ("application/json",)
 READY_TIMEOUT_S = 5.0
+# /readyz answers from a check at most this old, with one in flight: a flood of anonymous probes
+# costs the groups at most one call each per second and per ingress replica.
+READY_MAX_AGE_S = 1.0
 MODEL_INFO_TIMEOUT_S = 2.0
-TIMEOUT_HEADER = "x-request-timeout"
 CACHE_ROUTE_PATHS = {cache.EMBEDDINGS: "/v1/embeddings", cache.CHAT: "/v1/chat/completions",
                      cache.TRANSCRIPTIONS: "/v1/audio/transcriptions"}
 logger = logging.getLogger("ray.serve")
@@ -79,12 +102,18 @@ class FrontEnd:
                  audio: ReplicaGroup) -> None:
         self.config = config
         self.limits = self.config.ingress
-        self.api_keys = load_api_keys(self.limits.api_keys)
+        self.keys = load_key_directory(self.limits)
+        if self.keys.anonymous:
+            logger.warning(ANONYMOUS_WARNING)
+        self.tenant_limits = TenantLimits(make_buckets(self.config))
+        self.tenant_usage = TenantUsage(make_usage_ledger(self.config))
         self.text, self.vision, self.audio = text, vision, audio
         self.load = GroupLoad()  # this replica's own requests, for its admission and Retry-After
+        retry = RetryRule.from_settings(self.limits)
+        for group in (self.text, self.vision, self.audio):
+            group.retry = retry  # which idempotent calls are cheap enough to send again
         self.pipeline = MultimodalPipeline(self.text, self.vision, self.audio,
-                                           self.config.text.default_max_tokens,
-                                           self.limits.retry_idempotent)
+                                           self.config.text.default_max_tokens)
         self.text_model = self.config.text.engine.served_model_name
         self.clip_model = self.config.vision.engine.served_model_name
         self.whisper_model = self.config.audio.engine.served_model_name
@@ -93,20 +122,24 @@ class FrontEnd:
         self.slo = self.config.slo
         metrics.set_enabled(self.observability.metrics)
         self.tracer = RequestTracer.from_config(self.observability.tracing)
+        self.readiness = FreshResult(self._group_states, READY_MAX_AGE_S)
 
     async def handle(self, handler: Handler, request: Request, route: str,
                      open_route: bool = False) -> Response:
         """The handler's response, or its error as JSON; counted by route and status, timed
-        (Server-Timing). An open route (a health probe) needs no key and is never turned
-        away."""
+        (Server-Timing and X-Cache for those allowed them). An open route (a health probe)
+        needs no key and is never turned away."""
         timed = self.observability.server_timing or self.tracer is not None
         with request_timing.timed_request(timed) as timing:
             request.state.timing = timing
             response = await self._answer(handler, request, route, open_route)
-        cache.mark(request, response)
+        admission: Admission | None = getattr(request.state, "admission", None)
+        if admission is not None:
+            response.headers.update(admission.headers())
         self._count(route, response, timing)
-        if self.observability.server_timing:
-            response.headers["Server-Timing"] = timing.header()
+        response.headers.update(diagnostics.headers(
+            self._shows_diagnostics(request), cache.state_of(request),
+            timing.header() if self.observability.server_timing else None))
         if self.tracer is not None:
             self._trace(request, route, response, timing)
         return response
@@ -127,8 +160,9 @@ class FrontEnd:
         try:
             if open_route:
                 return await handler(request)
-            authenticate(request.headers.get("authorization"), self.api_keys)
-            return await self._admitted(handler, request)
+            tenant = authenticate_headers(request.headers.getlist("authorization"), self.keys)
+            request.state.tenant = tenant
+            return await self._admitted(handler, request, tenant)
         except ServeError as error:
             metrics.rejected_requests().inc(tags={"route": route, "reason": reason_of(error)})
             return error_response(error)
@@ -136,6 +170,11 @@ class FrontEnd:
             logger.exception("unhandled error on %s %s", request.method, route)
             metrics.rejected_requests().inc(tags={"route": route, "reason": "internal"})
             return error_response(InternalFailure("internal error"))
+
+    def _shows_diagnostics(self, request: Request) -> bool:
+        """Whether this request's answer may carry X-Cache and Server-Timing: its tenant (none
+        before authentication, or on an open route) is allowed them, or the API is anonymous."""
+        return diagnostics.allowed(self.keys.anonymous, getattr(request.state, "tenant", None))
 
     def _count(self, route: str, response: Response, timing: RequestTiming) -> None:
         seconds = timing.elapsed()
@@ -146,41 +185,50 @@ class FrontEnd:
             count_slo(route, response.status_code, seconds,
                       objective.e2e_s if objective is not None else None)
 
-    async def _admitted(self, handler: Handler, request: Request) -> Response:
-        """Runs the handler if this replica has room, with the request's deadline set; a
-        streamed response holds its place until its last event is sent."""
-        if self.load.in_flight >= self.limits.max_concurrent_requests:
+    async def _admitted(self, handler: Handler, request: Request, tenant: Tenant | None
+                        ) -> Response:
+        """Runs the handler if this replica has room for the tenant's class
+        (serve_app/class_admission.py) and the tenant is within its limits
+        (serve_app/tenant_limits.py), with the request's deadline set; a streamed response
+        holds its place until its last event is sent, and is charged to its tenant then. What
+        the request used is counted for its tenant once it has ended, whatever its answer."""
+        priority = "interactive" if tenant is None else tenant.priority
+        if self.load.in_flight >= concurrency_cap(self.limits.max_concurrent_requests,
+                                                  self.limits.interactive_reserve, priority):
             self.load.rejected()
             raise Overloaded("the server is at capacity; retry later",
                              retry_after_s=self.load.retry_after_s())
         request.state.deadline = deadline_after(self._timeout_s(request))
+        admission = await self.tenant_limits.admit(tenant)
+        request.state.admission = admission
+        if admission.refusal is not None:
+            raise admission.refusal
+        usage = request_tenant.start(tenant).usage
         request_objective.start(time.time(), self.slo.for_route(request.url.path))
         self.load.started()
         try:
             response = await handler(request)
         except BaseException:
             self.load.finished()
+            self.tenant_limits.settle_later(admission, usage)
+            self.tenant_usage.record(tenant, usage)
             raise
         if isinstance(response, StreamingResponse):
-            response.body_iterator = _finally(response.body_iterator, self.load.finished)
+            def done() -> None:
+                self.load.finished()
+                self.tenant_limits.settle_later(admission, usage)
+                self.tenant_usage.record(tenant, usage)
+            response.body_iterator = _finally(response.body_iterator, done)
         else:
             self.load.finished()
+            await self.tenant_limits.settle(admission, usage)
+            self.tenant_usage.record(tenant, usage)
         return response
 
     def _timeout_s(self, request: Request) -> float:
         """The configured deadline, or sooner if the client asks (X-Request-Timeout: seconds)."""
-        default = self.limits.request_timeout_s
-        asked = request.headers.get(TIMEOUT_HEADER)
-        if asked is None:
-            return default
-        try:
-            seconds = float(asked)
-        except ValueError:
-            seconds = float("nan")
-        if not 0 < seconds < float("inf"):
-            raise InvalidRequest("X-Request-Timeout must be a positive number of seconds",
-                                 "X-Request-Timeout")
-        return min(seconds, default)
+        return timeout_from_header(request.headers.getlist(TIMEOUT_HEADER),
+                                   self.limits.request_timeout_s)
 
     # -- health -----------------------------------------------------------------------------
 
@@ -189,10 +237,10 @@ class FrontEnd:
 
     async def readyz(self, request: Request) -> Response:
         """200 when every group answers; 429 when one is overloaded (its queue is full, or it
-        rejected work in the last seconds) and none is down; 503 when one is down."""
+        rejected work in the last seconds) and none is down; 503 when one is down. Answered from
+        a check at most READY_MAX_AGE_S old."""
         groups = (self.text, self.vision, self.audio)
-        states = dict(zip((g.name for g in groups),
-                          await asyncio.gather(*(self._state(g) for g in groups))))
+        states = await self.readiness.get()
         status = next((s for s in ("down", "overloaded") if s in states.values()), "ready")
         code = {"ready": 200, "overloaded": 429, "down": 503}[status]
         headers = {"Retry-After": str(max(g.load.retry_after_s() for g in groups))} \
@@ -200,12 +248,26 @@ class FrontEnd:
         return JSONResponse({"ready": status == "ready", "status": status,
                              "deployments": states}, status_code=code, headers=headers)
 
+    async def _group_states(self) -> dict[str, str]:
+        groups = (self.text, self.vision, self.audio)
+        return dict(zip((g.name for g in groups),
+                        await asyncio.gather(*(self._state(g) for g in groups))))
+
     async def _state(self, group: ReplicaGroup) -> str:
         try:
             await group.call("ready", deadline=deadline_after(READY_TIMEOUT_S))
         except ServeError as error:
             return "overloaded" if isinstance(error, Overloaded) else "down"
         return "overloaded" if group.load.overloaded() else "ready"
+
+    # -- usage ------------------------------------------------------------------------------
+
+    async def usage(self, request: Request) -> Response:
+        """Every tenant's usage per hour and per day (serve_app/usage_totals.py), for an admin
+        tenant's key; 403 for any other."""
+        account = request_tenant.current()
+        require_admin(account.tenant if account is not None else None)
+        return JSONResponse(await self.tenant_usage.ledger.report())
 
     # -- models -----------------------------------------------------------------------------
 
@@ -245,8 +307,7 @@ class FrontEnd:
 
     async def chat_completions(self, request: Request) -> Response:
         require_media_type(request, *JSON_TYPES)
-        body = self._json(await read_body(request, self.limits.max_body_bytes),
-                          protocol.ChatCompletionRequest)
+        body = self._json(await self._body(request), protocol.ChatCompletionRequest)
         self._check_model(body.model, self.text_model)
         limits.check_chat(body, self.config)
         params = self._sampling(body)
@@ -311,27 +372,26 @@ class FrontEnd:
                                         self.limits.stream_idle_timeout_s, clock)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = ChatChunks(request_id, self.text_model, include_usage,
-                            lambda: self._final_timing(clock.timing))
+                            lambda: self._final_timing(request, clock.timing))
         return sse_response(_chat_events(chunks, stream))
 
     # -- embeddings -------------------------------------------------------------------------
 
     async def embeddings(self, request: Request) -> Response:
         require_media_type(request, *JSON_TYPES)
-        body = self._json(await read_body(request, self.limits.max_body_bytes),
-                          protocol.EmbeddingRequest)
+        body = self._json(await self._body(request), protocol.EmbeddingRequest)
         image_model = self.clip_model + protocol.IMAGE_MODEL_SUFFIX
         self._check_model(body.model, (self.clip_model, image_model))
         limits.check_embeddings(body, self.config)
         inputs = body.inputs()
-        retry = {"deadline": request.state.deadline, "idempotent": self.limits.retry_idempotent}
+        options = {"deadline": request.state.deadline, "idempotent": True}
         if body.model == image_model:
             method, items = "embed_images", [decode_base64(item, f"input[{i}]")
                                              for i, item in enumerate(inputs)]
         else:
             method, items = "embed_texts", inputs
         async def embed(missing: list) -> list:
-            return (await self.vision.call(method, missing, **retry)).vectors
+            return (await self.vision.call(method, missing, **options)).vectors
         vectors = await self.cache.each(request, cache.EMBEDDINGS, body.model, items, embed)
         if body.dimensions is not None and body.dimensions != len(vectors[0]):
             raise InvalidRequest(f"{body.model} has {len(vectors[0])} dimensions", "dimensions")
@@ -346,7 +406,7 @@ class FrontEnd:
 
     async def transcriptions(self, request: Request) -> Response:
         require_media_type(request, "multipart/form-data")
-        body = await read_body(request, self.limits.max_body_bytes)
+        body = await self._body(request)
         form = await _form(replayed(request, body))
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -363,8 +423,7 @@ class FrontEnd:
             request, cache.TRANSCRIPTIONS, self.whisper_model, (audio, language),
             TranscriptReply,
             lambda: self.audio.call("transcribe", audio, language,
-                                    deadline=request.state.deadline,
-                                    idempotent=self.limits.retry_idempotent))
+                                    deadline=request.state.deadline, idempotent=True))
         content, media_type = format_transcription(result.payload(), response_format)
         if media_type == "application/json":
             return JSONResponse(content)
@@ -374,8 +433,7 @@ class FrontEnd:
 
     async def run_pipeline(self, request: Request) -> Response:
         require_media_type(request, *JSON_TYPES)
-        body = self._json(await read_body(request, self.limits.max_body_bytes),
-                          protocol.PipelineRequest)
+        body = self._json(await self._body(request), protocol.PipelineRequest)
         limits.check_pipeline(body, self.config)
         audio = decode_base64(body.audio, "audio") if body.audio else None
         image = decode_base64(body.image, "image") if body.image else None
@@ -384,15 +442,22 @@ class FrontEnd:
             clock = TokenClock(request.url.path, request.state.timing, self.slo)
             events = await self.pipeline.stream(body, audio, image, deadline,
                                                 self.limits.stream_idle_timeout_s, clock)
-            return sse_response(_sse_with_done(events, lambda: self._final_timing(clock.timing)))
+            return sse_response(_sse_with_done(
+                events, lambda: self._final_timing(request, clock.timing)))
         return JSONResponse(await self.pipeline.run(body, audio, image, deadline))
+
+    async def _body(self, request: Request) -> bytes:
+        """The request's body, at most max_body_bytes, all arrived by its deadline."""
+        return await read_body(request, self.limits.max_body_bytes, request.state.deadline)
 
     def _json(self, body: bytes, model: type[M]) -> M:
         return parse_json(body, model, self.limits.max_json_depth)
 
-    def _final_timing(self, timing: RequestTiming) -> dict[str, str]:
-        """The stream's whole Server-Timing, for its final event."""
-        return {"server_timing": timing.header()} if self.observability.server_timing else {}
+    def _final_timing(self, request: Request, timing: RequestTiming) -> dict[str, str]:
+        """The stream's whole Server-Timing, for its final event, if the tenant may see it."""
+        return diagnostics.final_event(
+            self._shows_diagnostics(request),
+            timing.header() if self.observability.server_timing else None)
 
 
 def _count_cache(route: str, what: str, n: int) -> None:

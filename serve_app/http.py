@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -13,17 +14,29 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from deployments.core.config import IngressSettings
+from deployments.core.deadline import remaining
 from deployments.core.errors import InvalidRequest, TooLarge, UnsupportedMediaType
+from serve_app.http_errors import HttpError
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_MAX_JSON_DEPTH: int = IngressSettings.model_fields["max_json_depth"].default
+TIMEOUT_HEADER = "X-Request-Timeout"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, or a 413 as soon as it (or its declared length) passes the limit."""
+async def read_body(request: Request, limit: int, deadline: float | None = None) -> bytes:
+    """The body, or a 413 as soon as it (or its declared length) passes the limit, or a 408
+    when it has not all arrived by `deadline` (a slow client holds its slot no longer)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the request body is larger than {limit} bytes")
+    try:
+        return await asyncio.wait_for(_read_within(request, limit), remaining(deadline))
+    except TimeoutError:
+        raise HttpError(408, "the request body did not arrive before the request's deadline",
+                        headers={"Connection": "close"}) from None
+
+
+async def _read_within(request: Request, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -31,6 +44,24 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise TooLarge(f"the request body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def timeout_from_header(values: Sequence[str], default_s: float) -> float:
+    """The request's timeout: `default_s`, or sooner if the client asks with one
+    X-Request-Timeout header (`values`: each one it sent) of positive, finite seconds; a 400
+    for any other value, or for the header sent twice."""
+    if not values:
+        return default_s
+    if len(values) > 1:
+        raise InvalidRequest(f"send {TIMEOUT_HEADER} once", TIMEOUT_HEADER)
+    try:
+        seconds = float(values[0])
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise InvalidRequest(f"{TIMEOUT_HEADER} must be a positive number of seconds",
+                             TIMEOUT_HEADER)
+    return min(seconds, default_s)
 
 
 def replayed(request: Request, body: bytes) -> Request:

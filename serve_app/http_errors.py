@@ -12,6 +12,7 @@ from deployments.core.errors import (
     InternalFailure,
     InvalidRequest,
     Overloaded,
+    RateLimited,
     ServeError,
     TimedOut,
     TooLarge,
@@ -22,20 +23,22 @@ from deployments.core.errors import (
 
 STATUS_OF_KIND: dict[type[ServeError], int] = {
     InvalidRequest: 400, TooLarge: 413, UnsupportedMediaType: 415, Undecodable: 422,
-    Overloaded: 429, InternalFailure: 500, Unavailable: 503, TimedOut: 504,
+    Overloaded: 429, RateLimited: 429, InternalFailure: 500, Unavailable: 503, TimedOut: 504,
 }
 _TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-    405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
-    422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable",
-    504: "timeout",
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+    404: "not_found_error", 405: "invalid_request_error", 408: "timeout",
+    413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
+    429: "rate_limit_error", 503: "service_unavailable", 504: "timeout",
 }
 
-_HTTP_REASONS = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+_HTTP_REASONS = {401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 408: "body_timed_out"}
 
 
 class HttpError(ServeError):
-    """An error only the front end raises, with its status and headers stated: 401, 404, 405."""
+    """An error only the front end raises, with its status and headers stated: 401, 403, 404,
+    405, 408."""
 
     def __init__(self, status: int, message: str, param: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -56,7 +59,7 @@ def status_of(error: ServeError) -> int:
 
 def reason_of(error: ServeError) -> str:
     """A short name for why a request was turned away, for metrics: overloaded, timed_out,
-    invalid_request, too_large, unauthorized, not_found, ..."""
+    invalid_request, too_large, unauthorized, forbidden, not_found, ..."""
     if isinstance(error, HttpError):
         return _HTTP_REASONS.get(error.status, str(error.status))
     for kind in type(error).__mro__:

@@ -21,7 +21,8 @@ class Ingress(FrontEnd):
     def __init__(self, config: dict[str, Any], text: Any, vision: Any, audio: Any) -> None:
         super().__init__(AppConfig.model_validate(config), ReplicaGroup("text", text),
                          ReplicaGroup("vision", vision), ReplicaGroup("audio", audio))
-        check_exposure(serve_http_host(), self.api_keys, self.limits.allow_anonymous)
+        check_exposure(serve_http_host(), not self.keys.anonymous,
+                       self.limits.allow_anonymous)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_api(self)

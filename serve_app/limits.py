@@ -1,7 +1,8 @@
 """Per-request work caps, checked at the ingress right after parsing, before any model call.
 
 Each cap bounds what one request can make a replica do: how many inputs it embeds, how much
-text it tokenizes, how many labels it classifies against. A request past a cap gets a 400
+text it tokenizes, how many messages it templates, how many stop strings each decoding step
+looks for, how many labels it classifies against. A request past a cap gets a 400
 naming the field, and no replica sees it. Caps that need the bytes decoded (pixels per image,
 audio duration) are checked in the replicas, from the media's header before decoding.
 """
@@ -20,7 +21,12 @@ from serve_app.protocol import (
 
 
 def check_chat(body: ChatCompletionRequest, config: AppConfig) -> None:
-    """Prompt characters (all messages together) and max_tokens."""
+    """Messages, prompt characters (all messages together), media parts, stop strings and
+    max_tokens."""
+    if len(body.messages) > config.text.max_messages:
+        raise InvalidRequest(f"messages: {len(body.messages)} messages; the limit is "
+                             f"{config.text.max_messages} per request", "messages")
+    _check_stops(body, config.text)
     characters = sum(len(message.text()) for message in body.messages)
     _check_prompt_chars(characters, config.text, "messages")
     media = len(body.media())
@@ -28,6 +34,18 @@ def check_chat(body: ChatCompletionRequest, config: AppConfig) -> None:
         raise InvalidRequest(f"messages: {media} image and audio parts; the limit is "
                              f"{config.ingress.max_media_parts} per request", "messages")
     _check_max_tokens(body.requested_max_tokens(), config.text)
+
+
+def _check_stops(body: ChatCompletionRequest, text: TextSettings) -> None:
+    stops = body.stops_sent()
+    if len(stops) > text.max_stop_sequences:
+        raise InvalidRequest(f"stop: {len(stops)} stop sequences; the limit is "
+                             f"{text.max_stop_sequences}", "stop")
+    for index, stop in enumerate(stops):
+        if len(stop) > text.max_stop_chars:
+            field = "stop" if isinstance(body.stop, str) else f"stop[{index}]"
+            raise InvalidRequest(f"{field}: {len(stop)} characters; the limit is "
+                                 f"{text.max_stop_chars}", field)
 
 
 def check_embeddings(body: EmbeddingRequest, config: AppConfig) -> None:

@@ -7,7 +7,7 @@ their results and the prompt become the LLM's messages; the answer comes back wh
 
 Each stage is timed from here, so `timings` shows the overlap: total < audio + image + llm.
 Every stage gets the request's deadline; the perception stages are idempotent, so a stage whose
-replica died is retried once within it.
+replica died is retried once within it when it is cheap (serve_app/retry_rule.py).
 """
 
 from __future__ import annotations
@@ -40,10 +40,9 @@ DecodedMedia = list[tuple[MediaPart, bytes]]  # a chat's media parts with their 
 
 class MultimodalPipeline:
     def __init__(self, text: ReplicaGroup, vision: ReplicaGroup, audio: ReplicaGroup,
-                 default_max_tokens: int, retry_idempotent: bool = True) -> None:
+                 default_max_tokens: int) -> None:
         self.text, self.vision, self.audio = text, vision, audio
         self.default_max_tokens = default_max_tokens
-        self.retry_idempotent = retry_idempotent
 
     async def run(self, request: PipelineRequest, audio: bytes | None, image: bytes | None,
                   deadline: float | None) -> dict[str, Any]:
@@ -117,8 +116,7 @@ class MultimodalPipeline:
         """The stage's reply and its seconds, measured from here."""
         started = time.perf_counter()
         try:
-            value = await group.call(method, *args, deadline=deadline,
-                                     idempotent=self.retry_idempotent)
+            value = await group.call(method, *args, deadline=deadline, idempotent=True)
         except ServeError as error:
             if error.param in ("file", "image"):  # the replica's name for the upload
                 error.param = param

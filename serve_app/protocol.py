@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 # The seeds every text engine takes: torch.Generator.manual_seed and vLLM accept any int64,
 # TensorRT-LLM an unsigned 64-bit one; a seed outside both is a 400, not a failed batch.
@@ -107,17 +107,13 @@ class ChatCompletionRequest(_Request):
     stream: bool = False
     stream_options: StreamOptions | None = None
 
-    @field_validator("stop")
-    @classmethod
-    def _at_most_four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences")
-        return value
+    def stops_sent(self) -> list[str]:
+        """The stop strings as sent, empty ones included (serve_app/limits.py caps them)."""
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
     def stop_list(self) -> tuple[str, ...]:
         """The stop strings; an empty one stops nothing, so it is left out."""
-        stops = [self.stop] if isinstance(self.stop, str) else self.stop or []
-        return tuple(stop for stop in stops if stop)
+        return tuple(stop for stop in self.stops_sent() if stop)
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens

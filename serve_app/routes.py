@@ -1,5 +1,9 @@
 """The app's HTTP routes on FastAPI: one table of paths, each handled by the front end
-(serve_app/frontend.py), with an OpenAPI schema at /openapi.json and docs at /docs.
+(serve_app/frontend.py), with an OpenAPI schema at /openapi.json.
+
+The schema is served through the front end like any API route, so it takes the same key. There
+is no /docs or /redoc: FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN (the
+fastapi package ships no copy), so any OpenAPI viewer pointed at /openapi.json stands in.
 
 FastAPI routes by path, so Serve's access log and metrics name the route (they said `POST /`
 for every request when the ingress dispatched by hand). Handlers read their own bodies, to
@@ -17,13 +21,14 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from serve_app import protocol
 from serve_app.frontend import FrontEnd
 from serve_app.http_errors import HttpError, error_response
 
 SCHEMA_REFS = "#/components/schemas/{model}"
+SCHEMA_PATH = "/openapi.json"
 
 
 @dataclass(frozen=True)
@@ -49,15 +54,20 @@ ROUTES = (
           "Speech to text (multipart: file, model, language, response_format)."),
     Route("POST", "/v1/pipeline", "run_pipeline",
           "Audio and image perceived side by side, then the LLM.", protocol.PipelineRequest),
+    Route("GET", "/v1/usage", "usage",
+          "Every tenant's usage per hour and per day (admin tenants' keys only)."),
 )
 
 
 def build_api(front: FrontEnd) -> FastAPI:
     app = FastAPI(title="mmserve", version="1", redirect_slashes=False,
-                  description="Text, vision and speech models on Ray Serve, OpenAI-compatible.")
+                  description="Text, vision and speech models on Ray Serve, OpenAI-compatible.",
+                  openapi_url=None, docs_url=None, redoc_url=None)
     for route in ROUTES:
         app.add_api_route(route.path, _endpoint(front, route), methods=[route.method],
                           summary=route.summary, openapi_extra=_request_body(route.body))
+    app.add_api_route(SCHEMA_PATH, _schema_endpoint(front, app), methods=["GET"],
+                      include_in_schema=False)
     app.add_exception_handler(HTTPException, _routing_error)
     app.openapi = lambda: _openapi(app)
     return app
@@ -70,6 +80,17 @@ def _endpoint(front: FrontEnd, route: Route):
         return await front.handle(handler, request, route.path, route.open)
 
     endpoint.__name__ = route.handler
+    return endpoint
+
+
+def _schema_endpoint(front: FrontEnd, app: FastAPI):
+    """/openapi.json, authenticated and admitted by the front end as every API route is."""
+    async def schema(request: Request) -> Response:
+        return JSONResponse(app.openapi())
+
+    async def endpoint(request: Request) -> Response:
+        return await front.handle(schema, request, SCHEMA_PATH)
+
     return endpoint
 
 

@@ -70,9 +70,9 @@ def run(command: str, out: Path | None, duration_s: float,
     repeats = RepeatedEmbeddingWorkload(repeat_share=REPEAT_SHARE, pool_size=REPEAT_POOL,
                                         media="image")
     suite.extra["profile"] = PROFILE
-    with running_redis() as redis_url, running_app(PROFILE) as app:
+    with running_redis() as redis_settings, running_app(PROFILE) as app:
         suite.extra["cache_settings"] = {"memory": CACHE_IN_PROCESS,
-                                         "redis": {"enabled": True, "redis_url": redis_url}}
+                                         "redis": {"enabled": True, **redis_settings}}
 
         def one_round(round_: Round) -> tuple[dict[str, Any], str]:
             for backend in BACKENDS:
@@ -97,15 +97,16 @@ def run(command: str, out: Path | None, duration_s: float,
 
 
 @contextmanager
-def running_redis() -> Iterator[str]:
+def running_redis() -> Iterator[dict[str, Any]]:
     """redis-server on a free loopback port, its files in a temp dir (cluster/redis_server.py);
-    yields its URL and stops it by its own PID after."""
+    yields the `cache:` fields that use it (its URL, the file of the secret that signs the
+    entries) and stops it by its own PID after."""
     if shutil.which("redis-server") is None:
         raise SystemExit("the cache suite needs redis-server (make system-deps installs it)")
     with tempfile.TemporaryDirectory(prefix="mmserve-bench-redis-") as folder:
         server = RedisServer(Path(folder)).start()
         try:
-            yield server.url
+            yield server.cache_settings()
         finally:
             server.kill()
 

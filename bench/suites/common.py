@@ -14,7 +14,7 @@ from bench import rounds as rounds_
 from bench.app_launcher import Target
 from bench.environment import cpu_line, dirty_line, machine, now_iso, uptime
 from bench.load import LoadSpec
-from bench.report import write_json
+from bench.report import write_json, write_text
 from bench.run import execute_run, ray_for_clients
 from bench.suites.goals import ratio as ratio
 from bench.workloads import Workload
@@ -94,7 +94,7 @@ class Suite:
                     **self.extra, "results": results}
         write_json(document, self.out / f"{self.name}.json")
         header = self.header()
-        (self.out / f"{self.name}.md").write_text(header + markdown)
+        write_text(header + markdown, self.out / f"{self.name}.md")
         print(header + markdown)
         print(json.dumps(results, indent=1), file=sys.stderr)
         return document

@@ -14,18 +14,31 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from deployments.core.fair_share import Priority, Share
+
 Stages = list[tuple[str, float, float]]  # (name, epoch start, seconds)
 
 
 @dataclass(frozen=True)
 class CallContext:
     """What travels with one call: the request's absolute wall-clock deadline (None: none),
-    whether the replica should report the stages of its time, and the request's objective
-    (absolute wall-clock time its route's SLO wants its first token or answer by; None: none)."""
+    whether the replica should report the stages of its time, the request's objective
+    (absolute wall-clock time its route's SLO wants its first token or answer by; None: none),
+    and the tenant it is served for (None: an anonymous API) with that tenant's priority and
+    weight (its class and its fair share in the replicas' queues: deployments/core/fair_share.py).
+    """
 
     deadline: float | None = None
     timed: bool = False
     objective: float | None = None
+    tenant: str | None = None
+    priority: Priority = "interactive"
+    weight: float = 1.0
+
+    @property
+    def share(self) -> Share:
+        """Whose the call is, to a replica's queue."""
+        return Share(self.priority, self.tenant, self.weight)
 
 
 NO_CONTEXT = CallContext()

@@ -19,6 +19,9 @@ from pydantic import (
     model_validator,
 )
 
+from deployments.core.audio_windows import default_windows_per_call, windows_for_seconds
+from deployments.core.media_formats import DEFAULT_AUDIO_FORMATS, DEFAULT_IMAGE_FORMATS
+from deployments.core.redis_url import check_redis_url
 from deployments.core.runtime_env import prepare_runtime_env
 
 
@@ -196,6 +199,13 @@ class TextSettings(DeploymentSettings):
     max_prompt_chars: int = Field(
         32768, ge=1, description="characters of all messages together, checked at the ingress "
         "before tokenizing; engine.max_prompt_tokens is checked after")
+    max_messages: int = Field(
+        256, ge=1, description="messages per chat request, checked at the ingress; more get 400")
+    max_stop_sequences: int = Field(
+        4, ge=0, description="stop strings per chat request (OpenAI allows 4); more get 400")
+    max_stop_chars: int = Field(
+        256, ge=1, description="characters of each stop string; a longer one gets 400 (every "
+        "decoding step of the request looks for each)")
     routing: Literal["default", "prefix", "ray_prefix"] = Field(
         "prefix", description="default: Serve's power of two choices; prefix: each "
         "conversation to one replica, whose prefix cache holds its earlier turns "
@@ -250,6 +260,11 @@ class VisionSettings(DeploymentSettings):
     max_image_pixels: int = Field(
         16_777_216, ge=1, description="width x height, read from the image header before "
         "decoding (4096 x 4096 by default); 413 past it")
+    image_formats: list[Literal["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"]] = Field(
+        default_factory=lambda: list(DEFAULT_IMAGE_FORMATS), min_length=1,
+        description="the image formats Pillow may open (what OpenAI's API takes: a GIF's "
+        "first frame is used); any other gets 415 naming its format, before a decoder sees "
+        "it")
     max_labels: int = Field(64, ge=1, description="zero-shot labels per pipeline request")
     max_label_chars: int = Field(200, ge=1, description="characters per label")
 
@@ -278,19 +293,123 @@ class AudioSettings(DeploymentSettings):
     batching: Batching = Field(default_factory=lambda: Batching(max_batch_size=8),
                                description="the dynamic batcher, live-tunable")
     max_duration_s: float = Field(600.0, gt=0, description="longer audio gets 413")
+    audio_formats: list[Literal["wav", "flac", "mp3", "ogg", "mp4", "webm"]] = Field(
+        default_factory=lambda: list(DEFAULT_AUDIO_FORMATS), min_length=1,
+        description="the containers FFmpeg may open, told by their first bytes (what OpenAI's "
+        "API takes: mp4 covers m4a, mp3 covers mpeg and mpga, ogg holds Vorbis, Opus or "
+        "FLAC); any other gets 415 naming it, and only the named demuxer opens the file")
+    max_windows_per_call: int | None = Field(
+        None, ge=1, description="30 s windows of audio in one model call: a batch with more "
+        "runs as several calls, one after another, so that none outlasts "
+        "model_call_timeout_s; unset: half of model_call_timeout_s at 5 s a window (30 with "
+        "the defaults; whisper-base on one CPU thread takes about 1.2 s a window). Set it for "
+        "a slower model or machine. At least the windows of one max_duration_s audio")
+
+    def windows_per_call(self) -> int:
+        """max_windows_per_call, or its default from model_call_timeout_s."""
+        if self.max_windows_per_call is not None:
+            return self.max_windows_per_call
+        return default_windows_per_call(self.model_call_timeout_s)
+
+    @model_validator(mode="after")
+    def _one_audio_fits_one_call(self) -> AudioSettings:
+        needed = windows_for_seconds(self.max_duration_s)
+        if self.windows_per_call() < needed:
+            raise ValueError(
+                f"a call of {self.windows_per_call()} windows cannot hold one audio of "
+                f"max_duration_s ({self.max_duration_s:g} s: {needed} windows of 30 s): raise "
+                f"max_windows_per_call (or model_call_timeout_s) or lower max_duration_s")
+        return self
+
+
+class FromEnv(_Strict):
+    """A value read from an environment variable of the ingress's Ray node instead of the
+    profile: `redis_url: {env: MMSERVE_REDIS_URL}` (a URL without credentials, checked as one
+    written in the profile is)."""
+
+    env: str = Field(min_length=1, description="the environment variable's name")
+
+
+class SecretSource(_Strict):
+    """A secret read when the ingress starts, from an environment variable or a file of its
+    node, never written in a profile: exactly one of the two."""
+
+    env: str | None = Field(None, min_length=1, description="an environment variable's name")
+    file: str | None = Field(None, min_length=1, description="a file holding the secret "
+                             "(its trailing newline is dropped)")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file")
+        return self
 
 
 class ApiKeys(_Strict):
-    """Where the ingress reads its API keys: never the keys themselves, so none sits in a profile.
+    """Where the ingress reads its plain API keys: never the keys themselves, so none sits in a
+    profile.
 
     `env` names an environment variable of the ingress's Ray node holding comma-separated keys;
-    `file` is a path on that node with one key per line. Keys from both are accepted. With no
-    key found the API is anonymous, which only a loopback bind (or allow_anonymous) permits.
+    `file` is a path on that node with one key per line. Keys from both are accepted, as the
+    tenant `default` (docs/security.md). A source that is configured (the variable set, the file
+    named) but holds no key stops the start. With no key from any source (tenants included) the
+    API is anonymous, which only a loopback bind (or allow_anonymous) permits.
     """
 
     env: str | None = Field(
         "MMSERVE_API_KEYS", description="an environment variable holding comma-separated keys")
     file: str | None = Field(None, description="a file with one key per line")
+
+
+class TenantsSettings(_Strict):
+    """Tenants (serve_app/tenants.py): a YAML file on the ingress's node naming each tenant, the
+    SHA-256 digests of its keys and its limits (docs/security.md). Each ingress replica reads it
+    again when it changes, so a new or revoked key takes effect without a restart.
+
+    The limits' token buckets live in the app's Redis when one is configured
+    (`cache.redis_url`, with its user and password), shared by every ingress replica; otherwise
+    in process, per ingress replica.
+    """
+
+    file: str | None = Field(
+        None, description="the tenants file, an absolute path on the ingress's node; unset: "
+        "the file the `file_env` variable names, if it is set")
+    file_env: str | None = Field(
+        "MMSERVE_TENANTS_FILE", description="an environment variable of the ingress's node "
+        "naming the tenants file, read when `file` is unset (`make serve` passes its own)")
+    reload_interval_s: float = Field(
+        2.0, gt=0, le=5, description="at most how often a replica looks at the file's device, "
+        "inode, size and mtime (on a request), so a change takes effect within it")
+    key_prefix: str = Field("mmserve:limits", min_length=1,
+                            description="bucket keys are PREFIX:TENANT:LIMIT")
+    redis_timeout_s: float = Field(0.25, gt=0, description="connect and socket timeout; past "
+                                   "it the replica's own buckets decide")
+    redis_retry_s: float = Field(5.0, ge=0, description="after a Redis failure, the replica's "
+                                 "own buckets decide for this long before Redis is tried again")
+
+
+class UsageSettings(_Strict):
+    """What each tenant used (serve_app/tenant_usage.py): Prometheus counters by tenant, and
+    hourly and daily totals that GET /v1/usage reports to admin tenants (docs/operations.md).
+    The totals live in the app's Redis when one is configured (`cache.redis_url`, with its
+    user and password), added up there by every ingress replica; otherwise in each ingress
+    replica's memory, each counting only what it served.
+    """
+
+    hours_kept: int = Field(168, ge=1, le=24 * 366, description="hourly totals are kept and "
+                            "reported for this many hours, the current one included")
+    days_kept: int = Field(90, ge=1, le=3660, description="daily totals (UTC days) are kept "
+                           "and reported for this many days, today included")
+    key_prefix: str = Field("mmserve:usage", min_length=1, description="Redis keys are "
+                            "PREFIX:hour:TENANT:START and PREFIX:day:TENANT:START (START in "
+                            "epoch seconds), and the set PREFIX:tenants")
+    flush_interval_s: float = Field(
+        1.0, gt=0, le=60, description="with Redis: a replica writes its requests' counts there "
+        "at most this long after they end (one transaction for all of them); GET /v1/usage "
+        "writes its own replica's first")
+    redis_timeout_s: float = Field(1.0, gt=0, description="connect and socket timeout of the "
+                                   "usage's Redis calls (never on a request's path but "
+                                   "GET /v1/usage's)")
 
 
 class IngressSettings(_Strict):
@@ -311,11 +430,30 @@ class IngressSettings(_Strict):
         30.0, gt=0, description="a stream with no token for this long ends with an error event")
     max_concurrent_requests: int = Field(
         128, ge=1, description="requests one ingress replica works on at once; past it, 429")
+    interactive_reserve: float = Field(
+        0.25, ge=0, lt=1, description="the part of max_concurrent_requests kept for "
+        "interactive tenants: a batch tenant's request gets 429 once (1 - this) x "
+        "max_concurrent_requests are in flight, so batch is turned away first "
+        "(docs/scheduling.md)")
     retry_idempotent: bool = Field(
         True, description="retry embeddings, transcriptions and pipeline perception once, "
-        "within the deadline, when their replica died")
+        "within the deadline, when their replica died, if the call is cheap (below)")
+    retry_max_images: int = Field(
+        4, ge=0, description="an image call (image embeddings, the pipeline's labels) whose "
+        "replica died is retried only with at most this many images: a larger one may be "
+        "what killed it (text embeddings are always cheap)")
+    retry_max_audio_bytes: int = Field(
+        1024 * 1024, ge=0, description="a transcription whose replica died is retried only "
+        "when its file is at most this many bytes (1 MiB: about 30 s of 16 kHz WAV, a few "
+        "minutes of MP3); the ingress does not decode audio, so bytes stand for its length")
     api_keys: ApiKeys = Field(
         default_factory=ApiKeys, description="where the API keys are read (docs/security.md)")
+    tenants: TenantsSettings = Field(
+        default_factory=TenantsSettings, description="the tenants file and where their limits "
+        "are kept (docs/security.md)")
+    usage: UsageSettings = Field(
+        default_factory=UsageSettings, description="what each tenant used, and where its "
+        "hourly and daily totals are kept (docs/operations.md)")
     allow_anonymous: bool = Field(
         False, description="serve without API keys on a non-loopback HTTP bind (say it out loud)")
     max_ongoing_requests: int = Field(
@@ -324,25 +462,25 @@ class IngressSettings(_Strict):
     max_queued_requests: int = Field(
         128, ge=-1, description="requests Serve's proxy holds for the ingress; past it, 503")
     num_cpus: float = Field(0.0, ge=0, description="CPUs one ingress replica reserves")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom resources one ingress replica asks for, so "
+        "that it runs only on nodes advertising them: the cloud profiles ask {ingress_node: "
+        "0.001}, the nodes that alone hold the API keys file")
     num_replicas: int = Field(1, ge=1, description="ingress replicas, when autoscaling is unset")
     autoscaling: Autoscaling | None = Field(
         None, description="the ingress's own autoscaling_config; unset: num_replicas")
 
 
-class FromEnv(_Strict):
-    """A secret read from an environment variable of the ingress's Ray node, never written in a
-    profile: `redis_url: {env: MMSERVE_REDIS_URL}`."""
-
-    env: str = Field(min_length=1, description="the environment variable's name")
-
-
 class CacheSettings(_Strict):
     """The response cache at the ingress (serve_app/cache.py): exact-match answers, keyed by
-    model, model version, every argument the replica gets, and the sha256 of the input bytes.
+    the tenant's namespace, model, model version, every argument the replica gets, and the
+    sha256 of the input bytes.
 
     Off by default: a cache changes what a benchmark or a load test with repeated inputs
     measures. In process (one LRU per ingress replica, bounded by bytes) unless `redis_url` is
     set; then one Redis shared by every ingress replica, bounded by Redis's own `maxmemory`.
+    Each tenant has its own namespace unless its entry in the tenants file says
+    `cache_namespace: shared`; every entry is signed (`hmac_secret`) and checked on read.
     """
 
     enabled: bool = Field(False, description="the cache as a whole")
@@ -358,10 +496,22 @@ class CacheSettings(_Strict):
     version: str = Field("", description="salt of every key: change it when the weights behind "
                          "an unchanged engine config change")
     redis_url: str | FromEnv | None = Field(
-        None, description="redis://HOST:PORT/DB (or rediss://, unix://); a URL with a "
-        "password only as {env: NAME}; unset: one LRU in process per ingress replica")
+        None, description="redis://HOST:PORT/DB (or rediss://, unix://), or {env: NAME}; "
+        "never with a user or password in it (refused); unset: one LRU in process per ingress "
+        "replica")
+    redis_username: str | None = Field(
+        None, min_length=1, description="the Redis ACL user; unset: Redis's default user")
+    redis_password: SecretSource | None = Field(
+        None, description="Redis's AUTH password, from {env: NAME} or {file: PATH}; required "
+        "for a Redis beyond loopback (the ingress refuses to start without it)")
+    hmac_secret: SecretSource | None = Field(
+        None, description="the secret every entry is signed with and checked against on read "
+        "(HMAC-SHA256 of key and value), from {env: NAME} or {file: PATH}, at least 32 "
+        "characters; required with redis_url (the ingress refuses to start without it); unset "
+        "in process: a random one per ingress replica")
     key_prefix: str = Field("mmserve:cache", min_length=1,
-                            description="keys are PREFIX:MODEL:SHA256")
+                            description="keys are PREFIX:NAMESPACE:MODEL:SHA256; the namespace "
+                            "is the tenant's (docs/security.md)")
     redis_timeout_s: float = Field(0.25, gt=0, description="connect and socket timeout; past "
                                    "it the request computes its answer")
     redis_retry_s: float = Field(5.0, ge=0, description="after a Redis failure, requests skip "
@@ -369,13 +519,9 @@ class CacheSettings(_Strict):
 
     @field_validator("redis_url")
     @classmethod
-    def _no_password_in_config(cls, value: str | FromEnv | None) -> str | FromEnv | None:
+    def _no_credentials_in_the_url(cls, value: str | FromEnv | None) -> str | FromEnv | None:
         if isinstance(value, str):
-            if not value.startswith(("redis://", "rediss://", "unix://")):
-                raise ValueError("must start with redis://, rediss:// or unix://")
-            if "@" in value.split("://", 1)[1].split("/", 1)[0]:
-                raise ValueError("holds a password: give it as {env: NAME}, an environment "
-                                 "variable of the ingress's node, never in a profile")
+            check_redis_url(value)
         return value
 
 
@@ -505,7 +651,8 @@ class Observability(_Strict):
 
     server_timing: bool = Field(
         True, description="a Server-Timing header on every response (and the stream's final "
-        "event): each stage's time, from the ingress and from the replicas")
+        "event) to a tenant allowed the diagnostics (docs/security.md): each stage's time, "
+        "from the ingress and from the replicas")
     metrics: bool = Field(True, description="the app's own ray_mmserve_* metrics (Ray Serve's "
                           "ray_serve_* stay)")
     tracing: Tracing = Field(default_factory=Tracing, description="OpenTelemetry spans")

@@ -43,6 +43,11 @@ class Overloaded(ServeError):
     """The server or one group is at capacity; retry after `retry_after_s`."""
 
 
+class RateLimited(Overloaded):
+    """The tenant is over one of its limits (requests, tokens, images or audio seconds per
+    minute, or requests in flight); `retry_after_s` is when its bucket will allow the request."""
+
+
 class SloUnreachable(Overloaded):
     """Turned away on arrival: the request is predicted to finish past its objective (its
     route's SLO), so running it would spend the model on a miss; `retry_after_s` is when the

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from deployments.core.deadline import expired
+from deployments.core.fair_share import ANONYMOUS, Share
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,13 @@ class RowControl:
     another thread) or its absolute wall-clock `deadline` passing. A streamed row also has
     `on_text`, which the engine calls (from its thread) with each piece of text as it becomes
     final. `objective` (absolute wall-clock seconds, None: none) places the row in an "slo"
-    waiting list (deployments/engines/waiting_queue.py); it never ends the row."""
+    waiting list (deployments/engines/waiting_queue.py), after its class and its tenant's fair
+    share (`share`); neither ever ends the row."""
 
     cancelled: threading.Event = field(default_factory=threading.Event)
     deadline: float | None = None
     objective: float | None = None
+    share: Share = ANONYMOUS
     on_text: Callable[[str], None] | None = None
     streamed_chars: int = 0  # handed to on_text so far, kept if the row is run again
 

@@ -1,16 +1,19 @@
-"""Images from request bytes: the header read and its pixel count checked before any pixel is
-decoded, then decoded to RGB no larger than the model can see. Pillow only (no torch), so the
-replica decodes on its own threads whatever engine serves it; errors are core errors
-(TooLarge: HTTP 413, Undecodable: HTTP 422).
+"""Images from request bytes: only the allowed formats opened (deployments/core/media_formats.py),
+the header read and its pixel count checked before any pixel is decoded, then decoded to RGB no
+larger than the model can see. Pillow only (no torch), so the replica decodes on its own threads
+whatever engine serves it; errors are core errors (TooLarge: HTTP 413, UnsupportedMediaType:
+HTTP 415, Undecodable: HTTP 422).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 from PIL import Image
 
-from deployments.core.errors import TooLarge, Undecodable
+from deployments.core.errors import TooLarge, Undecodable, UnsupportedMediaType
+from deployments.core.media_formats import DEFAULT_IMAGE_FORMATS, sniff_image
 
 DEFAULT_MAX_IMAGE_PIXELS = 16_777_216  # the default of vision.max_image_pixels
 # Past this aspect ratio a model that center-crops the square of the short side sees none of
@@ -19,19 +22,26 @@ DEFAULT_MAX_IMAGE_PIXELS = 16_777_216  # the default of vision.max_image_pixels
 KEEP_ASPECT_RATIO = 2
 
 
-def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
-    """The image opened lazily (only its header read), its pixel count checked.
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+               formats: Sequence[str] = DEFAULT_IMAGE_FORMATS) -> Image.Image:
+    """The image opened lazily (only its header read) by the plugins of `formats` alone (Pillow's
+    names: PNG, JPEG, ...), its pixel count checked.
 
-    Raises TooLarge past max_pixels and Undecodable for bytes of no known format.
+    Raises UnsupportedMediaType for an image of a format known but not allowed, TooLarge past
+    max_pixels and Undecodable for bytes none of the allowed formats can read.
     """
     if not data:
         raise Undecodable("the image is empty")
+    check_image_format(data, formats)
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=list(formats))
     except Image.DecompressionBombError:  # PIL's own cap, at twice Image.MAX_IMAGE_PIXELS
         raise TooLarge(f"the image has more than {max_pixels} pixels") from None
     except MemoryError:
         raise
+    except Image.UnidentifiedImageError:
+        raise Undecodable(f"the image could not be decoded as any of {', '.join(formats)}"
+                          ) from None
     except Exception as exc:  # PIL's plugins raise many types for corrupt headers
         raise Undecodable(f"the image could not be decoded: {exc}") from None
     width, height = image.size
@@ -41,14 +51,25 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image
     return image
 
 
-def decode_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-                       input_side: int | None = None) -> Image.Image:
-    """An RGB PIL image from PNG/JPEG/WebP/... bytes, its size checked before decoding.
+def check_image_format(data: bytes, formats: Sequence[str]) -> None:
+    """Raises UnsupportedMediaType, naming it, when `data` starts as an image of a format that
+    is not in `formats`."""
+    sniffed = sniff_image(data)
+    if sniffed is not None and sniffed not in formats:
+        raise UnsupportedMediaType(f"the image is {sniffed}; accepted formats: "
+                                   f"{', '.join(formats)}")
 
-    Raises TooLarge past max_pixels (before any pixel is decoded) and Undecodable for
+
+def decode_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                       input_side: int | None = None,
+                       formats: Sequence[str] = DEFAULT_IMAGE_FORMATS) -> Image.Image:
+    """An RGB PIL image from PNG/JPEG/WebP/GIF bytes (`formats`), its size checked before
+    decoding.
+
+    Raises what open_image raises (before any pixel is decoded) and Undecodable for
     undecodable bytes. For `input_side`, see load_pixels.
     """
-    return load_pixels(open_image(data, max_pixels), input_side)
+    return load_pixels(open_image(data, max_pixels, formats), input_side)
 
 
 def load_pixels(image: Image.Image, input_side: int | None = None) -> Image.Image:

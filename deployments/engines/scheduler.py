@@ -5,7 +5,8 @@ Each `step` first admits waiting requests (each prefilled alone, reusing a cache
 first token sampled at once), up to `max_running` rows and a prefill budget in tokens per step,
 so a burst of new prompts cannot stall the rows already decoding for long; then runs one decode
 step of every running row together. Waiting requests are admitted in the order of the queue
-policy (waiting_queue.py): by arrival ("fifo") or earliest objective first ("slo"). Every row
+policy (waiting_queue.py): interactive before batch, tenants by weighted fair share, and each
+tenant's by arrival ("fifo") or earliest objective first ("slo"). Every row
 keeps its own sampling, stop strings, max_tokens and RNG; streamed text leaves after each step.
 Blocking: the replica runs `step` on its model thread, over and over while `has_work`. `add`
 may be called from any thread.
@@ -51,7 +52,7 @@ class Scheduler:
         self.batch = KVBatch()
 
     def add(self, sequence: Sequence) -> None:
-        self.waiting.add(sequence, sequence.control.objective)
+        self.waiting.add(sequence, sequence.control.objective, sequence.control.share)
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)

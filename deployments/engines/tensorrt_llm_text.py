@@ -6,7 +6,7 @@ stream early calls `abort()` on the request, which frees its KV-cache blocks.
 
 Requests are served in arrival order whatever the queue policy: the LLM API's `generate_async`
 takes no per-request priority (its `scheduling_params` holds attention-DP placement and an agent
-hierarchy, not an order), so the objective is ignored.
+hierarchy, not an order), so the objective, the class and the tenant are ignored.
 
 Not verified on hardware here (no NVIDIA GPU on the development machine).
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 from deployments.core.deadline import before, items_before
 from deployments.core.errors import InvalidRequest
+from deployments.core.fair_share import ANONYMOUS, Share
 from deployments.core.generation import Completion, SamplingParams, StreamDelta
 from deployments.core.models import resolve
 from deployments.engines.chat import chat_token_ids
@@ -70,7 +71,7 @@ def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
 
 class TensorRtLlmTextEngine:
     batches_itself = True
-    by_objective = False  # arrival order: see the module's docstring
+    by_objective = by_class = by_fair_share = False  # arrival order: see the module's docstring
 
     def __init__(self, model_path: str, config: Any) -> None:
         require("tensorrt_llm", "tensorrt-llm", "tensorrt_llm",
@@ -97,8 +98,8 @@ class TensorRtLlmTextEngine:
         return chat_token_ids(self.tokenizer, messages)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None,
-                       objective: float | None = None) -> Completion:
+                       deadline: float | None = None, objective: float | None = None,
+                       share: Share = ANONYMOUS) -> Completion:
         """The completion, or DeadlineExceeded (the request aborted) once the deadline passes."""
         return await before(deadline, self._generate(prompt, params), "the completion")
 
@@ -109,8 +110,8 @@ class TensorRtLlmTextEngine:
         return self._completion(prompt, final.outputs[0])
 
     def stream(self, prompt: list[int], params: SamplingParams,
-               deadline: float | None = None,
-               objective: float | None = None) -> AsyncIterator[StreamDelta]:
+               deadline: float | None = None, objective: float | None = None,
+               share: Share = ANONYMOUS) -> AsyncIterator[StreamDelta]:
         """Text deltas until the deadline (then DeadlineExceeded); leaving early aborts."""
         return items_before(deadline, self._stream(prompt, params), "the completion")
 

@@ -3,10 +3,12 @@
 Every engine the deployment holds answers `TextEngine`: async `generate` and `stream` of one
 request each (the deadline bounds the wait; the deployment enforces it too; the objective places
 the request in an engine whose queue policy is "slo", and is ignored by one that serves in
-arrival order), `encode_chat`, `stats` and `check_health`. vLLM and TensorRT-LLM batch
-continuously inside and answer it themselves (`batches_itself`). The transformers engine
-answers `StepTextEngine` instead: its scheduler runs one step at a time on the replica's model
-thread, and the replica serves it as a TextEngine (deployments/replicas/scheduled_text.py).
+arrival order; the share, its class and tenant, places it in an engine that serves by class or
+by fair share: deployments/core/fair_share.py), `encode_chat`, `stats` and `check_health`.
+vLLM and TensorRT-LLM batch continuously inside and answer it themselves (`batches_itself`).
+The transformers engine answers `StepTextEngine` instead: its scheduler runs one step at a
+time on the replica's model thread, and the replica serves it as a TextEngine
+(deployments/replicas/scheduled_text.py).
 """
 
 from __future__ import annotations
@@ -14,22 +16,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from deployments.core.fair_share import ANONYMOUS, Share
 from deployments.core.generation import Completion, RowControl, SamplingParams, StreamDelta
 
 
 class TextEngine(Protocol):
     batches_itself: bool  # True
     by_objective: bool  # serves its waiting requests earliest objective first, else by arrival
+    by_class: bool  # serves interactive requests before batch ones
+    by_fair_share: bool  # serves the tenants of a class by weighted fair share
 
     def encode_chat(self, messages: list[dict]) -> list[int]: ...
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None,
-                       objective: float | None = None) -> Completion: ...
+                       deadline: float | None = None, objective: float | None = None,
+                       share: Share = ANONYMOUS) -> Completion: ...
 
     def stream(self, prompt: list[int], params: SamplingParams,
-               deadline: float | None = None,
-               objective: float | None = None) -> AsyncIterator[StreamDelta]:
+               deadline: float | None = None, objective: float | None = None,
+               share: Share = ANONYMOUS) -> AsyncIterator[StreamDelta]:
         """Text deltas, the last carrying the Completion; closing it early aborts the request."""
         ...
 

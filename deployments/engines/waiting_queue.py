@@ -1,6 +1,10 @@
 """The order in which a text engine serves the requests waiting for their prefill.
 
-"fifo" serves them by arrival. "slo" serves the earliest objective first (absolute epoch
+Interactive requests before batch ones, then the tenants of a class by weighted fair share, then
+within a tenant the policy (deployments/core/fair_share.py): each tenant of a class waits in a
+sub-queue of its own, in the policy's order, and the next request is the head of the sub-queue
+whose tenant has had the least service for its weight. "fifo" serves a tenant's requests by
+arrival. "slo" serves the earliest objective first (absolute epoch
 seconds by which the request's SLO wants it answered); requests without an objective come after
 every request that has one, and equal objectives keep their arrival order. The order is fixed
 when a request arrives, so a queue never changes its policy once it holds requests.
@@ -13,6 +17,8 @@ import itertools
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from deployments.core.fair_share import ANONYMOUS, FairShares, Share
 
 T = TypeVar("T")
 POLICIES = ("fifo", "slo")
@@ -35,30 +41,53 @@ class WaitingQueue(Generic[T]):
         if policy not in POLICIES:
             raise ValueError(f"queue policy must be one of {POLICIES}, got {policy!r}")
         self.policy = policy
-        self._heap: list[tuple[SortKey, T]] = []  # arrivals are unique: items never compared
+        # A heap per class and tenant; arrivals are unique, so items are never compared.
+        self._tenants: dict[tuple[int, str | None], list[tuple[SortKey, Share, T]]] = {}
+        self._shares = FairShares()
+        self._length = 0
         self._arrivals = itertools.count()
         self._lock = threading.Lock()
 
-    def add(self, item: T, objective: float | None = None) -> None:
+    def add(self, item: T, objective: float | None = None, share: Share = ANONYMOUS) -> None:
         with self._lock:
             key = serving_key(self.policy, objective, next(self._arrivals))
-            heapq.heappush(self._heap, (key, item))
+            heapq.heappush(self._tenants.setdefault(share.group, []), (key, share, item))
+            self._length += 1
 
     def pop_if(self, take: Callable[[T], bool]) -> T | None:
         """The first request when `take` accepts it; else None, and it stays first."""
         with self._lock:
-            if not self._heap or not take(self._heap[0][1]):
+            heap = self._first_heap()
+            if heap is None or not take(heap[0][2]):
                 return None
-            return heapq.heappop(self._heap)[1]
+            return self._pop(heap)
 
     def drain(self) -> list[T]:
         """Every request, in serving order; the queue is left empty."""
         with self._lock:
-            items, self._heap = self._heap, []
-        return [item for _, item in sorted(items, key=lambda entry: entry[0])]
+            items = []
+            while (heap := self._first_heap()) is not None:
+                items.append(self._pop(heap))
+            return items
+
+    def _first_heap(self) -> list[tuple[SortKey, Share, T]] | None:
+        """The sub-queue served next: the best class, the least virtual time, the oldest head."""
+        if len(self._tenants) == 1:
+            return next(iter(self._tenants.values()))
+        return min(self._tenants.values(), default=None,
+                   key=lambda heap: (heap[0][1].rank, self._shares.start(heap[0][1]),
+                                     heap[0][0][-1]))
+
+    def _pop(self, heap: list[tuple[SortKey, Share, T]]) -> T:
+        _, share, item = heapq.heappop(heap)
+        self._shares.serve(share)
+        if not heap:
+            del self._tenants[share.group]
+        self._length -= 1
+        return item
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return self._length
 
     def __bool__(self) -> bool:
-        return bool(self._heap)
+        return self._length > 0

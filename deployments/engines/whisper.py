@@ -9,7 +9,8 @@ So this engine does the Whisper pipeline by hand, the way faster-whisper's
 `BatchedInferencePipeline.generate_segment_batched` does for the windows of a single file, but
 across requests:
 
-1. cut every audio into fixed 30 s windows (no VAD, no seek-back on unfinished segments);
+1. cut every audio into fixed 30 s windows (no VAD, no seek-back on unfinished segments); the
+   speech replica bounds the windows of one call (deployments/core/audio_windows.py);
 2. compute each window's log-mel features, padded/trimmed to the encoder's 3000 frames;
 3. stack the windows of *all* requests and run `encode` once;
 4. detect the language per window (the first window decides for its whole request) unless the
@@ -37,11 +38,11 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
 from deployments.core.audio_media import SAMPLE_RATE
+from deployments.core.audio_windows import WINDOW_SECONDS
 from deployments.core.cpu_features import cpu_features
 from deployments.core.models import resolve
 from deployments.core.precision import resolve_compute_type
 
-WINDOW_SECONDS = 30
 TIME_PRECISION = 0.02  # seconds per timestamp token
 NO_SPEECH_THRESHOLD = 0.6  # same defaults as faster-whisper's transcribe()
 LOGPROB_THRESHOLD = -1.0

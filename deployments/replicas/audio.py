@@ -1,4 +1,6 @@
-"""Whisper deployment: batched speech-to-text across concurrent requests."""
+"""Whisper deployment: batched speech-to-text across concurrent requests, each batch run as
+model calls of at most `max_windows_per_call` 30 s windows (deployments/core/audio_windows.py),
+so that none outlasts model_call_timeout_s."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from typing import Any
 from ray import serve
 
 from deployments.core.audio_media import SAMPLE_RATE, decode_audio_bytes
+from deployments.core.audio_windows import split_by_windows, windows_in
 from deployments.core.call_protocol import NO_CONTEXT, CallContext, TranscriptReply
 from deployments.core.config import AudioSettings
 from deployments.core.deadline import check
-from deployments.core.errors import InvalidRequest, TooLarge, Undecodable
+from deployments.core.errors import InvalidRequest, TooLarge, Undecodable, UnsupportedMediaType
 from deployments.engines import load_audio_engine
 from deployments.engines.audio_base import AudioEngine
 from deployments.replicas.batcher import DynamicBatcher, run_valid_rows
@@ -38,13 +41,14 @@ class SpeechTranscriber(BatchedReplica):
         self._check_language(language)
         samples = await asyncio.to_thread(self._decode, audio)
         result = await self.transcribe_batches((samples, language), ctx.deadline,
-                                               ctx.objective)
+                                               ctx.objective, ctx.share)
         return TranscriptReply(**asdict(result))
 
     def _decode(self, audio: bytes):
         try:  # the duration is checked from the container, and while decoding
-            return decode_audio_bytes(audio, SAMPLE_RATE, self.settings.max_duration_s)
-        except (TooLarge, Undecodable) as exc:
+            return decode_audio_bytes(audio, SAMPLE_RATE, self.settings.max_duration_s,
+                                      self.settings.audio_formats)
+        except (TooLarge, Undecodable, UnsupportedMediaType) as exc:
             raise type(exc)(str(exc), "file") from None
 
     def _check_language(self, language: str | None) -> None:
@@ -59,7 +63,15 @@ class SpeechTranscriber(BatchedReplica):
                                     self._transcribe_valid)
 
     async def _transcribe_valid(self, items: list[tuple[Any, str | None]]) -> list:
+        """The batch as consecutive model calls of at most windows_per_call() windows each."""
+        windows = [windows_in(len(samples), SAMPLE_RATE) for samples, _ in items]
+        results: list = []
+        for call in split_by_windows(windows, self.settings.windows_per_call()):
+            results += await self._transcribe_call([items[index] for index in call])
+        return results
+
+    async def _transcribe_call(self, items: list[tuple[Any, str | None]]) -> list:
         audios = [samples for samples, _ in items]
         languages = [language for _, language in items]
         with self.stats.model_call("transcribe", len(items)):
-            return await self.run_model(self.engine.transcribe_batch, audios, languages)
+            return list(await self.run_model(self.engine.transcribe_batch, audios, languages))

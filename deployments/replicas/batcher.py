@@ -20,19 +20,25 @@ Each item's waits are recorded on the request's timeline (deployments/core/timin
 to `on_wait`: "queue" (the model was busy), "batch" (the batch window, the model free) and
 "model" (the call its batch rode in).
 
-The policy chooses the order and the size of batches. "fifo" is the above: oldest first, full
-batches, a window. "slo" serves the earliest objective first (EDF). An item's `objective` is
-the absolute epoch time its route's SLO wants it done by; items without one come after those
-with one, oldest first. Every choice is priced by an online latency model
+The serving order is the class first (interactive before batch), then the weighted fair share
+among the tenants of a class, then the policy within a tenant (deployments/core/fair_share.py);
+with one tenant in one class, the policy alone. The policy chooses the order within a tenant and
+the size of batches. "fifo" is the above: oldest first, full batches, a window. "slo" serves the
+earliest objective first (EDF). An item's `objective` is the absolute epoch time its route's SLO
+wants it done by; items without one come after those with one, oldest first. Every choice is
+priced by an online latency model
 (replicas/latency_model.py) that learns from each batch run, under either policy:
 - admission: an item whose predicted finish (what is left of the running batch, then full
-  batches of the live items ahead of it in EDF order and itself) is past its objective is
+  batches of the live items ahead of it in serving order and itself) is past its objective is
   turned away at once with SloUnreachable, the queue untouched. Full batches are the best case
-  the queue can drain at, so an item is rejected only when even that misses;
-- batch size: when the model is free, the largest batch, in EDF order, that is predicted to
-  finish by the earliest objective in it; items that cannot meet their objective even alone
-  wait behind those that still can (their deadline still drops them), and when none can,
-  they go at the largest batch. There is no batch window: waiting would only spend slack.
+  the queue can drain at, so an item is rejected only when even that misses. No batch item is
+  ahead of an interactive one, every interactive item is ahead of a batch one: under overload
+  batch is turned away first;
+- batch size: when the model is free, the largest batch, in serving order, that is predicted
+  to finish by the earliest objective in it; items that cannot meet their objective even alone
+  wait behind their tenant's items that still can (their deadline still drops them), and when
+  none can, they go at the largest batch. There is no batch window: waiting would only spend
+  slack.
 An item that would start at once (no model call running, no live item ahead of it) is always
 admitted: turning it away frees nothing for anyone, and its call is what teaches the model
 again after a slow one. While the latency model has seen no batch, both fall back: every item
@@ -44,7 +50,6 @@ runs) that say nothing of the next one, and learnt as one it would price every c
 from __future__ import annotations
 
 import asyncio
-import bisect
 import math
 import time
 from collections import deque
@@ -54,6 +59,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from deployments.core import timing
 from deployments.core.errors import DeadlineExceeded, InternalFailure, SloUnreachable
+from deployments.core.fair_share import ANONYMOUS, FairShares, Share
 from deployments.replicas.latency_model import LatencyModel
 
 T = TypeVar("T")
@@ -62,13 +68,14 @@ Waits = dict[str, tuple[float, float]]  # {stage: (monotonic start, seconds)}
 Policy = Literal["fifo", "slo"]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiting(Generic[T]):
     item: T
     future: asyncio.Future
     arrived: float
     deadline: float | None = None
     objective: float | None = None
+    share: Share = ANONYMOUS
     # When the model was free for it, when its batch closed, and its batch's model call.
     formed: float = 0.0
     closed: float = 0.0
@@ -80,9 +87,21 @@ class _Waiting(Generic[T]):
                 "model": (self.ran[0], self.ran[1] - self.ran[0])}
 
 
-def _edf_key(waiting: _Waiting[Any]) -> tuple[int, float]:
-    """Earliest objective first, items without one after them; equal keys keep arrival order."""
-    return (1, 0.0) if waiting.objective is None else (0, waiting.objective)
+def _share_of(waiting: _Waiting[Any]) -> Share:
+    return waiting.share
+
+
+def _edf_key(hopeful_by: float | None) -> Callable[[_Waiting[Any]], tuple[int, float]]:
+    """Earliest objective first: those that can still end by it (objective at or after
+    `hopeful_by`; None: all), then those that cannot, then those without one. Sorting is
+    stable: equal keys keep arrival order."""
+    def key(waiting: _Waiting[Any]) -> tuple[int, float]:
+        if waiting.objective is None:
+            return (2, 0.0)
+        if hopeful_by is not None and waiting.objective < hopeful_by:
+            return (1, waiting.objective)
+        return (0, waiting.objective)
+    return key
 
 
 @dataclass(frozen=True)
@@ -122,7 +141,8 @@ class DynamicBatcher(Generic[T, R]):
         # Epoch seconds for deadlines and objectives, monotonic seconds for waits and calls.
         self._wall_clock = wall_clock
         self._clock = monotonic_clock
-        self._queue: deque[_Waiting[T]] = deque()
+        self._queue: deque[_Waiting[T]] = deque()  # in arrival order
+        self.shares = FairShares()
         self._arrival = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self._running: tuple[float, int] | None = None  # the model call's start and size
@@ -135,31 +155,27 @@ class DynamicBatcher(Generic[T, R]):
         self.batch_wait_timeout_s = seconds
 
     def set_policy(self, policy: Policy) -> None:
-        """Switches policy live; the items queued are put in the new policy's order."""
+        """Switches policy live; the next batch is taken in the new policy's order."""
         _check_policy(policy)
         self.policy = policy
-        order = _edf_key if policy == "slo" else (lambda waiting: waiting.arrived)
-        self._queue = deque(sorted(self._queue, key=order))
 
     async def __call__(self, item: T, deadline: float | None = None,
-                       objective: float | None = None) -> R:
+                       objective: float | None = None, share: Share = ANONYMOUS) -> R:
         """Queues one item and returns its result once its batch has run.
 
         `deadline` is absolute wall-clock time (deployments/core/deadline.py); once it has passed,
         the item is not put in a batch and this raises DeadlineExceeded. `objective`, absolute
         wall-clock time too, is when it should be done; the "slo" policy orders by it and
         raises SloUnreachable at once when it is predicted to be missed ("fifo" ignores it).
+        `share` is its class and tenant, which come before the policy's order.
         """
+        future = asyncio.get_running_loop().create_future()
+        waiting = _Waiting(item, future, self._clock(), deadline, objective, share)
         if self.policy == "slo" and objective is not None:
-            self._admit(objective)
+            self._admit(waiting)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._run_forever())
-        future = asyncio.get_running_loop().create_future()
-        waiting = _Waiting(item, future, self._clock(), deadline, objective)
-        if self.policy == "slo":
-            bisect.insort(self._queue, waiting, key=_edf_key)
-        else:
-            self._queue.append(waiting)
+        self._queue.append(waiting)
         self.on_queue_length(len(self._queue))
         self._arrival.set()
         result = await future  # cancelling the caller cancels the future: the item is dropped
@@ -215,32 +231,34 @@ class DynamicBatcher(Generic[T, R]):
             except TimeoutError:
                 break
         self._drop_unwanted()
-        return [self._queue.popleft() for _ in range(min(self.max_batch_size, len(self._queue)))]
+        return self._take(self._serving_order(self._queue, None)[:self.max_batch_size])
 
     def _take_by_objective(self) -> list[_Waiting[T]]:
         """The largest batch, in serving order, predicted to finish by its earliest objective."""
         now = self._wall_clock()
-        order = self._serving_order(now)
-        taken = order[:self._slo_batch_size(order, now)]
-        chosen = {id(waiting) for waiting in taken}
-        self._queue = deque(waiting for waiting in self._queue if id(waiting) not in chosen)
-        return taken
-
-    def _serving_order(self, now: float) -> list[_Waiting[T]]:
-        """The queue in EDF order, with the items that cannot meet their objective even alone
-        moved behind those that still can, ahead of the items without an objective."""
         alone = self.latency_model.latency(1)
-        if alone is None:
-            return list(self._queue)
-        hopeful, hopeless, unset = [], [], []
-        for waiting in self._queue:
-            if waiting.objective is None:
-                unset.append(waiting)
-            elif now + alone <= waiting.objective:
-                hopeful.append(waiting)
-            else:
-                hopeless.append(waiting)
-        return hopeful + hopeless + unset
+        order = self._serving_order(self._queue, None if alone is None else now + alone)
+        return self._take(order[:self._slo_batch_size(order, now)])
+
+    def _take(self, batch: list[_Waiting[T]]) -> list[_Waiting[T]]:
+        """Takes `batch` out of the queue, each item's tenant served its share."""
+        if len(batch) == len(self._queue):
+            self._queue.clear()
+        else:
+            chosen = {id(waiting) for waiting in batch}
+            self._queue = deque(waiting for waiting in self._queue if id(waiting) not in chosen)
+        for waiting in batch:
+            self.shares.serve(waiting.share)
+        return batch
+
+    def _serving_order(self, items: Iterable[_Waiting[T]],
+                       hopeful_by: float | None) -> list[_Waiting[T]]:
+        """`items` (in arrival order) as they are served: class, fair share among a class's
+        tenants, then the policy within a tenant; under "slo", a tenant's items that cannot
+        end by their objective even when started now (before `hopeful_by`) go behind those that
+        still can, ahead of those without an objective."""
+        key = _edf_key(hopeful_by) if self.policy == "slo" else None
+        return self.shares.order(items, _share_of, key)
 
     def _slo_batch_size(self, order: list[_Waiting[T]], now: float) -> int:
         """The largest n whose batch of the first n items of `order` is predicted to end by
@@ -257,22 +275,24 @@ class DynamicBatcher(Generic[T, R]):
             fits = size
         return fits or largest
 
-    def _admit(self, objective: float) -> None:
-        """Raises SloUnreachable, leaving the queue as it was, when an item with `objective`
-        is predicted to finish past it: what is left of the running batch, then full batches
-        of the live items ahead of it in EDF order (those that can still meet theirs) and it."""
+    def _admit(self, candidate: _Waiting[T]) -> None:
+        """Raises SloUnreachable, the queue left as it was, when `candidate` is predicted to
+        finish past its objective: what is left of the running batch, then full batches of the
+        live items ahead of it in serving order and it."""
         model = self.latency_model
         if not model.can_predict:
             return
         now, running_left = self._wall_clock(), self._running_left()
         starts_by = now + running_left + model.latency(1)  # the earliest any queued item ends
-        ahead = sum(1 for waiting in self._queue
-                    if self._live(waiting, now) and waiting.objective is not None
-                    and starts_by <= waiting.objective <= objective)
+        ahead = 0
+        for waiting in self._serving_order([*self._queue, candidate], starts_by):
+            if waiting is candidate:
+                break
+            ahead += self._live(waiting, now)
         if ahead == 0 and self._running is None:
             return  # it starts at once
         wait = running_left + self._drain_seconds(ahead + 1)
-        budget = objective - now
+        budget = candidate.objective - now
         if wait <= budget:
             return
         self.on_event("slo_rejected")

@@ -129,10 +129,19 @@ def cache_errors() -> Counter:
                    "computed its answer instead).", tag_keys=("route",))
 
 
+@metric
+def cache_invalid_entries() -> Counter:
+    return Counter("mmserve_cache_invalid_entries", "Response cache entries that failed their "
+                   "signature check (planted, altered, or signed with another secret), each "
+                   "served as a miss.", tag_keys=("route",))
+
+
 def count_cache(route: str, what: str, n: int) -> None:
     """The response cache's counts (serve_app/cache.py) as Ray metrics."""
     if what == "error":
         add(cache_errors(), n, {"route": route})
+    elif what == "invalid":
+        add(cache_invalid_entries(), n, {"route": route})
     elif what != "store":
         add(cache_lookups(), n, {"route": route, "result": what})
 
@@ -187,3 +196,38 @@ def slo_requests() -> Counter:
     return Counter("mmserve_slo_requests", "Successful requests by route, and whether they "
                    "met the route's SLO (config slo); goodput is the rate of met=true.",
                    tag_keys=("route", "met"))
+
+
+# Per tenant, counted by the ingress once a request has ended (serve_app/tenant_usage.py); the
+# anonymous API's requests under tenant="anonymous".
+@metric
+def tenant_requests() -> Counter:
+    return Counter("mmserve_tenant_requests", "Requests admitted, by tenant.",
+                   tag_keys=("tenant",))
+
+
+@metric
+def tenant_tokens() -> Counter:
+    return Counter("mmserve_tenant_tokens", "Prompt and completion tokens the tenant's "
+                   "requests used (a text embedding's words as prompt tokens).",
+                   tag_keys=("tenant", "kind"))
+
+
+@metric
+def tenant_images() -> Counter:
+    return Counter("mmserve_tenant_images", "Images the tenant's requests had embedded or "
+                   "labelled.", tag_keys=("tenant",))
+
+
+@metric
+def tenant_audio_seconds() -> Counter:
+    return Counter("mmserve_tenant_audio_seconds", "Seconds of audio the tenant's requests "
+                   "had transcribed.", tag_keys=("tenant",))
+
+
+@metric
+def tenant_model_seconds() -> Counter:
+    # A batched call's whole length for each of its rows: the model's time the tenant's
+    # requests rode in, not an exclusive share of it.
+    return Counter("mmserve_tenant_model_seconds", "Seconds the replicas' models worked on "
+                   "the tenant's calls, by replica group.", tag_keys=("tenant", "group"))

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from deployments.core.errors import DeadlineExceeded
+from deployments.core.fair_share import ANONYMOUS, Share
 from deployments.core.generation import Completion, RowControl, SamplingParams, StreamDelta
 from deployments.engines.scheduler import StepReport
 from deployments.engines.text_base import StepTextEngine
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 class ScheduledTextEngine:
     batches_itself = True  # to the deployment, it is one more TextEngine
+    by_class = by_fair_share = True  # its waiting list's order (engines/waiting_queue.py)
 
     def __init__(self, engine: StepTextEngine, run_model: Callable[..., Awaitable[Any]],
                  stats: BatchStats) -> None:
@@ -55,20 +57,20 @@ class ScheduledTextEngine:
         return self.engine.encode_chat(messages)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
-                       deadline: float | None = None,
-                       objective: float | None = None) -> Completion:
-        control = RowControl(deadline=deadline, objective=objective)
+                       deadline: float | None = None, objective: float | None = None,
+                       share: Share = ANONYMOUS) -> Completion:
+        control = RowControl(deadline=deadline, objective=objective, share=share)
         try:
             return await self._submit(prompt, params, control)
         finally:
             control.cancelled.set()  # a no-op once finished; else its row stops at next step
 
     async def stream(self, prompt: list[int], params: SamplingParams,
-                     deadline: float | None = None,
-                     objective: float | None = None) -> AsyncIterator[StreamDelta]:
+                     deadline: float | None = None, objective: float | None = None,
+                     share: Share = ANONYMOUS) -> AsyncIterator[StreamDelta]:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        control = RowControl(deadline=deadline, objective=objective,
+        control = RowControl(deadline=deadline, objective=objective, share=share,
                              on_text=lambda text: loop.call_soon_threadsafe(
                                  pieces.put_nowait, text))
         row = asyncio.ensure_future(self._submit(prompt, params, control))

@@ -51,7 +51,9 @@ class TextGenerator(BatchedReplica):
             self.engine = ScheduledTextEngine(engine, self.run_model, self.stats)
             self.batchers = [self.engine]
         self.first_tokens = FirstTokenForecast(self.engine.by_objective,
-                                               on_event=self.stats.count)
+                                               on_event=self.stats.count,
+                                               serves_by_class=self.engine.by_class,
+                                               serves_fair_shares=self.engine.by_fair_share)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         super().reconfigure(user_config)
@@ -79,8 +81,9 @@ class TextGenerator(BatchedReplica):
         check(ctx.deadline, "the completion")
         prompt = self._encode(messages)
         started, clock = time.time(), time.perf_counter()
-        with self.first_tokens.track(ctx.objective, streamed=False):
-            completion = await self.engine.generate(prompt, params, ctx.deadline, ctx.objective)
+        with self.first_tokens.track(ctx.objective, streamed=False, share=ctx.share):
+            completion = await self.engine.generate(prompt, params, ctx.deadline, ctx.objective,
+                                                    ctx.share)
         timing.record("model", started, time.perf_counter() - clock)
         self._count_tokens(completion)
         return CompletionReply(completion.text, completion.prompt_tokens,
@@ -95,8 +98,8 @@ class TextGenerator(BatchedReplica):
         check(ctx.deadline, "the completion")
         prompt = self._encode(messages)
         finished = False
-        with self.first_tokens.track(ctx.objective, streamed=True) as first_token:
-            deltas = self.engine.stream(prompt, params, ctx.deadline, ctx.objective)
+        with self.first_tokens.track(ctx.objective, streamed=True, share=ctx.share) as first_token:
+            deltas = self.engine.stream(prompt, params, ctx.deadline, ctx.objective, ctx.share)
             clock = _StreamClock()
             try:
                 async for delta in deltas:

@@ -12,7 +12,7 @@ from deployments.core.call_protocol import NO_CONTEXT, CallContext, EmbeddingsRe
 from deployments.core.caps import check_labels
 from deployments.core.config import VisionSettings
 from deployments.core.deadline import check
-from deployments.core.errors import InvalidRequest, TooLarge, Undecodable
+from deployments.core.errors import InvalidRequest, TooLarge, Undecodable, UnsupportedMediaType
 from deployments.core.image_media import decode_image_bytes, open_image
 from deployments.engines import load_vision_engine
 from deployments.engines.open_clip_engine import zero_shot_scores
@@ -54,7 +54,8 @@ class ImageEmbedder(BatchedReplica):
                        ctx: CallContext = NO_CONTEXT) -> LabelsReply:
         """Labels with zero-shot probabilities, most likely first."""
         check_labels(labels, self.settings.max_labels, self.settings.max_label_chars)
-        await asyncio.to_thread(_check_image_header, image, self.settings.max_image_pixels)
+        await asyncio.to_thread(_check_image_header, image, self.settings.max_image_pixels,
+                                self.settings.image_formats)
         image_vector, label_vectors = await all_or_none(
             [self._image_vectors([image], ctx), self._label_embeddings(labels, ctx)])
         scores = zero_shot_scores(image_vector[0], np.stack(label_vectors))
@@ -64,13 +65,13 @@ class ImageEmbedder(BatchedReplica):
     async def _image_vectors(self, images: list[bytes], ctx: CallContext) -> list[np.ndarray]:
         check(ctx.deadline, "the embeddings")
         decoded = await asyncio.to_thread(_decode_all, images, self.settings.max_image_pixels,
-                                          self.engine.input_side)
-        return await all_or_none(self.image_batches(image, ctx.deadline, ctx.objective)
+                                          self.engine.input_side, self.settings.image_formats)
+        return await all_or_none(self.image_batches(image, ctx.deadline, ctx.objective, ctx.share)
                                  for image in decoded)
 
     async def _text_vectors(self, texts: list[str], ctx: CallContext) -> list[np.ndarray]:
         check(ctx.deadline, "the embeddings")
-        return await all_or_none(self.text_batches(text, ctx.deadline, ctx.objective)
+        return await all_or_none(self.text_batches(text, ctx.deadline, ctx.objective, ctx.share)
                                  for text in texts)
 
     async def _label_embeddings(self, labels: list[str],
@@ -97,25 +98,30 @@ def _check_text(text: Any) -> None:
                              "input")
 
 
-def _check_image_header(image: bytes, max_pixels: int) -> None:
+_MEDIA_ERRORS = (TooLarge, Undecodable, UnsupportedMediaType)
+
+
+def _check_image_header(image: bytes, max_pixels: int, formats: list[str]) -> None:
     """The pipeline's image: format and size from its header, before any label is embedded."""
     try:
-        open_image(image, max_pixels)
-    except (TooLarge, Undecodable) as exc:
+        open_image(image, max_pixels, formats)
+    except _MEDIA_ERRORS as exc:
         raise type(exc)(f"image: {exc}", "image") from None
 
 
-def _decode_all(images: list[bytes], max_pixels: int, input_side: int | None) -> list:
-    """Every image's header is checked before any image's pixels are decoded; each is then
-    decoded and shrunk in turn, so one full-size image at most is in memory at a time."""
+def _decode_all(images: list[bytes], max_pixels: int, input_side: int | None,
+                formats: list[str]) -> list:
+    """Every image's format and header are checked before any image's pixels are decoded;
+    each is then decoded and shrunk in turn, so one full-size image at most is in memory at a
+    time."""
     for index, data in enumerate(images):
-        _image_step(open_image, index, data, max_pixels)
-    return [_image_step(decode_image_bytes, index, data, max_pixels, input_side)
+        _image_step(open_image, index, data, max_pixels, formats)
+    return [_image_step(decode_image_bytes, index, data, max_pixels, input_side, formats)
             for index, data in enumerate(images)]
 
 
 def _image_step(step: Any, index: int, *args: Any) -> Any:
     try:
         return step(*args)
-    except (TooLarge, Undecodable) as exc:
+    except _MEDIA_ERRORS as exc:
         raise type(exc)(f"input {index}: {exc}", f"input[{index}]") from None

@@ -66,6 +66,35 @@ def test_unsupported_media_is_415(client):
     good_requests_still_work(client)
 
 
+def test_media_outside_the_allow_lists_is_415_naming_its_format(client):
+    import io
+
+    import av
+    from PIL import Image
+
+    tiff = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(tiff, format="TIFF")
+    image = client.post("/v1/embeddings", json={"model": "clip-vit-b-32-image",
+                                                "input": [b64(png_image()),
+                                                          b64(tiff.getvalue())]})
+    assert_error(image, 415, "input 1: the image is TIFF")
+    with av.open(io.BytesIO(speech_wav())) as source:  # the same speech, as AIFF
+        aiff = io.BytesIO()
+        with av.open(aiff, "w", format="aiff") as out:
+            stream = out.add_stream("pcm_s16be", rate=source.streams.audio[0].rate,
+                                    layout="mono")
+            for frame in source.decode(source.streams.audio[0]):
+                frame.pts = None
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+    audio = client.post("/v1/audio/transcriptions", data={"model": "whisper-base"},
+                        files={"file": ("a.aiff", aiff.getvalue(), "audio/aiff")})
+    assert_error(audio, 415, "The audio is aiff")
+    good_requests_still_work(client)
+
+
 def test_undecodable_audio_and_image_are_422(client):
     garbage = base64.b64encode(b"\x00\x01garbage" * 50).decode()
     audio = client.post("/v1/audio/transcriptions", data={"model": "whisper-base"},

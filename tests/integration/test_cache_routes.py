@@ -25,7 +25,7 @@ def cached_app(request, ray_cluster, app_url, tmp_path_factory):
     cache = {"enabled": True, "chat": True}
     if request.param == "redis":
         server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-        cache["redis_url"] = server.url
+        cache.update(server.cache_settings())
     config = app_config({**TEST_ARGS, "cache": cache}, None, ray_cluster.http_port,
                         name=APP_NAME)
     deploy_config(f"http://127.0.0.1:{ray_cluster.ports['dashboard']}", config, 300)

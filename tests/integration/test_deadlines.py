@@ -56,6 +56,28 @@ def test_a_bad_timeout_header_is_a_400(client):
     assert response.json()["error"]["param"] == "X-Request-Timeout"
 
 
+def test_a_body_that_stops_arriving_is_a_408_by_the_requests_deadline(app_url):
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(app_url)
+    head = (f"POST /v1/embeddings HTTP/1.1\r\nHost: {url.hostname}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: 1000\r\n"
+            f"X-Request-Timeout: 1\r\n\r\n").encode()
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(head + b'{"model": "clip-vit-b-32", "input": "a')  # and no more
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert b" 408 " in status_line, answer[:300]
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert body["error"]["code"] == 408 and "deadline" in body["error"]["message"]
+
+
 def test_work_past_its_deadline_is_dropped_before_the_model(client):
     busy = speech_wav(LONG_SPEECH)
     dropped_before = event("SpeechTranscriber", "deadline_dropped")

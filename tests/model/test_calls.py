@@ -11,12 +11,14 @@ import pytest
 from ray.exceptions import ActorDiedError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
-from deployments.core.call_protocol import CallContext, EmbeddingsReply
+from deployments.core.call_protocol import CallContext, CompletionReply, EmbeddingsReply
 from deployments.core.deadline import deadline_after
 from deployments.core.errors import DeadlineExceeded, ServeError, Undecodable
-from serve_app import request_timing
+from serve_app import request_tenant, request_timing
 from serve_app.calls import REPLICA_DIED_RETRY_AFTER_S, ReplicaGroup
 from serve_app.http_errors import status_of
+from serve_app.retry_rule import RetryRule
+from serve_app.tenants import Tenant
 
 
 class FakeResponse:
@@ -70,6 +72,20 @@ def test_the_call_context_travels_as_the_last_argument():
     assert handle.calls == [("embed_texts", (["a"], CallContext(deadline, timed=False)))]
 
 
+def test_the_call_context_carries_the_tenant_and_the_reply_is_metered_for_it():
+    handle = FakeHandle(CompletionReply("Hi.", 9, 3, "stop"))
+
+    async def call():
+        account = request_tenant.start(Tenant(name="team-b", priority="batch"))
+        await ReplicaGroup("text", handle).call("generate", [], None, deadline=None)
+        return account
+
+    account = run(call())
+    context = handle.calls[0][1][-1]
+    assert (context.tenant, context.priority) == ("team-b", "batch")
+    assert account.usage.tokens == 12
+
+
 def test_a_timed_request_asks_for_stages_and_adds_the_replys_to_its_timing():
     stages = [("model", time.time(), 0.25)]
     handle = FakeHandle(EmbeddingsReply([], stages=stages))
@@ -107,11 +123,24 @@ def test_a_second_death_or_a_non_idempotent_call_gives_503_with_retry_after():
     for handle, idempotent in ((FakeHandle(ActorDiedError(), ActorDiedError()), True),
                                (FakeHandle(ActorDiedError()), False)):
         with pytest.raises(ServeError) as caught:
-            run(ReplicaGroup("text", handle).call("generate", deadline=deadline_after(10),
-                                                  idempotent=idempotent))
+            run(ReplicaGroup("vision", handle).call("embed_texts", deadline=deadline_after(10),
+                                                    idempotent=idempotent))
         assert status_of(caught.value) == 503
         assert caught.value.retry_after_s == REPLICA_DIED_RETRY_AFTER_S
         assert len(handle.calls) == (2 if idempotent else 1)
+
+
+def test_an_expensive_idempotent_call_is_not_sent_to_the_next_replica():
+    handle = FakeHandle(ActorDiedError(), "never")
+    group = ReplicaGroup("audio", handle, RetryRule(max_audio_bytes=10))
+    with pytest.raises(ServeError) as caught:
+        run(group.call("transcribe", b"x" * 11, None, deadline=deadline_after(10),
+                       idempotent=True))
+    assert status_of(caught.value) == 503 and len(handle.calls) == 1
+    cheap = FakeHandle(ActorDiedError(), "second try")
+    assert run(ReplicaGroup("audio", cheap, RetryRule(max_audio_bytes=10)).call(
+        "transcribe", b"x" * 10, None, deadline=deadline_after(10), idempotent=True)) \
+        == "second try"
 
 
 def test_no_retry_once_the_deadline_has_passed():

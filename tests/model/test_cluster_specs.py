@@ -19,7 +19,7 @@ from tests.profiles import REPO, built_deployments, capacity, load_profile, repl
 AWS = REPO / "cluster" / "aws.yaml"
 RAYSERVICE = REPO / "cluster" / "kuberay-rayservice.yaml"
 CLOUD_PROFILES = ["gpu", "inferentia", "mixed"]
-PLACEMENT_KEYS = ("GPU", "neuron_cores", "cpu_node")
+PLACEMENT_KEYS = ("GPU", "neuron_cores", "cpu_node", "ingress_node")
 
 
 def aws() -> dict:
@@ -118,6 +118,17 @@ CLUSTERS = {"aws": lambda: aws()["available_node_types"], "kuberay": kuberay_nod
 @pytest.mark.parametrize("profile", CLOUD_PROFILES)
 def test_every_replica_fits_and_scales_on_the_cluster(profile, cluster):
     assert_fits(load_profile(profile), CLUSTERS[cluster]())
+
+
+@pytest.mark.parametrize("profile", CLOUD_PROFILES)
+def test_the_cloud_ingress_lands_only_on_the_nodes_holding_the_keys(profile):
+    """Only the ingress node type advertises ingress_node; the built ingress asks for it."""
+    ingress = built_deployments(load_profile(profile))["Ingress"]
+    assert ingress.ray_actor_options["resources"] == {"ingress_node": 0.001}
+    for node_types in (aws()["available_node_types"], kuberay_node_types()):
+        holding = [name for name, node in node_types.items()
+                   if node["resources"].get("ingress_node")]
+        assert holding == ["ingress"]
 
 
 def test_mixed_local_fits_the_local_cluster():

@@ -28,7 +28,7 @@ def test_stats_and_metrics_are_bound_to_loopback_then_haproxy_runs(tmp_path):
     fake_haproxy.chmod(0o700)
     config = tmp_path / "haproxy.cfg"
     config.write_text(CONFIG)
-    wrapper = loopback_wrapper(tmp_path / "state", (8404, 9101), binary=str(fake_haproxy))
+    wrapper = loopback_wrapper(tmp_path, (8404, 9101), binary=str(fake_haproxy))
     result = subprocess.run([str(wrapper), "-db", "-f", str(config), "-sf", "123"],
                             capture_output=True, text=True, timeout=30, check=True)
     assert result.stdout.strip() == f"ran with -db -f {config} -sf 123"
@@ -39,5 +39,7 @@ def test_stats_and_metrics_are_bound_to_loopback_then_haproxy_runs(tmp_path):
 
 def test_only_a_loopback_head_runs_haproxy_through_the_wrapper(tmp_path):
     assert "RAY_SERVE_HAPROXY_BINARY_PATH" not in haproxy_env(str(tmp_path), 8404, 9101)
-    env = haproxy_env(str(tmp_path), 8404, 9101, loopback=True)
-    assert env["RAY_SERVE_HAPROXY_BINARY_PATH"] == str(tmp_path / "haproxy-loopback")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    env = haproxy_env(str(tmp_path), 8404, 9101, wrapper_dir=str(run_dir))
+    assert env["RAY_SERVE_HAPROXY_BINARY_PATH"] == str(run_dir / "haproxy-loopback")

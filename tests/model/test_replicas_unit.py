@@ -269,6 +269,28 @@ def test_audio_batches_what_queued_and_refuses_an_unknown_language(monkeypatch):
         asyncio.run(replica.transcribe(wav, "xx"))
 
 
+def test_a_batch_of_long_audios_runs_as_calls_of_at_most_the_windows_bound(monkeypatch):
+    engine = FakeSpeechEngine()
+    engine.release.set()
+    windows: list[int] = []
+    transcribe_batch = engine.transcribe_batch
+
+    def counting(audios, languages):
+        windows.append(sum(-(-len(audio) // (30 * 16000)) for audio in audios))
+        return transcribe_batch(audios, languages)
+
+    engine.transcribe_batch = counting
+    settings = AudioSettings(max_duration_s=90, max_windows_per_call=4)
+    replica = build(audio_replicas.SpeechTranscriber, settings, engine, monkeypatch,
+                    "load_audio_engine")
+    long, short = silent_wav(89.0, rate=16000), silent_wav(1.0, rate=16000)
+    items = [(replica._decode(data), "en") for data in (long, short, long, short, short)]
+
+    results = asyncio.run(replica._transcribe_batch(items))
+    assert [round(r.duration) for r in results] == [89, 1, 89, 1, 1]
+    assert windows == [4, 4, 1] and engine.batch_sizes == [2, 2, 1]
+
+
 class LabelCountingVisionEngine(FakeVisionEngine):
     """Records every text it embeds; never holds the model."""
 

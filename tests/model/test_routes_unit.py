@@ -67,7 +67,14 @@ def test_the_openapi_schema_lists_every_route_with_its_body_schema(client):
     ref = chat["content"]["application/json"]["schema"]["$ref"]
     name = ref.rsplit("/", 1)[-1]
     assert "messages" in schema["components"]["schemas"][name]["properties"]
-    assert client.get("/docs").status_code == 200
+    assert "/openapi.json" not in schema["paths"]
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/docs/oauth2-redirect"])
+def test_no_docs_page_is_served_since_each_loads_its_script_from_a_cdn(client, path):
+    reply = client.get(path)
+    assert reply.status_code == 404
+    assert reply.json()["error"]["message"] == f"no route {path}"
 
 
 def test_a_route_answers_through_the_front_end(client, groups):
@@ -117,13 +124,45 @@ def test_models_are_listed_without_a_choice_their_group_cannot_tell(client, grou
     assert models["smollm2-135m-instruct"]["dtype"] == "float32"
 
 
-def test_keys_guard_every_route_but_health_and_the_schema(groups, monkeypatch):
+def test_keys_guard_every_route_but_health(groups, monkeypatch):
     monkeypatch.setenv("MMSERVE_API_KEYS", "secret-key")
     client = TestClient(build_api(FrontEnd(AppConfig(), *groups)))
-    assert client.get("/v1/models").status_code == 401
-    assert client.get("/v1/models", headers={"Authorization": "Bearer secret-key"}).is_success
+    key = {"Authorization": "Bearer secret-key"}
+    for path in ("/v1/models", "/openapi.json"):
+        refused = client.get(path)
+        assert refused.status_code == 401, path
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+        assert client.get(path, headers=key).is_success, path
+    assert "/v1/models" in client.get("/openapi.json", headers=key).json()["paths"]
     assert client.get("/healthz").status_code == 200
-    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_repeated_authorization_or_timeout_headers_are_refused(groups, monkeypatch):
+    monkeypatch.setenv("MMSERVE_API_KEYS", "secret-key")
+    client = TestClient(build_api(FrontEnd(AppConfig(), *groups)))
+    key = ("Authorization", "Bearer secret-key")
+    twice = client.get("/v1/models", headers=[key, key])
+    assert twice.status_code == 401 and "one Authorization" in twice.json()["error"]["message"]
+    timeouts = client.get("/v1/models", headers=[key, ("X-Request-Timeout", "5"),
+                                                 ("X-Request-Timeout", "9")])
+    assert timeouts.status_code == 400
+    assert timeouts.json()["error"]["param"] == "X-Request-Timeout"
+    assert client.get("/v1/models", headers=[key, ("X-Request-Timeout", "5")]).is_success
+
+
+def test_a_flood_of_readiness_probes_costs_each_group_one_call_per_second(groups, monkeypatch):
+    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
+    front = FrontEnd(AppConfig(), *groups)
+    now = [50.0]
+    front.readiness.clock = lambda: now[0]
+    client = TestClient(build_api(front))
+    answers = [client.get("/readyz") for _ in range(20)]
+    assert {a.status_code for a in answers} == {200}
+    assert [g.calls for g in groups] == [["ready"]] * 3
+    now[0] += 1.5
+    assert client.get("/readyz").json()["status"] == "ready"
+    assert [g.calls for g in groups] == [["ready", "ready"]] * 3
 
 
 def test_a_chat_with_media_parts_runs_them_through_the_pipeline_stages(client, groups):

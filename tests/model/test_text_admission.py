@@ -33,7 +33,8 @@ class GatedEngine:
     """Each request waits for its own gate (in the order sent), then answers one word."""
 
     batches_itself = True
-    by_objective = True
+    by_objective = by_class = True
+    by_fair_share = False
 
     def __init__(self) -> None:
         self.gates: list[asyncio.Event] = []
@@ -41,11 +42,12 @@ class GatedEngine:
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return [1, 2, 3]
 
-    async def generate(self, prompt, params, deadline=None, objective=None) -> Completion:
+    async def generate(self, prompt, params, deadline=None, objective=None,
+                       share=None) -> Completion:
         await self._gate().wait()
         return Completion("a ", len(prompt), 1, "length")
 
-    async def stream(self, prompt, params, deadline=None, objective=None):
+    async def stream(self, prompt, params, deadline=None, objective=None, share=None):
         await self._gate().wait()
         yield StreamDelta("a ")
         yield StreamDelta("", Completion("a ", len(prompt), 1, "length"))

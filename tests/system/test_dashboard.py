@@ -1,8 +1,9 @@
 """The Grafana dashboard against a real Prometheus: Debian's `prometheus` scrapes the test Ray
 head's metrics port every second while a mixed load runs through the live app (chat whole and
 streamed, text and image embeddings, a transcription, the pipeline whole and streamed, a 404
-and a 400), with the response cache on a real redis-server that is killed at the end (so the
-cache panels, hit ratio and store errors included, have data too). Then every query of every
+and a 400), with the response cache on a real redis-server whose entries are overwritten (an invalid
+entry) and which is killed at the end (so the cache panels, hit ratio, invalid entries and
+store errors included, have data too). Then every query of every
 panel in the committed cluster/grafana/mmserve.json must return at least one sample with a
 number in it.
 
@@ -59,7 +60,7 @@ def prometheus(ray_cluster, app_url, tmp_path_factory):
 def cached_on_redis(ray_cluster, app_url, tmp_path_factory):
     """The test app with its response cache on a real redis-server; TEST_ARGS again after."""
     redis = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    config = app_config({**TEST_ARGS, "cache": {"enabled": True, "redis_url": redis.url}},
+    config = app_config({**TEST_ARGS, "cache": {"enabled": True, **redis.cache_settings()}},
                         None, ray_cluster.http_port, name=APP_NAME)
     deploy_config(f"http://127.0.0.1:{ray_cluster.ports['dashboard']}", config, 300)
     try:
@@ -132,9 +133,23 @@ def cache_hit_then_store_error(client: httpx.Client, redis: RedisServer) -> None
     first, second = client.post("/v1/embeddings", json=body), client.post("/v1/embeddings",
                                                                            json=body)
     assert (first.headers.get("X-Cache"), second.headers.get("X-Cache")) == ("miss", "hit")
+    plant_over_every_entry(redis)
+    planted = client.post("/v1/embeddings", json=body)
+    assert planted.status_code == 200 and planted.headers["X-Cache"] == "miss"
     redis.kill()
     down = client.post("/v1/embeddings", json={**body, "input": ["a store that is gone"]})
     assert down.status_code == 200 and down.headers["X-Cache"] == "miss"
+
+
+def plant_over_every_entry(redis: RedisServer) -> None:
+    """Overwrites every cache entry with unsigned bytes, as someone who can write to Redis
+    could: each read of one is then an invalid entry, and a miss."""
+    import redis as redis_client
+
+    store = redis_client.Redis.from_url(redis.url)
+    for key in store.scan_iter("mmserve:cache:*"):
+        store.set(key, b"planted", keepttl=True)
+    store.close()
 
 
 def wait_for_cache(client: httpx.Client) -> None:

@@ -203,11 +203,14 @@ def _with_haproxy_listening(app: RunningApp, timeout_s: float = 60) -> list[List
 
 
 def assert_api_wants_a_key(app: RunningApp) -> None:
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": app.api_key}):
-        response = httpx.get(f"{app.url}/v1/models", headers=headers, timeout=30)
-        assert response.status_code == 401, headers
-        assert response.headers["www-authenticate"] == "Bearer"
-        assert response.json()["error"]["type"] == "authentication_error"
+    for path in ("/v1/models", "/openapi.json"):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": app.api_key}):
+            response = httpx.get(f"{app.url}{path}", headers=headers, timeout=30)
+            assert response.status_code == 401, (path, headers)
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert response.json()["error"]["type"] == "authentication_error"
+    for path in ("/docs", "/redoc"):  # no pages that load scripts from a CDN
+        assert httpx.get(f"{app.url}{path}", headers=app.headers(), timeout=30).status_code == 404
     assert httpx.get(f"{app.url}/healthz", timeout=30).status_code == 200  # probes need none
 
 

@@ -14,7 +14,7 @@ import pytest
 from starlette.requests import Request
 
 from cluster.redis_server import RedisServer
-from deployments.core.config import AppConfig, CacheSettings, ConfigError, load_config
+from deployments.core.config import AppConfig, CacheSettings, load_config
 from deployments.core.generation import SamplingParams
 from serve_app.cache import (
     BYPASS,
@@ -27,7 +27,6 @@ from serve_app.cache import (
     ResponseCache,
     cache_key,
     model_versions,
-    redis_url,
 )
 from serve_app.cache_store import MemoryStore, RedisStore
 
@@ -36,8 +35,11 @@ ON = {"enabled": True, "chat": True}
 
 
 def request(cache_control: str | None = None) -> Request:
+    """A request of the anonymous API, as the front end hands it to the cache."""
     headers = [(b"cache-control", cache_control.encode())] if cache_control else []
-    return Request({"type": "http", "method": "POST", "path": "/", "headers": headers})
+    asked = Request({"type": "http", "method": "POST", "path": "/", "headers": headers})
+    asked.state.tenant = None
+    return asked
 
 
 def run(coroutine):
@@ -62,34 +64,35 @@ def make_cache(store=None, **settings) -> ResponseCache:
 
 # -- keys --------------------------------------------------------------------------------------
 
-def test_a_key_changes_with_model_version_route_and_every_argument():
+def test_a_key_changes_with_namespace_model_version_route_and_every_argument():
     params = SamplingParams(max_tokens=8, temperature=0.0)
     messages = [{"role": "user", "content": "hi"}]
-    base = cache_key("p", CHAT, "m", "v1", (messages, params))
-    assert base == cache_key("p", CHAT, "m", "v1", ([dict(messages[0])], params))
+    base = cache_key("p", "ns", CHAT, "m", "v1", (messages, params))
+    assert base == cache_key("p", "ns", CHAT, "m", "v1", ([dict(messages[0])], params))
     others = [
-        cache_key("p", CHAT, "other", "v1", (messages, params)),
-        cache_key("p", CHAT, "m", "v2", (messages, params)),
-        cache_key("p", TRANSCRIPTIONS, "m", "v1", (messages, params)),
-        cache_key("q", CHAT, "m", "v1", (messages, params)),
-        cache_key("p", CHAT, "m", "v1", ([{"role": "user", "content": "hi!"}], params)),
-        cache_key("p", CHAT, "m", "v1", (messages, SamplingParams(max_tokens=9, temperature=0.0))),
-        cache_key("p", CHAT, "m", "v1", (messages, SamplingParams(8, 0.0, stop=("x",)))),
-        cache_key("p", CHAT, "m", "v1", (messages, SamplingParams(8, 0.0, seed=1))),
+        cache_key("p", "other", CHAT, "m", "v1", (messages, params)),
+        cache_key("p", "ns", CHAT, "other", "v1", (messages, params)),
+        cache_key("p", "ns", CHAT, "m", "v2", (messages, params)),
+        cache_key("p", "ns", TRANSCRIPTIONS, "m", "v1", (messages, params)),
+        cache_key("q", "ns", CHAT, "m", "v1", (messages, params)),
+        cache_key("p", "ns", CHAT, "m", "v1", ([{"role": "user", "content": "hi!"}], params)),
+        cache_key("p", "ns", CHAT, "m", "v1", (messages, SamplingParams(9, 0.0))),
+        cache_key("p", "ns", CHAT, "m", "v1", (messages, SamplingParams(8, 0.0, stop=("x",)))),
+        cache_key("p", "ns", CHAT, "m", "v1", (messages, SamplingParams(8, 0.0, seed=1))),
     ]
     assert len({base, *others}) == len(others) + 1
 
 
 def test_bytes_enter_a_key_by_their_sha256_and_text_differs_from_bytes():
     audio = b"RIFF" + bytes(1000)
-    assert cache_key("p", TRANSCRIPTIONS, "w", "v", (audio, "en")) == \
-        cache_key("p", TRANSCRIPTIONS, "w", "v", (bytearray(audio), "en"))
-    assert cache_key("p", TRANSCRIPTIONS, "w", "v", (audio, "en")) != \
-        cache_key("p", TRANSCRIPTIONS, "w", "v", (audio, None))
-    assert cache_key("p", TRANSCRIPTIONS, "w", "v", (audio + b"\0", "en")) != \
-        cache_key("p", TRANSCRIPTIONS, "w", "v", (audio, "en"))
-    assert cache_key("p", EMBEDDINGS, MODEL, "v", "abc") != \
-        cache_key("p", EMBEDDINGS, MODEL, "v", b"abc")
+    assert cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (audio, "en")) == \
+        cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (bytearray(audio), "en"))
+    assert cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (audio, "en")) != \
+        cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (audio, None))
+    assert cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (audio + b"\0", "en")) != \
+        cache_key("p", "ns", TRANSCRIPTIONS, "w", "v", (audio, "en"))
+    assert cache_key("p", "ns", EMBEDDINGS, MODEL, "v", "abc") != \
+        cache_key("p", "ns", EMBEDDINGS, MODEL, "v", b"abc")
 
 
 def test_a_model_version_follows_its_own_engine_config_and_the_cache_version():
@@ -233,23 +236,6 @@ def test_a_route_opted_out_or_a_cache_off_is_not_consulted():
     assert not AppConfig().cache.enabled and not AppConfig().cache.chat
 
 
-# -- config --------------------------------------------------------------------------------------
-
-def test_a_redis_password_comes_only_from_the_environment(monkeypatch):
-    with pytest.raises(ConfigError, match="cache.redis_url"):
-        load_config({"cache": {"redis_url": "redis://:secret@127.0.0.1:6380/0"}})
-    with pytest.raises(ConfigError, match="cache.redis_url"):
-        load_config({"cache": {"redis_url": "http://127.0.0.1:6380"}})
-    plain = load_config({"cache": {"redis_url": "redis://127.0.0.1:6380/0"}})
-    assert redis_url(plain.cache.redis_url) == "redis://127.0.0.1:6380/0"
-    from_env = load_config({"cache": {"redis_url": {"env": "TEST_CACHE_REDIS_URL"}}})
-    monkeypatch.delenv("TEST_CACHE_REDIS_URL", raising=False)
-    with pytest.raises(ConfigError, match="TEST_CACHE_REDIS_URL"):
-        redis_url(from_env.cache.redis_url)
-    monkeypatch.setenv("TEST_CACHE_REDIS_URL", "redis://:secret@127.0.0.1:6380/0")
-    assert redis_url(from_env.cache.redis_url) == "redis://:secret@127.0.0.1:6380/0"
-
-
 # -- a real Redis ------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -262,7 +248,8 @@ def redis_server(tmp_path):
 
 
 def redis_cache(server: RedisServer, **settings) -> ResponseCache:
-    return make_cache(redis_url=server.url, redis_timeout_s=0.2, redis_retry_s=0.2, **settings)
+    return make_cache(**server.cache_settings(), redis_timeout_s=0.2, redis_retry_s=0.2,
+                      **settings)
 
 
 def test_redis_serves_hits_and_misses_for_each_route(redis_server):

@@ -17,6 +17,7 @@ from deployments.core.call_protocol import (
     TokenDelta,
     TranscriptReply,
 )
+from deployments.core.fair_share import Share
 
 STAGES = [("model", 1_700_000_000.0, 0.25), ("replica", 1_700_000_000.25, 0.01)]
 REPLIES = [
@@ -29,6 +30,7 @@ REPLIES = [
 
 
 @pytest.mark.parametrize("value", [*REPLIES, CallContext(123.5, timed=True, objective=120.0),
+                                   CallContext(tenant="team-b", priority="batch", weight=2.0),
                                    TokenDelta("hi"),
                                    StreamEnd(9, 2, "length", stages=STAGES)])
 def test_every_type_survives_pickling(value):
@@ -41,3 +43,9 @@ def test_a_payload_through_json_gives_the_reply_back_without_its_stages(reply):
     assert "stages" not in payload
     again = type(reply).from_payload(payload)
     assert again.stages == [] and again.payload() == reply.payload()
+
+
+def test_a_calls_share_is_its_tenants_class_and_weight():
+    share = CallContext(tenant="team-b", priority="batch", weight=2.0).share
+    assert (share.priority, share.tenant, share.weight, share.rank) == ("batch", "team-b", 2.0, 1)
+    assert CallContext().share == Share()  # anonymous: interactive, weight 1

@@ -1,14 +1,18 @@
 """The real-cluster definitions run Ray with token auth, keep the dashboard off public
-addresses and take every secret (the Ray token, the API keys) from outside the repository."""
+addresses and take every secret (the Ray token, the API keys) from outside the repository; the
+API keys reach the ingress's nodes alone, as a file, never a process's environment."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
-from tests.profiles import REPO
+from deployments.core.config import load_config
+from tests.profiles import REPO, load_profile
 
 AWS = REPO / "cluster" / "aws.yaml"
 RAYSERVICE = REPO / "cluster" / "kuberay-rayservice.yaml"
+CLOUD_PROFILES = ("gpu", "inferentia", "mixed")
 
 
 def start_commands() -> list[str]:
@@ -26,8 +30,30 @@ def test_every_aws_node_runs_ray_with_the_token_from_a_synced_secret_file():
     for command in commands:
         assert "RAY_AUTH_MODE=token" in command
         assert "RAY_AUTH_TOKEN_PATH=$HOME/.mmserve-secrets/ray-auth-token" in command
-        assert "MMSERVE_API_KEYS=$(paste -sd, ~/.mmserve-secrets/api-keys)" in command
     assert "RAY_AUTH_TOKEN=" not in AWS.read_text()
+
+
+def test_no_aws_process_gets_the_api_keys_in_its_environment():
+    assert "MMSERVE_API_KEYS" not in AWS.read_text()
+
+
+def test_aws_deletes_the_api_keys_on_every_worker_but_the_ingress_nodes():
+    config = yaml.safe_load(AWS.read_text())
+    delete = "rm -f ~/.mmserve-secrets/api-keys"
+    types = config["available_node_types"]
+    assert delete in config["worker_setup_commands"]
+    assert types["ingress"]["worker_setup_commands"] == config["setup_commands"]
+    assert not any(delete in c for c in config["setup_commands"] + config.get(
+        "head_setup_commands", []))  # the head keeps the copy synced to new ingress nodes
+    others = [name for name, t in types.items() if "worker_setup_commands" in t]
+    assert others == ["ingress"]
+    guard = [c for c in config["worker_start_ray_commands"] if delete in c]
+    assert guard == [f'[ "$RAY_NODE_TYPE_NAME" = ingress ] || {delete}']
+    starts = config["worker_start_ray_commands"]
+    assert starts.index(guard[0]) < next(i for i, c in enumerate(starts) if "ray start" in c)
+    assert types["ingress"]["resources"]["ingress_node"] == 1
+    assert not [name for name, t in types.items()
+                if name != "ingress" and "ingress_node" in t["resources"]]
 
 
 def test_the_aws_dashboard_listens_on_the_heads_loopback_only():
@@ -46,12 +72,49 @@ def test_kuberay_turns_token_auth_on_and_keeps_the_head_service_internal():
             assert not names & {"RAY_AUTH_TOKEN", "RAY_AUTH_MODE"}  # KubeRay sets both
 
 
-def test_every_kuberay_container_reads_the_api_keys_from_a_secret():
+def kuberay_groups() -> dict[str, dict]:
     cluster = yaml.safe_load(RAYSERVICE.read_text())["spec"]["rayClusterConfig"]
-    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
-    for group in groups:
+    return {"head": cluster["headGroupSpec"],
+            **{g["groupName"]: g for g in cluster["workerGroupSpecs"]}}
+
+
+def test_no_kuberay_container_gets_the_api_keys_in_its_environment():
+    for name, group in kuberay_groups().items():
         for container in group["template"]["spec"]["containers"]:
-            keys = {e["name"]: e for e in container.get("env", [])}["MMSERVE_API_KEYS"]
-            assert "value" not in keys
-            assert keys["valueFrom"]["secretKeyRef"] == {"name": "mmserve-api-keys",
-                                                         "key": "keys"}
+            names = {e["name"] for e in container.get("env", [])}
+            assert "MMSERVE_API_KEYS" not in names, name
+            assert not container.get("envFrom"), name
+
+
+def test_only_the_kuberay_ingress_pods_mount_the_api_keys_secret():
+    mounting = {}
+    for name, group in kuberay_groups().items():
+        volumes = {v["name"]: v for v in group["template"]["spec"].get("volumes", [])
+                   if v.get("secret", {}).get("secretName") == "mmserve-api-keys"}
+        if volumes:
+            mounting[name] = (group, volumes)
+    assert list(mounting) == ["ingress"]
+    group, volumes = mounting["ingress"]
+    (volume,) = volumes.values()
+    assert volume["secret"]["items"] == [{"key": "keys", "path": "api-keys"}]
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert group["template"]["spec"]["securityContext"]["fsGroup"] == 100  # the ray user's
+    (container,) = group["template"]["spec"]["containers"]
+    (mount,) = container["volumeMounts"]
+    assert mount == {"name": volume["name"], "mountPath": "/home/ray/.mmserve-secrets",
+                     "readOnly": True}
+
+
+def test_only_the_kuberay_ingress_group_advertises_ingress_node():
+    advertising = [name for name, group in kuberay_groups().items()
+                   if "ingress_node" in group["rayStartParams"].get("resources", "")]
+    assert advertising == ["ingress"]
+
+
+@pytest.mark.parametrize("name", CLOUD_PROFILES)
+def test_the_cloud_ingress_reads_the_keys_file_and_runs_where_it_is(name):
+    ingress = load_config(load_profile(name)["applications"][0]["args"]).ingress
+    assert ingress.api_keys.env is None
+    assert ingress.api_keys.file == "~/.mmserve-secrets/api-keys"  # /home/ray/... on KubeRay
+    assert ingress.resources == {"ingress_node": 0.001}
+

@@ -56,7 +56,7 @@ def test_it_reads_a_prometheus_datasource_variable_with_units_and_no_overlaps():
         assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"])
     assert [p["title"] for p in board["panels"] if p["type"] == "row"] == [
         "Front door (ingress)", "Queues and batches (per modality)", "Engines",
-        "Response cache", "SLOs", "Pipeline stages"]
+        "Response cache", "SLOs", "Pipeline stages", "Tenants"]
 
 
 def test_every_queried_series_is_defined_and_every_app_metric_is_documented():
@@ -77,3 +77,17 @@ def test_variables_are_substituted_as_grafana_does():
     assert substitute(expr, {"application": "app", "__rate_interval": "5m"}).startswith(
         'rate(x{application=~"app"}[5m])')
     assert json.loads(render())["uid"] == "mmserve"
+
+
+def test_the_tenants_row_shows_requests_tokens_and_model_seconds_by_tenant():
+    board = dashboard()
+    row = next(i for i, p in enumerate(board["panels"]) if p["title"] == "Tenants")
+    panels = board["panels"][row + 1:]
+    assert [p["title"] for p in panels] == [
+        "Requests by tenant", "Tokens per second by tenant", "Model-seconds by tenant and group"]
+    exprs = [p["targets"][0]["expr"] for p in panels]
+    assert exprs[0].startswith("sum by (tenant) (rate(ray_mmserve_tenant_requests_total{")
+    assert exprs[1].startswith("sum by (tenant, kind) (rate(ray_mmserve_tenant_tokens_total{")
+    assert exprs[2].startswith(
+        "sum by (tenant, group) (rate(ray_mmserve_tenant_model_seconds_total{")
+    assert all('application=~"$application"' in expr for expr in exprs)

@@ -113,13 +113,14 @@ def test_serve_run_of_a_profile_gets_the_policy_in_the_file_it_reads(tmp_path):
         path.write_text(yaml.safe_dump(config))
         return path, config
 
-    temp = tmp_path / "ray"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
     path, config = profile("capacity", {"capacity": {"enabled": True}})
-    served = served_config_file(path, config, None, str(temp))
-    assert served.parent == temp
+    served = served_config_file(path, config, None, run_dir)
+    assert served.parent == run_dir
     assert "autoscaling_policy" in yaml.safe_load(served.read_text())["applications"][0]
     assert "autoscaling_policy" not in config["applications"][0]  # the profile as it was
     path, config = profile("plain", {})
-    assert served_config_file(path, config, None, str(temp)) == path
-    moved = served_config_file(path, config, 18001, str(temp))
+    assert served_config_file(path, config, None, run_dir) == path
+    moved = served_config_file(path, config, 18001, run_dir)
     assert yaml.safe_load(moved.read_text())["http_options"]["port"] == 18001

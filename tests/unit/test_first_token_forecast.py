@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from deployments.core.errors import SloUnreachable
+from deployments.core.fair_share import ANONYMOUS, Share
 from deployments.replicas.first_token_forecast import FirstTokenForecast
 from deployments.replicas.latency_model import LatencyModel
 from serve_app.http_errors import error_headers, status_of
@@ -51,10 +52,12 @@ def taught(model: LatencyModel | None = None) -> LatencyModel:
 
 
 def forecast(by_objective: bool = False, policy: str = "slo",
-             model: LatencyModel | None = None) -> tuple[FirstTokenForecast, Clock, list[str]]:
+             model: LatencyModel | None = None, by_class: bool = False,
+             fair: bool = False) -> tuple[FirstTokenForecast, Clock, list[str]]:
     clock, events = Clock(), []
     return (FirstTokenForecast(by_objective, policy, model if model is not None else taught(),
-                               on_event=events.append, clock=clock), clock, events)
+                               on_event=events.append, clock=clock, serves_by_class=by_class,
+                               serves_fair_shares=fair), clock, events)
 
 
 class Call:
@@ -62,8 +65,8 @@ class Call:
     Keep it referenced: a call collected unfinished leaves the engine unserved."""
 
     def __init__(self, forecast: FirstTokenForecast, objective: float | None = None,
-                 streamed: bool = True) -> None:
-        self._context = forecast.track(objective, streamed)
+                 streamed: bool = True, share: Share = ANONYMOUS) -> None:
+        self._context = forecast.track(objective, streamed, share)
         self._first_token = self._context.__enter__()
 
     def first_token(self) -> None:
@@ -236,3 +239,60 @@ def test_only_fifo_and_slo_are_policies():
         FirstTokenForecast(False, "lifo")
     with pytest.raises(ValueError):
         forecast()[0].set_policy("lifo")
+
+
+A, B = Share(tenant="a"), Share(tenant="b")
+NIGHTLY = Share("batch", "nightly")
+
+
+def test_an_engine_serving_by_class_puts_no_batch_request_ahead_of_an_interactive_one():
+    by_class, _, _ = forecast(by_class=True)
+    by_arrival, _, _ = forecast(by_class=False)
+    held = [Call(first_tokens, share=share) for first_tokens in (by_class, by_arrival)
+            for share in (NIGHTLY, NIGHTLY, NIGHTLY, A)]
+    assert len(held) == 8
+    assert by_class.predict(None, A) == pytest.approx(ttft(2))  # a's one request ahead
+    assert by_class.predict(None, NIGHTLY) == pytest.approx(ttft(5))
+    assert by_arrival.predict(None, A) == pytest.approx(ttft(5))
+
+
+def test_an_interactive_request_learns_from_its_place_ahead_of_the_batch_ones():
+    model = taught()
+    first_tokens, clock, _ = forecast(model=model, by_class=True)
+    earlier = [Call(first_tokens, share=NIGHTLY) for _ in range(3)]
+    interactive = Call(first_tokens, share=A)
+    later = [Call(first_tokens, share=NIGHTLY) for _ in range(2)]
+    clock.now = T0 + 1
+    interactive.first_token()
+    clock.now = T0 + 2
+    earlier[0].first_token()
+    assert len(later) == 2 and model.seen == [(1, 1.0), (2, 2.0)]
+
+
+def test_under_slo_batch_is_turned_away_first():
+    first_tokens, _, events = forecast(by_class=True)
+    held = [Call(first_tokens, share=NIGHTLY) for _ in range(4)]
+    held.append(Call(first_tokens, objective=T0 + 1.5, share=A))  # ttft(1): admitted
+    with pytest.raises(SloUnreachable):
+        Call(first_tokens, objective=T0 + 1.5, share=NIGHTLY)  # ttft(6): turned away
+    assert events == ["slo_rejected"]
+
+
+def test_with_fair_shares_a_tenant_counts_its_share_of_anothers_flood_not_all_of_it():
+    first_tokens, _, events = forecast(by_class=True, fair=True)
+    flood = [Call(first_tokens, share=A) for _ in range(8)]
+    assert len(flood) == 8
+    assert first_tokens.predict(None, B) == pytest.approx(ttft(2))  # a's first, then b's
+    assert first_tokens.predict(None, A) == pytest.approx(ttft(9))
+    steady = Call(first_tokens, objective=T0 + 1.5, share=B)  # admitted: ttft(2) = 1.1 s
+    with pytest.raises(SloUnreachable):
+        Call(first_tokens, objective=T0 + 1.5, share=A)
+    assert steady and events == ["slo_rejected"]
+
+
+def test_with_fair_shares_the_requests_of_one_tenant_keep_the_engines_order():
+    first_tokens, _, _ = forecast(by_objective=True, by_class=True, fair=True)
+    held = [Call(first_tokens, objective, share=A) for objective in (T0 + 10, T0 + 30)]
+    assert len(held) == 2
+    assert first_tokens.predict(T0 + 20, A) == pytest.approx(ttft(2))
+    assert first_tokens.predict(T0 + 5, A) == pytest.approx(ttft(1))

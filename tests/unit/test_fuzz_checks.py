@@ -7,8 +7,14 @@ import json
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from bench.fuzz_checks import FuzzResponse, problems, stream_problems
-from bench.fuzz_strategies import FuzzRequest, Limits, any_request
+from bench.fuzz_checks import FuzzResponse, header_bytes, problems, stream_problems
+from bench.fuzz_strategies import (
+    HUGE_HEADER_CHARS,
+    FuzzRequest,
+    Limits,
+    any_request,
+    header_variants,
+)
 
 CHAT = FuzzRequest("chat", "POST", "/v1/chat/completions", b"{}")
 JSON = {"content-type": "application/json"}
@@ -90,3 +96,27 @@ def test_the_strategies_reach_every_route_and_past_every_cap():
     assert any(len(r.body) > limits.max_body_bytes for r in drawn)
     assert any(r.method not in ("GET", "POST") for r in drawn)
     assert any(dict(r.headers).get("x-request-timeout") is not None for r in drawn)
+
+
+def test_the_header_variants_reach_repeated_huge_and_unicode_values():
+    drawn: list[tuple[tuple[str, str], ...]] = []
+
+    @settings(max_examples=400, derandomize=True, database=None, deadline=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(header_variants())
+    def collect(headers: tuple[tuple[str, str], ...]) -> None:
+        drawn.append(headers)
+
+    collect()
+    names = [[name for name, _ in headers] for headers in drawn]
+    assert any(found.count("authorization") > 1 for found in names)
+    assert any(found.count("x-request-timeout") > 1 for found in names)
+    values = [value for headers in drawn for _, value in headers]
+    assert any(len(value) > HUGE_HEADER_CHARS for value in values)
+    assert any(not value.isascii() for value in values)
+
+
+def test_headers_are_sent_repeated_and_as_utf8_bytes():
+    headers = (("authorization", "Bearer a"), ("authorization", "Bearer ключ"))
+    assert header_bytes(headers) == [("authorization", b"Bearer a"),
+                                     ("authorization", "Bearer ключ".encode())]

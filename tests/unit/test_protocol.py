@@ -35,9 +35,6 @@ def test_parse_json_errors_are_400_naming_the_field():
     assert status_of(error.value) == 400 and error.value.param == "messages"
     with pytest.raises(ServeError, match="not valid JSON"):
         parse_json(b"{", ChatCompletionRequest)
-    with pytest.raises(ServeError, match="at most 4"):
-        parse_json(b'{"model":"m","messages":[{"role":"user","content":"x"}],'
-                   b'"stop":["a","b","c","d","e"]}', ChatCompletionRequest)
     with pytest.raises(ServeError, match="not valid JSON") as error:  # json refuses 4300+ digits
         parse_json(b'{"seed": ' + b"9" * 5000 + b"}", ChatCompletionRequest)
     assert status_of(error.value) == 400

@@ -1,5 +1,7 @@
 """The order a text engine serves its waiting requests in: by arrival under "fifo"; under "slo"
-the earliest objective first, requests without one after all that have one, ties by arrival."""
+the earliest objective first, requests without one after all that have one, ties by arrival;
+and before either, interactive before batch and the tenants of a class by weighted fair
+share."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import threading
 
 import pytest
 
+from deployments.core.fair_share import Share
 from deployments.engines.waiting_queue import WaitingQueue, serving_key
 
 # (name, objective) in arrival order
@@ -96,3 +99,57 @@ def test_adds_from_other_threads_lose_no_request():
     for thread in threads:
         thread.join()
     assert sorted(taken + queue.drain()) == list(range(2000))
+
+
+A, B = Share(tenant="a"), Share(tenant="b")
+NIGHTLY = Share("batch", "nightly")
+
+
+@pytest.mark.parametrize("policy", ["fifo", "slo"])
+def test_interactive_requests_go_before_batch_ones_whatever_their_objectives(policy):
+    queue: WaitingQueue[str] = WaitingQueue(policy)
+    queue.add("batch-soon", 1.0, NIGHTLY)
+    queue.add("batch-none", None, NIGHTLY)
+    queue.add("interactive-late", 500.0, A)
+    queue.add("interactive-none", None, B)
+    assert queue.drain() == ["interactive-late", "interactive-none", "batch-soon", "batch-none"]
+    queue.add("batch", 1.0, NIGHTLY)
+    queue.add("interactive", 500.0, A)
+    assert queue.pop_if(lambda name: True) == "interactive"
+
+
+def test_a_flooding_tenant_is_interleaved_with_another_of_its_class():
+    queue: WaitingQueue[str] = WaitingQueue("fifo")
+    for i in range(5):
+        queue.add(f"a{i}", None, A)
+    queue.add("b0", None, B)
+    queue.add("b1", None, B)
+    assert queue.drain() == ["a0", "b0", "a1", "b1", "a2", "a3", "a4"]
+
+
+def test_within_a_tenant_the_policy_orders_its_requests():
+    queue: WaitingQueue[str] = WaitingQueue("slo")
+    queue.add("a-late", 300.0, A)
+    queue.add("a-soon", 100.0, A)
+    queue.add("b-later-still", 900.0, B)
+    assert queue.drain() == ["a-soon", "b-later-still", "a-late"]
+
+
+def test_weights_set_each_tenants_part_of_the_requests_served():
+    queue: WaitingQueue[str] = WaitingQueue("fifo")
+    heavy = Share(tenant="heavy", weight=3.0)
+    for i in range(40):
+        queue.add(f"heavy{i}", None, heavy)
+        queue.add(f"b{i}", None, B)
+    served = [queue.pop_if(lambda name: True) for _ in range(20)]
+    assert sum(name.startswith("heavy") for name in served) == 15
+
+
+def test_pop_if_refusing_the_fair_head_takes_nothing():
+    queue: WaitingQueue[str] = WaitingQueue("fifo")
+    queue.add("a0", None, A)
+    queue.add("a1", None, A)
+    queue.add("b0", None, B)
+    assert queue.pop_if(lambda name: True) == "a0"
+    assert queue.pop_if(lambda name: name != "b0") is None  # b0 is next: a1 waits its turn
+    assert len(queue) == 2 and queue.drain() == ["b0", "a1"]

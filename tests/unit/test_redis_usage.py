@@ -1,0 +1,137 @@
+"""The tenants' hourly and daily usage in a real redis-server (Debian's, as the cache's tests use
+it): two ingress replicas' counts add up there, each key expires after its bucket's last
+reported period, and a Redis that fails keeps each replica's counts until it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import UTC, datetime
+
+import pytest
+import redis
+
+from cluster.redis_server import RedisServer
+from deployments.core.errors import Unavailable
+from serve_app.redis_usage import RedisUsageLedger
+from serve_app.usage_ledger import MemoryUsageLedger
+
+START = datetime(2026, 12, 7, 15, 10, tzinfo=UTC).timestamp()
+CHAT = {"requests": 1, "prompt_tokens": 30, "completion_tokens": 5, "model_seconds.text": 0.25}
+EMBEDDING = {"requests": 1, "images": 4, "model_seconds.vision": 0.125}
+
+
+class Clock:
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is missing: run `make system-deps`")
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.kill()
+
+
+def ledger(server: RedisServer, clock: Clock, **settings) -> RedisUsageLedger:
+    options = {"key_prefix": "test:usage", "hours_kept": 48, "days_kept": 7,
+               "flush_interval_s": 0.01, "timeout_s": 0.5, **settings}
+    return RedisUsageLedger(server.url, clock=clock, **options)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_two_replicas_add_up_to_what_one_would_have_counted(redis_server):
+    clock = Clock()
+    alone = MemoryUsageLedger(48, 7, clock)
+
+    async def scenario():
+        first, second = ledger(redis_server, clock), ledger(redis_server, clock)
+        for replica, tenant, counts, later in [
+                (first, "team-a", CHAT, 0), (second, "team-a", CHAT, 60),
+                (second, "team-b", EMBEDDING, 0), (first, "team-a", CHAT, 3600),
+                (first, "team-b", EMBEDDING, 9 * 3600)]:
+            clock.now += later
+            replica.record(tenant, counts)
+            alone.record(tenant, counts)
+            await replica.flush()
+        from_first, from_second = await first.report(), await second.report()
+        await first.close()
+        await second.close()
+        return from_first, from_second
+
+    from_first, from_second = run(scenario())
+    expected = run(alone.report())
+    assert from_first["store"] == "redis" and expected["store"] == "replica"
+    assert from_first["tenants"] == from_second["tenants"] == expected["tenants"]
+    assert from_first["tenants"]["team-a"]["days"][0]["prompt_tokens"] == 90
+    assert from_first["tenants"]["team-b"]["days"][1]["images"] == 4
+
+
+def test_counts_are_written_soon_after_they_are_recorded(redis_server):
+    clock = Clock()
+
+    async def scenario():
+        writer, reader = ledger(redis_server, clock), ledger(redis_server, clock)
+        writer.record("team-a", CHAT)
+        writer.record("team-a", CHAT)
+        for _ in range(200):
+            if not writer.pending:
+                break
+            await asyncio.sleep(0.01)
+        seen = await reader.report()
+        await writer.close()
+        await reader.close()
+        return seen
+
+    hours = run(scenario())["tenants"]["team-a"]["hours"]
+    assert [(row["requests"], row["completion_tokens"]) for row in hours] == [(2, 10)]
+
+
+def test_each_key_expires_after_its_bucket_is_no_longer_reported(redis_server):
+    clock = Clock()
+
+    async def scenario():
+        usage = ledger(redis_server, clock, hours_kept=3, days_kept=2)
+        usage.record("team-a", CHAT)
+        await usage.flush()
+        await usage.close()
+
+    run(scenario())
+    client = redis.Redis.from_url(redis_server.url)
+    hour, day = int(START // 3600 * 3600), int(START // 86400 * 86400)
+    assert client.hgetall(f"test:usage:hour:team-a:{hour}")[b"prompt_tokens"] == b"30"
+    assert 3 * 3600 < client.ttl(f"test:usage:hour:team-a:{hour}") <= 4 * 3600
+    assert 2 * 86400 < client.ttl(f"test:usage:day:team-a:{day}") <= 3 * 86400
+    assert client.smembers("test:usage:tenants") == {b"team-a"}
+    client.close()
+
+
+def test_counts_made_while_redis_is_down_are_written_once_it_is_back(redis_server):
+    clock = Clock()
+
+    async def scenario():
+        usage = ledger(redis_server, clock, timeout_s=0.2)
+        usage.record("team-a", CHAT)
+        assert await usage.flush()
+        redis_server.kill()
+        usage.record("team-a", CHAT)
+        failed = await usage.flush()
+        with pytest.raises(Unavailable):
+            await usage.report()
+        redis_server.start()  # the same port, empty: what it had is gone with it
+        usage.record("team-a", CHAT)
+        back = await usage.report()
+        await usage.close()
+        return failed, back
+
+    failed, back = run(scenario())
+    assert failed is False
+    assert back["tenants"]["team-a"]["days"][0]["requests"] == 2
