@@ -4,17 +4,32 @@
 not installed at all; in the full venv (`make test`) they are, and this check is what keeps a
 unit test from quietly depending on one. tests/unit/test_unit_tier_is_light.py runs it in a
 subprocess, so `make test` fails too when a unit test module imports one.
+
+`redis_server` is a real redis-server of its own (cluster/redis_server.py) for the tests of what
+the ingress keeps in Redis: the cache, the limits' buckets, usage totals.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
+from cluster.redis_server import RedisServer
+
 HEAVY = ("torch", "ray", "transformers", "open_clip", "faster_whisper", "ctranslate2", "vllm")
 UNIT = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is missing: run `make system-deps`")
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.kill()
 
 
 def heavy_modules_loaded() -> list[str]:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import time
 
 import numpy as np
-import pytest
 from starlette.requests import Request
 
 from cluster.redis_server import RedisServer
@@ -237,15 +235,6 @@ def test_a_route_opted_out_or_a_cache_off_is_not_consulted():
 
 
 # -- a real Redis ------------------------------------------------------------------------------
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is missing: run `make system-deps`")
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.kill()
-
 
 def redis_cache(server: RedisServer, **settings) -> ResponseCache:
     return make_cache(**server.cache_settings(), redis_timeout_s=0.2, redis_retry_s=0.2,

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 
 import numpy as np
 import pytest
 import redis
 from starlette.requests import Request
 
-from cluster.redis_server import RedisServer
 from deployments.core.config import AppConfig, CacheSettings, ConfigError
 from serve_app.cache import (
     EMBEDDINGS,
@@ -158,15 +156,6 @@ def test_an_entry_moved_to_another_tenants_key_is_refused():
 
 
 # -- a real Redis --------------------------------------------------------------------------------
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is missing: run `make system-deps`")
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.kill()
-
 
 def test_entries_altered_in_redis_are_misses(redis_server):
     settings = {**redis_server.cache_settings(), "enabled": True}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 
 import pytest
 import redis
@@ -22,15 +21,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is missing: run `make system-deps`")
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.kill()
 
 
 def buckets(server: RedisServer, clock=None, **settings) -> RedisBuckets:

@@ -5,7 +5,6 @@ reported period, and a Redis that fails keeps each replica's counts until it is 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -27,15 +26,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is missing: run `make system-deps`")
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.kill()
 
 
 def ledger(server: RedisServer, clock: Clock, **settings) -> RedisUsageLedger:
