@@ -5,6 +5,8 @@ replica reply counts as used."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 
 import numpy as np
 import pytest
@@ -219,6 +221,16 @@ def test_a_replys_model_stages_count_as_its_groups_model_seconds():
                               "model_seconds.text": 2.25, "model_seconds.audio": 2.0}
 
 
+def in_own_context(test):
+    """Runs `test` in a copy of the context: the request's tenant it starts does not outlive
+    it (every later test in this process would otherwise run as that request)."""
+    @functools.wraps(test)
+    def run_it(*args, **kwargs):
+        return contextvars.copy_context().run(test, *args, **kwargs)
+    return run_it
+
+
+@in_own_context
 def test_a_finished_stream_counts_its_end_and_a_stopped_one_its_pieces():
     finished = request_tenant.start(TEAM)
     meter = StreamMeter(finished, "text")
@@ -237,6 +249,7 @@ def test_a_finished_stream_counts_its_end_and_a_stopped_one_its_pieces():
     assert stopped.usage == Usage(completion_tokens=3)
 
 
+@in_own_context
 def test_the_request_tenant_carries_its_name_priority_and_weight():
     batch = request_tenant.start(Tenant(name="team-b", priority="batch", weight=3.0))
     assert request_tenant.current() is batch
