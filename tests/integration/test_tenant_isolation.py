@@ -1,9 +1,10 @@
 """Nothing shared that should not be, on the live app: the shared test app redeployed with a
-tenants file and the response cache on, in process and on a real redis-server (its entries
-signed with a secret from a file). Tenant B sending tenant A's input gets a miss (or, without
-the diagnostics, no X-Cache at all), a tenant without the diagnostics sees neither X-Cache nor
-Server-Timing (nor a stream's final server_timing), and two tenants that opted into the shared
-namespace share a hit. Then the app goes back to TEST_ARGS (anonymous, cache off)."""
+tenants file and the response cache on a real redis-server (its entries signed with a secret
+from a file; the in-process store's namespaces: tests/unit/test_cache_namespaces.py). Tenant B
+sending tenant A's input gets a miss (or, without the diagnostics, no X-Cache at all), a tenant
+without the diagnostics sees neither X-Cache nor Server-Timing (nor a stream's final
+server_timing), and two tenants that opted into the shared namespace share a hit. Then the app
+goes back to TEST_ARGS (anonymous, cache off)."""
 
 from __future__ import annotations
 
@@ -45,15 +46,12 @@ def tenants_file(folder: Path) -> dict[str, str]:
     return keys
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
-def keys(request, ray_cluster, app_url, client, tmp_path_factory):
-    server = None
+@pytest.fixture(scope="module")
+def keys(ray_cluster, app_url, client, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tenants")
     made = tenants_file(folder)
-    cache = {"enabled": True, "chat": True}
-    if request.param == "redis":
-        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-        cache.update(server.cache_settings())
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    cache = {"enabled": True, "chat": True, **server.cache_settings()}
     ingress = {**TEST_ARGS["ingress"], "tenants": {"file": str(folder / "tenants.yaml")}}
     config = app_config({**TEST_ARGS, "ingress": ingress, "cache": cache}, None,
                         ray_cluster.http_port, name=APP_NAME)
@@ -63,8 +61,7 @@ def keys(request, ray_cluster, app_url, client, tmp_path_factory):
         yield made
     finally:
         deploy(ray_cluster)
-        if server is not None:
-            server.kill()
+        server.kill()
 
 
 def embed(client, key: str, text: str):

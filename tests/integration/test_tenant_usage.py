@@ -1,10 +1,10 @@
 """Usage per tenant on the live app: the shared test app redeployed with a tenants file (two
-tenants and an admin, fresh names each run), its totals in process and in a real
-redis-server. Two tenants send known requests; GET /v1/usage as the admin equals what the
-clients' answers reported (usage fields, a transcription's duration, images sent), a
-non-admin gets 403 and no key 401; the ray_mmserve_tenant_* counters on Ray's metrics port
-show the same by tenant. Then the app goes back to TEST_ARGS (anonymous, as every other test
-expects)."""
+tenants and an admin, fresh names each run), its totals in a real redis-server, as several
+ingress replicas keep them (the in-process totals: tests/unit/test_usage_totals.py). Two
+tenants send known requests; GET /v1/usage as the admin equals what the clients' answers
+reported (usage fields, a transcription's duration, images sent), a non-admin gets 403 and no
+key 401; the ray_mmserve_tenant_* counters on Ray's metrics port show the same by tenant. Then
+the app goes back to TEST_ARGS (anonymous, as every other test expects)."""
 
 from __future__ import annotations
 
@@ -65,15 +65,13 @@ def tenants_file(folder: Path) -> tuple[Path, Tenants]:
     return path, Tenants(keys, names)
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
-def tenants(request, ray_cluster, app_url, client, tmp_path_factory):
-    server = None
+@pytest.fixture(scope="module")
+def tenants(ray_cluster, app_url, client, tmp_path_factory):
     path, made = tenants_file(tmp_path_factory.mktemp("tenants"))
     args = {**TEST_ARGS, "ingress": {**TEST_ARGS["ingress"], "tenants": {"file": str(path)}}}
-    if request.param == "redis":  # the cache stays off: only its Redis is used
-        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-        args["cache"] = {"redis_url": server.url}
-        made.store = "redis"
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    args["cache"] = {"redis_url": server.url}  # the cache stays off: only its Redis is used
+    made.store = "redis"
     config = app_config(args, None, ray_cluster.http_port, name=APP_NAME)
     deploy_config(f"http://127.0.0.1:{ray_cluster.ports['dashboard']}", config, 300)
     try:
@@ -81,8 +79,7 @@ def tenants(request, ray_cluster, app_url, client, tmp_path_factory):
         yield made
     finally:
         deploy(ray_cluster)
-        if server is not None:
-            server.kill()
+        server.kill()
 
 
 def wait_for_keys(client: httpx.Client, key: str) -> None:
