@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from serve_app.redis_connection import fail_fast_client
+
 ENTRY_OVERHEAD_BYTES = 64  # what one entry holds beside its key and value, roughly
 
 
@@ -90,14 +92,9 @@ class RedisStore:
     def __init__(self, url: str, timeout_s: float, retry_s: float,
                  clock: Callable[[], float] = time.monotonic, username: str | None = None,
                  password: str | None = None) -> None:
-        import redis.asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
+        import redis
 
-        self.client = redis.asyncio.Redis.from_url(
-            url, username=username, password=password, socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False, health_check_interval=0)
+        self.client = fail_fast_client(url, timeout_s, username, password)
         self.retry_s, self.clock = retry_s, clock
         self.down_until = 0.0
         self._errors = (redis.RedisError, OSError, TimeoutError)

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from serve_app.redis_connection import fail_fast_client
 from serve_app.token_buckets import Draw, MemoryBuckets, Outcome, outcome_of
 
 logger = logging.getLogger("ray.serve")
@@ -61,14 +62,9 @@ class RedisBuckets:
                  monotonic: Callable[[], float] = time.monotonic,
                  username: str | None = None, password: str | None = None) -> None:
         """`clock`: seconds to run the buckets by; None: Redis's own clock."""
-        import redis.asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
+        import redis
 
-        self.client = redis.asyncio.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0,
-            username=username, password=password)
+        self.client = fail_fast_client(url, timeout_s, username, password)
         self.script = self.client.register_script(DRAW_SCRIPT)
         self.key_prefix, self.retry_s, self.clock = key_prefix, retry_s, clock
         self.monotonic = monotonic

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deployments.core.config import CacheSettings, ConfigError, FromEnv, SecretSource
 from deployments.core.redis_url import check_redis_url, redis_host
@@ -34,6 +35,20 @@ def redis_target(settings: CacheSettings) -> RedisTarget | None:
             f"requirepass on the server and cache.redis_password ({{env: NAME}} or "
             f"{{file: PATH}}) here")
     return RedisTarget(url, settings.redis_username, password)
+
+
+def fail_fast_client(url: str, timeout_s: float, username: str | None = None,
+                     password: str | None = None) -> Any:
+    """An asyncio Redis client that gives up after `timeout_s` and never retries: a request
+    must not wait on a Redis that is down (its caller falls back, and tries again later)."""
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return redis.asyncio.Redis.from_url(
+        url, username=username, password=password, socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0), retry_on_timeout=False,
+        health_check_interval=0)
 
 
 def redis_url(setting: str | FromEnv | None) -> str | None:

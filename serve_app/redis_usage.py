@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from deployments.core.errors import Unavailable
+from serve_app.redis_connection import fail_fast_client
 from serve_app.usage_totals import (
     PERIODS,
     BucketKey,
@@ -43,14 +44,9 @@ class RedisUsageLedger:
                  flush_interval_s: float, timeout_s: float,
                  clock: Callable[[], float] = time.time,
                  username: str | None = None, password: str | None = None) -> None:
-        import redis.asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
+        import redis
 
-        self.client = redis.asyncio.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0,
-            username=username, password=password)
+        self.client = fail_fast_client(url, timeout_s, username, password)
         self.key_prefix, self.hours_kept, self.days_kept = key_prefix, hours_kept, days_kept
         self.flush_interval_s, self.clock = flush_interval_s, clock
         self.pending = UsageTotals()
