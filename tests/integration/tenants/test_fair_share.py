@@ -1,28 +1,24 @@
-"""Classes and fair shares on the live app: the shared test app redeployed with a tenants file;
-one tenant floods the vision group with large embeddings requests while another, interactive,
-sends one small request after another. Whether the flood is a batch tenant (the class puts the
-steady tenant ahead) or an interactive one (the fair share does), the steady tenant keeps being
-served while the flood is in flight, and its wait for the model stays within a few model calls
-of what it waited unloaded, measured in the same test; under arrival order it would wait for the
-whole flood. Then the app goes back to TEST_ARGS (anonymous, as every other test expects)."""
+"""Classes and fair shares on the live app (tenants/conftest.py: the app with a tenants file and
+the response cache on, so every text here is new): one tenant floods the vision group with large
+embeddings requests while another, interactive, sends one small request after another. Whether
+the flood is a batch tenant (the class puts the steady tenant ahead) or an interactive one (the
+fair share does), the steady tenant keeps being served while the flood is in flight, and its
+wait for the model stays within a few model calls of what it waited unloaded, measured in the
+same test; under arrival order it would wait for the whole flood."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import time
+import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from cluster.deploy import app_config
-from cluster.deploy import deploy as deploy_config
 from serve_app.request_timing import parse_header
-from serve_app.tenant_keys import new_key
-from tests.conftest import APP_NAME, TEST_ARGS, deploy
+from tests.integration.tenants.conftest import bearer
 
 pytestmark = pytest.mark.integration
 CLIP = "clip-vit-b-32"
@@ -30,7 +26,6 @@ FLOOD_REQUESTS = 6
 FLOOD_INPUTS = 128  # 6 x 128 texts: 48 full batches of TEST_ARGS' 16 in the vision group
 UNLOADED_SAMPLES = 5
 SERVED_DURING_FLOOD = 5  # arrival order would serve none until the flood has drained
-TENANTS = {"flood-batch": "batch", "flood-interactive": "interactive", "steady": "interactive"}
 
 
 @dataclass
@@ -41,44 +36,14 @@ class Answer:
     stages: dict[str, float]  # Server-Timing, milliseconds
 
 
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+def new(text: str) -> str:
+    """`text`, never sent before: the response cache must not answer it."""
+    return f"{text} {uuid.uuid4().hex}"
 
 
-def tenants_file(folder: Path) -> tuple[Path, dict[str, str]]:
-    path = folder / "tenants.yaml"
-    keys = {name: new_key(path, name) for name in TENANTS}
-    raw = yaml.safe_load(path.read_text())
-    for entry in raw["tenants"]:
-        entry.update(priority=TENANTS[entry["name"]], diagnostics=True)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    path.chmod(0o600)
-    return path, keys
-
-
-@pytest.fixture(scope="module")
-def keys(ray_cluster, app_url, client, tmp_path_factory):
-    path, made = tenants_file(tmp_path_factory.mktemp("tenants"))
-    ingress = {**TEST_ARGS["ingress"], "tenants": {"file": str(path)}}
-    config = app_config({**TEST_ARGS, "ingress": ingress}, None, ray_cluster.http_port,
-                        name=APP_NAME)
-    deploy_config(f"http://127.0.0.1:{ray_cluster.ports['dashboard']}", config, 300)
-    try:
-        wait_for_keys(client, made["steady"])
-        yield made
-    finally:
-        deploy(ray_cluster)
-
-
-def wait_for_keys(client: httpx.Client, key: str) -> None:
-    """Until the redeployed ingress (the one with tenants) is the one answering."""
-    deadline = time.monotonic() + 60
-    in_a_row = 0
-    while in_a_row < 5:
-        assert time.monotonic() < deadline, "the ingress with tenants never answered"
-        in_a_row = in_a_row + 1 if client.get("/v1/models").status_code == 401 else 0
-        time.sleep(0.2)
-    assert client.get("/v1/models", headers=bearer(key)).status_code == 200
+@pytest.fixture
+def keys(tenants_app) -> dict[str, str]:
+    return tenants_app.keys
 
 
 async def embed(http: httpx.AsyncClient, key: str, texts: list[str]) -> Answer:
@@ -90,19 +55,19 @@ async def embed(http: httpx.AsyncClient, key: str, texts: list[str]) -> Answer:
 
 
 async def steady_alone(http: httpx.AsyncClient, key: str) -> list[Answer]:
-    return [await embed(http, key, [f"a steady photo {i}"]) for i in range(UNLOADED_SAMPLES)]
+    return [await embed(http, key, [new("a steady photo")]) for _ in range(UNLOADED_SAMPLES)]
 
 
 async def under_flood(http: httpx.AsyncClient, steady_key: str, flood_key: str
                       ) -> tuple[list[Answer], list[Answer]]:
     """The flood's answers and the steady tenant's, one request after another for as long as
     the flood is in flight."""
-    flood = [asyncio.ensure_future(embed(http, flood_key, [f"flood {r} text {i}"
+    flood = [asyncio.ensure_future(embed(http, flood_key, [new(f"flood {r} text {i}")
                                                            for i in range(FLOOD_INPUTS)]))
              for r in range(FLOOD_REQUESTS)]
     steady: list[Answer] = []
     while not all(request.done() for request in flood):
-        steady.append(await embed(http, steady_key, [f"a steady photo {len(steady)}"]))
+        steady.append(await embed(http, steady_key, [new("a steady photo")]))
     return [request.result() for request in flood], steady
 
 
@@ -120,7 +85,7 @@ def waited(answer: Answer) -> float:
 def test_a_steady_tenant_is_served_ahead_of_anothers_flood(keys, app_url, flood_tenant):
     async def scenario():
         async with httpx.AsyncClient(base_url=app_url, timeout=180) as http:
-            await embed(http, keys["steady"], ["warm the text tower"])
+            await embed(http, keys["steady"], [new("warm the text tower")])
             alone = await steady_alone(http, keys["steady"])
             flood, steady = await under_flood(http, keys["steady"], keys[flood_tenant])
         return alone, flood, steady

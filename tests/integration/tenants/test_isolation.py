@@ -1,67 +1,27 @@
-"""Nothing shared that should not be, on the live app: the shared test app redeployed with a
-tenants file and the response cache on a real redis-server (its entries signed with a secret
-from a file; the in-process store's namespaces: tests/unit/test_cache_namespaces.py). Tenant B
-sending tenant A's input gets a miss (or, without the diagnostics, no X-Cache at all), a tenant
-without the diagnostics sees neither X-Cache nor Server-Timing (nor a stream's final
-server_timing), and two tenants that opted into the shared namespace share a hit. Then the app
-goes back to TEST_ARGS (anonymous, cache off)."""
+"""Nothing shared that should not be, on the live app (tenants/conftest.py: the app with a
+tenants file and the response cache on a real redis-server, its entries signed; the in-process
+store's namespaces: tests/unit/test_cache_namespaces.py). Tenant B sending tenant A's input gets
+a miss (or, without the diagnostics, no X-Cache at all), a tenant without the diagnostics sees
+neither X-Cache nor Server-Timing (nor a stream's final server_timing), and two tenants that
+opted into the shared namespace share a hit."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
-import yaml
 
-from cluster.deploy import app_config
-from cluster.deploy import deploy as deploy_config
-from cluster.redis_server import RedisServer
-from serve_app.tenant_keys import new_key
-from tests.conftest import APP_NAME, TEST_ARGS, deploy
-from tests.integration.test_tenants import bearer, wait_for_keys
+from tests.integration.tenants.conftest import bearer
 
 pytestmark = pytest.mark.integration
 CLIP_MODEL, CHAT_MODEL = "clip-vit-b-32", "smollm2-135m-instruct"
 DIAGNOSTICS = ("X-Cache", "Server-Timing")
-TENANTS = {  # name -> its entry's fields beside its key
-    "team-a": {"diagnostics": True},
-    "team-b": {"diagnostics": True},
-    "quiet": {},
-    "pool-1": {"diagnostics": True, "cache_namespace": "shared"},
-    "pool-2": {"diagnostics": True, "cache_namespace": "shared"},
-}
 
 
-def tenants_file(folder: Path) -> dict[str, str]:
-    """The tenants file TENANTS describe, written to `folder`; each tenant's key."""
-    path = folder / "tenants.yaml"
-    keys = {name: new_key(path, name) for name in TENANTS}
-    raw = yaml.safe_load(path.read_text())
-    for entry in raw["tenants"]:
-        entry.update(TENANTS[entry["name"]])
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    path.chmod(0o600)
-    return keys
-
-
-@pytest.fixture(scope="module")
-def keys(ray_cluster, app_url, client, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tenants")
-    made = tenants_file(folder)
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    cache = {"enabled": True, "chat": True, **server.cache_settings()}
-    ingress = {**TEST_ARGS["ingress"], "tenants": {"file": str(folder / "tenants.yaml")}}
-    config = app_config({**TEST_ARGS, "ingress": ingress, "cache": cache}, None,
-                        ray_cluster.http_port, name=APP_NAME)
-    deploy_config(f"http://127.0.0.1:{ray_cluster.ports['dashboard']}", config, 300)
-    try:
-        wait_for_keys(client, made["quiet"])
-        yield made
-    finally:
-        deploy(ray_cluster)
-        server.kill()
+@pytest.fixture
+def keys(tenants_app) -> dict[str, str]:
+    return tenants_app.keys
 
 
 def embed(client, key: str, text: str):

@@ -1,30 +1,21 @@
-"""Usage per tenant on the live app: the shared test app redeployed with a tenants file (two
-tenants and an admin, fresh names each run), its totals in a real redis-server, as several
-ingress replicas keep them (the in-process totals: tests/unit/test_usage_totals.py). Two
+"""Usage per tenant on the live app (tenants/conftest.py: the app with a tenants file, its
+totals in a real redis-server; the in-process totals: tests/unit/test_usage_totals.py). Two
 tenants send known requests; GET /v1/usage as the admin equals what the clients' answers
 reported (usage fields, a transcription's duration, images sent), a non-admin gets 403 and no
-key 401; the ray_mmserve_tenant_* counters on Ray's metrics port show the same by tenant. Then
-the app goes back to TEST_ARGS (anonymous, as every other test expects)."""
+key 401; the ray_mmserve_tenant_* counters on Ray's metrics port show the same by tenant."""
 
 from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from cluster.deploy import app_config
-from cluster.deploy import deploy as deploy_config
-from cluster.redis_server import RedisServer
-from serve_app.tenant_keys import new_key
-from tests.conftest import APP_NAME, TEST_ARGS, deploy
+from tests.integration.tenants.conftest import TenantsApp, bearer
 from tests.media import b64, png_image, speech_wav
 
 pytestmark = pytest.mark.integration
@@ -34,63 +25,12 @@ TOLERANCE = 0.01  # what the clients were told, within 1%
 
 
 @dataclass
-class Tenants:
-    keys: dict[str, str]  # role (team-a, team-b, ops) -> key
-    names: dict[str, str]  # role -> this run's tenant name
-    store: str = "replica"  # where the usage totals are kept: "replica" or "redis"
-
-
-@dataclass
 class Told:
     """What the answers to one tenant's requests reported."""
 
     requests: int = 0
     counts: Counter = field(default_factory=Counter)
     groups: set[str] = field(default_factory=set)
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def tenants_file(folder: Path) -> tuple[Path, Tenants]:
-    path, run = folder / "tenants.yaml", uuid.uuid4().hex[:8]
-    names = {role: f"{role}-{run}" for role in ("team-a", "team-b", "ops")}
-    keys = {role: new_key(path, name) for role, name in names.items()}
-    raw = yaml.safe_load(path.read_text())
-    for entry in raw["tenants"]:
-        entry["admin"] = entry["name"] == names["ops"]
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    path.chmod(0o600)
-    return path, Tenants(keys, names)
-
-
-@pytest.fixture(scope="module")
-def tenants(ray_cluster, app_url, client, tmp_path_factory):
-    path, made = tenants_file(tmp_path_factory.mktemp("tenants"))
-    args = {**TEST_ARGS, "ingress": {**TEST_ARGS["ingress"], "tenants": {"file": str(path)}}}
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    args["cache"] = {"redis_url": server.url}  # the cache stays off: only its Redis is used
-    made.store = "redis"
-    config = app_config(args, None, ray_cluster.http_port, name=APP_NAME)
-    deploy_config(f"http://127.0.0.1:{ray_cluster.ports['dashboard']}", config, 300)
-    try:
-        wait_for_keys(client, made.keys["ops"])
-        yield made
-    finally:
-        deploy(ray_cluster)
-        server.kill()
-
-
-def wait_for_keys(client: httpx.Client, key: str) -> None:
-    """Until the redeployed ingress (the one with tenants) is the one answering."""
-    deadline = time.monotonic() + 60
-    in_a_row = 0
-    while in_a_row < 5:
-        assert time.monotonic() < deadline, "the ingress with tenants never answered"
-        in_a_row = in_a_row + 1 if client.get("/v1/models").status_code == 401 else 0
-        time.sleep(0.2)
-    assert client.get("/v1/models", headers=bearer(key)).status_code == 200
 
 
 def chat(client: httpx.Client, key: str, told: Told, content: str) -> None:
@@ -152,9 +92,9 @@ def transcription(client: httpx.Client, key: str, told: Told) -> None:
     told.groups.add("audio")
 
 
-def send_known_requests(client: httpx.Client, tenants: Tenants) -> dict[str, Told]:
+def send_known_requests(client: httpx.Client, tenants: TenantsApp) -> dict[str, Told]:
     team_a, team_b = Told(), Told()
-    key_a, key_b = tenants.keys["team-a"], tenants.keys["team-b"]
+    key_a, key_b = tenants.keys["billed-a"], tenants.keys["billed-b"]
     chat(client, key_a, team_a, "Name a colour.")
     chat(client, key_a, team_a, "Name a fruit.")
     streamed_chat(client, key_a, team_a)
@@ -162,7 +102,7 @@ def send_known_requests(client: httpx.Client, tenants: Tenants) -> dict[str, Tol
     image_embedding(client, key_b, team_b)
     transcription(client, key_b, team_b)
     chat(client, key_b, team_b, "Name a city.")
-    return {tenants.names["team-a"]: team_a, tenants.names["team-b"]: team_b}
+    return {"billed-a": team_a, "billed-b": team_b}
 
 
 def summed(rows: list[dict]) -> Counter:
@@ -182,17 +122,17 @@ def close(reported: float, told: float) -> bool:
     return abs(reported - told) <= TOLERANCE * max(abs(told), 1e-9)
 
 
-def test_usage_and_the_counters_by_tenant_are_what_the_clients_were_told(tenants, client,
+def test_usage_and_the_counters_by_tenant_are_what_the_clients_were_told(tenants_app, client,
                                                                           ray_cluster):
-    told = send_known_requests(client, tenants)
+    told = send_known_requests(client, tenants_app)
     assert client.get("/v1/usage").status_code == 401
-    refused = client.get("/v1/usage", headers=bearer(tenants.keys["team-a"]))
+    refused = client.get("/v1/usage", headers=bearer(tenants_app.keys["billed-a"]))
     assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
-    told[tenants.names["team-a"]].requests += 1  # that refused read was admitted: it counts
-    answer = client.get("/v1/usage", headers=bearer(tenants.keys["ops"]))
+    told["billed-a"].requests += 1  # that refused read was admitted: it counts
+    answer = client.get("/v1/usage", headers=bearer(tenants_app.keys["ops"]))
     assert answer.status_code == 200, answer.text
     usage = answer.json()
-    assert (usage["object"], usage["store"]) == ("usage", tenants.store)
+    assert (usage["object"], usage["store"]) == ("usage", "redis")
     for name, what in told.items():
         for period in ("days", "hours"):
             assert matches(summed(usage["tenants"][name][period]), what), (name, period, usage)
