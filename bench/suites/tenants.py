@@ -173,28 +173,38 @@ class RoundRunner:
         round_.extra["plan"] = plan.as_dict()
         self.set_limits(plan, own)
         steady = self.open_loop(plan.steady_rate, seed=round_.number)
-        run_tenants(round_, summary.ALONE, self.app,
-                    [self.load(summary.STEADY, self.image, steady)])
-        flood = self.open_loop(plan.flood_rate, seed=1000 + round_.number,
-                               retry_refusals=plan.retry_sample)
-        with BucketKeeper(url, self.keyring.key(summary.FLOODER),
-                          plan.flood_requests_per_minute / 60) as keeper:
-            run_tenants(round_, summary.FLOOD, self.app,
-                        [self.load(summary.FLOODER, self.image, flood),
-                         self.load(summary.STEADY, self.image, steady)], keeper.stop_at)
-        own[summary.FLOODER] += keeper.records
-        run_tenants(round_, summary.INTERACTIVE_ALONE, self.app,
-                    [self.load(summary.INTERACTIVE, self.image, steady)])
-        batch = self.open_loop(plan.batch_rate, seed=2000 + round_.number)
-        run_tenants(round_, summary.WITH_BATCH, self.app,
-                    [self.load(summary.INTERACTIVE, self.image, steady),
-                     self.load(summary.BATCH, self.image, batch)])
+        own[summary.FLOODER] += self.isolation(round_, plan, steady)
+        self.priorities(round_, plan, steady)
         self.limits_and_usage(round_, plan)
         time.sleep(USAGE_SETTLE_S)
         after = summary.usage_totals(usage_report(url, admin))
         round_.extra.update(usage_server={"before": before, "after": after},
                             out_of_band={t: told_usage(r) for t, r in sorted(own.items())})
         return summary.summarize(round_)
+
+    def isolation(self, round_: Round, plan: summary.RoundPlan,
+                  steady: LoadSpec) -> list[RequestRecord]:
+        """(a) team-b alone, (b) beside team-a's flood, which meets an empty bucket; the
+        records of the requests that emptied it."""
+        run_tenants(round_, summary.ALONE, self.app,
+                    [self.load(summary.STEADY, self.image, steady)])
+        flood = self.open_loop(plan.flood_rate, seed=1000 + round_.number,
+                               retry_refusals=plan.retry_sample)
+        with BucketKeeper(self.app.url, self.keyring.key(summary.FLOODER),
+                          plan.flood_requests_per_minute / 60) as keeper:
+            run_tenants(round_, summary.FLOOD, self.app,
+                        [self.load(summary.FLOODER, self.image, flood),
+                         self.load(summary.STEADY, self.image, steady)], keeper.stop_at)
+        return keeper.records
+
+    def priorities(self, round_: Round, plan: summary.RoundPlan, steady: LoadSpec) -> None:
+        """(c) the interactive tenant alone, then beside the batch tenant's overload."""
+        run_tenants(round_, summary.INTERACTIVE_ALONE, self.app,
+                    [self.load(summary.INTERACTIVE, self.image, steady)])
+        batch = self.open_loop(plan.batch_rate, seed=2000 + round_.number)
+        run_tenants(round_, summary.WITH_BATCH, self.app,
+                    [self.load(summary.INTERACTIVE, self.image, steady),
+                     self.load(summary.BATCH, self.image, batch)])
 
     def measure_capacity(self, round_: Round) -> summary.RoundPlan:
         levels = []
