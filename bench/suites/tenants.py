@@ -52,7 +52,13 @@ turned away carries `x-ratelimit-*` and the client can tell what was admitted
    minute's worth through at once; at 4x the flood empties it in 20 s, so the warm-up is 25 s
    and the window (--duration) opens on an empty bucket, when what is accepted is what the
    bucket refills: the accepted rate over the window (requests sent in it and admitted; their
-   answers' tokens) against the configured one, goal within 5%. The report gives the first
+   answers' tokens) against the configured one, goal within 5%. A request is taken from its
+   bucket at admission, so the requests' count is exact to a request at each end of the
+   window; tokens are charged when an answer ends and a request is let in while the bucket is
+   above zero, so it lets in what arrives within one answer's latency L before the charges
+   land: the window's count is off by at most one such cycle, 14 + 4 x 50 tokens/s x L
+   (about 2% of a 30 s window at L = 0.1 s; shorter windows read it larger). The report gives
+   the first
    refusal's time in the window (near 0: it opened on an empty bucket) and the share of
    `limited-requests`' admitted requests each ingress replica counted
    (ray_mmserve_tenant_requests_total by replica); goal: both counted some.
