@@ -1,7 +1,8 @@
 """The tenants suite's own requests, outside the load: a tenant's GET /v1/usage (admitted and
 charged like any request, answered 403 to a tenant that is no admin, without any model call),
 to see the limits of a changed tenants file in force, or to empty a tenant's requests bucket
-and keep it empty until a load starts; and the admin's GET /v1/usage. Each becomes a
+and keep it empty until a load starts; one text embedding of as many words as a tenant's
+tokens bucket holds, to empty that; and the admin's GET /v1/usage. Each becomes a
 RequestRecord (bench/refusals.py reads it), so what these requests count in a tenant's usage
 is tallied like the load's. Standard library only, blocking.
 """
@@ -19,30 +20,57 @@ from typing import Any
 from bench.http_client import ERROR_TEXT_LIMIT, RECORDED_HEADERS, auth_headers
 from bench.records import RequestRecord
 from bench.refusals import is_limits_refusal
+from bench.workloads.chat import WORDS
 
 USAGE_PATH = "/v1/usage"
+EMBEDDINGS_PATH = "/v1/embeddings"
 ROUTE = "out-of-band"
 TIMEOUT_S = 30.0
+# Words per text input: at most 150 words of WORDS (9 letters at most) stay under the app's
+# default 2048 characters per input.
+WORDS_PER_TEXT = 150
 
 
 def get(url: str, path: str, api_key: str) -> tuple[RequestRecord, bytes]:
     """One GET as the key's tenant: its record and its body."""
-    record = RequestRecord(route=ROUTE, start=time.time(), path=path)
+    return call(url, path, api_key)
+
+
+def call(url: str, path: str, api_key: str, body: dict[str, Any] | None = None,
+         route: str = ROUTE) -> tuple[RequestRecord, bytes]:
+    """One request as the key's tenant, a POST of `body` as JSON when given, else a GET: its
+    record (with the answer's usage, if it succeeded) and its body."""
+    record = RequestRecord(route=route, start=time.time(), path=path)
     started = time.perf_counter()
-    request = urllib.request.Request(url.rstrip("/") + path, headers=auth_headers(api_key))
-    body = b""
+    headers = auth_headers(api_key)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers)
+    answer = b""
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-            record.status, body = response.status, response.read()
+            record.status, answer = response.status, response.read()
             _take_headers(record, response.headers)
+            record.usage = _usage_of(answer)
     except urllib.error.HTTPError as error:
-        record.status, body = error.code, error.read()
+        record.status, answer = error.code, error.read()
         _take_headers(record, error.headers)
-        record.error = body.decode(errors="replace")[:ERROR_TEXT_LIMIT] or "empty error body"
+        record.error = answer.decode(errors="replace")[:ERROR_TEXT_LIMIT] or "empty error body"
     except (urllib.error.URLError, OSError) as error:
         record.error = f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
     record.end = time.perf_counter() - started
-    return record, body
+    return record, answer
+
+
+def _usage_of(answer: bytes) -> dict[str, float]:
+    try:
+        usage = json.loads(answer).get("usage")
+    except (ValueError, AttributeError):
+        return {}
+    return {name: value for name, value in (usage or {}).items()
+            if isinstance(value, int | float) and not isinstance(value, bool)}
 
 
 def _take_headers(record: RequestRecord, headers: Any) -> None:
@@ -103,6 +131,31 @@ def empty_requests_bucket(url: str, api_key: str, workers: int = 8,
         for done in [pool.submit(send_until_refused) for _ in range(workers)]:
             done.result()
     return records
+
+
+def texts_of_words(words: int, per_text: int = WORDS_PER_TEXT) -> list[str]:
+    """Texts of `words` words in all (as the app counts them: split on spaces), at most
+    `per_text` a text."""
+    sizes = [per_text] * (words // per_text) + ([words % per_text] if words % per_text else [])
+    return [" ".join(WORDS[i % len(WORDS)] for i in range(size)) for size in sizes]
+
+
+def empty_tokens_bucket(url: str, api_key: str, model: str) -> list[RequestRecord]:
+    """Reads what the tenant's tokens bucket holds (x-ratelimit-remaining-tokens of a GET) and
+    sends one text embedding of that many words, which the app charges when it ends: the
+    bucket is then empty, and no flood had to be let in a minute's tokens first. The records
+    of both requests."""
+    probe, _ = get(url, USAGE_PATH, api_key)
+    remaining = int(probe.headers.get("x-ratelimit-remaining-tokens") or 0)
+    if remaining <= 0:
+        return [probe]
+    spent, _ = call(url, EMBEDDINGS_PATH, api_key,
+                    {"model": model, "input": texts_of_words(remaining)},
+                    route="text-embedding")
+    if not spent.ok:
+        raise RuntimeError(f"the embedding that empties the tokens bucket failed: "
+                           f"{spent.status} {spent.error}")
+    return [probe, spent]
 
 
 class BucketKeeper:

@@ -49,19 +49,24 @@ turned away carries `x-ratelimit-*` and the client can tell what was admitted
    and Serve's proxy spread the requests over both ingress replicas), text embeddings from
    `limited-requests` (300 requests/min) and `limited-tokens` (3000 tokens/min, a text
    embedding's words being its tokens), each offered 4x its limit. A full bucket lets a
-   minute's worth through at once; at 4x the flood empties it in 20 s, so the warm-up is 25 s
-   and the window (--duration) opens on an empty bucket, when what is accepted is what the
-   bucket refills: the accepted rate over the window (requests sent in it and admitted; their
-   answers' tokens) against the configured one, goal within 5%. A request is taken from its
-   bucket at admission, so the requests' count is exact to a request at each end of the
-   window; tokens are charged when an answer ends and a request is let in while the bucket is
-   above zero, so it lets in what arrives within one answer's latency L before the charges
-   land: the window's count is off by at most one such cycle, 14 + 4 x 50 tokens/s x L
-   (about 2% of a 30 s window at L = 0.1 s; shorter windows read it larger). The report gives
-   the first
-   refusal's time in the window (near 0: it opened on an empty bucket) and the share of
-   `limited-requests`' admitted requests each ingress replica counted
-   (ray_mmserve_tenant_requests_total by replica); goal: both counted some.
+   minute's worth through at once; a flood that emptied it itself would have been let in at 4x
+   for 20 s, more model work than the app keeps up with on the 2-core machine, and the ingress
+   would then shed the flood for being full before its limits saw it: the bucket would not
+   empty, and the window would measure the app's overload. So the buckets are
+   emptied first: the requests bucket by GETs answered 403, the tokens bucket by one text
+   embedding of as many words as it holds (read from x-ratelimit-remaining-tokens). A 10 s
+   warm-up at 4x takes what they refilled while the load started, and the window (--duration)
+   opens on an empty bucket, when what is accepted is what the bucket refills: the accepted
+   rate over the window (requests sent in it and admitted; their answers' tokens) against the
+   configured one, goal within 5%. A request is taken from its bucket at admission, so the
+   requests' count is exact to a request at each end of the window; tokens are charged when
+   an answer ends and a request is let in while the bucket is above zero, so it lets in what
+   arrives within one answer's latency L before the charges land: the window's count is off
+   by at most one such cycle, 14 + 4 x 50 tokens/s x L (about 2% of a 30 s window at
+   L = 0.1 s; shorter windows read it larger). The report gives the first refusal's time in
+   the window (near 0: it opened on an empty bucket) and the share of `limited-requests`'
+   admitted requests each ingress replica counted (ray_mmserve_tenant_requests_total by
+   replica); goal: both counted some.
 5. usage, (e): `usage-mix` sends chats (streamed, usage included), text and image embeddings
    and transcriptions at 1 request/s during (d). After the round, GET /v1/usage with the
    `admin` tenant's key: each tenant's change over the round (requests, prompt and completion
@@ -96,7 +101,13 @@ from bench.rounds import DEFAULT_ROUNDS
 from bench.run import ray_for_clients
 from bench.suites import tenants_summary as summary
 from bench.suites.common import Round, Suite
-from bench.tenant_api import BucketKeeper, usage_report, wait_for_limit
+from bench.tenant_api import (
+    BucketKeeper,
+    empty_requests_bucket,
+    empty_tokens_bucket,
+    usage_report,
+    wait_for_limit,
+)
 from bench.tenant_figures import told_usage
 from bench.tenant_keyring import Keyring
 from bench.tenant_load import TenantLoad, execute_tenant_run
@@ -108,7 +119,8 @@ PROFILE = "cpu"
 INGRESS_REPLICAS = 2
 WARMUP_S = 15.0
 CAPACITY_WARMUP_S = 10.0
-LIMITS_WARMUP_S = 25.0  # a full bucket empties in 20 s at 4x its limit
+# At 4x the limit, what an emptied bucket refilled while the load started is gone in seconds.
+LIMITS_WARMUP_S = 10.0
 RELOAD_WAIT_S = 2.5  # the ingress reads a changed tenants file at most every 2 s
 USAGE_SETTLE_S = 3.0  # each ingress replica writes its counts to Redis within 1 s
 MIX = "chat=1,text-embedding=1,image-embedding=1,transcription=1"
@@ -181,7 +193,7 @@ class RoundRunner:
         steady = self.open_loop(plan.steady_rate, seed=round_.number)
         own[summary.FLOODER] += self.isolation(round_, plan, steady)
         self.priorities(round_, plan, steady)
-        self.limits_and_usage(round_, plan)
+        self.limits_and_usage(round_, plan, own)
         time.sleep(USAGE_SETTLE_S)
         after = summary.usage_totals(usage_report(url, admin))
         round_.extra.update(usage_server={"before": before, "after": after},
@@ -232,9 +244,14 @@ class RoundRunner:
         for tenant, per_minute in quotas.items():
             own[tenant] += wait_for_limit(self.app.url, self.keyring.key(tenant), per_minute)
 
-    def limits_and_usage(self, round_: Round, plan: summary.RoundPlan) -> None:
-        """(d) both limited tenants past their limits, and (e) the usage tenant's mix."""
-        seed = 3000 + round_.number
+    def limits_and_usage(self, round_: Round, plan: summary.RoundPlan,
+                         own: dict[str, list[RequestRecord]]) -> None:
+        """(d) both limited tenants past their limits, their buckets emptied first, and (e)
+        the usage tenant's mix."""
+        url, seed = self.app.url, 3000 + round_.number
+        own[summary.LIMITED] += empty_requests_bucket(url, self.keyring.key(summary.LIMITED))
+        own[summary.TOKENS] += empty_tokens_bucket(url, self.keyring.key(summary.TOKENS),
+                                                   self.text.model)
         run_tenants(round_, summary.LIMITS, self.app, [
             self.load(summary.LIMITED, self.text,
                       self.open_loop(plan.limited_rate, seed, LIMITS_WARMUP_S)),

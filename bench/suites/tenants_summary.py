@@ -180,8 +180,8 @@ def priorities(runs: Mapping[str, dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def limits(runs: Mapping[str, dict[str, Any]], plan: RoundPlan) -> dict[str, Any] | None:
-    """Accepted rates against the configured ones, over the measured window (opened once the
-    warm-up's flood had emptied the bucket), and the ingress replicas that counted them."""
+    """Accepted rates against the configured ones, over the measured window (opened on an
+    emptied bucket), and the ingress replicas that counted them."""
     keys = (run_key(LIMITS, LIMITED), run_key(LIMITS, TOKENS))
     if not all(key in runs for key in keys):
         return None
@@ -384,8 +384,8 @@ def _priority_lines(part: dict[str, Any] | None) -> list[str]:
 def _limit_lines(part: dict[str, Any] | None) -> list[str]:
     if part is None:
         return []
-    lines = ["Limits across the two ingress replicas (the measured window only; the warm-up's "
-             "flood emptied the bucket first).", "",
+    lines = ["Limits across the two ingress replicas (the measured window only, opened on "
+             "buckets emptied first).", "",
              "| limit | configured /s | accepted /s | accepted / configured | first refusal "
              "in the window, s | refused |", "|---|---:|---:|---:|---:|---:|"]
     for name in ("requests", "tokens"):
