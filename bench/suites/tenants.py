@@ -76,9 +76,11 @@ turned away carries `x-ratelimit-*` and the client can tell what was admitted
    the clips transcribed); goal: every count within 1%. The admin, whose own GETs read the
    totals, is left out.
 
-Reported per round and across rounds (median, min-max); every goal a verdict of every round
-(bench/rounds.py). About 8 min a round at the default --duration of 30 s on the 2-core
-machine (25 min for three rounds), plus the app's start once (vLLM's, 2-3 min).
+Every run starts once the app is idle (bench/idle.py: no deployment holds or queues a
+request), so none measures what the overload before it left queued. Reported per round and
+across rounds (median, min-max); every goal a verdict of every round (bench/rounds.py). About
+9 min a round at the default --duration of 30 s on the 2-core machine (under 30 min for three
+rounds), plus the app's start once (vLLM's, 2-3 min); a round at --duration 10s took 6 min.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.app_launcher import Target, running_app
+from bench.idle import wait_until_idle
 from bench.load import LoadSpec
 from bench.records import RequestRecord
 from bench.redact import register_secret
@@ -263,7 +266,12 @@ class RoundRunner:
 
 def run_tenants(round_: Round, label: str, target: Target, loads: list[TenantLoad],
                 on_start: Callable[[float], None] | None = None) -> dict[str, dict[str, Any]]:
-    """The loads at once, each tenant's report kept in the round as `<label>-<tenant>`."""
+    """The loads at once, each tenant's report kept in the round as `<label>-<tenant>`, once
+    the app is idle (bench/idle.py: what an overload before left queued is served first)."""
+    waited = wait_until_idle(target.metrics_urls)
+    round_.extra.setdefault("idle_wait_s", {})[label] = waited
+    print(f"{round_.name} {label}: the app was idle after "
+          f"{'-' if waited is None else f'{waited:.0f}'} s", file=sys.stderr, flush=True)
     with ray_for_clients(target, None):
         reports = execute_tenant_run(target, loads, name=f"{round_.name}-{label}",
                                      command=round_.command, out=round_.out,
