@@ -4,8 +4,8 @@
     python -m bench run --url http://127.0.0.1:8000 --workload mixed --rate 4 --slo e2e=5s
     python -m bench sweep --profile cpu --workload image-embedding --concurrency-list 1,8,32
     python -m bench compare A.json B.json
-    python -m bench suite clip|whisper|stacks|llm|serve-llm|cache|observability|slo [--rounds 3]
-                                                    (committed, in bench/results/)
+    python -m bench suite clip|whisper|stacks|llm|serve-llm|cache|observability|slo|tenants
+                          [--rounds 3]              (committed, in bench/results/)
     python -m bench ceiling --threads 2             (offline CLIP throughput, one process)
     python -m bench fuzz --profile cpu --requests 10000   (generated requests; bench/results/fuzz)
     python -m bench soak --profile cpu              (sweep, then 10 min at 80% with replica kills)

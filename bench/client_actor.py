@@ -22,6 +22,7 @@ import aiohttp
 
 from bench.http_client import send
 from bench.records import RequestRecord
+from bench.refusals import is_limits_refusal, retry_after_s
 from bench.workloads.base import Workload
 
 
@@ -36,6 +37,20 @@ class ClientPlan:
     seed: int
     arrivals: list[float] | None = None  # open loop: send times, seconds after start_at
     think_s: float = 0.0  # closed loop: mean pause after each answer (uniform, 0 to 2x)
+    retry_refusals: int = 0  # open loop: limits refusals of the last arrivals to retry once
+    retry_window_s: float = 1.0  # ... among those sent in this many final seconds
+
+
+def retry_slot(offset: float, plan: ClientPlan) -> int | None:
+    """The retry slot of a request sent `offset` seconds after the start: the plan's last
+    `retry_window_s` of arrivals cut into `retry_refusals` equal parts; None outside them."""
+    if plan.retry_refusals <= 0 or plan.duration_s is None:
+        return None
+    end = plan.warmup_s + plan.duration_s
+    into = offset - (end - plan.retry_window_s)
+    if into < 0 or offset >= end:
+        return None
+    return min(plan.retry_refusals - 1, int(into / plan.retry_window_s * plan.retry_refusals))
 
 
 def loop_seed(seed: int, client: int, loop: int) -> int:
@@ -47,8 +62,10 @@ class LoadClient:
     there (a stack of several servers, each serving some routes)."""
 
     def __init__(self, url: str, workload: Workload, timeout_s: float,
-                 routes: dict[str, str] | None = None) -> None:
+                 routes: dict[str, str] | None = None, api_key: str | None = None) -> None:
+        """`api_key`: the key every request sends (a tenant's); None: $MMSERVE_API_KEY."""
         self.url = url.rstrip("/")
+        self.api_key = api_key
         self.routes = {path: base.rstrip("/") for path, base in (routes or {}).items()}
         self.workload = workload
         self.timeout_s = timeout_s
@@ -56,6 +73,8 @@ class LoadClient:
         self.in_flight = 0
         self.claimed = 0
         self.stopped = False
+        self.retried_slots: set[int] = set()
+        self.retries: list[asyncio.Task] = []
 
     def base_url(self, path: str) -> str:
         return self.routes.get(path, self.url)
@@ -111,25 +130,47 @@ class LoadClient:
                 break
             spec = self.workload.next_request(rng)
             warmup = offset < plan.warmup_s
-            tasks.append(asyncio.create_task(self._slotted(session, spec, warmup, plan, slots)))
+            tasks.append(asyncio.create_task(self._slotted(session, spec, warmup, plan, slots,
+                                                           offset)))
         await asyncio.gather(*tasks)
+        await asyncio.gather(*self.retries)
 
-    async def _slotted(self, session, spec, warmup: bool, plan: ClientPlan, slots) -> None:
+    async def _slotted(self, session, spec, warmup: bool, plan: ClientPlan, slots,
+                       offset: float) -> None:
         if slots is None:
-            await self._one(session, spec, warmup, plan.index)
-            return
-        async with slots:
-            await self._one(session, spec, warmup, plan.index)
+            record = await self._one(session, spec, warmup, plan.index)
+        else:
+            async with slots:
+                record = await self._one(session, spec, warmup, plan.index)
+        self._retry_later(session, spec, record, retry_slot(offset, plan), plan.index)
 
-    async def _one(self, session: aiohttp.ClientSession, spec, warmup: bool, client: int) -> None:
+    async def _one(self, session: aiohttp.ClientSession, spec, warmup: bool, client: int,
+                   retry: bool = False) -> RequestRecord:
         self.in_flight += 1
         try:
             record = await send(session, self.base_url(spec.path), spec, self.timeout_s,
-                                client)
+                                client, self.api_key)
         finally:
             self.in_flight -= 1
-        record.warmup = warmup
+        record.warmup, record.retry = warmup, retry
         self.records.append(record)
+        return record
+
+    def _retry_later(self, session, spec, record: RequestRecord, slot: int | None,
+                     client: int) -> None:
+        """Sends the request again once, its Retry-After after its answer, if it was a limits
+        refusal and the first in its retry slot."""
+        wait_s = retry_after_s(record)
+        if (slot is None or slot in self.retried_slots or wait_s is None
+                or not is_limits_refusal(record)):
+            return
+        self.retried_slots.add(slot)
+        due = record.start + (record.end or 0.0) + wait_s
+
+        async def retry() -> None:
+            await asyncio.sleep(max(0.0, due - time.time()))
+            await self._one(session, spec, False, client, retry=True)
+        self.retries.append(asyncio.create_task(retry()))
 
 
 @functools.cache

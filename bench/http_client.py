@@ -18,14 +18,19 @@ from bench.speech import word_error_rate
 from bench.workloads.base import CHAT, EMBEDDING, PIPELINE, TRANSCRIPTION, RequestSpec
 
 ERROR_TEXT_LIMIT = 300
-# The one key this client sends as a Bearer token (the server reads its keys from MMSERVE_API_KEYS).
+# The key this client sends as a Bearer token when a run names none of its own (the server
+# reads its plain keys from MMSERVE_API_KEYS).
 API_KEY_ENV = "MMSERVE_API_KEY"
-# Response headers kept in the record: the response cache's verdict and the server's timings.
-RECORDED_HEADERS = ("X-Cache", "Server-Timing")
+# Response headers kept in the record: the response cache's verdict, the server's timings, and
+# the tenant's rate limits (present on every answer its limits let through or turned away).
+RECORDED_HEADERS = ("X-Cache", "Server-Timing", "x-ratelimit-limit-requests",
+                    "x-ratelimit-remaining-requests", "x-ratelimit-limit-tokens",
+                    "x-ratelimit-remaining-tokens")
 
 
-def auth_headers() -> dict[str, str]:
-    key = os.environ.get(API_KEY_ENV)
+def auth_headers(api_key: str | None = None) -> dict[str, str]:
+    """The Bearer header of `api_key`, else of $MMSERVE_API_KEY; none without either."""
+    key = api_key or os.environ.get(API_KEY_ENV)
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
@@ -46,14 +51,16 @@ def _body(spec: RequestSpec) -> tuple[Any, dict[str, str], int]:
 
 
 async def send(session: aiohttp.ClientSession, base_url: str, spec: RequestSpec,
-               timeout_s: float, client: int = 0) -> RequestRecord:
+               timeout_s: float, client: int = 0, api_key: str | None = None) -> RequestRecord:
+    """`api_key`: the key of this request's tenant (bench/tenant_load.py); None: the
+    environment's."""
     record = RequestRecord(route=spec.route, start=time.time(), path=spec.path,
                            stream=spec.stream,
                            items=spec.items, audio_duration_s=spec.audio_duration_s,
                            client=client)
     started = time.perf_counter()
     data, headers, record.request_bytes = _body(spec)
-    headers.update(auth_headers())
+    headers.update(auth_headers(api_key))
     try:
         async with session.post(base_url + spec.path, data=data, headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
@@ -98,8 +105,11 @@ def _read_body(spec: RequestSpec, record: RequestRecord, body: bytes) -> None:
     if spec.kind in (CHAT, PIPELINE):
         _take_usage(record, payload.get("usage"))
         record.stages = _stage_times(payload.get("timings"))
-    elif spec.kind == EMBEDDING and len(payload.get("data", ())) != spec.items:
-        record.error = f"expected {spec.items} embeddings, got {len(payload.get('data', ()))}"
+    elif spec.kind == EMBEDDING:
+        record.usage = _usage_fields(payload.get("usage"))
+        if len(payload.get("data", ())) != spec.items:
+            record.error = (f"expected {spec.items} embeddings, got "
+                            f"{len(payload.get('data', ()))}")
     elif spec.kind == TRANSCRIPTION and spec.reference_text is not None:
         record.wer = word_error_rate(spec.reference_text, payload.get("text", ""))
 
@@ -149,6 +159,13 @@ def _take_usage(record: RequestRecord, usage: dict | None) -> None:
     if usage:
         record.prompt_tokens = usage.get("prompt_tokens")
         record.output_tokens = usage.get("completion_tokens")
+        record.usage = _usage_fields(usage)
+
+
+def _usage_fields(usage: dict | None) -> dict[str, float]:
+    """The numbers of an answer's `usage` object, as the server sent them."""
+    return {name: value for name, value in (usage or {}).items()
+            if isinstance(value, int | float) and not isinstance(value, bool)}
 
 
 def _stage_times(timings: dict | None) -> dict[str, float]:

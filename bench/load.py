@@ -12,6 +12,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,6 +50,10 @@ class LoadSpec:
     # Closed loop: each loop waits this long (seconds, uniform from 0 to twice it) after an
     # answer before its next request, as a user reads before the next turn; 0: at once.
     think_s: float = 0.0
+    # Open loop: limits refusals among the last `retry_window_s` of arrivals sent again once,
+    # each after its Retry-After (bench/client_actor.py), this many over all the actors.
+    retry_refusals: int = 0
+    retry_window_s: float = 1.0
 
     @property
     def mode(self) -> str:
@@ -75,7 +80,9 @@ def client_plans(spec: LoadSpec, actors: int, start_at: float) -> list[ClientPla
                            think_s=spec.think_s) for i, n in enumerate(loops)]
     times = open_loop_arrivals(spec)
     cap = math.ceil(spec.concurrency / actors) if spec.concurrency > 0 else 0
-    return [ClientPlan(i, start_at, spec.warmup_s, spec.duration_s, None, cap, spec.seed, share)
+    retries = split_evenly(spec.retry_refusals, actors)
+    return [ClientPlan(i, start_at, spec.warmup_s, spec.duration_s, None, cap, spec.seed, share,
+                       retry_refusals=retries[i], retry_window_s=spec.retry_window_s)
             for i, share in enumerate(split_round_robin(times, actors))]
 
 
@@ -114,7 +121,10 @@ def alive_nodes() -> list[dict[str, Any]]:
 
 
 def start_clients(url: str, workload: Workload, spec: LoadSpec,
-                  routes: dict[str, str] | None = None) -> list[Any]:
+                  routes: dict[str, str] | None = None, api_key: str | None = None
+                  ) -> list[Any]:
+    """The client actors of one load; `api_key`: the key all its requests send (None: the
+    environment's), given to the actors in memory only."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -130,30 +140,62 @@ def start_clients(url: str, workload: Workload, spec: LoadSpec,
             "num_cpus": spec.client_cpus, "max_concurrency": 10_000,
             "scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)}
         clients.append(remote_load_client().options(**options).remote(
-            url, workload_ref, spec.timeout_s, routes))
+            url, workload_ref, spec.timeout_s, routes, api_key))
     return clients
 
 
+@dataclass
+class Load:
+    """One of several loads run at once (bench/tenant_load.py): a workload at a spec, sent
+    with its own key."""
+
+    workload: Workload
+    spec: LoadSpec
+    api_key: str | None = None
+
+
 def generate_load(url: str, workload: Workload, spec: LoadSpec, quiet: bool = False,
-                  routes: dict[str, str] | None = None
+                  routes: dict[str, str] | None = None, api_key: str | None = None
                   ) -> tuple[list[RequestRecord], dict[str, Any]]:
     """Runs the load to completion; returns the records and where the clients ran. `routes`:
-    {path: base URL} for the requests not sent to `url`."""
+    {path: base URL} for the requests not sent to `url`; `api_key`: the key every request
+    sends (None: $MMSERVE_API_KEY)."""
+    records, clients = generate_loads(url, [Load(workload, spec, api_key)], quiet, routes)
+    return records[0], clients
+
+
+def generate_loads(url: str, loads: list[Load], quiet: bool = False,
+                   routes: dict[str, str] | None = None,
+                   on_start: Callable[[float], None] | None = None
+                   ) -> tuple[list[list[RequestRecord]], dict[str, Any]]:
+    """Runs several loads at once, each with its own client actors, all starting at the same
+    moment (told to `on_start`, epoch seconds, once it is set); returns each load's records
+    and where the clients ran."""
     import ray
 
-    clients = start_clients(url, workload, spec, routes)
+    started = [start_clients(url, load.workload, load.spec, routes, load.api_key)
+               for load in loads]
+    all_clients = [client for clients in started for client in clients]
     try:
-        placement = ray.get([client.node.remote() for client in clients])
+        placement = ray.get([client.node.remote() for client in all_clients])
         start_at = time.time() + START_DELAY_S
-        plans = client_plans(spec, len(clients), start_at)
-        clients = clients[:len(plans)]
-        runs = [client.run.remote(plan) for client, plan in zip(clients, plans)]
-        _wait_with_progress(runs, clients, spec, start_at, quiet)
-        records = [RequestRecord.from_dict(r) for batch in ray.get(runs) for r in batch]
+        if on_start is not None:
+            on_start(start_at)
+        runs, used = [], []
+        for load, clients in zip(loads, started):
+            plans = client_plans(load.spec, len(clients), start_at)
+            used += clients[:len(plans)]
+            runs.append([client.run.remote(plan) for client, plan in zip(clients, plans)])
+        longest = max((load.spec for load in loads),
+                      key=lambda spec: spec.warmup_s + (spec.duration_s or 0.0))
+        _wait_with_progress([run for batch in runs for run in batch], used, longest,
+                            start_at, quiet)
+        records = [[RequestRecord.from_dict(r) for batch in ray.get(load_runs) for r in batch]
+                   for load_runs in runs]
     finally:
-        for client in clients:
+        for client in all_clients:
             ray.kill(client)
-    return records, {"actors": len(plans), "nodes": sorted({p["ip"] for p in placement}),
+    return records, {"actors": len(used), "nodes": sorted({p["ip"] for p in placement}),
                      "start_at": start_at}
 
 

@@ -32,11 +32,13 @@ class RequestRecord:
     wer: float | None = None  # word error rate of a transcript against its known text
     stages: dict[str, float] = field(default_factory=dict)  # the pipeline's server timings
     headers: dict[str, str] = field(default_factory=dict)  # RECORDED_HEADERS of the answer
+    usage: dict[str, float] = field(default_factory=dict)  # the answer's `usage` object
     # A stream's Server-Timing from its final event: the whole request (its header's stops at
     # the first token)
     server_timing: str | None = None
     warmup: bool = False
     client: int = 0
+    retry: bool = False  # a refused request sent again once, after its Retry-After
 
     @property
     def ok(self) -> bool:

@@ -27,6 +27,7 @@ from bench.environment import machine, now_iso, uptime
 from bench.load import LoadSpec, generate_load
 from bench.metrics import run_metrics
 from bench.objectives import Objectives
+from bench.redact import register_secret
 from bench.report import build_report, write_json, write_text
 from bench.server_view import Scraper, server_report
 from bench.workloads import Workload
@@ -40,15 +41,19 @@ def execute_run(target: Target, workload: Workload, spec: LoadSpec, bounds: dict
                 *, name: str, command: str, out: Path | None, scrape_interval_s: float = 5.0,
                 scrape_settle_s: float = 5.5,
                 quiet: bool = False, include_records: bool = False,
-                make_plots: bool = True, objectives: Objectives | None = None) -> dict[str, Any]:
-    """`objectives`: each route's own (bench/objectives.py), the app's by default."""
+                make_plots: bool = True, objectives: Objectives | None = None,
+                api_key: str | None = None) -> dict[str, Any]:
+    """`objectives`: each route's own (bench/objectives.py), the app's by default; `api_key`:
+    the key every request sends (None: $MMSERVE_API_KEY), never written to the report."""
+    register_secret(api_key)
     environment = {**machine(), "started_at": now_iso(), "uptime_before": uptime()}
     if not quiet:
         print(f"{name}: {workload.name} against {target.url}; load {spec.describe()}",
               file=sys.stderr, flush=True)
     scraper = Scraper(target.metrics_urls, scrape_interval_s, scrape_settle_s)
     with scraper:
-        records, clients = generate_load(target.url, workload, spec, quiet, target.route_urls)
+        records, clients = generate_load(target.url, workload, spec, quiet, target.route_urls,
+                                         api_key)
     environment.update(finished_at=now_iso(), uptime_after=uptime())
     report = build_report(
         name=name, command=command, environment=environment, target=describe(target),
