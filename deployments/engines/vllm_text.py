@@ -22,7 +22,8 @@ delays that class's other tenants; the ingress's per-tenant limits bound how far
 (docs/scheduling.md).
 
 A request's `n` choices are vLLM's own (SamplingParams.n: one child request per choice, its
-prompt's KV shared through the prefix cache), and so are its penalties and logit bias; its
+prompt's KV shared through the prefix cache; at temperature 0, which vLLM refuses with n > 1,
+one greedy choice answered n times), and so are its penalties and logit bias; its
 logprobs are those of the distribution each token was sampled from (logprobs_mode
 "processed_logprobs", as on the transformers scheduler), in OpenAI's shape (token_logprobs.py).
 
@@ -32,6 +33,7 @@ replica's runtime_env; see cluster/profiles/cpu.yaml for the environment it want
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -58,6 +60,8 @@ NO_OBJECTIVE_PRIORITY = 1 << 53
 # The numbers of one class: each class's band above the last, every band far inside the int64
 # that vLLM's request message carries to its engine process.
 CLASS_BAND = 1 << 54
+# vLLM's greedy threshold (its _SAMPLING_EPS): a temperature below it decodes greedily.
+GREEDY_BELOW_TEMPERATURE = 1e-5
 
 
 def vllm_priority(objective: float | None, base: float,
@@ -165,12 +169,13 @@ class VllmTextEngine:
         from vllm.sampling_params import RequestOutputKind
 
         final = None
-        async for output in self._outputs(prompt, params, priority,
+        copies, asked = greedy_copies(params)
+        async for output in self._outputs(prompt, asked, priority,
                                           RequestOutputKind.FINAL_ONLY):
             final = output
         choices = [_add(_empty_choice(prompt, params), piece, self._logprobs(piece, params))
                    for piece in sorted(final.outputs, key=lambda piece: piece.index)]
-        return _gathered(choices)
+        return _gathered(_copied(choices, copies))
 
     def stream(self, prompt: list[int], params: SamplingParams,
                deadline: float | None = None, objective: float | None = None,
@@ -185,15 +190,17 @@ class VllmTextEngine:
         Completion."""
         from vllm.sampling_params import RequestOutputKind
 
-        choices = [_empty_choice(prompt, params) for _ in range(params.n)]
-        async for output in self._outputs(prompt, params, priority, RequestOutputKind.DELTA):
+        copies, asked = greedy_copies(params)
+        choices = [_empty_choice(prompt, params) for _ in range(asked.n)]
+        async for output in self._outputs(prompt, asked, priority, RequestOutputKind.DELTA):
             for piece in output.outputs:
                 entries = self._logprobs(piece, params)
                 _add(choices[piece.index], piece, entries)
                 if piece.text or entries:
-                    yield StreamDelta(piece.text, index=piece.index, logprobs=entries)
+                    for index in range(piece.index, piece.index + copies):
+                        yield StreamDelta(piece.text, index=index, logprobs=entries)
             if output.finished:
-                yield StreamDelta("", _gathered(choices))
+                yield StreamDelta("", _gathered(_copied(choices, copies)))
 
     def _logprobs(self, piece: Any, params: SamplingParams) -> list[dict] | None:
         """OpenAI's entries for the tokens of vLLM's output `piece`, when asked for."""
@@ -257,6 +264,24 @@ def vllm_logprob_entries(tokens: list[int], positions: Any, top_logprobs: int,
                           most_likely(((t, lp.logprob) for t, lp in position.items()),
                                       top_logprobs), token_bytes)
             for token, position in zip(tokens, positions, strict=True)]
+
+
+def greedy_copies(params: SamplingParams) -> tuple[int, SamplingParams]:
+    """(copies of each choice to answer, what to ask vLLM): vLLM refuses n > 1 at temperature
+    0, where OpenAI answers n identical choices; there one greedy choice is decoded and
+    answered n times (each counted in the usage, as each would have been decoded)."""
+    if params.n > 1 and params.temperature < GREEDY_BELOW_TEMPERATURE:
+        return params.n, dataclasses.replace(params, n=1)
+    return 1, params
+
+
+def _copied(choices: list[Completion], copies: int) -> list[Completion]:
+    if copies == 1:
+        return choices
+    [only] = choices
+    return [only, *(dataclasses.replace(only, logprobs=None if only.logprobs is None
+                                        else list(only.logprobs))
+                    for _ in range(copies - 1))]
 
 
 def _empty_choice(prompt: list[int], params: SamplingParams) -> Completion:

@@ -17,9 +17,11 @@ from deployments.engines.neuron_text import neuron_engine_args
 from deployments.engines.tensorrt_llm_text import sampling_kwargs
 from deployments.engines.vllm_text import (
     _add,
+    _copied,
     _empty_choice,
     _gathered,
     engine_args,
+    greedy_copies,
     vllm_logprob_entries,
 )
 
@@ -58,6 +60,21 @@ def test_vllm_choices_gather_into_one_completion_counting_every_token():
     assert [(c.text, c.finish_reason, len(c.logprobs)) for c in completion.choices] == [
         ("a", "stop", 1), ("bc", "length", 3)]
     assert completion.all_completion_tokens == 4 and completion.prompt_tokens == 3
+
+
+def test_greedy_choices_are_decoded_once_by_vllm_and_answered_n_times():
+    # vLLM refuses n > 1 at temperature 0; OpenAI answers n identical choices.
+    params = SamplingParams(n=3, temperature=0, logprobs=True)
+    copies, asked = greedy_copies(params)
+    assert (copies, asked.n, asked.temperature) == (3, 1, 0)
+    [only] = [_add(_empty_choice([1], params), SimpleNamespace(
+        text="a", token_ids=[4, 5], finish_reason="stop"), [{}, {}])]
+    completion = _gathered(_copied([only], copies))
+    assert [c.text for c in completion.choices] == ["a"] * 3
+    assert completion.all_completion_tokens == 6
+    assert completion.choices[1].logprobs is not completion.choices[2].logprobs
+    assert greedy_copies(SamplingParams(n=3, temperature=0.5)) == (1, SamplingParams(
+        n=3, temperature=0.5))
 
 
 def test_vllm_reports_the_logprobs_of_the_distribution_sampled_from():
