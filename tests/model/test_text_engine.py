@@ -75,7 +75,8 @@ def test_a_streamed_row_run_again_streams_nothing_twice(engine, prompts):
 def test_a_streamed_row_never_shows_part_of_a_stop_string(engine, prompts):
     pieces: list[str] = []
     params = SamplingParams(max_tokens=24, temperature=0, stop=("Paris",))
-    [done] = engine.generate_batch([prompts[0]], [params], [RowControl(on_text=lambda delta: pieces.append(delta.text))])
+    control = RowControl(on_text=lambda delta: pieces.append(delta.text))
+    [done] = engine.generate_batch([prompts[0]], [params], [control])
     assert done.finish_reason == "stop" and "".join(pieces) == done.text
     assert not any("Par" in piece for piece in pieces)
 
