@@ -94,7 +94,7 @@ def test_n_streamed_choices_are_assembled_by_the_client(client):
     with client.chat.completions.stream(model=MODEL, messages=LONG, max_tokens=8,
                                         temperature=0, n=3, logprobs=True,
                                         stream_options={"include_usage": True}) as events:
-        final = events.get_final_completion()
+        final = events.until_done().current_completion_snapshot  # parsing refuses "length"
     assert [c.index for c in final.choices] == [0, 1, 2]
     assert [c.message.content for c in final.choices] == [
         c.message.content for c in whole.choices]
