@@ -11,11 +11,13 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from tokenizers import Tokenizer
 
 from deployments.core.models import model_path
+from deployments.engines.token_logprobs import BYTE_DECODER
 from tests.integration.test_vllm_engine import MODEL, vllm_openai, vllm_url  # noqa: F401
 
 pytestmark = pytest.mark.integration
 LONG = [{"role": "user", "content": "Write a long story about a ship at sea."}]
 REPEAT = [{"role": "user", "content": "Say the word ship ten times."}]
+BYTE_ENCODER = {byte: char for char, byte in BYTE_DECODER.items()}  # bytes -> a BPE piece
 
 
 @pytest.fixture(scope="module", params=["transformers", "vllm"])
@@ -129,7 +131,7 @@ def test_logit_bias_forces_and_forbids_a_token(client, tokenizer):
     assert forced.choices[0].message.content == " ship" * 5
     plain = create(client, messages=LONG, max_tokens=4, temperature=0, logprobs=True)
     first = plain.choices[0].logprobs.content[0]
-    first_id = tokenizer.token_to_id(first.token.replace(" ", "Ġ"))
+    first_id = tokenizer.token_to_id("".join(BYTE_ENCODER[byte] for byte in first.bytes))
     banned = create(client, messages=LONG, max_tokens=4, temperature=0, logprobs=True,
                     logit_bias={str(first_id): -100})
     assert banned.choices[0].logprobs.content[0].token != first.token
