@@ -145,7 +145,7 @@ def test_logit_bias_forces_and_forbids_a_token(client, tokenizer):
 def test_a_bias_on_a_token_outside_the_vocabulary_is_a_400(client):
     with pytest.raises(openai.BadRequestError) as raised:
         create(client, messages=LONG, max_tokens=2, logit_bias={"1000000": 5})
-    assert raised.value.body["error"]["param"] == "logit_bias"
+    assert raised.value.param == "logit_bias"
 
 
 @pytest.mark.parametrize(("fields", "param"), [
@@ -156,4 +156,4 @@ def test_a_bias_on_a_token_outside_the_vocabulary_is_a_400(client):
 def test_out_of_range_is_a_400_naming_the_field(openai_client, fields, param):
     with pytest.raises(openai.BadRequestError) as raised:
         create(openai_client, messages=LONG, max_tokens=2, **fields)
-    assert raised.value.body["error"]["param"] == param
+    assert raised.value.param == param
