@@ -49,8 +49,8 @@ class OneRowTextEngine:
                      share: Share = ANONYMOUS) -> AsyncIterator[StreamDelta]:
         loop = asyncio.get_running_loop()
         arrivals: asyncio.Queue[StreamDelta | BaseException] = asyncio.Queue()
-        control = RowControl(deadline=deadline, on_text=lambda text: loop.call_soon_threadsafe(
-            arrivals.put_nowait, StreamDelta(text)))
+        control = RowControl(deadline=deadline, on_text=lambda delta: loop.call_soon_threadsafe(
+            arrivals.put_nowait, delta))
         # The row's end comes after its text: the thread scheduled every piece before it returned.
         self._start(prompt, params, control).add_done_callback(
             lambda row: arrivals.put_nowait(_last_delta(row)))

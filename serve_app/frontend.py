@@ -326,7 +326,8 @@ class FrontEnd:
                                     complete, cacheable=params.temperature == 0)
         return JSONResponse(protocol.chat_completion(
             request_id, self.text_model, result.text, result.finish_reason,
-            protocol.usage(result.prompt_tokens, result.completion_tokens)))
+            protocol.usage(result.prompt_tokens, result.completion_tokens),
+            result.logprobs, result.other_choices))
 
     async def _chat_messages(self, body: protocol.ChatCompletionRequest, media: DecodedMedia,
                              deadline: float) -> list[dict[str, str]]:
@@ -362,7 +363,8 @@ class FrontEnd:
     def _sampling(self, body: protocol.ChatCompletionRequest) -> SamplingParams:
         max_tokens = body.requested_max_tokens() or self.config.text.default_max_tokens
         return SamplingParams(max_tokens=max_tokens, temperature=body.temperature,
-                              top_p=body.top_p, seed=body.seed, stop=body.stop_list())
+                              top_p=body.top_p, seed=body.seed, stop=body.stop_list(),
+                              **body.sampling_fields())
 
     async def _stream_chat(self, request: Request, request_id: str, messages: list[dict],
                            params: SamplingParams, body: protocol.ChatCompletionRequest
@@ -372,7 +374,7 @@ class FrontEnd:
                                         self.limits.stream_idle_timeout_s, clock)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = ChatChunks(request_id, self.text_model, include_usage,
-                            lambda: self._final_timing(request, clock.timing))
+                            lambda: self._final_timing(request, clock.timing), params.n)
         return sse_response(_chat_events(chunks, stream))
 
     # -- embeddings -------------------------------------------------------------------------
@@ -466,24 +468,35 @@ def _count_cache(route: str, what: str, n: int) -> None:
 
 
 class ChatChunks:
-    """A chat stream's events as OpenAI's chunks (token_stream.Renderer)."""
+    """A chat stream's events as OpenAI's chunks (token_stream.Renderer), each of its choice
+    (`index`): every choice's role first, its text (and logprobs) as it comes, every choice's
+    finish reason at the end."""
 
     def __init__(self, request_id: str, model: str, include_usage: bool,
-                 final_timing: Callable[[], dict[str, str]]) -> None:
+                 final_timing: Callable[[], dict[str, str]], choices: int = 1) -> None:
         self.request_id, self.model = request_id, model
         self.include_usage, self.final_timing = include_usage, final_timing
+        self.choices = choices
 
     def start(self) -> str:
-        return sse_event(protocol.chat_chunk(self.request_id, self.model,
-                                             {"role": "assistant", "content": ""}))
+        return "".join(sse_event(protocol.chat_chunk(self.request_id, self.model,
+                                                     {"role": "assistant", "content": ""},
+                                                     index=index))
+                       for index in range(self.choices))
 
     def token(self, delta: TokenDelta) -> str:
         return sse_event(protocol.chat_chunk(self.request_id, self.model,
-                                             {"content": delta.text}))
+                                             {"content": delta.text}, index=delta.index,
+                                             logprobs=delta.logprobs))
 
     def end(self, end: StreamEnd) -> str:
-        final = sse_event({**protocol.chat_chunk(self.request_id, self.model, {},
-                                                 end.finish_reason), **self.final_timing()})
+        reasons = end.every_finish_reason()
+        final = "".join(sse_event(protocol.chat_chunk(self.request_id, self.model, {}, reason,
+                                                      index=index))
+                        for index, reason in enumerate(reasons[:-1]))
+        final += sse_event({**protocol.chat_chunk(self.request_id, self.model, {}, reasons[-1],
+                                                  index=len(reasons) - 1),
+                            **self.final_timing()})
         if self.include_usage:
             usage = protocol.usage(end.prompt_tokens, end.completion_tokens)
             final += sse_event(protocol.chat_chunk(self.request_id, self.model, {},

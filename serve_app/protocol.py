@@ -9,11 +9,14 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from serve_app.sampling_options import SamplingOptions
 
 # The seeds every text engine takes: torch.Generator.manual_seed and vLLM accept any int64,
 # TensorRT-LLM an unsigned 64-bit one; a seed outside both is a 400, not a failed batch.
@@ -94,7 +97,7 @@ class StreamOptions(_Request):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(_Request):
+class ChatCompletionRequest(_Request, SamplingOptions):
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
@@ -103,7 +106,6 @@ class ChatCompletionRequest(_Request):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = Field(None, ge=MIN_SEED, le=MAX_SEED)
     stop: str | list[str] | None = None
-    n: int = Field(1, ge=1, le=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
 
@@ -178,21 +180,34 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 def chat_completion(
-    request_id: str, model: str, text: str, finish_reason: str, usage_: dict
+    request_id: str, model: str, text: str, finish_reason: str, usage_: dict,
+    logprobs: list[dict] | None = None, other_choices: Sequence[dict] = (),
 ) -> dict[str, Any]:
+    """`other_choices` (choices 1..n-1): {text, finish_reason, logprobs} each."""
+    choices = [{"text": text, "finish_reason": finish_reason, "logprobs": logprobs},
+               *other_choices]
     return {
         "id": request_id, "object": "chat.completion", "created": now(), "model": model,
-        "choices": [{"index": 0, "finish_reason": finish_reason, "logprobs": None,
-                     "message": {"role": "assistant", "content": text}}],
+        "choices": [{"index": index, "finish_reason": choice["finish_reason"],
+                     "logprobs": logprobs_object(choice["logprobs"]),
+                     "message": {"role": "assistant", "content": choice["text"]}}
+                    for index, choice in enumerate(choices)],
         "usage": usage_,
     }
 
 
+def logprobs_object(entries: list[dict] | None) -> dict[str, Any] | None:
+    """A choice's `logprobs`: its tokens' entries (ChatCompletionTokenLogprob), or null."""
+    return None if entries is None else {"content": entries}
+
+
 def chat_chunk(
     request_id: str, model: str, delta: dict, finish_reason: str | None = None,
-    usage_: dict | None = None, with_choice: bool = True,
+    usage_: dict | None = None, with_choice: bool = True, index: int = 0,
+    logprobs: list[dict] | None = None,
 ) -> dict[str, Any]:
-    choices = [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
+    choices = [{"index": index, "delta": delta, "finish_reason": finish_reason,
+                "logprobs": logprobs_object(logprobs)}]
     chunk: dict[str, Any] = {
         "id": request_id, "object": "chat.completion.chunk", "created": now(), "model": model,
         "choices": choices if with_choice else [],

@@ -94,26 +94,46 @@ class TranscriptReply(Reply):
 
 @dataclass
 class CompletionReply(Reply):
+    """The first choice (`text`, `finish_reason`, `logprobs`: OpenAI's token logprob entries
+    when asked for), the others when the request asked for several (`other_choices`, each
+    {text, finish_reason, logprobs}), and the tokens of all of them (`completion_tokens`)."""
+
     text: str
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop" | "length" | "abort"
+    logprobs: list[dict] | None = None
+    other_choices: list[dict] = field(default_factory=list)
+
+    def choices(self) -> list[dict]:
+        """Every choice as {text, finish_reason, logprobs}, in index order."""
+        first = {"text": self.text, "finish_reason": self.finish_reason,
+                 "logprobs": self.logprobs}
+        return [first, *self.other_choices]
 
 
 @dataclass
 class TokenDelta:
-    """A piece of a text stream's output."""
+    """A piece of a text stream's output: choice `index`'s text, and its tokens' logprobs
+    when they were asked for."""
 
     text: str
+    index: int = 0
+    logprobs: list[dict] | None = None
 
 
 @dataclass
 class StreamEnd(Reply):
-    """The last event of a text stream."""
+    """The last event of a text stream: the tokens of every choice, and each choice's finish
+    reason (`finish_reasons`, when there are several; else `finish_reason` alone)."""
 
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    finish_reasons: list[str] = field(default_factory=list)
+
+    def every_finish_reason(self) -> list[str]:
+        return self.finish_reasons or [self.finish_reason]
 
 
 TextEvent = TokenDelta | StreamEnd

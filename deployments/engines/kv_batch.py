@@ -94,23 +94,26 @@ class KVBatch:
     def width(self) -> int:
         return self.mask.shape[1]
 
-    def join(self, cache: DynamicCache, length: int) -> None:
-        """Adds one row whose prefill left `length` tokens in `cache` (batch of one)."""
+    def join(self, cache: DynamicCache, length: int, copies: int = 1) -> None:
+        """Adds `copies` rows (the choices of one request) whose prefill left `length` tokens
+        in `cache` (batch of one); each row's KV is its own copy from then on."""
+        layers = [(keys.expand(copies, -1, -1, -1), values.expand(copies, -1, -1, -1))
+                  for keys, values in kv_layers(cache)]
         if self.cache is None:
-            self.cache = _growing_cache(kv_layers(cache))
-            self.mask = torch.ones((1, length), dtype=torch.long)
-            self.positions = torch.tensor([length])
+            self.cache = _growing_cache(layers)
+            self.mask = torch.ones((copies, length), dtype=torch.long)
+            self.positions = torch.full((copies,), length)
             return
         width = max(self.width, length)
         self.cache = _growing_cache([
             (torch.cat([_left_pad(mine_k, width - self.width), _left_pad(keys, width - length)]),
              torch.cat([_left_pad(mine_v, width - self.width), _left_pad(values, width - length)]))
-            for (mine_k, mine_v), (keys, values) in zip(kv_layers(self.cache), kv_layers(cache),
+            for (mine_k, mine_v), (keys, values) in zip(kv_layers(self.cache), layers,
                                                         strict=True)])
         self.mask = torch.cat([_left_pad(self.mask, width - self.width),
-                               _left_pad(torch.ones((1, length), dtype=torch.long),
+                               _left_pad(torch.ones((copies, length), dtype=torch.long),
                                          width - length)])
-        self.positions = torch.cat([self.positions, torch.tensor([length])])
+        self.positions = torch.cat([self.positions, torch.full((copies,), length)])
 
     def keep(self, rows: list[int]) -> None:
         """Keeps only `rows` (indices, in order), then cuts columns no kept row uses."""

@@ -37,6 +37,10 @@ def neuron_engine_args(config: Any, model_path: str, dtype: str | None = None
     args = {k: v for k, v in engine_args(config, model_path, dtype).items()
             if k not in _NOT_FOR_NEURON}
     args.pop("scheduling_policy", None)  # arrival order: see the module's docstring
+    # The plugin samples with its own on-device sampler, which reads no logprobs_mode; its
+    # logprobs are the model's raw ones (docs/openai-compatibility.md).
+    if "logprobs_mode" not in config.engine_kwargs:
+        args.pop("logprobs_mode", None)
     args.setdefault("max_model_len", DEFAULT_MAX_MODEL_LEN)
     # From the merged arguments, so that engine_kwargs' tensor_parallel_size (or max_num_seqs,
     # max_model_len) and the shapes NxD Inference compiles for always agree.

@@ -34,11 +34,11 @@ def sample_row(logits: torch.Tensor, params: SamplingParams, generator: torch.Ge
         return int(torch.argmax(logits))
     probs = torch.softmax(logits.float() / params.temperature, dim=-1)
     if params.top_p < 1.0:
-        probs = _top_p_filter(probs, params.top_p)
+        probs = top_p_filter(probs, params.top_p)
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     sorted_probs, order = torch.sort(probs, descending=True)
     cumulative = torch.cumsum(sorted_probs, dim=-1)
     # Keep the smallest prefix whose mass reaches top_p (always at least the top token).

@@ -8,6 +8,8 @@ step of every running row together. Waiting requests are admitted in the order o
 policy (waiting_queue.py): interactive before batch, tenants by weighted fair share, and each
 tenant's by arrival ("fifo") or earliest objective first ("slo"). Every row
 keeps its own sampling, stop strings, max_tokens and RNG; streamed text leaves after each step.
+A request of n choices is prefilled once and joins as n rows (Sequence.fork), admitted when
+its rows fit beside those running (or alone, if they never would).
 Blocking: the replica runs `step` on its model thread, over and over while `has_work`. `add`
 may be called from any thread.
 """
@@ -22,8 +24,10 @@ import torch
 
 from deployments.engines.kv_batch import KVBatch
 from deployments.engines.model_runner import ModelRunner
+from deployments.engines.row_logits import adjusted, token_logprob
 from deployments.engines.sampling import sample_row
 from deployments.engines.sequence import Sequence
+from deployments.engines.token_logprobs import TokenBytes
 from deployments.engines.waiting_queue import WaitingQueue
 
 logger = logging.getLogger(__name__)
@@ -43,8 +47,10 @@ class StepReport:
 class Scheduler:
     def __init__(self, runner: ModelRunner, detokenize: Callable[[list[int]], str],
                  eos_ids: set[int], max_running: int = 16,
-                 max_prefill_tokens_per_step: int = 512, queue_policy: str = "fifo") -> None:
+                 max_prefill_tokens_per_step: int = 512, queue_policy: str = "fifo",
+                 token_bytes: TokenBytes | None = None) -> None:
         self.runner, self.detokenize, self.eos_ids = runner, detokenize, eos_ids
+        self.token_bytes = token_bytes or (lambda token: detokenize([token]).encode())
         self.max_running = max_running
         self.max_prefill_tokens_per_step = max_prefill_tokens_per_step
         self.waiting: WaitingQueue[Sequence] = WaitingQueue(queue_policy)
@@ -84,7 +90,9 @@ class Scheduler:
                 break
             sequence.obey_control()
             if sequence.finish_reason:  # gone or late already: never computed
-                self._finish(sequence)
+                for row in self._choices(sequence):
+                    row.obey_control()
+                    self._finish(row)
                 continue
             try:
                 cache, logits, cached = self.runner.prefill(sequence.prompt)
@@ -95,17 +103,30 @@ class Scheduler:
             report.prefilled += 1
             report.prefill_tokens += len(sequence.prompt)
             sequence.cached_prompt_tokens = cached
-            self._sample(sequence, logits)
-            if sequence.finish_reason:  # done at its first token: no place in the batch
-                self._finish(sequence)
-                continue
-            self.batch.join(cache, len(sequence.prompt))
-            self.running.append(sequence)
+            joining = []
+            for row in self._choices(sequence):
+                self._sample(row, logits)
+                if row.finish_reason:  # done at its first token: no place in the batch
+                    self._finish(row)
+                else:
+                    joining.append(row)
+            if joining:
+                self.batch.join(cache, len(sequence.prompt), copies=len(joining))
+                self.running.extend(joining)
+
+    @staticmethod
+    def _choices(sequence: Sequence) -> list[Sequence]:
+        """The request's rows: itself, and a fork per further choice."""
+        return [sequence, *(sequence.fork(i) for i in range(1, sequence.params.n))]
 
     def _within_budget(self, sequence: Sequence, report: StepReport) -> bool:
-        """The step's first prompt always; later ones while the prefill budget holds them."""
-        return not report.prefilled or (report.prefill_tokens + len(sequence.prompt)
-                                        <= self.max_prefill_tokens_per_step)
+        """The step's first prompt always (if its rows fit beside those running, or none
+        run); later ones while the prefill budget and the rows hold them."""
+        rows_fit = len(self.running) + sequence.params.n <= self.max_running
+        if not report.prefilled:
+            return rows_fit or not self.running
+        return rows_fit and (report.prefill_tokens + len(sequence.prompt)
+                             <= self.max_prefill_tokens_per_step)
 
     def _decode(self) -> None:
         try:
@@ -121,10 +142,14 @@ class Scheduler:
         self._drop_finished()
 
     def _sample(self, sequence: Sequence, logits: torch.Tensor) -> None:
-        token = sample_row(logits, sequence.params, sequence.generator)
+        params = sequence.params
+        logits = adjusted(logits, params, sequence.counts)
+        token = sample_row(logits, params, sequence.generator)
+        logprob = (token_logprob(logits, params, token, self.token_bytes)
+                   if params.logprobs else None)
         eos = token in self.eos_ids
         text = sequence.text if eos else self.detokenize([*sequence.tokens, token])
-        sequence.append(token, text, eos)
+        sequence.append(token, text, eos, logprob)
         sequence.stream_step()
 
     def _drop_finished(self) -> None:

@@ -58,10 +58,25 @@ def check_fits(prompt_tokens: int, max_tokens: int, max_seq_len: int | None) -> 
             f"takes at most {max_seq_len} tokens in all", "messages")
 
 
+# What this engine does not pass to TensorRT-LLM yet (its n, logprobs and embedding bias
+# take other shapes, unverified without a GPU here): a 400 naming the field.
+UNSUPPORTED = {"n": lambda p: p.n > 1, "logprobs": lambda p: p.logprobs,
+               "logit_bias": lambda p: bool(p.logit_bias)}
+
+
 def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
-    """tensorrt_llm.SamplingParams keywords; temperature 0 means greedy (top_k=1)."""
+    """tensorrt_llm.SamplingParams keywords; temperature 0 means greedy (top_k=1). A request
+    asking for what UNSUPPORTED lists is an InvalidRequest."""
+    for field, asked in UNSUPPORTED.items():
+        if asked(params):
+            raise InvalidRequest(f"{field}: the tensorrt_llm text engine does not serve it; "
+                                 "use the transformers or vllm engine", field)
     kwargs: dict[str, Any] = {"max_tokens": params.max_tokens, "top_p": params.top_p,
                               "seed": params.seed, "stop": list(params.stop) or None}
+    if params.presence_penalty:
+        kwargs["presence_penalty"] = params.presence_penalty
+    if params.frequency_penalty:
+        kwargs["frequency_penalty"] = params.frequency_penalty
     if params.temperature <= 0:
         kwargs["top_k"] = 1
     else:

@@ -10,6 +10,7 @@ its running rows (kv_batch.py) and reuses the KV of prompt prefixes it has compu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -20,12 +21,15 @@ from deployments.core.generation import Completion, RowControl, SamplingParams
 from deployments.core.models import resolve
 from deployments.core.precision import resolve_dtype
 from deployments.engines.chat import chat_token_ids
+from deployments.engines.choice_fork import ChoiceGroup, choice_seed
 from deployments.engines.model_runner import ModelRunner
+from deployments.engines.penalties import check_logit_bias
 from deployments.engines.prefix_cache import PrefixCache
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
 from deployments.engines.sampling import make_generator
 from deployments.engines.scheduler import Scheduler
 from deployments.engines.sequence import Sequence
+from deployments.engines.token_logprobs import TokenBytesOf
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Left float32 by int8 quantization (Llama-family names): the MLP down-projection, whose input
@@ -69,6 +73,7 @@ class TransformersTextEngine:
         if quantization == "int8":
             self.model = quantize_linear_int8(self.model, KEEP_FLOAT_FOR_INT8)
         self.eos_ids = self._eos_ids()
+        self.token_bytes = TokenBytesOf(self.tokenizer)
         self.prefix_cache = PrefixCache(prefix_cache_mib * MIB) if prefix_cache_mib else None
         self.runner = ModelRunner(self.model, self.prefix_cache)
         self.max_prefill_tokens_per_step = max_prefill_tokens_per_step
@@ -100,15 +105,23 @@ class TransformersTextEngine:
                       max_prefill_tokens_per_step: int | None = None) -> Scheduler:
         return Scheduler(self.runner, self.detokenize, self.eos_ids, max_running,
                          max_prefill_tokens_per_step or self.max_prefill_tokens_per_step,
-                         self.queue_policy)
+                         self.queue_policy, self.token_bytes)
 
     def new_sequence(self, prompt: list[int], params: SamplingParams, control: RowControl,
                      on_finish: Any = None) -> Sequence:
-        """A request ready for a scheduler; a seed torch rejects raises InvalidRequest here,
-        before the request takes a place in any batch."""
+        """A request ready for a scheduler; a seed torch rejects (its last choice's included)
+        or a logit_bias token outside the vocabulary raises InvalidRequest here, before the
+        request takes a place in any batch. A request of n choices gathers its rows' outcomes
+        into one (choice_fork.py)."""
+        check_logit_bias(params, self.model.config.vocab_size)
+        if params.n > 1:
+            make_generator(replace(params, seed=choice_seed(params.seed, params.n - 1)))
         sequence = Sequence(prompt, params, make_generator(params), control)
         if on_finish is not None:
             sequence.on_finish = on_finish
+        if params.n > 1:
+            sequence.choices = ChoiceGroup(params.n, sequence.on_finish)
+            sequence.on_finish = sequence.choices.finisher(0)
         return sequence
 
     def generate_batch(

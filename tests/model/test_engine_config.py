@@ -40,7 +40,7 @@ def test_vllm_args_carry_every_knob():
         "dtype": "bfloat16", "max_model_len": 4096, "max_num_seqs": 16, "quantization": "fp8",
         "enforce_eager": True, "enable_prefix_caching": True, "gpu_memory_utilization": 0.5,
         "kv_cache_memory_bytes": int(1.5 * GIB), "tensor_parallel_size": 2,
-        "disable_log_stats": True,
+        "disable_log_stats": True, "logprobs_mode": "processed_logprobs",
     }
 
 

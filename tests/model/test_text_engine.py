@@ -56,7 +56,7 @@ def test_seeded_sampling_is_independent_of_batch_neighbours(engine, prompts):
 
 def test_a_streamed_row_gets_its_text_in_pieces_beside_a_whole_one(engine, prompts):
     pieces: list[str] = []
-    streamed = RowControl(on_text=pieces.append)
+    streamed = RowControl(on_text=lambda delta: pieces.append(delta.text))
     alone = [engine.generate_batch([p], [GREEDY])[0] for p in prompts[:2]]
     whole, stream = engine.generate_batch(prompts[:2], [GREEDY, GREEDY],
                                           [RowControl(), streamed])
@@ -66,7 +66,7 @@ def test_a_streamed_row_gets_its_text_in_pieces_beside_a_whole_one(engine, promp
 
 def test_a_streamed_row_run_again_streams_nothing_twice(engine, prompts):
     pieces: list[str] = []
-    control = RowControl(on_text=pieces.append)
+    control = RowControl(on_text=lambda delta: pieces.append(delta.text))
     first = engine.generate_batch([prompts[0]], [GREEDY], [control])[0]
     again = engine.generate_batch([prompts[0]], [GREEDY], [control])[0]  # as after a failed batch
     assert again.text == first.text and "".join(pieces) == first.text
@@ -75,7 +75,8 @@ def test_a_streamed_row_run_again_streams_nothing_twice(engine, prompts):
 def test_a_streamed_row_never_shows_part_of_a_stop_string(engine, prompts):
     pieces: list[str] = []
     params = SamplingParams(max_tokens=24, temperature=0, stop=("Paris",))
-    [done] = engine.generate_batch([prompts[0]], [params], [RowControl(on_text=pieces.append)])
+    control = RowControl(on_text=lambda delta: pieces.append(delta.text))
+    [done] = engine.generate_batch([prompts[0]], [params], [control])
     assert done.finish_reason == "stop" and "".join(pieces) == done.text
     assert not any("Par" in piece for piece in pieces)
 
