@@ -15,14 +15,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from deployments.core.call_protocol import StreamEnd, TextEvent, TokenDelta
 from deployments.core.deadline import remaining
 from deployments.core.errors import InternalFailure, ServeError, TimedOut
 from deployments.core.generation import SamplingParams
-from serve_app.calls import ReplicaGroup
 from serve_app.request_metrics import TokenClock
+
+if TYPE_CHECKING:  # its Ray imports stay out of what only calls it
+    from serve_app.calls import ReplicaGroup
 
 T = TypeVar("T", covariant=True)
 R = TypeVar("R")

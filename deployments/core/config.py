@@ -201,6 +201,9 @@ class TextSettings(DeploymentSettings):
         "before tokenizing; engine.max_prompt_tokens is checked after")
     max_messages: int = Field(
         256, ge=1, description="messages per chat request, checked at the ingress; more get 400")
+    max_prompts: int = Field(
+        16, ge=1, description="prompts per /v1/completions request (one completion each), "
+        "checked at the ingress; more get 400")
     max_stop_sequences: int = Field(
         4, ge=0, description="stop strings per chat request (OpenAI allows 4); more get 400")
     max_stop_chars: int = Field(
@@ -486,8 +489,11 @@ class CacheSettings(_Strict):
     enabled: bool = Field(False, description="the cache as a whole")
     embeddings: bool = Field(True, description="cache each input of /v1/embeddings")
     transcriptions: bool = Field(True, description="cache /v1/audio/transcriptions")
+    translations: bool = Field(True, description="cache /v1/audio/translations")
     chat: bool = Field(False, description="cache /v1/chat/completions at temperature 0, "
                        "not streamed (opt-in: a deterministic answer is the engine's promise)")
+    completions: bool = Field(False, description="cache /v1/completions at temperature 0, "
+                              "not streamed (opt-in, as chat)")
     ttl_s: float = Field(3600.0, gt=0, description="an entry's lifetime")
     max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="in process: keys and values "
                            "held per ingress replica; least recently used go first")
