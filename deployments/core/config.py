@@ -568,7 +568,7 @@ class Slo(_Strict):
         "with admission by predicted finish (docs/scheduling.md)")
     chat: RouteObjective = Field(
         default_factory=lambda: RouteObjective(ttft_s=2.0, e2e_s=30.0),
-        description="/v1/chat/completions")
+        description="/v1/chat/completions and /v1/completions")
     pipeline: RouteObjective = Field(
         default_factory=lambda: RouteObjective(ttft_s=5.0, e2e_s=30.0),
         description="/v1/pipeline: its first token waits for the audio and image stages")
@@ -576,7 +576,7 @@ class Slo(_Strict):
         default_factory=lambda: RouteObjective(e2e_s=2.0), description="/v1/embeddings")
     transcriptions: RouteObjective = Field(
         default_factory=lambda: RouteObjective(e2e_s=15.0),
-        description="/v1/audio/transcriptions")
+        description="/v1/audio/transcriptions and /v1/audio/translations")
 
     def for_route(self, path: str) -> RouteObjective | None:
         """The objective of the route at `path`; None for routes without one."""
@@ -584,8 +584,10 @@ class Slo(_Strict):
         return getattr(self, name) if name else None
 
 
-ROUTE_OBJECTIVES = {"/v1/chat/completions": "chat", "/v1/pipeline": "pipeline",
-                    "/v1/embeddings": "embeddings", "/v1/audio/transcriptions": "transcriptions"}
+ROUTE_OBJECTIVES = {"/v1/chat/completions": "chat", "/v1/completions": "chat",
+                    "/v1/pipeline": "pipeline", "/v1/embeddings": "embeddings",
+                    "/v1/audio/transcriptions": "transcriptions",
+                    "/v1/audio/translations": "transcriptions"}
 # The route whose objective judges each model group in the capacity allocator: the route the
 # group serves alone (the pipeline's requests reach every group and carry their own).
 GROUP_ROUTES = {"text": "chat", "vision": "embeddings", "audio": "transcriptions"}
