@@ -17,10 +17,14 @@ SENTENCES = ["the quick brown fox jumps over the lazy dog",
              "open the door please"]
 
 
+# French speech for translation: what Whisper should hear in English.
+FRENCH = "bonjour, je m'appelle Marie et j'habite à Paris"
+
+
 @cache
-def speech_wav(text: str = SENTENCES[0]) -> bytes:
+def speech_wav(text: str = SENTENCES[0], voice: str | None = None) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
-        return speak(text, Path(folder) / "clip.wav")
+        return speak(text, Path(folder) / "clip.wav", voice=voice)
 
 
 def png_image(color: tuple[int, int, int] = (200, 30, 30), size: int = 96) -> bytes:
