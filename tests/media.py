@@ -17,8 +17,10 @@ SENTENCES = ["the quick brown fox jumps over the lazy dog",
              "open the door please"]
 
 
-# French speech for translation: what Whisper should hear in English.
-FRENCH = "bonjour, je m'appelle Marie et j'habite à Paris"
+# French speech for translation: espeak's French that Whisper base hears as French (the
+# language detected with a probability of about 0.8) and translates with "coffee" in it.
+FRENCH = "je voudrais un café, s'il vous plaît"
+FRENCH_WORDS = {"je", "vous", "café"}
 
 
 @cache

@@ -263,7 +263,8 @@ class FasterWhisperEngine:
                                   text=text, tokens=text_tokens, seek=seek,
                                   avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob))
         silent = result.no_speech_prob > NO_SPEECH_THRESHOLD
-        if silent and (not spans or avg_logprob < LOGPROB_THRESHOLD or _looping(spans)):
+        looping = _looping([span["text"] for span in spans])
+        if silent and (not spans or avg_logprob < LOGPROB_THRESHOLD or looping):
             return []
         return spans
 
@@ -362,6 +363,5 @@ def _transcription(
     )
 
 
-def _looping(spans: list[dict]) -> bool:
-    text = " ".join(span["text"] for span in spans)
-    return get_compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD
+def _looping(texts: list[str]) -> bool:
+    return get_compression_ratio(" ".join(texts)) > COMPRESSION_RATIO_THRESHOLD
