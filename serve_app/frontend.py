@@ -401,7 +401,8 @@ class FrontEnd:
 
         async def complete() -> dict[str, Any]:
             replies = await asyncio.gather(*(
-                self.text.call("generate", prompt, params, deadline=request.state.deadline)
+                self.text.call("generate", prompt, params, deadline=request.state.deadline,
+                               alongside=len(prompts) > 1)
                 for prompt in prompts))
             return {"choices": [reply.payload() for reply in replies]}
         answer = await self.cache.one(request, cache.COMPLETIONS, self.text_model,

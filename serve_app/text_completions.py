@@ -34,7 +34,8 @@ async def open_streams(group: ReplicaGroup, prompts: list[str], params: Sampling
     """One stream per prompt, each started; if one fails to start, the others are cancelled
     and its error raised."""
     opened = await asyncio.gather(
-        *(TokenStream.open(group, prompt, params, deadline, idle_timeout_s, clock)
+        *(TokenStream.open(group, prompt, params, deadline, idle_timeout_s, clock,
+                           alongside=len(prompts) > 1)
           for prompt in prompts), return_exceptions=True)
     failed = [item for item in opened if isinstance(item, BaseException)]
     if failed:

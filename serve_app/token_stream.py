@@ -50,11 +50,13 @@ class TokenStream:
     clock: TokenClock
 
     @classmethod
-    async def open(cls, group: ReplicaGroup, messages: list[dict], params: SamplingParams,
-                   deadline: float | None, idle_timeout_s: float,
-                   clock: TokenClock) -> TokenStream:
-        """The group's `stream` started, its first event arrived (or its error raised)."""
-        first, rest = await group.open_stream("stream", messages, params, deadline=deadline)
+    async def open(cls, group: ReplicaGroup, messages: list[dict] | str,
+                   params: SamplingParams, deadline: float | None, idle_timeout_s: float,
+                   clock: TokenClock, alongside: bool = False) -> TokenStream:
+        """The group's `stream` started, its first event arrived (or its error raised);
+        `alongside`: one of several streams of the request (ReplicaGroup.call)."""
+        first, rest = await group.open_stream("stream", messages, params, deadline=deadline,
+                                              alongside=alongside)
         return cls(group, first, rest, deadline, idle_timeout_s, clock)
 
     async def relay(self, render: Renderer[R]) -> AsyncIterator[R]:

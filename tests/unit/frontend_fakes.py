@@ -68,10 +68,11 @@ class FakeGroup:
         return answer
 
     async def call(self, method: str, *args: Any, deadline: float | None = None,
-                   idempotent: bool = False) -> Any:
+                   idempotent: bool = False, alongside: bool = False) -> Any:
         return self._answer(method, args)
 
-    async def open_stream(self, method: str, *args: Any, deadline: float | None = None):
+    async def open_stream(self, method: str, *args: Any, deadline: float | None = None,
+                          alongside: bool = False):
         events = self._answer(method, args)
         return events[0], Events(events[1:])
 
