@@ -28,8 +28,9 @@ ODD_FLOATS = (math.nan, math.inf, -math.inf, -0.0, 1e308, -1e308, 5e-324, 1e-9)
 # Methods the app does not serve but HTTP servers parse; a made-up token such as FOO is refused
 # by Serve's HTTP server (uvicorn's parser) with a plain 400 before the app sees it.
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE", "PROPFIND")
-KNOWN_PATHS = ("/healthz", "/readyz", "/v1/models", "/v1/chat/completions", "/v1/embeddings",
-               "/v1/audio/transcriptions", "/v1/pipeline")
+KNOWN_PATHS = ("/healthz", "/readyz", "/v1/models", "/v1/chat/completions", "/v1/completions",
+               "/v1/embeddings", "/v1/audio/transcriptions", "/v1/audio/translations",
+               "/v1/pipeline")
 CONTENT_TYPES = ("application/json", "application/json; charset=utf-8", "text/plain",
                  "application/x-www-form-urlencoded", "multipart/form-data",
                  "application/octet-stream", "APPLICATION/JSON", "")
@@ -321,7 +322,7 @@ def _family(limits: Limits, fields: Any, build: Any,
             extras: bool = True) -> st.SearchStrategy[FuzzRequest]:
     def requests(valid_only: bool) -> st.SearchStrategy[FuzzRequest]:
         drawn = fields(Fields(limits, valid_only))
-        if extras:  # unknown fields: a server that ignores them must still answer well
+        if extras and not valid_only:  # unknown fields: refused (400), never a 5xx
             drawn = st.tuples(drawn, extra_fields).map(lambda pair: {**pair[1], **pair[0]})
         return drawn.map(build)
 
@@ -363,8 +364,9 @@ def route_requests() -> st.SearchStrategy[FuzzRequest]:
 
 def _label(path: str) -> str:
     known = {"/healthz": "healthz", "/readyz": "readyz", "/v1/models": "models",
-             "/v1/chat/completions": "chat", "/v1/embeddings": "embeddings",
-             "/v1/audio/transcriptions": "transcriptions", "/v1/pipeline": "pipeline"}
+             "/v1/chat/completions": "chat", "/v1/completions": "completions",
+             "/v1/embeddings": "embeddings", "/v1/audio/transcriptions": "transcriptions",
+             "/v1/audio/translations": "translations", "/v1/pipeline": "pipeline"}
     return known.get(path, "other")
 
 

@@ -22,7 +22,8 @@ from typing import Any
 from bench.slo import parse_duration
 from deployments.core.config import ROUTE_OBJECTIVES, Slo
 
-PATHS = {name: path for path, name in ROUTE_OBJECTIVES.items()}
+# Each objective's own route: the first path that names it (/v1/completions shares chat's).
+PATHS = {name: path for path, name in reversed(ROUTE_OBJECTIVES.items())}
 ERROR, TTFT, E2E = "error", "ttft", "e2e"
 
 

@@ -22,7 +22,7 @@ from deployments.core.deadline import remaining
 from deployments.core.errors import InvalidRequest, Unavailable
 from deployments.core.fair_share import ANONYMOUS, Share
 from deployments.core.generation import Completion, SamplingParams, StreamDelta
-from deployments.engines.chat import chat_token_ids
+from deployments.engines.chat import chat_token_ids, text_token_ids
 
 COMPLETIONS = "/v1/completions"
 
@@ -79,6 +79,9 @@ class OpenAITextEngine:
 
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return chat_token_ids(self.tokenizer, messages)
+
+    def encode_text(self, prompt: str) -> list[int]:
+        return text_token_ids(self.tokenizer, prompt)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

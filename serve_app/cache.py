@@ -53,7 +53,8 @@ from serve_app.tenants import Tenant
 
 HEADER = "X-Cache"
 HIT, MISS, PARTIAL, BYPASS = "hit", "miss", "partial", "bypass"
-EMBEDDINGS, TRANSCRIPTIONS, CHAT = "embeddings", "transcriptions", "chat"
+EMBEDDINGS, TRANSCRIPTIONS, TRANSLATIONS = "embeddings", "transcriptions", "translations"
+CHAT, COMPLETIONS = "chat", "completions"
 SHARED_NAMESPACE, ANONYMOUS_NAMESPACE = "shared", "anonymous"
 # (route, what) -> count; what: hit, miss, bypass (per input for embeddings), store, error,
 # invalid (an entry that failed its signature check)

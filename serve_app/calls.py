@@ -33,6 +33,8 @@ from ray.exceptions import (
     RayTaskError,
     WorkerCrashedError,
 )
+from ray.serve._private.utils import generate_request_id
+from ray.serve.context import _set_request_context
 from ray.serve.exceptions import (
     BackPressureError,
     DeploymentUnavailableError,
@@ -76,14 +78,17 @@ class ReplicaGroup:
         self.retry = retry if retry is not None else RetryRule()
 
     async def call(self, method: str, *args: Any, deadline: float | None,
-                   idempotent: bool = False) -> Reply:
+                   idempotent: bool = False, alongside: bool = False) -> Reply:
         """`handle.method.remote(*args, CallContext(deadline, ...))`, awaited until the
         deadline.
 
         An idempotent call whose replica died is sent once more (Serve's router has dropped the
         dead replica by then), if it is cheap enough that it is unlikely to have killed that
-        replica (`self.retry`) and the deadline leaves time for it.
+        replica (`self.retry`) and the deadline leaves time for it. `alongside`: one of several
+        calls of the request to this group at once, each in its own task (own_call_id).
         """
+        if alongside:
+            own_call_id()
         try:
             return await self._call_once(method, args, deadline)
         except ReplicaDied:
@@ -117,10 +122,13 @@ class ReplicaGroup:
         finally:
             self.load.finished()
 
-    async def open_stream(self, method: str, *args: Any,
-                          deadline: float | None) -> tuple[Any, AsyncIterator]:
+    async def open_stream(self, method: str, *args: Any, deadline: float | None,
+                          alongside: bool = False) -> tuple[Any, AsyncIterator]:
         """Starts a streaming call and waits (until the deadline) for its first item, so errors
-        before any output still become HTTP statuses. Returns (first item or None, the rest)."""
+        before any output still become HTTP statuses. Returns (first item or None, the rest).
+        `alongside` as for `call`."""
+        if alongside:
+            own_call_id()
         timing = request_timing.current()
         account = request_tenant.current()
         call = GroupCall(self.name, time.time(), 0.0)
@@ -168,6 +176,14 @@ class ReplicaGroup:
         name = type(cause if isinstance(exc, RayTaskError) and cause else exc).__name__
         logger.error("a call to the %s group failed: %r", self.name, exc)  # a bug: keep it
         return InternalFailure(f"the {self.name} group failed: {name}")
+
+
+def own_call_id() -> None:
+    """Gives the calls this task makes from now on a Serve request id of their own. Serve's
+    router keeps a request's calls waiting for a replica by an id they inherit from the request
+    (Ray Serve 2.60): two calls of one request to one group at once would share it, and only
+    one of them would ever be assigned. The id the request's log lines carry is kept."""
+    _set_request_context(_internal_request_id=generate_request_id())
 
 
 def call_context(deadline: float | None, timing: Any, account: RequestTenant | None

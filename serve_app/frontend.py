@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from deployments.core.call_protocol import (
     CompletionReply,
     Reply,
+    SpeechRequest,
     StreamEnd,
     TokenDelta,
     TranscriptReply,
@@ -42,7 +43,6 @@ from deployments.core.errors import (
     InvalidRequest,
     Overloaded,
     ServeError,
-    UnsupportedMediaType,
 )
 from deployments.core.generation import SamplingParams
 from deployments.replicas import metrics
@@ -55,8 +55,8 @@ from serve_app import (
     request_tenant,
     request_timing,
 )
+from serve_app.audio_form import read_audio_form
 from serve_app.auth import ANONYMOUS_WARNING, authenticate_headers, load_key_directory
-from serve_app.calls import ReplicaGroup
 from serve_app.class_admission import concurrency_cap
 from serve_app.fresh_result import FreshResult
 from serve_app.group_load import GroupLoad
@@ -78,12 +78,16 @@ from serve_app.prompts import with_system_prompt
 from serve_app.request_metrics import TokenClock, count_slo
 from serve_app.request_timing import RequestTiming
 from serve_app.retry_rule import RetryRule
-from serve_app.subtitles import TRANSCRIPTION_FORMATS, format_transcription
+from serve_app.subtitles import format_transcription
 from serve_app.tenant_limits import Admission, TenantLimits, make_buckets
 from serve_app.tenant_usage import TenantUsage, make_usage_ledger, require_admin
 from serve_app.tenants import Tenant
+from serve_app.text_completions import CompletionChunks, completion_events, open_streams
 from serve_app.token_stream import TokenStream, in_band
 from serve_app.tracing import RequestTracer
+
+if TYPE_CHECKING:  # its Ray imports stay out of what only calls it
+    from serve_app.calls import ReplicaGroup
 
 Handler = Callable[[Request], Awaitable[Response]]
 JSON_TYPES = ("application/json",)
@@ -93,7 +97,9 @@ READY_TIMEOUT_S = 5.0
 READY_MAX_AGE_S = 1.0
 MODEL_INFO_TIMEOUT_S = 2.0
 CACHE_ROUTE_PATHS = {cache.EMBEDDINGS: "/v1/embeddings", cache.CHAT: "/v1/chat/completions",
-                     cache.TRANSCRIPTIONS: "/v1/audio/transcriptions"}
+                     cache.COMPLETIONS: "/v1/completions",
+                     cache.TRANSCRIPTIONS: "/v1/audio/transcriptions",
+                     cache.TRANSLATIONS: "/v1/audio/translations"}
 logger = logging.getLogger("ray.serve")
 
 
@@ -360,7 +366,8 @@ class FrontEnd:
         return reply_type.from_payload(await self.cache.one(request, route, model, args,
                                                             payload, cacheable))
 
-    def _sampling(self, body: protocol.ChatCompletionRequest) -> SamplingParams:
+    def _sampling(self, body: protocol.ChatCompletionRequest | protocol.CompletionRequest
+                  ) -> SamplingParams:
         max_tokens = body.requested_max_tokens() or self.config.text.default_max_tokens
         return SamplingParams(max_tokens=max_tokens, temperature=body.temperature,
                               top_p=body.top_p, seed=body.seed, stop=body.stop_list(),
@@ -376,6 +383,50 @@ class FrontEnd:
         chunks = ChatChunks(request_id, self.text_model, include_usage,
                             lambda: self._final_timing(request, clock.timing), params.n)
         return sse_response(_chat_events(chunks, stream))
+
+    # -- completions ------------------------------------------------------------------------
+
+    async def completions(self, request: Request) -> Response:
+        """Each prompt completed as it is (no chat template), one choice per prompt, through
+        the same text calls, limits and cache as chat."""
+        require_media_type(request, *JSON_TYPES)
+        body = self._json(await self._body(request), protocol.CompletionRequest)
+        self._check_model(body.model, self.text_model)
+        limits.check_completions(body, self.config)
+        params = self._sampling(body)
+        prompts = body.prompts()
+        echoes = prompts if body.echo else [""] * len(prompts)
+        request_id = protocol.new_id("cmpl")
+        if body.stream:
+            return await self._stream_completions(request, request_id, prompts, echoes,
+                                                  params, body)
+
+        async def complete() -> dict[str, Any]:
+            replies = await asyncio.gather(*(
+                self.text.call("generate", prompt, params, deadline=request.state.deadline,
+                               alongside=len(prompts) > 1)
+                for prompt in prompts))
+            return {"choices": [reply.payload() for reply in replies]}
+        answer = await self.cache.one(request, cache.COMPLETIONS, self.text_model,
+                                      (prompts, params), complete,
+                                      cacheable=params.temperature == 0)
+        replies = [CompletionReply.from_payload(choice) for choice in answer["choices"]]
+        return JSONResponse(protocol.text_completion(
+            request_id, self.text_model,
+            [(echo + reply.text, reply.finish_reason) for echo, reply in zip(echoes, replies)],
+            protocol.usage(sum(reply.prompt_tokens for reply in replies),
+                           sum(reply.completion_tokens for reply in replies))))
+
+    async def _stream_completions(self, request: Request, request_id: str, prompts: list[str],
+                                  echoes: list[str], params: SamplingParams,
+                                  body: protocol.CompletionRequest) -> Response:
+        clock = TokenClock(request.url.path, request.state.timing, self.slo)
+        streams = await open_streams(self.text, prompts, params, request.state.deadline,
+                                     self.limits.stream_idle_timeout_s, clock)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        chunks = CompletionChunks(request_id, self.text_model, len(prompts), include_usage,
+                                  lambda: self._final_timing(request, clock.timing))
+        return sse_response(completion_events(streams, echoes, chunks))
 
     # -- embeddings -------------------------------------------------------------------------
 
@@ -407,26 +458,35 @@ class FrontEnd:
     # -- audio ------------------------------------------------------------------------------
 
     async def transcriptions(self, request: Request) -> Response:
+        """Speech to text in its language (multipart: file, model, language, response_format,
+        timestamp_granularities[])."""
+        upload, form = await self._audio_form(request, protocol.TranscriptionForm)
+        speech = SpeechRequest(form.language, "transcribe", form.words())
+        return await self._speech(request, cache.TRANSCRIPTIONS, upload, form, speech)
+
+    async def translations(self, request: Request) -> Response:
+        """Speech in any language the model knows to English text (multipart: file, model,
+        response_format)."""
+        upload, form = await self._audio_form(request, protocol.TranslationForm)
+        return await self._speech(request, cache.TRANSLATIONS, upload, form,
+                                  SpeechRequest(task="translate"))
+
+    async def _audio_form(self, request: Request, model: type[M]) -> tuple[UploadFile, M]:
         require_media_type(request, "multipart/form-data")
         body = await self._body(request)
-        form = await _form(replayed(request, body))
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidRequest("file: a multipart file field is required", "file")
-        self._check_model(str(form.get("model", "")), (self.whisper_model, "whisper-1"))
-        response_format = str(form.get("response_format", "json"))
-        if response_format not in TRANSCRIPTION_FORMATS:
-            raise InvalidRequest(f"response_format must be one of {TRANSCRIPTION_FORMATS}",
-                                 "response_format")
-        _check_audio_type(upload)
-        language = form.get("language") or None
+        upload, form = await read_audio_form(replayed(request, body), model)
+        self._check_model(form.model, (self.whisper_model, "whisper-1"))
+        return upload, form
+
+    async def _speech(self, request: Request, route: str, upload: UploadFile,
+                      form: protocol.TranslationForm, speech: SpeechRequest) -> Response:
         audio = await upload.read()
         result = await self._cached(
-            request, cache.TRANSCRIPTIONS, self.whisper_model, (audio, language),
-            TranscriptReply,
-            lambda: self.audio.call("transcribe", audio, language,
+            request, route, self.whisper_model, (audio, speech), TranscriptReply,
+            lambda: self.audio.call("speech", audio, speech,
                                     deadline=request.state.deadline, idempotent=True))
-        content, media_type = format_transcription(result.payload(), response_format)
+        content, media_type = format_transcription(result.payload(), form.response_format,
+                                                   speech.task, speech.words)
         if media_type == "application/json":
             return JSONResponse(content)
         return PlainTextResponse(content, media_type=media_type)
@@ -532,18 +592,3 @@ async def _finally(iterator: AsyncIterator, done: Callable[[], None]) -> AsyncIt
             yield item
     finally:
         done()
-
-
-async def _form(request: Request):
-    try:
-        return await request.form(max_files=1, max_fields=32)
-    except Exception as exc:  # starlette raises several types for broken multipart bodies
-        raise InvalidRequest(f"the multipart body could not be parsed: {exc}") from None
-
-
-def _check_audio_type(upload: UploadFile) -> None:
-    media = (upload.content_type or "").split(";")[0].strip().lower()
-    if media and not media.startswith(("audio/", "video/")) and media not in (
-            "application/octet-stream", "application/ogg"):
-        raise UnsupportedMediaType(f"unsupported media type {media!r} for file; send audio "
-                                   "(wav, flac, mp3 or ogg)", "file")

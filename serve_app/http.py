@@ -15,8 +15,14 @@ from starlette.responses import StreamingResponse
 
 from deployments.core.config import IngressSettings
 from deployments.core.deadline import remaining
-from deployments.core.errors import InvalidRequest, TooLarge, UnsupportedMediaType
+from deployments.core.errors import (
+    InvalidRequest,
+    TooLarge,
+    UnsupportedMediaType,
+    UnsupportedParameter,
+)
 from serve_app.http_errors import HttpError
+from serve_app.strict_fields import UNSUPPORTED_VALUE, reject_unknown_fields, unsupported
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_MAX_JSON_DEPTH: int = IngressSettings.model_fields["max_json_depth"].default
@@ -119,11 +125,20 @@ def json_depth_exceeds(payload: Any, max_depth: int) -> bool:
 
 
 def validate(payload: dict[str, Any], model: type[M]) -> M:
+    """The payload as `model`: a field it does not declare is an unsupported parameter (400,
+    serve_app/strict_fields.py), checked before any value; then a bad value is a 400 naming
+    its field."""
+    reject_unknown_fields(payload, model)
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise unsupported(field) from None
+        if first["type"] == UNSUPPORTED_VALUE:
+            raise UnsupportedParameter(f"{field}: {first['msg']}", field, UNSUPPORTED_VALUE
+                                       ) from None
         raise InvalidRequest(f"{field}: {first['msg']}", field or None) from None
 
 

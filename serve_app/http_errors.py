@@ -19,6 +19,7 @@ from deployments.core.errors import (
     Unavailable,
     Undecodable,
     UnsupportedMediaType,
+    UnsupportedParameter,
 )
 
 STATUS_OF_KIND: dict[type[ServeError], int] = {
@@ -73,9 +74,12 @@ def _snake(name: str) -> str:
 
 
 def error_body(error: ServeError) -> dict[str, Any]:
+    """OpenAI's error shape; `code` is the status, or what OpenAI calls an unsupported
+    parameter or value."""
     status = status_of(error)
+    code = error.code if isinstance(error, UnsupportedParameter) else status
     return {"error": {"message": error.message, "type": _TYPES.get(status, "api_error"),
-                      "param": error.param, "code": status}}
+                      "param": error.param, "code": code}}
 
 
 def error_headers(error: ServeError) -> dict[str, str]:

@@ -15,6 +15,7 @@ from deployments.core.errors import InvalidRequest
 from serve_app.protocol import (
     IMAGE_MODEL_SUFFIX,
     ChatCompletionRequest,
+    CompletionRequest,
     EmbeddingRequest,
     PipelineRequest,
 )
@@ -36,7 +37,18 @@ def check_chat(body: ChatCompletionRequest, config: AppConfig) -> None:
     _check_max_tokens(body.requested_max_tokens(), config.text)
 
 
-def _check_stops(body: ChatCompletionRequest, text: TextSettings) -> None:
+def check_completions(body: CompletionRequest, config: AppConfig) -> None:
+    """Prompts, prompt characters (all prompts together), stop strings and max_tokens."""
+    prompts = body.prompts()
+    if len(prompts) > config.text.max_prompts:
+        raise InvalidRequest(f"prompt: {len(prompts)} prompts; the limit is "
+                             f"{config.text.max_prompts} per request", "prompt")
+    _check_stops(body, config.text)
+    _check_prompt_chars(sum(len(prompt) for prompt in prompts), config.text, "prompt")
+    _check_max_tokens(body.requested_max_tokens(), config.text)
+
+
+def _check_stops(body: ChatCompletionRequest | CompletionRequest, text: TextSettings) -> None:
     stops = body.stops_sent()
     if len(stops) > text.max_stop_sequences:
         raise InvalidRequest(f"stop: {len(stops)} stop sequences; the limit is "

@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployments.core.call_protocol import Reply, StreamEnd, TokenDelta
 from deployments.core.errors import InvalidRequest, ServeError
 from deployments.core.generation import SamplingParams
 from deployments.replicas import metrics
-from serve_app.calls import ReplicaGroup
 from serve_app.http import decode_base64
 from serve_app.http_errors import error_body
 from serve_app.prompts import (
@@ -34,6 +33,9 @@ from serve_app.prompts import (
 from serve_app.protocol import MediaPart, PipelineRequest
 from serve_app.request_metrics import TokenClock
 from serve_app.token_stream import TokenStream
+
+if TYPE_CHECKING:  # its Ray imports stay out of what only calls it
+    from serve_app.calls import ReplicaGroup
 
 DecodedMedia = list[tuple[MediaPart, bytes]]  # a chat's media parts with their bytes
 

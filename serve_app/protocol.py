@@ -1,7 +1,11 @@
 """OpenAI-compatible request schemas and response shapes.
 
-Requests ignore unknown fields (as OpenAI's server does for fields a model does not use) but
-validate the ones they know, so a bad value is a 400 naming the field.
+Requests are strict: a field a model does not declare is refused with OpenAI's
+`unsupported_parameter` (serve_app/strict_fields.py), so nothing a client asks for is
+silently dropped. The fields declared without an effect are informational ones that change
+no answer (`user`, `metadata`, ...: docs/openai-compatibility.md); a value of one that would
+(`store: true`) is refused with `unsupported_value`. Every declared value is validated, so a
+bad one is a 400 naming its field.
 """
 
 from __future__ import annotations
@@ -14,19 +18,51 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from serve_app.sampling_options import SamplingOptions
+from serve_app.strict_fields import unsupported_value
 
 # The seeds every text engine takes: torch.Generator.manual_seed and vLLM accept any int64,
 # TensorRT-LLM an unsigned 64-bit one; a seed outside both is a 400, not a failed batch.
 MIN_SEED, MAX_SEED = 0, 2**63 - 1
 # The embeddings model name that selects CLIP's image tower: the served name plus this.
 IMAGE_MODEL_SUFFIX = "-image"
+# /v1/completions' max_tokens when a request gives none: OpenAI's default for that route.
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+# service_tier values that ask for nothing but the one tier this server has.
+NO_OP_SERVICE_TIERS = ("auto", "default")
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
+
+
+class _ChatNoOps(_Request):
+    """Informational fields of OpenAI's chat API, accepted and validated, changing no answer."""
+
+    user: str | None = Field(None, description="no-op: an end-user id")
+    safety_identifier: str | None = Field(None, description="no-op: an end-user id")
+    prompt_cache_key: str | None = Field(
+        None, description="no-op: the prefix cache needs no hint")
+    metadata: dict[str, str] | None = Field(None, description="no-op: nothing is stored")
+    store: bool | None = Field(None, description="false only: nothing is stored")
+    service_tier: str | None = Field(None, description="auto or default: there is one tier")
+
+    @field_validator("store")
+    @classmethod
+    def _nothing_is_stored(cls, store: bool | None) -> bool | None:
+        if store:
+            raise unsupported_value("this server stores no completions; send false or omit it")
+        return store
+
+    @field_validator("service_tier")
+    @classmethod
+    def _one_tier(cls, tier: str | None) -> str | None:
+        if tier is not None and tier not in NO_OP_SERVICE_TIERS:
+            raise unsupported_value(f"this server has one service tier; send "
+                                    f"{' or '.join(NO_OP_SERVICE_TIERS)}, or omit it")
+        return tier
 
 
 class TextPart(_Request):
@@ -95,9 +131,11 @@ class ChatMessage(_Request):
 
 class StreamOptions(_Request):
     include_usage: bool = False
+    include_obfuscation: bool | None = Field(
+        None, description="no-op: chunks carry no obfuscation padding")
 
 
-class ChatCompletionRequest(_Request, SamplingOptions):
+class ChatCompletionRequest(_ChatNoOps, SamplingOptions):
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
@@ -109,13 +147,22 @@ class ChatCompletionRequest(_Request, SamplingOptions):
     stream: bool = False
     stream_options: StreamOptions | None = None
 
+    @field_validator("max_completion_tokens")
+    @classmethod
+    def _one_max_tokens(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """max_completion_tokens is max_tokens' newer name: both may be sent, if they agree."""
+        given = info.data.get("max_tokens")
+        if value is not None and given is not None and value != given:
+            raise ValueError(f"{value} differs from max_tokens {given}; send one of them")
+        return value
+
     def stops_sent(self) -> list[str]:
         """The stop strings as sent, empty ones included (serve_app/limits.py caps them)."""
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return stops_sent(self.stop)
 
     def stop_list(self) -> tuple[str, ...]:
         """The stop strings; an empty one stops nothing, so it is left out."""
-        return tuple(stop for stop in self.stops_sent() if stop)
+        return stop_list(self.stop)
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -139,14 +186,115 @@ class ChatCompletionRequest(_Request, SamplingOptions):
         return found
 
 
+def stops_sent(stop: str | list[str] | None) -> list[str]:
+    return [stop] if isinstance(stop, str) else list(stop or [])
+
+
+def stop_list(stop: str | list[str] | None) -> tuple[str, ...]:
+    return tuple(each for each in stops_sent(stop) if each)
+
+
+class CompletionRequest(_Request):
+    """/v1/completions: each prompt completed as it is, without the chat template."""
+
+    model: str
+    prompt: str | list[str] = Field(
+        description="a prompt, or a list of prompts: one choice per prompt, in order")
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=MIN_SEED, le=MAX_SEED)
+    stop: str | list[str] | None = None
+    echo: bool = Field(False, description="the prompt before each choice's text")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = Field(None, description="no-op: an end-user id")
+
+    @field_validator("prompt")
+    @classmethod
+    def _some_prompt(cls, prompt: str | list[str]) -> str | list[str]:
+        if isinstance(prompt, list) and not prompt:
+            raise ValueError("send at least one prompt")
+        return prompt
+
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+    def stops_sent(self) -> list[str]:
+        return stops_sent(self.stop)
+
+    def stop_list(self) -> tuple[str, ...]:
+        return stop_list(self.stop)
+
+    def requested_max_tokens(self) -> int:
+        return self.max_tokens or COMPLETIONS_DEFAULT_MAX_TOKENS
+
+    def sampling_fields(self) -> dict[str, Any]:
+        """None beyond the fields above: n, logprobs and the penalties are 400s here."""
+        return {}
+
+
 class EmbeddingRequest(_Request):
     model: str
     input: str | list[str] = Field(min_length=1)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
+    user: str | None = Field(None, description="no-op: an end-user id")
 
     def inputs(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+AudioResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
+
+
+class TranslationForm(_Request):
+    """/v1/audio/translations' multipart fields but the file: speech in any language the model
+    knows, as English text."""
+
+    model: str
+    response_format: AudioResponseFormat = "json"
+    temperature: float = Field(0.0, description="0 only: decoding is greedy, with no "
+                               "temperature fallback")
+    stream: bool = Field(False, description="false only: the answer comes whole")
+
+    @field_validator("temperature")
+    @classmethod
+    def _greedy(cls, temperature: float) -> float:
+        if temperature != 0:
+            raise unsupported_value("decoding is greedy without a temperature fallback; send "
+                                    "0 or omit it")
+        return temperature
+
+    @field_validator("stream")
+    @classmethod
+    def _whole(cls, stream: bool) -> bool:
+        if stream:
+            raise unsupported_value("transcripts come whole; send false or omit it")
+        return stream
+
+
+class TranscriptionForm(TranslationForm):
+    """/v1/audio/transcriptions' multipart fields but the file."""
+
+    language: str | None = Field(None, description="ISO 639-1; none: detected")
+    timestamp_granularities: list[Literal["segment", "word"]] = Field(
+        default_factory=list, description="verbose_json only: word adds `words`")
+
+    @field_validator("language")
+    @classmethod
+    def _empty_is_none(cls, language: str | None) -> str | None:
+        return language or None
+
+    @field_validator("timestamp_granularities")
+    @classmethod
+    def _verbose_only(cls, granularities: list[str], info: ValidationInfo) -> list[str]:
+        if granularities and info.data.get("response_format") != "verbose_json":
+            raise ValueError("timestamps need response_format verbose_json")
+        return granularities
+
+    def words(self) -> bool:
+        return "word" in self.timestamp_granularities
 
 
 class PipelineRequest(_Request):
@@ -199,6 +347,31 @@ def chat_completion(
 def logprobs_object(entries: list[dict] | None) -> dict[str, Any] | None:
     """A choice's `logprobs`: its tokens' entries (ChatCompletionTokenLogprob), or null."""
     return None if entries is None else {"content": entries}
+
+
+def text_completion(request_id: str, model: str, choices: list[tuple[str, str]],
+                    usage_: dict) -> dict[str, Any]:
+    """/v1/completions' answer: one (text, finish reason) per prompt, in order."""
+    return {
+        "id": request_id, "object": "text_completion", "created": now(), "model": model,
+        "choices": [{"index": i, "text": text, "finish_reason": finish_reason, "logprobs": None}
+                    for i, (text, finish_reason) in enumerate(choices)],
+        "usage": usage_,
+    }
+
+
+def text_completion_chunk(request_id: str, model: str, index: int | None, text: str = "",
+                          finish_reason: str | None = None, usage_: dict | None = None
+                          ) -> dict[str, Any]:
+    """One event of a streamed /v1/completions: a choice's text or finish, or (index None)
+    the usage of all choices, as OpenAI sends it, after them with no choice."""
+    choices = [] if index is None else [{"index": index, "text": text,
+                                         "finish_reason": finish_reason, "logprobs": None}]
+    chunk: dict[str, Any] = {"id": request_id, "object": "text_completion", "created": now(),
+                             "model": model, "choices": choices}
+    if usage_ is not None:
+        chunk["usage"] = usage_
+    return chunk
 
 
 def chat_chunk(

@@ -11,7 +11,7 @@ expensive one gets its 503 (Retry-After) and the client decides. What each kind 
     embed_images  at most `max_images` images (each capped at vision.max_image_pixels)
     classify      one image: cheap while `max_images` is at least 1
     transcribe    a file of at most `max_audio_bytes` (the ingress does not decode audio, so
-                  its bytes stand for its length; compressed silence says less than it holds,
+    speech        its bytes stand for its length; compressed silence says less than it holds,
                   but no audio is longer than audio.max_duration_s)
 
 Any other method (text generation above all) is never retried.
@@ -47,6 +47,6 @@ class RetryRule:
             return bool(args) and len(args[0]) <= self.max_images
         if method == "classify":
             return self.max_images >= 1
-        if method == "transcribe":
+        if method in ("transcribe", "speech"):
             return bool(args) and len(args[0]) <= self.max_audio_bytes
         return False

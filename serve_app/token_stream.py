@@ -15,14 +15,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from deployments.core.call_protocol import StreamEnd, TextEvent, TokenDelta
 from deployments.core.deadline import remaining
 from deployments.core.errors import InternalFailure, ServeError, TimedOut
 from deployments.core.generation import SamplingParams
-from serve_app.calls import ReplicaGroup
 from serve_app.request_metrics import TokenClock
+
+if TYPE_CHECKING:  # its Ray imports stay out of what only calls it
+    from serve_app.calls import ReplicaGroup
 
 T = TypeVar("T", covariant=True)
 R = TypeVar("R")
@@ -48,11 +50,13 @@ class TokenStream:
     clock: TokenClock
 
     @classmethod
-    async def open(cls, group: ReplicaGroup, messages: list[dict], params: SamplingParams,
-                   deadline: float | None, idle_timeout_s: float,
-                   clock: TokenClock) -> TokenStream:
-        """The group's `stream` started, its first event arrived (or its error raised)."""
-        first, rest = await group.open_stream("stream", messages, params, deadline=deadline)
+    async def open(cls, group: ReplicaGroup, messages: list[dict] | str,
+                   params: SamplingParams, deadline: float | None, idle_timeout_s: float,
+                   clock: TokenClock, alongside: bool = False) -> TokenStream:
+        """The group's `stream` started, its first event arrived (or its error raised);
+        `alongside`: one of several streams of the request (ReplicaGroup.call)."""
+        first, rest = await group.open_stream("stream", messages, params, deadline=deadline,
+                                              alongside=alongside)
         return cls(group, first, rest, deadline, idle_timeout_s, clock)
 
     async def relay(self, render: Renderer[R]) -> AsyncIterator[R]:

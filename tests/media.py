@@ -17,10 +17,16 @@ SENTENCES = ["the quick brown fox jumps over the lazy dog",
              "open the door please"]
 
 
+# French speech for translation: espeak's French that Whisper base hears as French (the
+# language detected with a probability of about 0.8) and translates with "coffee" in it.
+FRENCH = "je voudrais un café, s'il vous plaît"
+FRENCH_WORDS = {"je", "vous", "café"}
+
+
 @cache
-def speech_wav(text: str = SENTENCES[0]) -> bytes:
+def speech_wav(text: str = SENTENCES[0], voice: str | None = None) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
-        return speak(text, Path(folder) / "clip.wav")
+        return speak(text, Path(folder) / "clip.wav", voice=voice)
 
 
 def png_image(color: tuple[int, int, int] = (200, 30, 30), size: int = 96) -> bytes:

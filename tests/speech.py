@@ -28,11 +28,12 @@ class EspeakMissingError(RuntimeError):
     """espeak-ng is not installed, so no speech can be made."""
 
 
-def speak(text: str, path: str | Path, speed: int = 130) -> bytes:
+def speak(text: str, path: str | Path, speed: int = 130, voice: str | None = None) -> bytes:
     """Synthesize `text` to a WAV file at `path` with espeak-ng and return its bytes.
 
     `speed` is in words per minute; espeak's default 175 makes Whisper base mishear short words
-    ("door" -> "dot"), 120-130 is transcribed reliably.
+    ("door" -> "dot"), 120-130 is transcribed reliably. `voice` is espeak's language voice
+    ("fr"); None: its default, English.
     """
     exe = shutil.which("espeak-ng")
     if exe is None:
@@ -40,7 +41,8 @@ def speak(text: str, path: str | Path, speed: int = 130) -> bytes:
             "espeak-ng is required to generate test speech: apt-get install -y espeak-ng"
         )
     subprocess.run(
-        [exe, "-s", str(speed), "-w", str(path), text], check=True, capture_output=True, timeout=60
+        [exe, "-s", str(speed), *(["-v", voice] if voice else []), "-w", str(path), text],
+        check=True, capture_output=True, timeout=60,
     )
     return Path(path).read_bytes()
 

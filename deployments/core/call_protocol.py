@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from deployments.core.fair_share import Priority, Share
 
@@ -42,6 +42,16 @@ class CallContext:
 
 
 NO_CONTEXT = CallContext()
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    """What a speech call asks of its audio: its language (None: detected), the task
+    (transcribe, or translate to English) and whether to time each word."""
+
+    language: str | None = None
+    task: Literal["transcribe", "translate"] = "transcribe"
+    words: bool = False
 
 
 @dataclass
@@ -89,7 +99,8 @@ class TranscriptReply(Reply):
     language: str
     language_probability: float
     duration: float
-    segments: list[dict[str, Any]]  # [{id, start, end, text}]
+    segments: list[dict[str, Any]]  # [{id, start, end, text, seek, tokens, avg_logprob, ...}]
+    words: list[dict[str, Any]] = field(default_factory=list)  # [{word, start, end, ...}]
 
 
 @dataclass

@@ -201,6 +201,9 @@ class TextSettings(DeploymentSettings):
         "before tokenizing; engine.max_prompt_tokens is checked after")
     max_messages: int = Field(
         256, ge=1, description="messages per chat request, checked at the ingress; more get 400")
+    max_prompts: int = Field(
+        16, ge=1, description="prompts per /v1/completions request (one completion each), "
+        "checked at the ingress; more get 400")
     max_stop_sequences: int = Field(
         4, ge=0, description="stop strings per chat request (OpenAI allows 4); more get 400")
     max_stop_chars: int = Field(
@@ -486,8 +489,11 @@ class CacheSettings(_Strict):
     enabled: bool = Field(False, description="the cache as a whole")
     embeddings: bool = Field(True, description="cache each input of /v1/embeddings")
     transcriptions: bool = Field(True, description="cache /v1/audio/transcriptions")
+    translations: bool = Field(True, description="cache /v1/audio/translations")
     chat: bool = Field(False, description="cache /v1/chat/completions at temperature 0, "
                        "not streamed (opt-in: a deterministic answer is the engine's promise)")
+    completions: bool = Field(False, description="cache /v1/completions at temperature 0, "
+                              "not streamed (opt-in, as chat)")
     ttl_s: float = Field(3600.0, gt=0, description="an entry's lifetime")
     max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="in process: keys and values "
                            "held per ingress replica; least recently used go first")
@@ -562,7 +568,7 @@ class Slo(_Strict):
         "with admission by predicted finish (docs/scheduling.md)")
     chat: RouteObjective = Field(
         default_factory=lambda: RouteObjective(ttft_s=2.0, e2e_s=30.0),
-        description="/v1/chat/completions")
+        description="/v1/chat/completions and /v1/completions")
     pipeline: RouteObjective = Field(
         default_factory=lambda: RouteObjective(ttft_s=5.0, e2e_s=30.0),
         description="/v1/pipeline: its first token waits for the audio and image stages")
@@ -570,7 +576,7 @@ class Slo(_Strict):
         default_factory=lambda: RouteObjective(e2e_s=2.0), description="/v1/embeddings")
     transcriptions: RouteObjective = Field(
         default_factory=lambda: RouteObjective(e2e_s=15.0),
-        description="/v1/audio/transcriptions")
+        description="/v1/audio/transcriptions and /v1/audio/translations")
 
     def for_route(self, path: str) -> RouteObjective | None:
         """The objective of the route at `path`; None for routes without one."""
@@ -578,8 +584,10 @@ class Slo(_Strict):
         return getattr(self, name) if name else None
 
 
-ROUTE_OBJECTIVES = {"/v1/chat/completions": "chat", "/v1/pipeline": "pipeline",
-                    "/v1/embeddings": "embeddings", "/v1/audio/transcriptions": "transcriptions"}
+ROUTE_OBJECTIVES = {"/v1/chat/completions": "chat", "/v1/completions": "chat",
+                    "/v1/pipeline": "pipeline", "/v1/embeddings": "embeddings",
+                    "/v1/audio/transcriptions": "transcriptions",
+                    "/v1/audio/translations": "transcriptions"}
 # The route whose objective judges each model group in the capacity allocator: the route the
 # group serves alone (the pipeline's requests reach every group and carry their own).
 GROUP_ROUTES = {"text": "chat", "vision": "embeddings", "audio": "transcriptions"}

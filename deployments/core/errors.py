@@ -27,6 +27,16 @@ class InvalidRequest(ServeError):
     """The request is malformed or asks for what it may not (a bad field, a cap passed)."""
 
 
+class UnsupportedParameter(InvalidRequest):
+    """A field, or a value of one, that this server does not implement; `code` tells a client
+    it from a malformed request: "unsupported_parameter" (the field) or "unsupported_value"."""
+
+    def __init__(self, message: str, param: str, code: str = "unsupported_parameter") -> None:
+        super().__init__(message, param)
+        self.args = (message, param, code)
+        self.code = code
+
+
 class TooLarge(ServeError):
     """The body or one of its media is larger than its cap (bytes, pixels, seconds)."""
 

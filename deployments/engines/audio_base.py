@@ -13,7 +13,10 @@ class AudioEngine(Protocol):
     def supported_languages(self) -> list[str]: ...
 
     def transcribe_batch(self, audios: list[np.ndarray],
-                         languages: list[str | None] | None = None) -> list[Any]:
+                         languages: list[str | None] | None = None,
+                         tasks: list[str] | None = None,
+                         word_timestamps: list[bool] | None = None) -> list[Any]:
         """Per audio, a Transcription (text, language, language_probability, duration,
-        segments)."""
+        segments, words): in its language, or translated to English where its task is
+        "translate"; words timed where its word_timestamps says."""
         ...

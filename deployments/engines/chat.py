@@ -1,4 +1,5 @@
-"""Chat messages to prompt token ids with the model's own chat template."""
+"""Prompt token ids: chat messages through the model's own chat template, or a plain prompt
+(/v1/completions) as it is."""
 
 from __future__ import annotations
 
@@ -11,3 +12,8 @@ def chat_token_ids(tokenizer: Any, messages: list[dict]) -> list[int]:
         messages, add_generation_prompt=True, tokenize=True, return_dict=True
     )
     return list(encoded["input_ids"])
+
+
+def text_token_ids(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a plain prompt, with the special tokens the tokenizer adds (a BOS)."""
+    return list(tokenizer.encode(text))

@@ -21,7 +21,7 @@ from deployments.core.errors import InvalidRequest
 from deployments.core.fair_share import ANONYMOUS, Share
 from deployments.core.generation import Completion, SamplingParams, StreamDelta
 from deployments.core.models import resolve
-from deployments.engines.chat import chat_token_ids
+from deployments.engines.chat import chat_token_ids, text_token_ids
 from deployments.engines.requires import require
 
 # TensorRT-LLM reports "cancelled" and "timeout" where the OpenAI protocol knows "abort".
@@ -111,6 +111,9 @@ class TensorRtLlmTextEngine:
 
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return chat_token_ids(self.tokenizer, messages)
+
+    def encode_text(self, prompt: str) -> list[int]:
+        return text_token_ids(self.tokenizer, prompt)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
                        deadline: float | None = None, objective: float | None = None,

@@ -4,7 +4,8 @@ Every engine the deployment holds answers `TextEngine`: async `generate` and `st
 request each (the deadline bounds the wait; the deployment enforces it too; the objective places
 the request in an engine whose queue policy is "slo", and is ignored by one that serves in
 arrival order; the share, its class and tenant, places it in an engine that serves by class or
-by fair share: deployments/core/fair_share.py), `encode_chat`, `stats` and `check_health`.
+by fair share: deployments/core/fair_share.py), `encode_chat` (messages through the chat
+template), `encode_text` (a plain prompt, for /v1/completions), `stats` and `check_health`.
 vLLM and TensorRT-LLM batch continuously inside and answer it themselves (`batches_itself`).
 The transformers engine answers `StepTextEngine` instead: its scheduler runs one step at a
 time on the replica's model thread, and the replica serves it as a TextEngine
@@ -27,6 +28,8 @@ class TextEngine(Protocol):
     by_fair_share: bool  # serves the tenants of a class by weighted fair share
 
     def encode_chat(self, messages: list[dict]) -> list[int]: ...
+
+    def encode_text(self, prompt: str) -> list[int]: ...
 
     async def generate(self, prompt: list[int], params: SamplingParams,
                        deadline: float | None = None, objective: float | None = None,
@@ -55,6 +58,8 @@ class StepTextEngine(Protocol):
     prefix_cache: Any
 
     def encode_chat(self, messages: list[dict]) -> list[int]: ...
+
+    def encode_text(self, prompt: str) -> list[int]: ...
 
     def new_sequence(self, prompt: list[int], params: SamplingParams, control: RowControl,
                      on_finish: Any = None) -> Any: ...

@@ -20,7 +20,7 @@ from deployments.core.errors import ServeError
 from deployments.core.generation import Completion, RowControl, SamplingParams
 from deployments.core.models import resolve
 from deployments.core.precision import resolve_dtype
-from deployments.engines.chat import chat_token_ids
+from deployments.engines.chat import chat_token_ids, text_token_ids
 from deployments.engines.choice_fork import ChoiceGroup, choice_seed
 from deployments.engines.model_runner import ModelRunner
 from deployments.engines.penalties import check_logit_bias
@@ -97,6 +97,9 @@ class TransformersTextEngine:
 
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return chat_token_ids(self.tokenizer, messages)
+
+    def encode_text(self, prompt: str) -> list[int]:
+        return text_token_ids(self.tokenizer, prompt)
 
     def detokenize(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=True)

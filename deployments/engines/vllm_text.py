@@ -48,7 +48,7 @@ from deployments.core.fair_share import ANONYMOUS, RANKS, Priority, Share
 from deployments.core.generation import Completion, SamplingParams, StreamDelta
 from deployments.core.models import resolve
 from deployments.core.precision import AUTO, Choice, resolve_dtype
-from deployments.engines.chat import chat_token_ids
+from deployments.engines.chat import chat_token_ids, text_token_ids
 from deployments.engines.requires import require
 from deployments.engines.token_logprobs import TokenBytes, TokenBytesOf, logprob_entry, most_likely
 
@@ -150,6 +150,9 @@ class VllmTextEngine:
 
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return chat_token_ids(self.tokenizer, messages)
+
+    def encode_text(self, prompt: str) -> list[int]:
+        return text_token_ids(self.tokenizer, prompt)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
                        deadline: float | None = None, objective: float | None = None,

@@ -20,6 +20,13 @@ across requests:
    window start) and drop windows that the model itself marks as silence, unless their text
    is confident (avg logprob >= -1) and does not loop (compression ratio <= 2.4).
 
+Each request has its own task, transcribe or translate (to English; an English-only model hears
+only English, so it transcribes), in its windows' prompts: one generate serves both. A request
+that asks for word timestamps gets them from the cross-attention alignment faster-whisper uses
+(`add_word_timestamps`), run after generate over the windows that asked, grouped by language
+and task (the alignment takes one start sequence); a group that is not the whole batch has its
+windows encoded again, as the alignment reads the encoder output of its own windows.
+
 Trade-offs versus sequential Whisper: no conditioning on previous text and no temperature
 fallback, and a word crossing a 30 s boundary may be cut in two. In exchange a batch costs
 about one model call, whatever the number of requests.
@@ -27,8 +34,9 @@ about one model call, whatever the number of requests.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import ctranslate2
 import numpy as np
@@ -49,14 +57,36 @@ LOGPROB_THRESHOLD = -1.0
 # Whisper's mark of a degenerate, looping decode (e.g. "1.0.0.0..." on silence), which its
 # sequential transcribe() answers with a temperature fallback that this engine does not have.
 COMPRESSION_RATIO_THRESHOLD = 2.4
+# faster-whisper's transcribe() defaults: punctuation merged into the word before or after it.
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+Task = Literal["transcribe", "translate"]
 
 
 @dataclass
 class Segment:
+    """A span of text with its times, and what Whisper's verbose output says of it: `seek`
+    (its window's start in 10 ms frames), its text tokens, the decoding temperature, and its
+    window's average log probability and no-speech probability."""
+
     id: int
     start: float
     end: float
     text: str
+    seek: int = 0
+    tokens: list[int] = field(default_factory=list)
+    temperature: float = 0.0
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+
+
+@dataclass
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float
 
 
 @dataclass
@@ -66,6 +96,7 @@ class Transcription:
     language_probability: float
     duration: float
     segments: list[Segment] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)
 
 
 @dataclass
@@ -151,7 +182,7 @@ class FasterWhisperEngine:
         self.beam_size = beam_size
         self.multilingual: bool = self.model.model.is_multilingual
         self.model_calls = 0
-        self._tokenizers: dict[str, Tokenizer] = {}
+        self._tokenizers: dict[tuple[str, Task], Tokenizer] = {}
         self._suppress_tokens = list(get_suppressed_tokens(self._tokenizer("en"), [-1]))
         # faster-whisper lists "yue" (added in large-v3) for every multilingual model; one with
         # no token for it would decode it unforced, and fail any batch it shares with others.
@@ -167,12 +198,12 @@ class FasterWhisperEngine:
     def supported_languages(self) -> list[str]:
         return self._supported
 
-    def _tokenizer(self, language: str) -> Tokenizer:
-        if language not in self._tokenizers:
-            self._tokenizers[language] = Tokenizer(
-                self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language
+    def _tokenizer(self, language: str, task: Task = "transcribe") -> Tokenizer:
+        if (language, task) not in self._tokenizers:
+            self._tokenizers[(language, task)] = Tokenizer(
+                self.model.hf_tokenizer, self.multilingual, task=task, language=language
             )
-        return self._tokenizers[language]
+        return self._tokenizers[(language, task)]
 
     def _check_language(self, language: str | None) -> str | None:
         """None stays None (detect); English-only models accept only English."""
@@ -216,53 +247,86 @@ class FasterWhisperEngine:
             suppress_tokens=self._suppress_tokens,
         )
 
-    def _window_segments(
-        self, window: _Window, result, tokenizer: Tokenizer
-    ) -> list[tuple[float, float, str]]:
-        """Absolute (start, end, text) segments of one window; [] for silence."""
+    def _window_segments(self, window: _Window, result, tokenizer: Tokenizer) -> list[dict]:
+        """One window's segments, absolute times, in faster-whisper's shape (what its
+        add_word_timestamps takes); [] for silence."""
         tokens = list(result.sequences_ids[0])
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        spans = [
-            (window.offset + start, window.offset + end, tokenizer.decode(text).strip())
-            for start, end, text in _split_on_timestamps(
-                tokens, tokenizer.timestamp_begin, window.duration
-            )
-        ]
-        spans = [span for span in spans if span[2]]
+        seek = round(window.offset * self.model.frames_per_second)
+        spans = []
+        for start, end, text_tokens in _split_on_timestamps(
+            tokens, tokenizer.timestamp_begin, window.duration
+        ):
+            text = tokenizer.decode(text_tokens).strip()
+            if text:
+                spans.append(dict(start=window.offset + start, end=window.offset + end,
+                                  text=text, tokens=text_tokens, seek=seek,
+                                  avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob))
         silent = result.no_speech_prob > NO_SPEECH_THRESHOLD
-        if silent and (not spans or avg_logprob < LOGPROB_THRESHOLD or _looping(spans)):
+        looping = _looping([span["text"] for span in spans])
+        if silent and (not spans or avg_logprob < LOGPROB_THRESHOLD or looping):
             return []
         return spans
 
+    def _add_words(self, windows: list[_Window], spans: list[list[dict]],
+                   tokenizers: list[Tokenizer], features: np.ndarray, encoder_output,
+                   wanted: list[bool]) -> None:
+        """Word timestamps into the spans of the windows whose request asked, one alignment
+        per tokenizer (language and task) among them."""
+        groups: dict[int, list[int]] = {}
+        for index, window in enumerate(windows):
+            if wanted[window.request] and spans[index]:
+                groups.setdefault(id(tokenizers[index]), []).append(index)
+        for indices in groups.values():
+            output = encoder_output if len(indices) == len(windows) else self.model.encode(
+                np.ascontiguousarray(features[indices]))
+            frames = [math.ceil(windows[i].duration) * self.model.frames_per_second
+                      for i in indices]
+            self.model.add_word_timestamps(
+                [spans[i] for i in indices], tokenizers[indices[0]], output, frames,
+                PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0)
+
     def transcribe_batch(
-        self, audios: list[np.ndarray], languages: list[str | None] | None = None
+        self, audios: list[np.ndarray], languages: list[str | None] | None = None,
+        tasks: list[Task] | None = None, word_timestamps: list[bool] | None = None,
     ) -> list[Transcription]:
-        """Transcribe many 16 kHz mono float32 audios with a single encode + generate round.
+        """Transcribe (or translate) many 16 kHz mono float32 audios with a single encode +
+        generate round.
 
         `languages[i]` forces request i's language (ISO code such as "en"); None detects it.
+        `tasks[i]` is "transcribe" (the default) or "translate" (to English);
+        `word_timestamps[i]` adds the words of request i with their times.
         """
         if not audios:
             return []
         languages = languages if languages is not None else [None] * len(audios)
-        if len(languages) != len(audios):
-            raise ValueError("languages must have one entry per audio.")
+        tasks = tasks if tasks is not None else ["transcribe"] * len(audios)
+        wanted = word_timestamps if word_timestamps is not None else [False] * len(audios)
+        if not len(languages) == len(tasks) == len(wanted) == len(audios):
+            raise ValueError("languages, tasks and word_timestamps need one entry per audio.")
         given = [self._check_language(lang) for lang in languages]
         windows = [w for i, audio in enumerate(audios) for w in _split_windows(i, audio)]
         self.model_calls += 1
-        encoder_output = self.model.encode(self._features(windows))
+        features = self._features(windows)
+        encoder_output = self.model.encode(features)
         request_langs = self._languages(windows, given, encoder_output)
-        tokenizers = [self._tokenizer(request_langs[w.request][0]) for w in windows]
+        tokenizers = [self._tokenizer(request_langs[w.request][0], tasks[w.request])
+                      for w in windows]
         prompts = [
             self.model.get_prompt(tok, previous_tokens=[], without_timestamps=False)
             for tok in tokenizers
         ]
         results = self._generate(encoder_output, prompts)
-        per_request: list[list[tuple[float, float, str]]] = [[] for _ in audios]
-        for window, result, tok in zip(windows, results, tokenizers, strict=True):
-            per_request[window.request].extend(self._window_segments(window, result, tok))
+        spans = [self._window_segments(window, result, tok)
+                 for window, result, tok in zip(windows, results, tokenizers, strict=True)]
+        if any(wanted):
+            self._add_words(windows, spans, tokenizers, features, encoder_output, wanted)
+        per_request: list[list[dict]] = [[] for _ in audios]
+        for window, window_spans in zip(windows, spans, strict=True):
+            per_request[window.request].extend(window_spans)
         return [
-            _transcription(spans, lang, lang_prob, len(audio) / SAMPLE_RATE)
-            for spans, (lang, lang_prob), audio in zip(
+            _transcription(request_spans, lang, lang_prob, len(audio) / SAMPLE_RATE)
+            for request_spans, (lang, lang_prob), audio in zip(
                 per_request, request_langs, audios, strict=True
             )
         ]
@@ -276,21 +340,28 @@ def _device(device: str) -> str:
 
 
 def _transcription(
-    spans: list[tuple[float, float, str]], language: str, probability: float, duration: float
+    spans: list[dict], language: str, probability: float, duration: float
 ) -> Transcription:
     segments = [
-        Segment(id=i, start=round(start, 3), end=round(end, 3), text=text)
-        for i, (start, end, text) in enumerate(spans)
+        Segment(id=i, start=round(span["start"], 3), end=round(span["end"], 3),
+                text=span["text"], seek=span["seek"], tokens=list(span["tokens"]),
+                avg_logprob=float(span["avg_logprob"]),
+                compression_ratio=get_compression_ratio(span["text"]),
+                no_speech_prob=float(span["no_speech_prob"]))
+        for i, span in enumerate(spans)
     ]
+    words = [Word(word["word"], float(word["start"]), float(word["end"]),
+                  float(word["probability"]))
+             for span in spans for word in span.get("words", ())]
     return Transcription(
         text=" ".join(seg.text for seg in segments),
         language=language,
         language_probability=probability,
         duration=duration,
         segments=segments,
+        words=words,
     )
 
 
-def _looping(spans: list[tuple[float, float, str]]) -> bool:
-    text = " ".join(text for _, _, text in spans)
-    return get_compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD
+def _looping(texts: list[str]) -> bool:
+    return get_compression_ratio(" ".join(texts)) > COMPRESSION_RATIO_THRESHOLD

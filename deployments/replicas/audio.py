@@ -12,7 +12,12 @@ from ray import serve
 
 from deployments.core.audio_media import SAMPLE_RATE, decode_audio_bytes
 from deployments.core.audio_windows import split_by_windows, windows_in
-from deployments.core.call_protocol import NO_CONTEXT, CallContext, TranscriptReply
+from deployments.core.call_protocol import (
+    NO_CONTEXT,
+    CallContext,
+    SpeechRequest,
+    TranscriptReply,
+)
 from deployments.core.config import AudioSettings
 from deployments.core.deadline import check
 from deployments.core.errors import InvalidRequest, TooLarge, Undecodable, UnsupportedMediaType
@@ -34,13 +39,19 @@ class SpeechTranscriber(BatchedReplica):
                                                  **self.stats.batcher_hooks("transcribe"))
         self.batchers = [self.transcribe_batches]
 
-    @reports_timing
     async def transcribe(self, audio: bytes, language: str | None = None,
                          ctx: CallContext = NO_CONTEXT) -> TranscriptReply:
+        """The audio's text in its language (the pipeline's audio stage)."""
+        return await self.speech(audio, SpeechRequest(language), ctx)
+
+    @reports_timing
+    async def speech(self, audio: bytes, request: SpeechRequest,
+                     ctx: CallContext = NO_CONTEXT) -> TranscriptReply:
+        """The audio transcribed or translated, as `request` asks, batched with the others."""
         check(ctx.deadline, "the transcription")
-        self._check_language(language)
+        self._check_language(request.language)
         samples = await asyncio.to_thread(self._decode, audio)
-        result = await self.transcribe_batches((samples, language), ctx.deadline,
+        result = await self.transcribe_batches((samples, request), ctx.deadline,
                                                ctx.objective, ctx.share)
         return TranscriptReply(**asdict(result))
 
@@ -56,13 +67,13 @@ class SpeechTranscriber(BatchedReplica):
             raise InvalidRequest(f"language {language!r} is not supported by this model",
                                  "language")
 
-    async def _transcribe_batch(self, items: list[tuple[Any, str | None]]) -> list:
+    async def _transcribe_batch(self, items: list[tuple[Any, SpeechRequest]]) -> list:
         # The language was checked on entry; checked again per row, so one bad row can never
         # fail the engine's call for the whole batch.
-        return await run_valid_rows(items, lambda item: self._check_language(item[1]),
+        return await run_valid_rows(items, lambda item: self._check_language(item[1].language),
                                     self._transcribe_valid)
 
-    async def _transcribe_valid(self, items: list[tuple[Any, str | None]]) -> list:
+    async def _transcribe_valid(self, items: list[tuple[Any, SpeechRequest]]) -> list:
         """The batch as consecutive model calls of at most windows_per_call() windows each."""
         windows = [windows_in(len(samples), SAMPLE_RATE) for samples, _ in items]
         results: list = []
@@ -70,8 +81,10 @@ class SpeechTranscriber(BatchedReplica):
             results += await self._transcribe_call([items[index] for index in call])
         return results
 
-    async def _transcribe_call(self, items: list[tuple[Any, str | None]]) -> list:
+    async def _transcribe_call(self, items: list[tuple[Any, SpeechRequest]]) -> list:
         audios = [samples for samples, _ in items]
-        languages = [language for _, language in items]
+        requests = [request for _, request in items]
         with self.stats.model_call("transcribe", len(items)):
-            return list(await self.run_model(self.engine.transcribe_batch, audios, languages))
+            return list(await self.run_model(
+                self.engine.transcribe_batch, audios, [r.language for r in requests],
+                [r.task for r in requests], [r.words for r in requests]))

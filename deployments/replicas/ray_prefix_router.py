@@ -8,7 +8,8 @@ replica with the smallest tree). As shipped it cannot route this app's text grou
 things change and nothing else:
 - the prompt: Ray looks for a `messages` or `prompt` attribute on an argument (an OpenAI
   request object) and fails the request without one; our `generate(messages, params,
-  deadline)` takes the message list itself as its first argument;
+  deadline)` takes the message list itself (or /v1/completions' prompt string) as its first
+  argument;
 - the tree actor: Ray creates it with default options, which reserve a CPU to schedule it;
   on a machine whose CPUs the replicas hold it never starts and routing hangs. Here it
   reserves none.
@@ -54,4 +55,6 @@ class RayPrefixRouter(PrefixCacheAffinityRouter):
         first = pending_request.args[0] if pending_request.args else None
         if isinstance(first, list):  # generate/stream(messages, params, deadline)
             return self._normalize_prompt_to_string(first)
+        if isinstance(first, str):  # generate/stream(prompt, ...) of /v1/completions
+            return first
         return super()._extract_text_from_request(pending_request)

@@ -56,6 +56,9 @@ class ScheduledTextEngine:
     def encode_chat(self, messages: list[dict]) -> list[int]:
         return self.engine.encode_chat(messages)
 
+    def encode_text(self, prompt: str) -> list[int]:
+        return self.engine.encode_text(prompt)
+
     async def generate(self, prompt: list[int], params: SamplingParams,
                        deadline: float | None = None, objective: float | None = None,
                        share: Share = ANONYMOUS) -> Completion:

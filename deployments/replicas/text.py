@@ -36,6 +36,9 @@ from deployments.replicas.scheduled_text import ScheduledTextEngine
 from deployments.replicas.serve_options import SCHEDULING
 from deployments.replicas.timed_calls import reports_timing
 
+# What a text call completes: a chat's messages, or a plain prompt (/v1/completions).
+Prompt = list[dict] | str
+
 
 @serve.deployment
 class TextGenerator(BatchedReplica):
@@ -76,7 +79,7 @@ class TextGenerator(BatchedReplica):
         await self.engine.check_health()
 
     @reports_timing
-    async def generate(self, messages: list[dict], params: SamplingParams,
+    async def generate(self, messages: Prompt, params: SamplingParams,
                        ctx: CallContext = NO_CONTEXT) -> CompletionReply:
         check(ctx.deadline, "the completion")
         prompt = self._encode(messages)
@@ -89,7 +92,7 @@ class TextGenerator(BatchedReplica):
         return completion_reply(completion)
 
     @reports_timing
-    async def stream(self, messages: list[dict], params: SamplingParams,
+    async def stream(self, messages: Prompt, params: SamplingParams,
                      ctx: CallContext = NO_CONTEXT) -> AsyncIterator[TextEvent]:
         """Yields TokenDelta events, then one StreamEnd; raises DeadlineExceeded, ending the
         stream, once the deadline passes. When timed, its stages are "first-token" (the engine's
@@ -115,12 +118,16 @@ class TextGenerator(BatchedReplica):
                 if not finished:  # the client disconnected, or the deadline passed
                     self.stats.count("stream_aborted")
 
-    def _encode(self, messages: list[dict]) -> list[int]:
-        prompt = self.engine.encode_chat(messages)
+    def _encode(self, messages: Prompt) -> list[int]:
+        """A chat's messages through the chat template; a plain prompt as it is."""
+        if isinstance(messages, str):
+            prompt, field = self.engine.encode_text(messages), "prompt"
+        else:
+            prompt, field = self.engine.encode_chat(messages), "messages"
         limit = self.settings.engine.max_prompt_tokens
         if len(prompt) > limit:
             raise InvalidRequest(f"the prompt has {len(prompt)} tokens; the limit is {limit}",
-                                 "messages")
+                                 field)
         return prompt
 
     def _count_tokens(self, completion: Completion) -> None:

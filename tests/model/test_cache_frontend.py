@@ -23,7 +23,7 @@ def groups():
     return (FakeGroup("text", {"generate": CompletionReply("Paris.", 9, 2, "stop")}),
             FakeGroup("vision", {"embed_texts": EmbeddingsReply([np.array([0.6, 0.8],
                                                                           np.float32)])}),
-            FakeGroup("audio", {"transcribe": TranscriptReply("hello", "en", 1.0, 1.0, [])}))
+            FakeGroup("audio", {"speech": TranscriptReply("hello", "en", 1.0, 1.0, [])}))
 
 
 def client_with(groups, monkeypatch, cache: dict) -> TestClient:
@@ -46,7 +46,7 @@ def test_each_cached_route_says_miss_then_hit_and_computes_once(groups, monkeypa
                          data={"model": model, "response_format": "text"})
              for model in ("whisper-base", "whisper-1")]
     assert [h.headers["X-Cache"] for h in heard] == ["miss", "hit"]
-    assert heard[1].text == "hello\n" and groups[2].calls == ["transcribe"]
+    assert heard[1].text == "hello\n" and groups[2].calls == ["speech"]
     chats = [client.post("/v1/chat/completions", json=CHAT) for _ in range(2)]
     assert [c.headers["X-Cache"] for c in chats] == ["miss", "hit"]
     assert chats[1].json()["choices"][0]["message"]["content"] == "Paris."

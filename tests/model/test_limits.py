@@ -125,11 +125,13 @@ def test_pipeline_prompt_characters_and_max_tokens():
 # -- the seed range -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", [ChatCompletionRequest, PipelineRequest])
+@pytest.mark.parametrize("model, body", [
+    (ChatCompletionRequest, {"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+    (PipelineRequest, {"prompt": "hi"})])
 @pytest.mark.parametrize("seed", [2**80, 2**63, -1])
-def test_a_seed_no_engine_takes_is_400(model, seed):
-    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": seed}
-    assert_rejected(lambda: parse_json(json.dumps(body).encode(), model), 400, "seed")
+def test_a_seed_no_engine_takes_is_400(model, body, seed):
+    sent = json.dumps({**body, "seed": seed}).encode()
+    assert_rejected(lambda: parse_json(sent, model), 400, "seed")
 
 
 def test_the_largest_seed_is_one_torch_takes():

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from deployments.core.call_protocol import CallContext, StreamEnd, TokenDelta
+from deployments.core.call_protocol import CallContext, SpeechRequest, StreamEnd, TokenDelta
 from deployments.core.config import AudioSettings, TextSettings, VisionSettings
 from deployments.core.errors import DeadlineExceeded
 from deployments.core.generation import SamplingParams
@@ -108,7 +108,7 @@ class FakeVisionEngine(Holds):
 class FakeSpeechEngine(Holds):
     supported_languages = ["en"]
 
-    def transcribe_batch(self, audios, languages):
+    def transcribe_batch(self, audios, languages, tasks=None, word_timestamps=None):
         self.hold(len(audios))
         return [Transcription("hello", "en", 1.0, len(a) / 16000) for a in audios]
 
@@ -275,16 +275,17 @@ def test_a_batch_of_long_audios_runs_as_calls_of_at_most_the_windows_bound(monke
     windows: list[int] = []
     transcribe_batch = engine.transcribe_batch
 
-    def counting(audios, languages):
+    def counting(audios, *options):
         windows.append(sum(-(-len(audio) // (30 * 16000)) for audio in audios))
-        return transcribe_batch(audios, languages)
+        return transcribe_batch(audios, *options)
 
     engine.transcribe_batch = counting
     settings = AudioSettings(max_duration_s=90, max_windows_per_call=4)
     replica = build(audio_replicas.SpeechTranscriber, settings, engine, monkeypatch,
                     "load_audio_engine")
     long, short = silent_wav(89.0, rate=16000), silent_wav(1.0, rate=16000)
-    items = [(replica._decode(data), "en") for data in (long, short, long, short, short)]
+    items = [(replica._decode(data), SpeechRequest("en"))
+             for data in (long, short, long, short, short)]
 
     results = asyncio.run(replica._transcribe_batch(items))
     assert [round(r.duration) for r in results] == [89, 1, 89, 1, 1]

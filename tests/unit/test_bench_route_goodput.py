@@ -41,9 +41,11 @@ def records() -> list[RequestRecord]:
 
 def test_the_defaults_are_the_apps():
     defaults, slo = Objectives.app_defaults(), Slo()
-    assert defaults.ttft_s == {CHAT: slo.chat.ttft_s, "/v1/pipeline": slo.pipeline.ttft_s}
-    assert defaults.e2e_s[CHAT] == slo.chat.e2e_s
+    assert defaults.ttft_s == {CHAT: slo.chat.ttft_s, "/v1/completions": slo.chat.ttft_s,
+                               "/v1/pipeline": slo.pipeline.ttft_s}
+    assert defaults.e2e_s[CHAT] == defaults.e2e_s["/v1/completions"] == slo.chat.e2e_s
     assert defaults.e2e_s[EMBEDDINGS] == slo.embeddings.e2e_s
+    assert defaults.e2e_s["/v1/audio/translations"] == slo.transcriptions.e2e_s
 
 
 def test_a_stream_is_held_to_ttft_and_e2e_a_whole_answer_to_e2e():

@@ -20,7 +20,7 @@ CHAT = FuzzRequest("chat", "POST", "/v1/chat/completions", b"{}")
 JSON = {"content-type": "application/json"}
 
 
-def error(status: int, code: int | None = None, **headers: str) -> FuzzResponse:
+def error(status: int, code: int | str | None = None, **headers: str) -> FuzzResponse:
     body = {"error": {"message": "m", "type": "t", "param": None,
                       "code": status if code is None else code}}
     return FuzzResponse(status, {**JSON, **headers}, json.dumps(body).encode())
@@ -33,6 +33,7 @@ def sse(*events: str) -> FuzzResponse:
 
 @pytest.mark.parametrize("response", [
     error(400), error(404), error(413), error(429, **{"retry-after": "3"}),
+    error(400, code="unsupported_parameter"), error(400, code="unsupported_value"),
     FuzzResponse(200, JSON, b'{"ok": true}'),
     sse('{"choices": []}', "[DONE]"),
     sse('{"error": {"message": "m", "code": 429}}', "[DONE]"),
@@ -52,6 +53,7 @@ def test_answers_that_keep_the_contract(response):
     (FuzzResponse(422, JSON, b'{"detail": "x"}'), "without a JSON error"),
     (FuzzResponse(400, JSON, b'{"error": {"message": "m"}}'), "lacks"),
     (error(400, code=500), "says code 500"),
+    (error(404, code="unsupported_parameter"), "says code 'unsupported_parameter'"),
     (error(429), "Retry-After"),
     (error(429, **{"retry-after": "1.5"}), "Retry-After"),
     (FuzzResponse(200, JSON, b"{not json"), "not JSON"),

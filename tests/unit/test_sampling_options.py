@@ -8,12 +8,10 @@ import json
 
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.completion_choice import Logprobs
 
 from deployments.core.errors import ServeError
 from deployments.core.generation import SamplingParams
 from serve_app import protocol
-from serve_app.completion_logprobs import legacy_logprobs, legacy_logprobs_fields
 from serve_app.http import parse_json
 from serve_app.http_errors import status_of
 
@@ -88,14 +86,3 @@ def test_a_chunk_carries_its_choice_and_its_logprobs():
         "chatcmpl-1", "m", {"content": " a"}, index=2, logprobs=[ENTRY]))
     assert chunk.choices[0].index == 2
     assert chunk.choices[0].logprobs.content[0].bytes == [32, 97]
-
-
-def test_legacy_completions_logprobs_come_from_the_same_entries():
-    second = {**ENTRY, "token": "é", "logprob": -0.5, "bytes": [195, 169]}
-    legacy = Logprobs.model_validate(legacy_logprobs([ENTRY, second], offset=3))
-    assert legacy.tokens == [" a", "é"] and legacy.token_logprobs == [-0.25, -0.5]
-    assert legacy.text_offset == [3, 5]
-    assert legacy.top_logprobs[0] == {" a": -0.25, " b": -1.5}
-    assert legacy_logprobs(None) is None
-    assert legacy_logprobs_fields(2) == {"logprobs": True, "top_logprobs": 2}
-    assert legacy_logprobs_fields(None) == {"logprobs": False, "top_logprobs": 0}
