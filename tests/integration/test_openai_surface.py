@@ -106,13 +106,12 @@ def test_models_are_openai_models_with_created_and_owned_by(openai_client):
 
 
 @pytest.mark.parametrize("call, param", [
-    (lambda c: c.chat.completions.create(model=CHAT_MODEL, max_tokens=2, logprobs=True,
-                                         messages=[{"role": "user", "content": "Hi"}]),
+    (lambda c: c.completions.create(model=CHAT_MODEL, prompt="a", max_tokens=2, logprobs=2),
      "logprobs"),
     (lambda c: c.chat.completions.create(model=CHAT_MODEL, max_tokens=2,
-                                         response_format={"type": "json_object"},
+                                         reasoning_effort="low",
                                          messages=[{"role": "user", "content": "Hi"}]),
-     "response_format"),
+     "reasoning_effort"),
     (lambda c: c.completions.create(model=CHAT_MODEL, prompt="a", suffix="b"), "suffix"),
     (lambda c: c.audio.transcriptions.create(
         model=WHISPER_MODEL, prompt="names", file=("a.wav", speech_wav(), "audio/wav")),
