@@ -98,16 +98,27 @@ def test_every_valid_base_body_is_answered(client):
         assert post_speech(client, path, [("model", WHISPER_MODEL)]).status_code == 200, path
 
 
+def with_unknown_field(route: str, data: st.DataObject, field: str, value: Any
+                       ) -> tuple[dict, tuple] | None:
+    """The route's good body with `field` set at a drawn place, and that place; None when the
+    place declares `field`."""
+    body, places = JSON_ROUTES[route]
+    where = data.draw(st.sampled_from(sorted(places, key=str)))
+    if field in places[where].model_fields:
+        return None
+    sent = copy.deepcopy(body)
+    place(sent, where)[field] = value
+    return sent, where
+
+
 def test_an_unknown_json_field_anywhere_is_an_unsupported_parameter_naming_its_path(client):
     @FUZZ
     @given(st.sampled_from(sorted(JSON_ROUTES)), st.data(), names, json_values)
     def check(route: str, data: st.DataObject, field: str, value: Any) -> None:
-        body, places = JSON_ROUTES[route]
-        where = data.draw(st.sampled_from(sorted(places, key=str)))
-        if field in places[where].model_fields:
+        drawn = with_unknown_field(route, data, field, value)
+        if drawn is None:
             return
-        sent = copy.deepcopy(body)
-        place(sent, where)[field] = value
+        sent, where = drawn
         reply = client.post(route, json=sent)
         assert reply.status_code == 400, (route, sent, reply.text)
         error = reply.json()["error"]
@@ -120,12 +131,10 @@ def test_an_unknown_field_beside_wrong_values_is_still_a_400(client):
     @FUZZ
     @given(st.sampled_from(sorted(JSON_ROUTES)), st.data(), names, json_values)
     def check(route: str, data: st.DataObject, field: str, value: Any) -> None:
-        body, places = JSON_ROUTES[route]
-        where = data.draw(st.sampled_from(sorted(places, key=str)))
-        if field in places[where].model_fields:
+        drawn = with_unknown_field(route, data, field, value)
+        if drawn is None:
             return
-        sent = copy.deepcopy(body)
-        place(sent, where)[field] = value
+        sent, where = drawn
         others = sorted(key for key in sent if key not in (field, *where[:1]))
         for known in data.draw(st.lists(st.sampled_from(others), max_size=3)):
             sent[known] = data.draw(json_values)
