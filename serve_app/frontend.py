@@ -55,6 +55,7 @@ from serve_app import (
     request_tenant,
     request_timing,
 )
+from serve_app.answer_shape import AnswerShape, answer_shape
 from serve_app.auth import ANONYMOUS_WARNING, authenticate_headers, load_key_directory
 from serve_app.calls import ReplicaGroup
 from serve_app.class_admission import concurrency_cap
@@ -83,6 +84,13 @@ from serve_app.tenant_limits import Admission, TenantLimits, make_buckets
 from serve_app.tenant_usage import TenantUsage, make_usage_ledger, require_admin
 from serve_app.tenants import Tenant
 from serve_app.token_stream import TokenStream, in_band
+from serve_app.tool_calls import (
+    AnswerReader,
+    TextReader,
+    finish_reason,
+    reader_for,
+    whole_message,
+)
 from serve_app.tracing import RequestTracer
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -310,13 +318,14 @@ class FrontEnd:
         body = self._json(await self._body(request), protocol.ChatCompletionRequest)
         self._check_model(body.model, self.text_model)
         limits.check_chat(body, self.config)
-        params = self._sampling(body)
+        shape = answer_shape(body)  # a schema the grammar cannot enforce: 400 before any work
+        params = self._sampling(body, shape)
         request_id = protocol.new_id("chatcmpl")
         deadline = request.state.deadline
         media = [(part, decode_media(part)) for part in body.media()]  # before any stage runs
         if body.stream:
             messages = await self._chat_messages(body, media, deadline)
-            return await self._stream_chat(request, request_id, messages, params, body)
+            return await self._stream_chat(request, request_id, messages, params, body, shape)
 
         async def complete() -> Reply:
             messages = await self._chat_messages(body, media, deadline)
@@ -324,9 +333,11 @@ class FrontEnd:
         result = await self._cached(request, cache.CHAT, self.text_model,
                                     self._chat_key(body, media, params), CompletionReply,
                                     complete, cacheable=params.temperature == 0)
+        reader = reader_for(shape)
+        message = whole_message(reader, result.text)
         return JSONResponse(protocol.chat_completion(
-            request_id, self.text_model, result.text, result.finish_reason,
-            protocol.usage(result.prompt_tokens, result.completion_tokens)))
+            request_id, self.text_model, result.text, finish_reason(reader, result.finish_reason),
+            protocol.usage(result.prompt_tokens, result.completion_tokens), message))
 
     async def _chat_messages(self, body: protocol.ChatCompletionRequest, media: DecodedMedia,
                              deadline: float) -> list[dict[str, str]]:
@@ -359,20 +370,23 @@ class FrontEnd:
         return reply_type.from_payload(await self.cache.one(request, route, model, args,
                                                             payload, cacheable))
 
-    def _sampling(self, body: protocol.ChatCompletionRequest) -> SamplingParams:
+    def _sampling(self, body: protocol.ChatCompletionRequest,
+                  shape: AnswerShape) -> SamplingParams:
         max_tokens = body.requested_max_tokens() or self.config.text.default_max_tokens
         return SamplingParams(max_tokens=max_tokens, temperature=body.temperature,
-                              top_p=body.top_p, seed=body.seed, stop=body.stop_list())
+                              top_p=body.top_p, seed=body.seed, stop=body.stop_list(),
+                              json_schema=shape.json_schema, tools=shape.tools)
 
     async def _stream_chat(self, request: Request, request_id: str, messages: list[dict],
-                           params: SamplingParams, body: protocol.ChatCompletionRequest
-                           ) -> Response:
+                           params: SamplingParams, body: protocol.ChatCompletionRequest,
+                           shape: AnswerShape) -> Response:
         clock = TokenClock(request.url.path, request.state.timing, self.slo)
         stream = await TokenStream.open(self.text, messages, params, request.state.deadline,
                                         self.limits.stream_idle_timeout_s, clock)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = ChatChunks(request_id, self.text_model, include_usage,
-                            lambda: self._final_timing(request, clock.timing))
+                            lambda: self._final_timing(request, clock.timing),
+                            reader_for(shape))
         return sse_response(_chat_events(chunks, stream))
 
     # -- embeddings -------------------------------------------------------------------------
@@ -469,21 +483,24 @@ class ChatChunks:
     """A chat stream's events as OpenAI's chunks (token_stream.Renderer)."""
 
     def __init__(self, request_id: str, model: str, include_usage: bool,
-                 final_timing: Callable[[], dict[str, str]]) -> None:
+                 final_timing: Callable[[], dict[str, str]],
+                 reader: AnswerReader | None = None) -> None:
         self.request_id, self.model = request_id, model
         self.include_usage, self.final_timing = include_usage, final_timing
+        self.reader = reader or TextReader()  # the text as content or tool calls
 
     def start(self) -> str:
         return sse_event(protocol.chat_chunk(self.request_id, self.model,
                                              {"role": "assistant", "content": ""}))
 
     def token(self, delta: TokenDelta) -> str:
-        return sse_event(protocol.chat_chunk(self.request_id, self.model,
-                                             {"content": delta.text}))
+        return self._deltas(self.reader.feed(delta.text))
 
     def end(self, end: StreamEnd) -> str:
-        final = sse_event({**protocol.chat_chunk(self.request_id, self.model, {},
-                                                 end.finish_reason), **self.final_timing()})
+        final = self._deltas(self.reader.finish())
+        final += sse_event({**protocol.chat_chunk(
+            self.request_id, self.model, {}, finish_reason(self.reader, end.finish_reason)),
+            **self.final_timing()})
         if self.include_usage:
             usage = protocol.usage(end.prompt_tokens, end.completion_tokens)
             final += sse_event(protocol.chat_chunk(self.request_id, self.model, {},
@@ -492,6 +509,10 @@ class ChatChunks:
 
     def error(self, error: ServeError) -> str:
         return sse_event(error_body(error))
+
+    def _deltas(self, deltas: list[dict[str, Any]]) -> str:
+        return "".join(sse_event(protocol.chat_chunk(self.request_id, self.model, delta))
+                       for delta in deltas)
 
 
 async def _chat_events(chunks: ChatChunks, stream: TokenStream) -> AsyncIterator[str]:

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 MIN_SEED, MAX_SEED = 0, 2**63 - 1
 # The embeddings model name that selects CLIP's image tower: the served name plus this.
 IMAGE_MODEL_SUFFIX = "-image"
+# A function's or a response format's name, as OpenAI takes it.
+FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 
 
 class _Request(BaseModel):
@@ -69,9 +71,56 @@ class MediaPart:
         return f"messages[{self.message}].content[{self.part}].{field}"
 
 
+class FunctionDefinition(_Request):
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Request):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(_Request):
+    name: str
+
+
+class NamedToolChoice(_Request):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class ToolCallFunction(_Request):
+    name: str
+    arguments: str
+
+
+class ToolCall(_Request):
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
+class JsonSchemaFormat(_Request):
+    model_config = ConfigDict(populate_by_name=True)
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = None
+    json_schema: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Request):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class ChatMessage(_Request):
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant's
+    tool_call_id: str | None = None  # a tool's: the call it answers
 
     def text(self, media_text: dict[tuple[int, int], str] | None = None,
              index: int = 0) -> str:
@@ -106,6 +155,10 @@ class ChatCompletionRequest(_Request):
     n: int = Field(1, ge=1, le=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool = True
 
     def stops_sent(self) -> list[str]:
         """The stop strings as sent, empty ones included (serve_app/limits.py caps them)."""
@@ -119,10 +172,11 @@ class ChatCompletionRequest(_Request):
         return self.max_completion_tokens or self.max_tokens
 
     def plain_messages(self, media_text: dict[tuple[int, int], str] | None = None
-                       ) -> list[dict[str, str]]:
+                       ) -> list[dict[str, Any]]:
+        """Role and text, and an assistant's tool calls or the call a tool answers."""
         role = {"developer": "system"}
-        return [{"role": role.get(m.role, m.role), "content": m.text(media_text, i)}
-                for i, m in enumerate(self.messages)]
+        return [{"role": role.get(m.role, m.role), "content": m.text(media_text, i),
+                 **_tool_fields(m)} for i, m in enumerate(self.messages)]
 
     def media(self) -> list[MediaPart]:
         """Every image_url and input_audio part, in order."""
@@ -135,6 +189,15 @@ class ChatCompletionRequest(_Request):
                 elif isinstance(part, AudioPart):
                     found.append(MediaPart("audio", part.input_audio.data, i, j))
         return found
+
+
+def _tool_fields(message: ChatMessage) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if message.tool_calls:
+        fields["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        fields["tool_call_id"] = message.tool_call_id
+    return fields
 
 
 class EmbeddingRequest(_Request):
@@ -178,12 +241,14 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 def chat_completion(
-    request_id: str, model: str, text: str, finish_reason: str, usage_: dict
+    request_id: str, model: str, text: str, finish_reason: str, usage_: dict,
+    message: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`message` replaces the plain one with `text` (tool calls: serve_app/tool_calls.py)."""
     return {
         "id": request_id, "object": "chat.completion", "created": now(), "model": model,
         "choices": [{"index": 0, "finish_reason": finish_reason, "logprobs": None,
-                     "message": {"role": "assistant", "content": text}}],
+                     "message": message or {"role": "assistant", "content": text}}],
         "usage": usage_,
     }
 

@@ -10,6 +10,7 @@ import torch
 
 from deployments.core.errors import DeadlineExceeded
 from deployments.core.generation import Completion, RowControl, SamplingParams
+from deployments.engines.grammar_mask import RowGrammar
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Sequence:
     finish_reason: str | None = None  # "stop" | "length" | "abort" | "deadline"
     emitted: int = 0  # characters of `text` already streamed
     cached_prompt_tokens: int = 0  # of the prompt, found in the prefix cache
+    grammar: RowGrammar | None = None  # what its output must match (grammar_mask.py)
 
     def __post_init__(self) -> None:
         # A row run again (after a failure) streams only what its caller lacks.
@@ -41,15 +43,20 @@ class Sequence:
 
     def append(self, token: int, text: str, eos: bool) -> None:
         """Adds one sampled token (`text` is the decoded text of all tokens with it) and
-        finishes the row on end-of-sequence, a stop string or its max_tokens."""
+        finishes the row on end-of-sequence, a stop string, its grammar complete or its
+        max_tokens."""
         if eos:
             self.finish_reason = "stop"
             return
         self.tokens.append(token)
         self.text = text
+        if self.grammar is not None:
+            self.grammar.accept(token)
         cut = _first_stop(text, self.params.stop)
         if cut is not None:
             self.text = text[:cut]
+            self.finish_reason = "stop"
+        elif self.grammar is not None and self.grammar.complete:
             self.finish_reason = "stop"
         elif len(self.tokens) >= self.params.max_tokens:
             self.finish_reason = "length"

@@ -59,7 +59,12 @@ def check_fits(prompt_tokens: int, max_tokens: int, max_seq_len: int | None) -> 
 
 
 def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
-    """tensorrt_llm.SamplingParams keywords; temperature 0 means greedy (top_k=1)."""
+    """tensorrt_llm.SamplingParams keywords; temperature 0 means greedy (top_k=1). A JSON
+    Schema is a 400: this engine is not started with a guided-decoding backend."""
+    if params.json_schema is not None:
+        raise InvalidRequest("structured outputs (response_format json_object or json_schema, "
+                             "tool_choice required or a named function) are not supported on "
+                             "the TensorRT-LLM engine", "response_format")
     kwargs: dict[str, Any] = {"max_tokens": params.max_tokens, "top_p": params.top_p,
                               "seed": params.seed, "stop": list(params.stop) or None}
     if params.temperature <= 0:
@@ -94,8 +99,8 @@ class TensorRtLlmTextEngine:
     def from_config(cls, config: Any, model_dir: str) -> TensorRtLlmTextEngine:
         return cls(str(resolve(config.model, model_dir)), config)
 
-    def encode_chat(self, messages: list[dict]) -> list[int]:
-        return chat_token_ids(self.tokenizer, messages)
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages, tools)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
                        deadline: float | None = None, objective: float | None = None,

@@ -26,7 +26,8 @@ class TextEngine(Protocol):
     by_class: bool  # serves interactive requests before batch ones
     by_fair_share: bool  # serves the tenants of a class by weighted fair share
 
-    def encode_chat(self, messages: list[dict]) -> list[int]: ...
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None
+                    ) -> list[int]: ...
 
     async def generate(self, prompt: list[int], params: SamplingParams,
                        deadline: float | None = None, objective: float | None = None,
@@ -54,7 +55,8 @@ class StepTextEngine(Protocol):
     scheduler: Any
     prefix_cache: Any
 
-    def encode_chat(self, messages: list[dict]) -> list[int]: ...
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None
+                    ) -> list[int]: ...
 
     def new_sequence(self, prompt: list[int], params: SamplingParams, control: RowControl,
                      on_finish: Any = None) -> Any: ...

@@ -20,6 +20,7 @@ from deployments.core.generation import Completion, RowControl, SamplingParams
 from deployments.core.models import resolve
 from deployments.core.precision import resolve_dtype
 from deployments.engines.chat import chat_token_ids
+from deployments.engines.grammar_mask import GrammarCompiler
 from deployments.engines.model_runner import ModelRunner
 from deployments.engines.prefix_cache import PrefixCache
 from deployments.engines.quantize import check_quantization, quantize_linear_int8
@@ -69,6 +70,8 @@ class TransformersTextEngine:
         if quantization == "int8":
             self.model = quantize_linear_int8(self.model, KEEP_FLOAT_FOR_INT8)
         self.eos_ids = self._eos_ids()
+        self.grammars = GrammarCompiler.for_hf_tokenizer(self.tokenizer,
+                                                         self.model.config.vocab_size)
         self.prefix_cache = PrefixCache(prefix_cache_mib * MIB) if prefix_cache_mib else None
         self.runner = ModelRunner(self.model, self.prefix_cache)
         self.max_prefill_tokens_per_step = max_prefill_tokens_per_step
@@ -90,8 +93,8 @@ class TransformersTextEngine:
             ids.add(self.tokenizer.eos_token_id)
         return ids
 
-    def encode_chat(self, messages: list[dict]) -> list[int]:
-        return chat_token_ids(self.tokenizer, messages)
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages, tools)
 
     def detokenize(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=True)
@@ -104,9 +107,12 @@ class TransformersTextEngine:
 
     def new_sequence(self, prompt: list[int], params: SamplingParams, control: RowControl,
                      on_finish: Any = None) -> Sequence:
-        """A request ready for a scheduler; a seed torch rejects raises InvalidRequest here,
-        before the request takes a place in any batch."""
+        """A request ready for a scheduler; a seed torch rejects, or a JSON Schema its grammar
+        cannot compile, raises InvalidRequest here, before the request takes a place in any
+        batch."""
         sequence = Sequence(prompt, params, make_generator(params), control)
+        if params.json_schema is not None:
+            sequence.grammar = self.grammars.compile(params.json_schema)
         if on_finish is not None:
             sequence.on_finish = on_finish
         return sequence

@@ -117,6 +117,8 @@ class VllmTextEngine:
         os.environ["OMP_NUM_THREADS"] = str(config.threads)
         dtype = choose_dtype(config, _on_cpu())
         args = self.engine_args(config, model_path, dtype.value)
+        args["structured_outputs_config"] = structured_outputs_config(
+            args.get("structured_outputs_config"))
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         self.by_objective = args.get("scheduling_policy") == "priority"
         self.by_class, self.by_fair_share = self.by_objective, False  # see the module
@@ -133,8 +135,8 @@ class VllmTextEngine:
     def engine_args(self, config: Any, model_path: str, dtype: str) -> dict[str, Any]:
         return engine_args(config, model_path, dtype)
 
-    def encode_chat(self, messages: list[dict]) -> list[int]:
-        return chat_token_ids(self.tokenizer, messages)
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages, tools)
 
     async def generate(self, prompt: list[int], params: SamplingParams,
                        deadline: float | None = None, objective: float | None = None,
@@ -215,7 +217,7 @@ class VllmTextEngine:
         return VllmSamplingParams(
             max_tokens=params.max_tokens, temperature=max(params.temperature, 0.0),
             top_p=params.top_p, seed=params.seed, stop=list(params.stop) or None,
-            output_kind=kind)
+            output_kind=kind, structured_outputs=_structured_outputs(params))
 
     def stats(self) -> dict[str, int]:
         """Requests completed, aborted and rejected so far, those inside the engine now, and
@@ -227,6 +229,26 @@ class VllmTextEngine:
 
     async def check_health(self) -> None:
         await self.engine.check_health()
+
+
+def structured_outputs_config(overrides: dict[str, Any] | None) -> Any:
+    """vLLM's structured outputs on llguidance ("guidance") in compact JSON: the grammar the
+    front end checked schemas against (deployments/core/json_grammar.py), so a schema it
+    accepts is one vLLM enforces the same way; engine_kwargs may override either field."""
+    from vllm.config import StructuredOutputsConfig
+
+    if overrides is not None and not isinstance(overrides, dict):
+        return overrides
+    return StructuredOutputsConfig(**{"backend": "guidance", "disable_any_whitespace": True,
+                                      **(overrides or {})})
+
+
+def _structured_outputs(params: SamplingParams) -> Any:
+    if params.json_schema is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    return StructuredOutputsParams(json=params.json_schema)
 
 
 def _on_cpu() -> bool:

@@ -79,7 +79,7 @@ class TextGenerator(BatchedReplica):
     async def generate(self, messages: list[dict], params: SamplingParams,
                        ctx: CallContext = NO_CONTEXT) -> CompletionReply:
         check(ctx.deadline, "the completion")
-        prompt = self._encode(messages)
+        prompt = self._encode(messages, params)
         started, clock = time.time(), time.perf_counter()
         with self.first_tokens.track(ctx.objective, streamed=False, share=ctx.share):
             completion = await self.engine.generate(prompt, params, ctx.deadline, ctx.objective,
@@ -96,7 +96,7 @@ class TextGenerator(BatchedReplica):
         stream, once the deadline passes. When timed, its stages are "first-token" (the engine's
         queue and prefill) and "decode"."""
         check(ctx.deadline, "the completion")
-        prompt = self._encode(messages)
+        prompt = self._encode(messages, params)
         finished = False
         with self.first_tokens.track(ctx.objective, streamed=True, share=ctx.share) as first_token:
             deltas = self.engine.stream(prompt, params, ctx.deadline, ctx.objective, ctx.share)
@@ -116,8 +116,10 @@ class TextGenerator(BatchedReplica):
                 if not finished:  # the client disconnected, or the deadline passed
                     self.stats.count("stream_aborted")
 
-    def _encode(self, messages: list[dict]) -> list[int]:
-        prompt = self.engine.encode_chat(messages)
+    def _encode(self, messages: list[dict], params: SamplingParams) -> list[int]:
+        tools = params.tool_list()
+        prompt = (self.engine.encode_chat(messages, tools) if tools
+                  else self.engine.encode_chat(messages))
         limit = self.settings.engine.max_prompt_tokens
         if len(prompt) > limit:
             raise InvalidRequest(f"the prompt has {len(prompt)} tokens; the limit is {limit}",
