@@ -172,17 +172,21 @@ class HermesReader:
             if found < 0:
                 break
             before, self.pending = self.pending[:found], self.pending[found + len(tag):]
-            deltas += self._calls(before) if self.inside else _content(before)
+            deltas += self._calls(before) if self.inside else self._content(before)
             self.inside = not self.inside
         if not self.inside:  # all but what may be the start of a tag
             keep = _partial_tag(self.pending)
-            deltas += _content(self.pending[:len(self.pending) - keep])
+            deltas += self._content(self.pending[:len(self.pending) - keep])
             self.pending = self.pending[len(self.pending) - keep:]
         return deltas
 
     def finish(self) -> list[Delta]:
         rest, self.pending = self.pending, ""
-        return self._calls(rest) if self.inside else _content(rest)
+        return self._calls(rest) if self.inside else self._content(rest)
+
+    def _content(self, text: str) -> list[Delta]:
+        """Text outside the tags; only whitespace between or after calls is left out."""
+        return [] if self.calls and not text.strip() else _content(text)
 
     def _calls(self, body: str) -> list[Delta]:
         try:

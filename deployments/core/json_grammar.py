@@ -43,9 +43,9 @@ def checked_schema(schema: Any, param: str) -> str:
         error = str(exc)
     if error:
         raise InvalidRequest(f"{param} is not a JSON Schema this server can enforce: "
-                             f"{_first_line(error)}", param)
+                             f"{_one_line(error)}", param)
     return text
 
 
-def _first_line(error: str) -> str:
-    return error.strip().splitlines()[0][:300] if error.strip() else "invalid"
+def _one_line(error: str, limit: int = 300) -> str:
+    return " ".join(error.split())[:limit]
