@@ -10,12 +10,13 @@ its running rows (kv_batch.py) and reuses the KV of prompt prefixes it has compu
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 
 from deployments.core.cpu_features import cpu_features
-from deployments.core.errors import ServeError
+from deployments.core.errors import InvalidRequest, ServeError
 from deployments.core.generation import Completion, RowControl, SamplingParams
 from deployments.core.models import resolve
 from deployments.core.precision import resolve_dtype
@@ -33,6 +34,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # has outliers (perplexity 19.7 -> 46 when quantized), and the head tied to the embeddings.
 KEEP_FLOAT_FOR_INT8 = ("down_proj", "lm_head")
 MIB = 1 << 20
+logger = logging.getLogger(__name__)
 
 
 def attention_for(dtype: str, attention: str) -> str:
@@ -70,8 +72,7 @@ class TransformersTextEngine:
         if quantization == "int8":
             self.model = quantize_linear_int8(self.model, KEEP_FLOAT_FOR_INT8)
         self.eos_ids = self._eos_ids()
-        self.grammars = GrammarCompiler.for_hf_tokenizer(self.tokenizer,
-                                                         self.model.config.vocab_size)
+        self.grammars = self._grammar_compiler()
         self.prefix_cache = PrefixCache(prefix_cache_mib * MIB) if prefix_cache_mib else None
         self.runner = ModelRunner(self.model, self.prefix_cache)
         self.max_prefill_tokens_per_step = max_prefill_tokens_per_step
@@ -93,6 +94,15 @@ class TransformersTextEngine:
             ids.add(self.tokenizer.eos_token_id)
         return ids
 
+    def _grammar_compiler(self) -> GrammarCompiler | None:
+        """llguidance over this tokenizer; None (structured outputs a 400) when it cannot
+        read it (a slow tokenizer)."""
+        try:
+            return GrammarCompiler.for_hf_tokenizer(self.tokenizer, self.model.config.vocab_size)
+        except ValueError:
+            logger.warning("structured outputs are off: llguidance cannot read this tokenizer")
+            return None
+
     def encode_chat(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
         return chat_token_ids(self.tokenizer, messages, tools)
 
@@ -112,6 +122,9 @@ class TransformersTextEngine:
         batch."""
         sequence = Sequence(prompt, params, make_generator(params), control)
         if params.json_schema is not None:
+            if self.grammars is None:
+                raise InvalidRequest("structured outputs need a fast tokenizer, which this "
+                                     "model does not have", "response_format")
             sequence.grammar = self.grammars.compile(params.json_schema)
         if on_finish is not None:
             sequence.on_finish = on_finish
