@@ -4,7 +4,8 @@ and outlines-core measured on the app's tokenizer.
 For each library: the time to prepare the tokenizer (once per engine), the time to compile
 each schema (once per request), the time to compute one token mask (once per constrained row
 and decode step, on the model thread) and to advance by a token, over the tokens of a valid
-instance of each schema; and which JSON Schema features each one enforces: a feature is
+instance of each schema (for llguidance also the app's whole per-row step: the mask and its
+-inf on the row's logits); and which JSON Schema features each one enforces: a feature is
 "enforced" when its valid instance is accepted and its invalid one refused, "ignored" when
 both are accepted, "refused" when the schema does not compile, "wrong" when the valid instance
 is refused.
@@ -21,6 +22,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -119,8 +121,18 @@ class Library:
     """One library on one tokenizer: a compiled schema's matcher, its mask, its advance."""
 
     name: str
+    compiled: dict[str, Any]
 
     def compile(self, schema: dict) -> Any: ...
+
+    def fresh(self, schema: dict) -> Any:
+        """The schema's matcher at its start, compiled once."""
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self.compiled:
+            self.compiled[key] = self.compile(schema)
+        matcher = self.compiled[key]
+        matcher.reset()
+        return matcher
 
     def mask(self, matcher: Any) -> None: ...
 
@@ -137,7 +149,7 @@ class Llguidance(Library):
         import llguidance.hf
         import torch
 
-        self.llg, self.tokenizer = llguidance, tokenizer
+        self.llg, self.tokenizer, self.compiled = llguidance, tokenizer, {}
         self.ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer)
         self.bitmask = torch.zeros((1, (self.ll_tokenizer.vocab_size + 31) // 32),
                                    dtype=torch.int32)
@@ -148,7 +160,10 @@ class Llguidance(Library):
         error = self.llg.LLMatcher.validate_grammar(grammar)
         if error:
             raise ValueError(error)
-        return self.llg.LLMatcher(self.ll_tokenizer, grammar)
+        matcher = self.llg.LLMatcher(self.ll_tokenizer, grammar, log_level=0)
+        if matcher.is_error():
+            raise ValueError(matcher.get_error())
+        return matcher
 
     def mask(self, matcher: Any) -> None:
         import llguidance.torch
@@ -159,7 +174,7 @@ class Llguidance(Library):
         return matcher.consume_token(token)
 
     def accepts_text(self, schema: dict, text: str) -> bool:
-        matcher = self.compile(schema)
+        matcher = self.fresh(schema)
         return matcher.consume_tokens(self.tokenizer.encode(text)) and matcher.is_accepting()
 
 
@@ -170,7 +185,7 @@ class Xgrammar(Library):
         import torch
         import xgrammar
 
-        self.xgr, self.tokenizer = xgrammar, tokenizer
+        self.xgr, self.tokenizer, self.compiled = xgrammar, tokenizer, {}
         info = xgrammar.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer))
         self.compiler = xgrammar.GrammarCompiler(info, cache_enabled=False)
         self.bitmask = xgrammar.allocate_token_bitmask(1, info.vocab_size)
@@ -188,7 +203,7 @@ class Xgrammar(Library):
         return matcher.accept_token(token)
 
     def accepts_text(self, schema: dict, text: str) -> bool:
-        matcher = self.compile(schema)
+        matcher = self.fresh(schema)
         if not all(matcher.accept_token(t) for t in self.tokenizer.encode(text)):
             return False
         return matcher.is_terminated() or matcher.accept_token(self.tokenizer.eos_token_id)
@@ -202,7 +217,7 @@ class OutlinesCore(Library):
         import torch
         from vllm.v1.structured_output.utils import get_outlines_vocabulary
 
-        self.oc, self.tokenizer = outlines_core, tokenizer
+        self.oc, self.tokenizer, self.compiled = outlines_core, tokenizer, {}
         self.vocabulary = get_outlines_vocabulary(tokenizer).inner
         self.bitmask = torch.zeros(((len(tokenizer) + 31) // 32,), dtype=torch.int32)
 
@@ -221,7 +236,7 @@ class OutlinesCore(Library):
         return True
 
     def accepts_text(self, schema: dict, text: str) -> bool:
-        guide = self.compile(schema)
+        guide = self.fresh(schema)
         try:
             for token in self.tokenizer.encode(text):
                 guide.advance(token)
@@ -248,14 +263,34 @@ def measure_schema(library: Library, schema: dict, instance: Any, tokenizer: Any
     tokens = tokenizer.encode(text)
     masks, advances = [], []
     for _ in range(repeats):
-        matcher = library.compile(schema)
+        matcher = library.fresh(schema)
         for token in tokens:
             masks.append(timed(lambda m=matcher: library.mask(m))[1])
             advances.append(timed(lambda m=matcher, t=token: library.advance(m, t))[1])
-    return {"compile_ms": _ms(statistics.median(compiles)), "tokens": len(tokens),
-            "mask_us_mean": round(statistics.fmean(masks) * 1e6, 1),
-            "mask_us_p95": round(_p95(masks) * 1e6, 1),
-            "advance_us_mean": round(statistics.fmean(advances) * 1e6, 1)}
+    measured = {"compile_ms": _ms(statistics.median(compiles)), "tokens": len(tokens),
+                "mask_us_mean": round(statistics.fmean(masks) * 1e6, 1),
+                "mask_us_p95": round(_p95(masks) * 1e6, 1),
+                "advance_us_mean": round(statistics.fmean(advances) * 1e6, 1)}
+    if isinstance(library, Llguidance):
+        measured["app_mask_us_mean"] = app_mask_us(library, schema, tokens, repeats)
+    return measured
+
+
+def app_mask_us(library: Llguidance, schema: dict, tokens: list[int], repeats: int) -> float:
+    """What the app's scheduler spends per constrained row and step: the bitmask as bytes
+    and its -inf onto a row of float32 logits (deployments/engines/grammar_mask.py)."""
+    import torch
+
+    from deployments.engines.grammar_mask import mask_logits
+
+    logits = torch.zeros(library.ll_tokenizer.vocab_size)
+    spent = []
+    for _ in range(repeats):
+        matcher = library.fresh(schema)
+        for token in tokens:
+            spent.append(timed(lambda m=matcher: mask_logits(logits, m.compute_bitmask()))[1])
+            matcher.consume_token(token)
+    return round(statistics.fmean(spent) * 1e6, 1)
 
 
 def _accepts(library: Library, schema: dict, text: str) -> bool:
@@ -269,7 +304,7 @@ def coverage(library: Library) -> dict[str, str]:
     found = {}
     for feature, (schema, valid, invalid) in FEATURES.items():
         try:
-            library.compile(schema)
+            library.fresh(schema)
         except Exception:  # noqa: BLE001 - the library's refusal
             found[feature] = "refused"
             continue
@@ -298,7 +333,9 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    report: dict[str, Any] = {"model": args.model, "vocab": len(tokenizer),
+    report: dict[str, Any] = {"command": " ".join(["python -m bench.grammar_libraries",
+                                                    *sys.argv[1:]]),
+                              "model": args.model, "vocab": len(tokenizer),
                               "python": platform.python_version(),
                               "machine": platform.processor() or platform.machine(),
                               "libraries": {}}
