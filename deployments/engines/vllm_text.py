@@ -117,8 +117,9 @@ class VllmTextEngine:
         os.environ["OMP_NUM_THREADS"] = str(config.threads)
         dtype = choose_dtype(config, _on_cpu())
         args = self.engine_args(config, model_path, dtype.value)
-        args["structured_outputs_config"] = structured_outputs_config(
-            args.get("structured_outputs_config"))
+        structured = structured_outputs_config(args.get("structured_outputs_config"))
+        if structured is not None:
+            args["structured_outputs_config"] = structured
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         self.by_objective = args.get("scheduling_policy") == "priority"
         self.by_class, self.by_fair_share = self.by_objective, False  # see the module
@@ -234,9 +235,12 @@ class VllmTextEngine:
 def structured_outputs_config(overrides: dict[str, Any] | None) -> Any:
     """vLLM's structured outputs on llguidance ("guidance") in compact JSON: the grammar the
     front end checked schemas against (deployments/core/json_grammar.py), so a schema it
-    accepts is one vLLM enforces the same way; engine_kwargs may override either field."""
-    from vllm.config import StructuredOutputsConfig
-
+    accepts is one vLLM enforces the same way; engine_kwargs may override either field. A
+    vLLM without that config (an older one, as vllm-neuron may bring) keeps its own."""
+    try:
+        from vllm.config import StructuredOutputsConfig
+    except ImportError:
+        return overrides
     if overrides is not None and not isinstance(overrides, dict):
         return overrides
     return StructuredOutputsConfig(**{"backend": "guidance", "disable_any_whitespace": True,
