@@ -96,11 +96,11 @@ class TransformersTextEngine:
 
     def _grammar_compiler(self) -> GrammarCompiler | None:
         """llguidance over this tokenizer; None (structured outputs a 400) when it cannot
-        read it (a slow tokenizer)."""
+        read it (a slow tokenizer) or is not installed."""
         try:
             return GrammarCompiler.for_hf_tokenizer(self.tokenizer, self.model.config.vocab_size)
-        except ValueError:
-            logger.warning("structured outputs are off: llguidance cannot read this tokenizer")
+        except (ValueError, ImportError) as error:
+            logger.warning("structured outputs are off: %s", error)
             return None
 
     def encode_chat(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
@@ -123,8 +123,8 @@ class TransformersTextEngine:
         sequence = Sequence(prompt, params, make_generator(params), control)
         if params.json_schema is not None:
             if self.grammars is None:
-                raise InvalidRequest("structured outputs need a fast tokenizer, which this "
-                                     "model does not have", "response_format")
+                raise InvalidRequest("structured outputs are off on this replica: llguidance "
+                                     "cannot read its model's tokenizer", "response_format")
             sequence.grammar = self.grammars.compile(params.json_schema)
         if on_finish is not None:
             sequence.on_finish = on_finish
