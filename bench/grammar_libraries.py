@@ -285,15 +285,15 @@ def app_mask_us(library: Llguidance, schema: dict, tokens: list[int], repeats: i
     and its -inf onto a row of float32 logits (deployments/engines/grammar_mask.py)."""
     import torch
 
-    from deployments.engines.grammar_mask import mask_logits
+    from deployments.engines.grammar_mask import masked_logits
 
     logits = torch.zeros(library.ll_tokenizer.vocab_size)
-    mask_logits(logits, library.fresh(schema).compute_bitmask())  # its first torch ops untimed
+    masked_logits(logits, library.fresh(schema).compute_bitmask())  # its first torch ops untimed
     spent = []
     for _ in range(repeats):
         matcher = library.fresh(schema)
         for token in tokens:
-            spent.append(timed(lambda m=matcher: mask_logits(logits, m.compute_bitmask()))[1])
+            spent.append(timed(lambda m=matcher: masked_logits(logits, m.compute_bitmask()))[1])
             matcher.consume_token(token)
     return round(statistics.fmean(spent) * 1e6, 1)
 

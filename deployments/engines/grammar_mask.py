@@ -9,7 +9,7 @@ never touched, so an unconstrained row costs what it did. End-of-sequence is all
 where the grammar may end, and a row whose grammar can take nothing more ends at once.
 
 The per-token mask is llguidance's bitmask (one bit per token id, 32 to a word), unpacked
-onto the logits by `mask_logits`; `allowed_ids` reads the same bits in plain Python.
+onto the logits by `masked_logits`; `allowed_ids` reads the same bits in plain Python.
 """
 
 from __future__ import annotations
@@ -81,17 +81,17 @@ def allowed_ids(bitmask: bytes, vocab_size: int) -> list[int]:
             if bitmask[i // 8] >> (i % 8) & 1]
 
 
-def mask_logits(logits: Any, bitmask: bytes) -> None:
-    """Sets every token the bitmask does not allow to -inf, in place (logits: [vocab])."""
+def masked_logits(logits: Any, bitmask: bytes) -> Any:
+    """The logits ([vocab]) with every token the bitmask does not allow at -inf: a new tensor,
+    as the model's logits are inference tensors, which may not change in place."""
     import torch
 
     words = torch.frombuffer(bytearray(bitmask), dtype=torch.int32)
-    bits = (words.unsqueeze(1) >> _shifts()) & 1
-    allowed = bits.flatten()[:logits.shape[-1]].bool()
-    if allowed.shape[0] < logits.shape[-1]:  # ids past the grammar's vocabulary
-        logits[allowed.shape[0]:] = float("-inf")
-        logits = logits[:allowed.shape[0]]
-    logits.masked_fill_(~allowed, float("-inf"))
+    allowed = ((words.unsqueeze(1) >> _shifts()) & 1).flatten().bool()
+    width = logits.shape[-1]
+    if allowed.shape[0] < width:  # ids past the grammar's vocabulary: never allowed
+        allowed = torch.cat([allowed, allowed.new_zeros(width - allowed.shape[0])])
+    return logits.masked_fill(~allowed[:width], float("-inf"))
 
 
 @functools.cache

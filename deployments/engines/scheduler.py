@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from deployments.engines.grammar_mask import mask_logits
+from deployments.engines.grammar_mask import masked_logits
 from deployments.engines.kv_batch import KVBatch
 from deployments.engines.model_runner import ModelRunner
 from deployments.engines.sampling import sample_row
@@ -123,7 +123,7 @@ class Scheduler:
 
     def _sample(self, sequence: Sequence, logits: torch.Tensor) -> None:
         if sequence.grammar is not None:
-            mask_logits(logits, sequence.grammar.bitmask())
+            logits = masked_logits(logits, sequence.grammar.bitmask())
         token = sample_row(logits, sequence.params, sequence.generator)
         eos = token in self.eos_ids
         text = sequence.text if eos else self.detokenize([*sequence.tokens, token])
