@@ -2,7 +2,7 @@
 
 Its `from_schema` draws instances of a schema; the schemas here are made from instances of
 ENCODED, a schema of encoded schemas: objects (properties, required, no additional
-properties), arrays (item counts), enums, strings (lengths), integers and numbers (bounds),
+properties), arrays (item counts), enums, strings (lengths), integers (bounds),
 booleans, nested two levels deep. Each is a JSON array (["integer", min, max], ["object",
 [[name, node, required], ...]], ...) because hypothesis-jsonschema 0.23's strategy for
 objects calls a Hypothesis internal (`many.more`) that Hypothesis 6.170 no longer has; its
@@ -10,7 +10,11 @@ arrays work. `decoded` turns one into the JSON Schema it stands for, satisfiable
 order). Every answer a model gives under one must parse and validate.
 
 Each schema bounds its instances' size (strings by maxLength, arrays by maxItems, objects by
-their properties), so a well-formed answer fits in ANSWER_TOKENS.
+their properties), so a well-formed answer fits in ANSWER_TOKENS. Hence no `number` (float)
+leaves: JSON puts no bound on a number's digits, and SmolLM2-135M, greedy or sampled, writes
+digits until max_tokens cuts it (15 of 200 sampled answers, when they were drawn here; the
+ones reported were numbers such as "1.1538478551753437447329..."), which says nothing of
+the grammar. Integers keep their bounds.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ def _count(low: int, high: int) -> dict:
 
 LEAVES = [
     _tuple({"const": "integer"}, BOUND, BOUND),
-    _tuple({"const": "number"}, BOUND, BOUND),
     _tuple({"const": "string"}, _count(0, 3), _count(1, 12)),
     _tuple({"const": "boolean"}),
     _tuple({"const": "enum"}, {"type": "array", "items": ENUM_VALUE, "minItems": 1,

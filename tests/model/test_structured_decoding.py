@@ -111,8 +111,7 @@ def test_a_sampled_row_stays_inside_its_grammar(engine) -> None:
 
 
 def test_every_answer_under_200_generated_schemas_parses_and_validates(engine) -> None:
-    """Sampled (seeded), not greedy: greedy, this model writes one digit forever inside an
-    unbounded JSON number ("-197.0000..."), which the grammar allows and max_tokens cuts."""
+    """Sampled, seeded: each answer under its own seed, reproducible."""
     schemas = generated_schemas(200)
     assert all(count >= 20 for count in kinds(schemas).values()), kinds(schemas)
     answers = run_all(engine, [engine.encode_chat(prompt_for(s)) for s in schemas],
@@ -123,10 +122,10 @@ def test_every_answer_under_200_generated_schemas_parses_and_validates(engine) -
             assert answer.finish_reason == "stop", answer.finish_reason
             jsonschema.validate(json.loads(answer.text), schema)
         except (AssertionError, ValueError, jsonschema.ValidationError) as error:
-            failures.append((schema, answer.text[:200], str(error)[:200]))
+            failures.append((schema, answer.text[:120], str(error)[:120]))
     print(Counter(a.finish_reason for a in answers),
           sum(a.completion_tokens for a in answers) / len(answers), "tokens on average")
-    assert not failures, failures[:5]
+    assert not failures, (len(failures), failures[:8])
 
 
 def test_tools_are_offered_in_the_prompt_and_a_tool_loop_renders(engine) -> None:
