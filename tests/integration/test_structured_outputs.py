@@ -26,7 +26,7 @@ from tests.json_schemas import ANSWER_TOKENS, generated_schemas, prompt_for
 pytestmark = pytest.mark.integration
 MODEL = "smollm2-135m-instruct"
 ENGINES = ["openai_client", "vllm_openai"]  # transformers (the session's app), vLLM
-LIVE_SCHEMAS = 200  # per engine, as in the model tier: about 90 s on transformers, 40 s on vLLM
+LIVE_SCHEMAS = 200  # per engine, as in the model tier
 PERSON = {"type": "object", "properties": {
     "name": {"type": "string", "maxLength": 20},
     "age": {"type": "integer", "minimum": 0, "maximum": 120}},
