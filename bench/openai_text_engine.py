@@ -77,8 +77,8 @@ class OpenAITextEngine:
 
         return cls(base_url, model, AutoTokenizer.from_pretrained(folder))
 
-    def encode_chat(self, messages: list[dict]) -> list[int]:
-        return chat_token_ids(self.tokenizer, messages)
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages, tools)
 
     def encode_text(self, prompt: str) -> list[int]:
         return text_token_ids(self.tokenizer, prompt)

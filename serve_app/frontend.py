@@ -55,6 +55,7 @@ from serve_app import (
     request_tenant,
     request_timing,
 )
+from serve_app.answer_shape import AnswerShape, answer_shape
 from serve_app.audio_form import read_audio_form
 from serve_app.auth import ANONYMOUS_WARNING, authenticate_headers, load_key_directory
 from serve_app.class_admission import concurrency_cap
@@ -84,6 +85,13 @@ from serve_app.tenant_usage import TenantUsage, make_usage_ledger, require_admin
 from serve_app.tenants import Tenant
 from serve_app.text_completions import CompletionChunks, completion_events, open_streams
 from serve_app.token_stream import TokenStream, in_band
+from serve_app.tool_calls import (
+    AnswerReader,
+    TextReader,
+    finish_reason,
+    reader_for,
+    whole_message,
+)
 from serve_app.tracing import RequestTracer
 
 if TYPE_CHECKING:  # its Ray imports stay out of what only calls it
@@ -316,13 +324,14 @@ class FrontEnd:
         body = self._json(await self._body(request), protocol.ChatCompletionRequest)
         self._check_model(body.model, self.text_model)
         limits.check_chat(body, self.config)
-        params = self._sampling(body)
+        shape = answer_shape(body)  # a schema the grammar cannot enforce: 400 before any work
+        params = self._sampling(body, shape)
         request_id = protocol.new_id("chatcmpl")
         deadline = request.state.deadline
         media = [(part, decode_media(part)) for part in body.media()]  # before any stage runs
         if body.stream:
             messages = await self._chat_messages(body, media, deadline)
-            return await self._stream_chat(request, request_id, messages, params, body)
+            return await self._stream_chat(request, request_id, messages, params, body, shape)
 
         async def complete() -> Reply:
             messages = await self._chat_messages(body, media, deadline)
@@ -330,10 +339,13 @@ class FrontEnd:
         result = await self._cached(request, cache.CHAT, self.text_model,
                                     self._chat_key(body, media, params), CompletionReply,
                                     complete, cacheable=params.temperature == 0)
+        reader = reader_for(shape)
+        message = whole_message(reader, result.text)
         return JSONResponse(protocol.chat_completion(
-            request_id, self.text_model, result.text, result.finish_reason,
+            request_id, self.text_model, result.text, finish_reason(reader, result.finish_reason),
             protocol.usage(result.prompt_tokens, result.completion_tokens),
-            result.logprobs, result.other_choices))
+            result.logprobs, [_shaped(choice, shape) for choice in result.other_choices],
+            message))
 
     async def _chat_messages(self, body: protocol.ChatCompletionRequest, media: DecodedMedia,
                              deadline: float) -> list[dict[str, str]]:
@@ -366,22 +378,24 @@ class FrontEnd:
         return reply_type.from_payload(await self.cache.one(request, route, model, args,
                                                             payload, cacheable))
 
-    def _sampling(self, body: protocol.ChatCompletionRequest | protocol.CompletionRequest
-                  ) -> SamplingParams:
+    def _sampling(self, body: protocol.ChatCompletionRequest | protocol.CompletionRequest,
+                  shape: AnswerShape | None = None) -> SamplingParams:
         max_tokens = body.requested_max_tokens() or self.config.text.default_max_tokens
         return SamplingParams(max_tokens=max_tokens, temperature=body.temperature,
                               top_p=body.top_p, seed=body.seed, stop=body.stop_list(),
-                              **body.sampling_fields())
+                              json_schema=shape.json_schema if shape else None,
+                              tools=shape.tools if shape else None, **body.sampling_fields())
 
     async def _stream_chat(self, request: Request, request_id: str, messages: list[dict],
-                           params: SamplingParams, body: protocol.ChatCompletionRequest
-                           ) -> Response:
+                           params: SamplingParams, body: protocol.ChatCompletionRequest,
+                           shape: AnswerShape) -> Response:
         clock = TokenClock(request.url.path, request.state.timing, self.slo)
         stream = await TokenStream.open(self.text, messages, params, request.state.deadline,
                                         self.limits.stream_idle_timeout_s, clock)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = ChatChunks(request_id, self.text_model, include_usage,
-                            lambda: self._final_timing(request, clock.timing), params.n)
+                            lambda: self._final_timing(request, clock.timing),
+                            [reader_for(shape) for _ in range(params.n)])
         return sse_response(_chat_events(chunks, stream))
 
     # -- completions ------------------------------------------------------------------------
@@ -533,10 +547,12 @@ class ChatChunks:
     finish reason at the end."""
 
     def __init__(self, request_id: str, model: str, include_usage: bool,
-                 final_timing: Callable[[], dict[str, str]], choices: int = 1) -> None:
+                 final_timing: Callable[[], dict[str, str]],
+                 readers: list[AnswerReader] | None = None) -> None:
         self.request_id, self.model = request_id, model
         self.include_usage, self.final_timing = include_usage, final_timing
-        self.choices = choices
+        self.readers = readers or [TextReader()]  # each choice's text as content or tool calls
+        self.choices = len(self.readers)
 
     def start(self) -> str:
         return "".join(sse_event(protocol.chat_chunk(self.request_id, self.model,
@@ -545,18 +561,18 @@ class ChatChunks:
                        for index in range(self.choices))
 
     def token(self, delta: TokenDelta) -> str:
-        return sse_event(protocol.chat_chunk(self.request_id, self.model,
-                                             {"content": delta.text}, index=delta.index,
-                                             logprobs=delta.logprobs))
+        return self._deltas(self.readers[delta.index].feed(delta.text), delta.index,
+                            delta.logprobs)
 
     def end(self, end: StreamEnd) -> str:
         reasons = end.every_finish_reason()
-        final = "".join(sse_event(protocol.chat_chunk(self.request_id, self.model, {}, reason,
-                                                      index=index))
-                        for index, reason in enumerate(reasons[:-1]))
-        final += sse_event({**protocol.chat_chunk(self.request_id, self.model, {}, reasons[-1],
-                                                  index=len(reasons) - 1),
-                            **self.final_timing()})
+        final = ""
+        for index, (reader, reason) in enumerate(zip(self.readers, reasons, strict=True)):
+            final += self._deltas(reader.finish(), index)
+            chunk = protocol.chat_chunk(self.request_id, self.model, {},
+                                        finish_reason(reader, reason), index=index)
+            final += sse_event({**chunk, **self.final_timing()} if index == len(reasons) - 1
+                               else chunk)
         if self.include_usage:
             usage = protocol.usage(end.prompt_tokens, end.completion_tokens)
             final += sse_event(protocol.chat_chunk(self.request_id, self.model, {},
@@ -565,6 +581,25 @@ class ChatChunks:
 
     def error(self, error: ServeError) -> str:
         return sse_event(error_body(error))
+
+    def _deltas(self, deltas: list[dict[str, Any]], index: int = 0,
+                logprobs: list[dict] | None = None) -> str:
+        """A choice's deltas as chunks; its tokens' logprobs ride on the first (on an empty
+        delta when the reader holds the text back)."""
+        if logprobs and not deltas:
+            deltas = [{}]
+        return "".join(sse_event(protocol.chat_chunk(self.request_id, self.model, delta,
+                                                     index=index,
+                                                     logprobs=logprobs if i == 0 else None))
+                       for i, delta in enumerate(deltas))
+
+
+def _shaped(choice: dict[str, Any], shape: AnswerShape) -> dict[str, Any]:
+    """Another choice of a chat's answer with its message and finish reason read as the first
+    choice's are (tool calls, or content)."""
+    reader = reader_for(shape)
+    return {**choice, "message": whole_message(reader, choice["text"]),
+            "finish_reason": finish_reason(reader, choice["finish_reason"])}
 
 
 async def _chat_events(chunks: ChatChunks, stream: TokenStream) -> AsyncIterator[str]:

@@ -32,6 +32,8 @@ IMAGE_MODEL_SUFFIX = "-image"
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 # service_tier values that ask for nothing but the one tier this server has.
 NO_OP_SERVICE_TIERS = ("auto", "default")
+# A function's or a response format's name, as OpenAI takes it.
+FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 
 
 class _Request(BaseModel):
@@ -108,9 +110,56 @@ class MediaPart:
         return f"messages[{self.message}].content[{self.part}].{field}"
 
 
+class FunctionDefinition(_Request):
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Request):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(_Request):
+    name: str
+
+
+class NamedToolChoice(_Request):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class ToolCallFunction(_Request):
+    name: str
+    arguments: str
+
+
+class ToolCall(_Request):
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
+class JsonSchemaFormat(_Request):
+    model_config = ConfigDict(populate_by_name=True)
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = None
+    json_schema: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Request):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class ChatMessage(_Request):
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant's
+    tool_call_id: str | None = None  # a tool's: the call it answers
 
     def text(self, media_text: dict[tuple[int, int], str] | None = None,
              index: int = 0) -> str:
@@ -146,6 +195,10 @@ class ChatCompletionRequest(_ChatNoOps, SamplingOptions):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool = True
 
     @field_validator("max_completion_tokens")
     @classmethod
@@ -168,10 +221,11 @@ class ChatCompletionRequest(_ChatNoOps, SamplingOptions):
         return self.max_completion_tokens or self.max_tokens
 
     def plain_messages(self, media_text: dict[tuple[int, int], str] | None = None
-                       ) -> list[dict[str, str]]:
+                       ) -> list[dict[str, Any]]:
+        """Role and text, and an assistant's tool calls or the call a tool answers."""
         role = {"developer": "system"}
-        return [{"role": role.get(m.role, m.role), "content": m.text(media_text, i)}
-                for i, m in enumerate(self.messages)]
+        return [{"role": role.get(m.role, m.role), "content": m.text(media_text, i),
+                 **_tool_fields(m)} for i, m in enumerate(self.messages)]
 
     def media(self) -> list[MediaPart]:
         """Every image_url and input_audio part, in order."""
@@ -232,6 +286,15 @@ class CompletionRequest(_Request):
     def sampling_fields(self) -> dict[str, Any]:
         """None beyond the fields above: n, logprobs and the penalties are 400s here."""
         return {}
+
+
+def _tool_fields(message: ChatMessage) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if message.tool_calls:
+        fields["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        fields["tool_call_id"] = message.tool_call_id
+    return fields
 
 
 class EmbeddingRequest(_Request):
@@ -330,15 +393,19 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 def chat_completion(
     request_id: str, model: str, text: str, finish_reason: str, usage_: dict,
     logprobs: list[dict] | None = None, other_choices: Sequence[dict] = (),
+    message: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`other_choices` (choices 1..n-1): {text, finish_reason, logprobs} each."""
-    choices = [{"text": text, "finish_reason": finish_reason, "logprobs": logprobs},
-               *other_choices]
+    """`other_choices` (choices 1..n-1): {text, finish_reason, logprobs} each, and maybe a
+    `message`; `message` replaces choice 0's plain one with `text` (tool calls:
+    serve_app/tool_calls.py)."""
+    choices = [{"text": text, "finish_reason": finish_reason, "logprobs": logprobs,
+                "message": message}, *other_choices]
     return {
         "id": request_id, "object": "chat.completion", "created": now(), "model": model,
         "choices": [{"index": index, "finish_reason": choice["finish_reason"],
                      "logprobs": logprobs_object(choice["logprobs"]),
-                     "message": {"role": "assistant", "content": choice["text"]}}
+                     "message": choice.get("message") or {"role": "assistant",
+                                                          "content": choice["text"]}}
                     for index, choice in enumerate(choices)],
         "usage": usage_,
     }

@@ -1,5 +1,6 @@
 """The committed benchmarks: `python -m bench suite
-clip|whisper|stacks|llm|serve-llm|cache|observability|prefix-routing|slo|tenants` (results in
+clip|whisper|stacks|llm|serve-llm|cache|observability|prefix-routing|slo|tenants|structured`
+(results in
 bench/results/<suite>/)."""
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from pathlib import Path
 from bench.rounds import DEFAULT_ROUNDS
 
 NAMES = ("clip", "whisper", "stacks", "llm", "serve-llm", "cache", "observability",
-         "prefix-routing", "slo", "tenants")
+         "prefix-routing", "slo", "tenants", "structured")
 DEFAULT_DURATION_S = 60.0
 # Measured seconds per configuration where a suite's default differs: the LLM suite measures
 # eight configurations and starts two apps, and keeps to ~25 min a round on the 2-core machine.
 # The slo suite's traces hold two burst periods of 60 s each. The tenants suite measures seven
 # windows a round and keeps to ~9 min a round.
-DEFAULT_DURATIONS_S = {"llm": 30.0, "slo": 120.0, "tenants": 30.0}
+DEFAULT_DURATIONS_S = {"llm": 30.0, "slo": 120.0, "tenants": 30.0, "structured": 30.0}
 
 
 def run_suite(name: str, out: Path | None, duration_s: float | None, command: str,
@@ -31,12 +32,14 @@ def run_suite(name: str, out: Path | None, duration_s: float | None, command: st
         serve_llm,
         slo,
         stacks,
+        structured,
         tenants,
         whisper,
     )
 
     suites = {"clip": clip.run, "whisper": whisper.run, "stacks": stacks.run, "llm": llm.run,
               "serve-llm": serve_llm.run, "cache": cache.run, "observability": observability.run,
-              "prefix-routing": prefix_routing.run, "slo": slo.run, "tenants": tenants.run}
+              "prefix-routing": prefix_routing.run, "slo": slo.run, "tenants": tenants.run,
+              "structured": structured.run}
     suites[name](command, out, duration_s or DEFAULT_DURATIONS_S.get(name, DEFAULT_DURATION_S),
                  rounds)

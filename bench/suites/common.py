@@ -16,6 +16,10 @@ from bench.environment import cpu_line, dirty_line, machine, now_iso, uptime
 from bench.load import LoadSpec
 from bench.report import write_json, write_text
 from bench.run import execute_run, ray_for_clients
+from bench.suites.figures import chat_row as chat_row
+from bench.suites.figures import fmt as fmt
+from bench.suites.figures import overall as overall
+from bench.suites.figures import quantile as quantile
 from bench.suites.goals import ratio as ratio
 from bench.workloads import Workload
 
@@ -111,33 +115,3 @@ class Suite:
                 f"- each configuration: {self.duration_s:g} s measured after a warm-up"
                 + (f", once in each of {rounds} alternated rounds" if rounds else "")
                 + "; per-run reports (JSON summaries, Markdown, plots) beside this file\n\n")
-
-
-def overall(report: dict[str, Any]) -> dict[str, Any]:
-    return report["metrics"]["overall"]
-
-
-def quantile(report: dict[str, Any], metric: str, q: str) -> float | None:
-    values = overall(report).get(metric)
-    return values[q] if values else None
-
-
-def fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def chat_row(report: dict[str, Any]) -> dict[str, Any]:
-    """A streaming-chat run's figures: tokens/s, TTFT, ITL, errors, goodput, token counts."""
-    o = overall(report)
-    ok = o["requests"]["ok"]
-    goodput = o.get("goodput") or {}
-    return {"clients": report["load"]["concurrency"],
-            "output_tokens_per_s": o["output_token_throughput"],
-            "ttft_p50": quantile(report, "ttft", "p50"),
-            "ttft_p95": quantile(report, "ttft", "p95"),
-            "itl_p50": quantile(report, "itl", "p50"),
-            "requests": ok, "errors": o["requests"]["errors"],
-            "prompt_tokens_per_request": o["prompt_tokens"] / ok if ok else None,
-            "output_tokens_per_request": o["output_tokens"] / ok if ok else None,
-            "goodput_requests_per_s": goodput.get("requests_per_s"),
-            "goodput_fraction": goodput.get("fraction")}

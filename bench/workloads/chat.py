@@ -42,6 +42,7 @@ class ChatWorkload:
     model: str = "smollm2-135m-instruct"
     temperature: float = 1.0
     name: str = "chat"
+    response_format: dict[str, Any] | None = None  # OpenAI's, sent as it is when set
 
     def next_request(self, rng: random.Random) -> RequestSpec:
         body: dict[str, Any] = {
@@ -54,9 +55,12 @@ class ChatWorkload:
         }
         if self.stream:
             body["stream_options"] = {"include_usage": True}
+        if self.response_format is not None:
+            body["response_format"] = self.response_format
         return RequestSpec(self.name, "/v1/chat/completions", CHAT, json=body, stream=self.stream)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "stream": self.stream,
                 "prompt_len": str(self.prompt_len), "output_len": str(self.output_len),
-                "temperature": self.temperature}
+                "temperature": self.temperature,
+                **({"response_format": self.response_format} if self.response_format else {})}

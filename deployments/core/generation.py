@@ -4,6 +4,7 @@ through which one row of a batch is ended early."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,15 @@ class SamplingParams:
     presence_penalty: float = 0.0  # OpenAI's: subtracted once a token has appeared
     frequency_penalty: float = 0.0  # subtracted per time a token has appeared
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
+    # The JSON Schema (JSON text) the output must match (deployments/core/json_grammar.py);
+    # None: free text.
+    json_schema: str | None = None
+    # The function tools the prompt offers the model (OpenAI's `tools`, JSON text), rendered
+    # by the engine with its chat template (deployments/engines/tool_prompt.py); None: none.
+    tools: str | None = None
+
+    def tool_list(self) -> list[dict] | None:
+        return json.loads(self.tools) if self.tools else None
 
 
 @dataclass

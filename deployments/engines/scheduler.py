@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from deployments.engines.grammar_mask import masked_logits
 from deployments.engines.kv_batch import KVBatch
 from deployments.engines.model_runner import ModelRunner
 from deployments.engines.row_logits import adjusted, token_logprob
@@ -144,6 +145,8 @@ class Scheduler:
     def _sample(self, sequence: Sequence, logits: torch.Tensor) -> None:
         params = sequence.params
         logits = adjusted(logits, params, sequence.counts)
+        if sequence.grammar is not None:
+            logits = masked_logits(logits, sequence.grammar.bitmask())
         token = sample_row(logits, params, sequence.generator)
         logprob = (token_logprob(logits, params, token, self.token_bytes)
                    if params.logprobs else None)

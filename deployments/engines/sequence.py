@@ -15,6 +15,7 @@ import torch
 from deployments.core.errors import DeadlineExceeded
 from deployments.core.generation import Completion, RowControl, SamplingParams, StreamDelta
 from deployments.engines.choice_fork import ChoiceGroup, choice_seed
+from deployments.engines.grammar_mask import RowGrammar
 from deployments.engines.sampling import make_generator
 from deployments.engines.token_logprobs import released
 
@@ -38,6 +39,7 @@ class Sequence:
     logprobs: list[dict] | None = None  # per token, when asked for
     token_ends: list[int] = field(default_factory=list)  # len(text) once each token was added
     logprobs_sent: int = 0  # entries streamed so far
+    grammar: RowGrammar | None = None  # what its output must match (grammar_mask.py)
 
     def __post_init__(self) -> None:
         # A row run again (after a failure) streams only what its caller lacks.
@@ -54,7 +56,8 @@ class Sequence:
                         dataclasses.replace(self.control, streamed_chars=0),
                         on_finish=self.choices.finisher(index),
                         cached_prompt_tokens=self.cached_prompt_tokens, index=index,
-                        choices=self.choices)
+                        choices=self.choices,
+                        grammar=None if self.grammar is None else self.grammar.copy())
 
     @property
     def last_token(self) -> int:
@@ -67,8 +70,8 @@ class Sequence:
 
     def append(self, token: int, text: str, eos: bool, logprob: dict | None = None) -> None:
         """Adds one sampled token (`text` is the decoded text of all tokens with it, `logprob`
-        its entry when asked for) and finishes the row on end-of-sequence, a stop string or
-        its max_tokens."""
+        its entry when asked for) and finishes the row on end-of-sequence, a stop string, its
+        grammar complete or its max_tokens."""
         if eos:
             self.finish_reason = "stop"
             return
@@ -78,9 +81,13 @@ class Sequence:
             self.logprobs.append(logprob)
             self.token_ends.append(len(text))
         self.text = text
+        if self.grammar is not None:
+            self.grammar.accept(token)
         cut = _first_stop(text, self.params.stop)
         if cut is not None:
             self.text = text[:cut]
+            self.finish_reason = "stop"
+        elif self.grammar is not None and self.grammar.complete:
             self.finish_reason = "stop"
         elif len(self.tokens) >= self.params.max_tokens:
             self.finish_reason = "length"

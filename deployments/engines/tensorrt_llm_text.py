@@ -61,7 +61,9 @@ def check_fits(prompt_tokens: int, max_tokens: int, max_seq_len: int | None) -> 
 # What this engine does not pass to TensorRT-LLM yet (its n, logprobs and embedding bias
 # take other shapes, unverified without a GPU here): a 400 naming the field.
 UNSUPPORTED = {"n": lambda p: p.n > 1, "logprobs": lambda p: p.logprobs,
-               "logit_bias": lambda p: bool(p.logit_bias)}
+               "logit_bias": lambda p: bool(p.logit_bias),
+               # not started with a guided-decoding backend
+               "response_format": lambda p: p.json_schema is not None}
 
 
 def sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
@@ -109,8 +111,8 @@ class TensorRtLlmTextEngine:
     def from_config(cls, config: Any, model_dir: str) -> TensorRtLlmTextEngine:
         return cls(str(resolve(config.model, model_dir)), config)
 
-    def encode_chat(self, messages: list[dict]) -> list[int]:
-        return chat_token_ids(self.tokenizer, messages)
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages, tools)
 
     def encode_text(self, prompt: str) -> list[int]:
         return text_token_ids(self.tokenizer, prompt)

@@ -27,7 +27,8 @@ class TextEngine(Protocol):
     by_class: bool  # serves interactive requests before batch ones
     by_fair_share: bool  # serves the tenants of a class by weighted fair share
 
-    def encode_chat(self, messages: list[dict]) -> list[int]: ...
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None
+                    ) -> list[int]: ...
 
     def encode_text(self, prompt: str) -> list[int]: ...
 
@@ -57,7 +58,8 @@ class StepTextEngine(Protocol):
     scheduler: Any
     prefix_cache: Any
 
-    def encode_chat(self, messages: list[dict]) -> list[int]: ...
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None
+                    ) -> list[int]: ...
 
     def encode_text(self, prompt: str) -> list[int]: ...
 

@@ -10,18 +10,20 @@ its running rows (kv_batch.py) and reuses the KV of prompt prefixes it has compu
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
 import torch
 
 from deployments.core.cpu_features import cpu_features
-from deployments.core.errors import ServeError
+from deployments.core.errors import InvalidRequest, ServeError
 from deployments.core.generation import Completion, RowControl, SamplingParams
 from deployments.core.models import resolve
 from deployments.core.precision import resolve_dtype
 from deployments.engines.chat import chat_token_ids, text_token_ids
 from deployments.engines.choice_fork import ChoiceGroup, choice_seed
+from deployments.engines.grammar_mask import GrammarCompiler
 from deployments.engines.model_runner import ModelRunner
 from deployments.engines.penalties import check_logit_bias
 from deployments.engines.prefix_cache import PrefixCache
@@ -36,6 +38,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # has outliers (perplexity 19.7 -> 46 when quantized), and the head tied to the embeddings.
 KEEP_FLOAT_FOR_INT8 = ("down_proj", "lm_head")
 MIB = 1 << 20
+logger = logging.getLogger(__name__)
 
 
 def attention_for(dtype: str, attention: str) -> str:
@@ -74,6 +77,7 @@ class TransformersTextEngine:
             self.model = quantize_linear_int8(self.model, KEEP_FLOAT_FOR_INT8)
         self.eos_ids = self._eos_ids()
         self.token_bytes = TokenBytesOf(self.tokenizer)
+        self.grammars = self._grammar_compiler()
         self.prefix_cache = PrefixCache(prefix_cache_mib * MIB) if prefix_cache_mib else None
         self.runner = ModelRunner(self.model, self.prefix_cache)
         self.max_prefill_tokens_per_step = max_prefill_tokens_per_step
@@ -95,8 +99,17 @@ class TransformersTextEngine:
             ids.add(self.tokenizer.eos_token_id)
         return ids
 
-    def encode_chat(self, messages: list[dict]) -> list[int]:
-        return chat_token_ids(self.tokenizer, messages)
+    def _grammar_compiler(self) -> GrammarCompiler | None:
+        """llguidance over this tokenizer; None (structured outputs a 400) when it cannot
+        read it (a slow tokenizer) or is not installed."""
+        try:
+            return GrammarCompiler.for_hf_tokenizer(self.tokenizer, self.model.config.vocab_size)
+        except (ValueError, ImportError) as error:
+            logger.warning("structured outputs are off: %s", error)
+            return None
+
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages, tools)
 
     def encode_text(self, prompt: str) -> list[int]:
         return text_token_ids(self.tokenizer, prompt)
@@ -112,14 +125,19 @@ class TransformersTextEngine:
 
     def new_sequence(self, prompt: list[int], params: SamplingParams, control: RowControl,
                      on_finish: Any = None) -> Sequence:
-        """A request ready for a scheduler; a seed torch rejects (its last choice's included)
-        or a logit_bias token outside the vocabulary raises InvalidRequest here, before the
-        request takes a place in any batch. A request of n choices gathers its rows' outcomes
-        into one (choice_fork.py)."""
+        """A request ready for a scheduler; a seed torch rejects (its last choice's included),
+        a logit_bias token outside the vocabulary or a JSON Schema its grammar cannot compile
+        raises InvalidRequest here, before the request takes a place in any batch. A request
+        of n choices gathers its rows' outcomes into one (choice_fork.py)."""
         check_logit_bias(params, self.model.config.vocab_size)
         if params.n > 1:
             make_generator(replace(params, seed=choice_seed(params.seed, params.n - 1)))
         sequence = Sequence(prompt, params, make_generator(params), control)
+        if params.json_schema is not None:
+            if self.grammars is None:
+                raise InvalidRequest("structured outputs are off on this replica: llguidance "
+                                     "cannot read its model's tokenizer", "response_format")
+            sequence.grammar = self.grammars.compile(params.json_schema)
         if on_finish is not None:
             sequence.on_finish = on_finish
         if params.n > 1:

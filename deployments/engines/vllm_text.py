@@ -131,6 +131,9 @@ class VllmTextEngine:
         os.environ["OMP_NUM_THREADS"] = str(config.threads)
         dtype = choose_dtype(config, _on_cpu())
         args = self.engine_args(config, model_path, dtype.value)
+        structured = structured_outputs_config(args.get("structured_outputs_config"))
+        if structured is not None:
+            args["structured_outputs_config"] = structured
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         self.by_objective = args.get("scheduling_policy") == "priority"
         self.by_class, self.by_fair_share = self.by_objective, False  # see the module
@@ -148,8 +151,8 @@ class VllmTextEngine:
     def engine_args(self, config: Any, model_path: str, dtype: str) -> dict[str, Any]:
         return engine_args(config, model_path, dtype)
 
-    def encode_chat(self, messages: list[dict]) -> list[int]:
-        return chat_token_ids(self.tokenizer, messages)
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages, tools)
 
     def encode_text(self, prompt: str) -> list[int]:
         return text_token_ids(self.tokenizer, prompt)
@@ -245,7 +248,8 @@ class VllmTextEngine:
             output_kind=kind, n=params.n, presence_penalty=params.presence_penalty,
             frequency_penalty=params.frequency_penalty,
             logit_bias=dict(params.logit_bias) or None,
-            logprobs=params.top_logprobs if params.logprobs else None)
+            logprobs=params.top_logprobs if params.logprobs else None,
+            structured_outputs=_structured_outputs(params))
 
     def stats(self) -> dict[str, int]:
         """Requests completed, aborted and rejected so far, those inside the engine now, and
@@ -306,6 +310,29 @@ def _gathered(choices: list[Completion]) -> Completion:
     first, *others = choices
     first.other_choices = others
     return first
+
+
+def structured_outputs_config(overrides: dict[str, Any] | None) -> Any:
+    """vLLM's structured outputs on llguidance ("guidance") in compact JSON: the grammar the
+    front end checked schemas against (deployments/core/json_grammar.py), so a schema it
+    accepts is one vLLM enforces the same way; engine_kwargs may override either field. A
+    vLLM without that config (an older one, as vllm-neuron may bring) keeps its own."""
+    try:
+        from vllm.config import StructuredOutputsConfig
+    except ImportError:
+        return overrides
+    if overrides is not None and not isinstance(overrides, dict):
+        return overrides
+    return StructuredOutputsConfig(**{"backend": "guidance", "disable_any_whitespace": True,
+                                      **(overrides or {})})
+
+
+def _structured_outputs(params: SamplingParams) -> Any:
+    if params.json_schema is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    return StructuredOutputsParams(json=params.json_schema)
 
 
 def _on_cpu() -> bool:

@@ -53,7 +53,9 @@ class ScheduledTextEngine:
         """The scheduler's order was fixed at start (text.engine.queue_policy); the live
         policy decides the replica's admission (replicas/first_token_forecast.py)."""
 
-    def encode_chat(self, messages: list[dict]) -> list[int]:
+    def encode_chat(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        if tools:
+            return self.engine.encode_chat(messages, tools)
         return self.engine.encode_chat(messages)
 
     def encode_text(self, prompt: str) -> list[int]:

@@ -82,7 +82,7 @@ class TextGenerator(BatchedReplica):
     async def generate(self, messages: Prompt, params: SamplingParams,
                        ctx: CallContext = NO_CONTEXT) -> CompletionReply:
         check(ctx.deadline, "the completion")
-        prompt = self._encode(messages)
+        prompt = self._encode(messages, params)
         started, clock = time.time(), time.perf_counter()
         with self.first_tokens.track(ctx.objective, streamed=False, share=ctx.share):
             completion = await self.engine.generate(prompt, params, ctx.deadline, ctx.objective,
@@ -98,7 +98,7 @@ class TextGenerator(BatchedReplica):
         stream, once the deadline passes. When timed, its stages are "first-token" (the engine's
         queue and prefill) and "decode"."""
         check(ctx.deadline, "the completion")
-        prompt = self._encode(messages)
+        prompt = self._encode(messages, params)
         finished = False
         with self.first_tokens.track(ctx.objective, streamed=True, share=ctx.share) as first_token:
             deltas = self.engine.stream(prompt, params, ctx.deadline, ctx.objective, ctx.share)
@@ -118,10 +118,14 @@ class TextGenerator(BatchedReplica):
                 if not finished:  # the client disconnected, or the deadline passed
                     self.stats.count("stream_aborted")
 
-    def _encode(self, messages: Prompt) -> list[int]:
-        """A chat's messages through the chat template; a plain prompt as it is."""
+    def _encode(self, messages: Prompt, params: SamplingParams) -> list[int]:
+        """A chat's messages through the chat template (with the tools it offers); a plain
+        prompt as it is."""
+        tools = params.tool_list()
         if isinstance(messages, str):
             prompt, field = self.engine.encode_text(messages), "prompt"
+        elif tools:
+            prompt, field = self.engine.encode_chat(messages, tools), "messages"
         else:
             prompt, field = self.engine.encode_chat(messages), "messages"
         limit = self.settings.engine.max_prompt_tokens

@@ -17,11 +17,8 @@ from tests.unit.frontend_fakes import (
 
 CHAT = {"model": TEXT_MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
 # What the other parts of the OpenAI surface would need: refused until the app does them.
-NOT_IMPLEMENTED = {"response_format": {"type": "json_object"},
-                   "tools": [{"type": "function", "function": {"name": "f"}}],
-                   "tool_choice": "auto", "parallel_tool_calls": False, "functions": [],
-                   "reasoning_effort": "low",
-                   "modalities": ["text"], "prediction": {"type": "content", "content": "x"}}
+NOT_IMPLEMENTED = {"functions": [], "reasoning_effort": "low", "modalities": ["text"],
+                   "prediction": {"type": "content", "content": "x"}}
 
 
 @pytest.fixture
