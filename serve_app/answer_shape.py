@@ -63,7 +63,8 @@ def answer_shape(body: ChatCompletionRequest) -> AnswerShape:
 
 def calls_schema(parameters: dict[str, dict], parallel: bool = True) -> dict[str, Any]:
     """vLLM's schema of required tool calls: an array of {"name", "parameters"} objects, one
-    of the tools each, their $defs gathered at the top."""
+    of the tools each, their $defs gathered at the top; closed to other keys, which vLLM's
+    leaves open (a model may add keys after the parameters until max_tokens)."""
     defs: dict[str, Any] = {}
     items = []
     for name, schema in parameters.items():
@@ -73,7 +74,7 @@ def calls_schema(parameters: dict[str, dict], parallel: bool = True) -> dict[str
                 raise InvalidRequest(f"tools define $defs {key!r} twice, differently", "tools")
         items.append({"properties": {"name": {"type": "string", "enum": [name]},
                                      "parameters": schema},
-                      "required": ["name", "parameters"]})
+                      "required": ["name", "parameters"], "additionalProperties": False})
     array: dict[str, Any] = {"type": "array", "minItems": 1,
                              "items": {"type": "object", "anyOf": items}}
     if not parallel:

@@ -95,6 +95,7 @@ def test_required_is_an_array_of_calls_one_of_the_tools_each() -> None:
     assert schema["minItems"] == 1 and "maxItems" not in schema
     names = [item["properties"]["name"]["enum"] for item in schema["items"]["anyOf"]]
     assert names == [["get_weather"], ["get_time"]]
+    assert all(item["additionalProperties"] is False for item in schema["items"]["anyOf"])
 
 
 def test_required_without_parallel_calls_is_one_call() -> None:
