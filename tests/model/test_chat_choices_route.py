@@ -63,7 +63,7 @@ class FakeText(Idle):
                                [{"text": " b", "finish_reason": "stop", "logprobs": [ENTRY]},
                                 {"text": " c", "finish_reason": "stop", "logprobs": [ENTRY]}])
 
-    async def open_stream(self, method: str, *args, deadline=None):
+    async def open_stream(self, method: str, *args, deadline=None, alongside=False):
         self.args = args
         return EVENTS[0], Rest(EVENTS[1:])
 

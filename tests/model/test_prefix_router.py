@@ -164,8 +164,10 @@ def test_rays_router_reads_the_message_list_our_text_group_takes():
     r = object.__new__(RayPrefixRouter)
     pending = SimpleNamespace(args=(turn("hello"), None, None))
     assert r._extract_text_from_request(pending) == "You are terse.hello"
+    assert r._extract_text_from_request(SimpleNamespace(args=("a plain prompt",))) \
+        == "a plain prompt"
     with pytest.raises(ValueError):
-        r._extract_text_from_request(SimpleNamespace(args=("not messages",)))
+        r._extract_text_from_request(SimpleNamespace(args=(42,)))
 
 
 def test_routing_becomes_the_text_groups_request_router_config():

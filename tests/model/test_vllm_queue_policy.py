@@ -25,6 +25,7 @@ BASE = 1_700_000_000.0
 
 @dataclass
 class Piece:
+    index: int = 0
     text: str = "hi"
     token_ids: list[int] = field(default_factory=lambda: [7])
     finish_reason: str = "stop"

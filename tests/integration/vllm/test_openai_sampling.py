@@ -1,6 +1,6 @@
 """n, logprobs and top_logprobs, presence and frequency penalties and logit_bias through the
 official openai client, whole and streamed, on both text engines: the app's transformers
-scheduler and vLLM (the second application of test_vllm_engine.py). Every answer's JSON is
+scheduler and vLLM (the second application of vllm/conftest.py). Every answer's JSON is
 validated against the openai package's own response types."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from deployments.core.models import model_path
 from deployments.engines.token_logprobs import BYTE_DECODER
-from tests.integration.test_vllm_engine import MODEL, vllm_openai, vllm_url  # noqa: F401
+from tests.integration.vllm.conftest import MODEL
 
 pytestmark = pytest.mark.integration
 LONG = [{"role": "user", "content": "Write a long story about a ship at sea."}]
