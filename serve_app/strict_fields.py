@@ -60,12 +60,18 @@ def _walk(value: Any, annotation: Any, path: str) -> None:
 
 
 def _walk_model(value: dict, model: type[BaseModel], path: str) -> None:
-    fields = model.model_fields
+    fields = _fields_by_wire_name(model)
     for key, item in value.items():
         param = f"{path}.{key}" if path else str(key)
         if key not in fields:
             raise unsupported(param)
         _walk(item, fields[key].annotation, param)
+
+
+def _fields_by_wire_name(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields under the names a client sends: the alias where a field has one
+    (`schema`, which pydantic's BaseModel reserves as an attribute name)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
 def _member_for(value: Any, members: tuple[Any, ...]) -> Any:

@@ -157,3 +157,17 @@ def test_translations_take_no_language_nor_timestamps_as_openai(client, path, fi
 def test_audio_form_mistakes_are_400s_naming_the_field(client, fields, param):
     reply = post_speech(client, "/v1/audio/transcriptions", fields)
     assert reply.status_code == 400 and reply.json()["error"]["param"] == param, reply.text
+
+
+def test_a_field_is_known_by_the_name_clients_send_its_alias() -> None:
+    from deployments.core.errors import UnsupportedParameter
+    from serve_app.protocol import ChatCompletionRequest
+    from serve_app.strict_fields import reject_unknown_fields
+
+    schema = {"name": "person", "schema": {"type": "object"}, "strict": True}
+    body = {**CHAT, "response_format": {"type": "json_schema", "json_schema": schema}}
+    reject_unknown_fields(body, ChatCompletionRequest)
+    with pytest.raises(UnsupportedParameter, match="json_schema.json_schema"):
+        reject_unknown_fields({**body, "response_format": {
+            "type": "json_schema", "json_schema": {**schema, "json_schema": {}}}},
+            ChatCompletionRequest)

@@ -1,6 +1,5 @@
 """Structured outputs and tools through the official openai client, on both text engines: the
-session's app (transformers) and vLLM beside it (tests/integration/test_vllm_engine.py's
-second application).
+session's app (transformers) and vLLM beside it (this folder's second application).
 
 response_format json_schema and json_object, whole and streamed, answer JSON that parses and
 validates; a schema the grammar cannot enforce is a 400 naming it; max_tokens cuts with
@@ -20,7 +19,6 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.integration.test_vllm_engine import vllm_openai, vllm_url  # noqa: F401
 from tests.json_schemas import ANSWER_TOKENS, generated_schemas, prompt_for
 
 pytestmark = pytest.mark.integration
