@@ -404,8 +404,12 @@ class TenantsSettings(_Strict):
         "inode, size and mtime (on a request), so a change takes effect within it")
     key_prefix: str = Field("mmserve:limits", min_length=1,
                             description="bucket keys are PREFIX:TENANT:LIMIT")
-    redis_timeout_s: float = Field(0.25, gt=0, description="connect and socket timeout; past "
-                                   "it the replica's own buckets decide")
+    redis_timeout_s: float = Field(1.0, gt=0, description="connect and socket timeout; past "
+                                   "it the replica's own buckets decide. It counts the time the "
+                                   "replica's event loop takes to read the answer, which a "
+                                   "flood of requests stretches: each replica's buckets let in "
+                                   "the whole rate, so a timeout reached under load lets a "
+                                   "tenant past its limit")
     redis_retry_s: float = Field(5.0, ge=0, description="after a Redis failure, the replica's "
                                  "own buckets decide for this long before Redis is tried again")
 
