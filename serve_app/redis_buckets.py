@@ -6,7 +6,9 @@ A bucket is a hash {level, at} under PREFIX:TENANT:LIMIT that expires once it wo
 again (a missing bucket is full). Time is Redis's own clock (TIME), so ingress replicas on
 machines whose clocks differ share one; a test may pass its own. While Redis fails, each
 replica's own buckets (MemoryBuckets) decide, for `retry_s` after each failure; the outage is
-logged once.
+logged once. They carry on from the levels Redis last reported to this replica (a bucket it
+never drew from starts full): a tenant whose shared bucket was empty is not let in a minute's
+worth at once by every replica because one answer came late.
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ class RedisBuckets:
             self._failed(exc)
             return self.local.draw_now(draws)
         self._recovered()
-        return outcome_of(int(reply[0]) == 1, [float(level) for level in reply[1:]], draws)
+        levels = [float(level) for level in reply[1:]]
+        self.local.carry_on(draws, levels)
+        return outcome_of(int(reply[0]) == 1, levels, draws)
 
     async def close(self) -> None:
         try:

@@ -129,6 +129,12 @@ class MemoryBuckets:
             self.buckets[draw.tenant, draw.limit] = (level, now)
         return outcome_of(allowed, after, draws)
 
+    def carry_on(self, draws: Sequence[Draw], levels: Sequence[float]) -> None:
+        """Sets the draws' buckets to `levels`, now (what a shared store last reported)."""
+        now = self.clock()
+        for draw, level in zip(draws, levels, strict=True):
+            self.buckets[draw.tenant, draw.limit] = (level, now)
+
     async def close(self) -> None:
         self.buckets.clear()
 

@@ -41,6 +41,14 @@ class Batching(_Strict):
         "free, counted from the oldest request's arrival, live-tunable; 0: a lone request runs "
         "at once (rows that arrive while the model is busy form the next batch anyway; the "
         "transformers text engine never waits: a request joins at the next decode step)")
+    max_waiting_items: int | None = Field(
+        None, ge=1, description="items (images, texts, clips) one vision or audio batcher "
+        "holds waiting for the model, live-tunable; one more turns away the item served last "
+        "(batch before interactive, then the tenant furthest past its fair share, its newest) "
+        "with 429 and a Retry-After. Keep max_ongoing_requests above it plus max_batch_size: "
+        "a flood then waits here, in class and fair-share order, rather than in arrival order "
+        "in Serve's router queue (docs/scheduling.md). Unset: no limit but "
+        "max_ongoing_requests; the text engines keep their own queues")
 
 
 class Autoscaling(_Strict):
@@ -134,6 +142,17 @@ class DeploymentSettings(_Strict):
         default_factory=Resources, description="what one replica reserves (ray_actor_options)")
     batching: Batching = Field(
         default_factory=Batching, description="the dynamic batcher, live-tunable")
+
+    @model_validator(mode="after")
+    def _queue_within_reach(self) -> DeploymentSettings:
+        waiting, batch = self.batching.max_waiting_items, self.batching.max_batch_size
+        if waiting is not None and self.max_ongoing_requests < waiting + batch:
+            raise ValueError(
+                f"max_ongoing_requests ({self.max_ongoing_requests}) must be at least "
+                f"batching.max_waiting_items + max_batch_size ({waiting + batch}): otherwise "
+                f"requests wait in Serve's router queue, in arrival order, before the "
+                f"replica's queue is full")
+        return self
 
 
 class TextEngineConfig(_Strict):
@@ -385,8 +404,12 @@ class TenantsSettings(_Strict):
         "inode, size and mtime (on a request), so a change takes effect within it")
     key_prefix: str = Field("mmserve:limits", min_length=1,
                             description="bucket keys are PREFIX:TENANT:LIMIT")
-    redis_timeout_s: float = Field(0.25, gt=0, description="connect and socket timeout; past "
-                                   "it the replica's own buckets decide")
+    redis_timeout_s: float = Field(1.0, gt=0, description="connect and socket timeout; past "
+                                   "it the replica's own buckets decide. It counts the time the "
+                                   "replica's event loop takes to read the answer, which a "
+                                   "flood of requests stretches: each replica's buckets let in "
+                                   "the whole rate, so a timeout reached under load lets a "
+                                   "tenant past its limit")
     redis_retry_s: float = Field(5.0, ge=0, description="after a Redis failure, the replica's "
                                  "own buckets decide for this long before Redis is tried again")
 

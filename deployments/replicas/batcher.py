@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from deployments.core import timing
-from deployments.core.errors import DeadlineExceeded, InternalFailure, SloUnreachable
+from deployments.core.errors import DeadlineExceeded, InternalFailure, Overloaded, SloUnreachable
 from deployments.core.fair_share import ANONYMOUS, FairShares, Share
 from deployments.replicas.latency_model import LatencyModel
 
@@ -122,7 +122,7 @@ class DynamicBatcher(Generic[T, R]):
                  on_wait: Callable[[Waits], None] | None = None,
                  on_queue_length: Callable[[int], None] | None = None,
                  policy: Policy = "fifo", latency_model: LatencyModel | None = None,
-                 cold_calls: int = 1,
+                 cold_calls: int = 1, max_waiting: int | None = None,
                  wall_clock: Callable[[], float] = time.time,
                  monotonic_clock: Callable[[], float] = time.monotonic) -> None:
         _check_policy(policy)
@@ -130,11 +130,13 @@ class DynamicBatcher(Generic[T, R]):
         self.max_batch_size = max_batch_size
         self.batch_wait_timeout_s = batch_wait_timeout_s
         self.policy = policy
+        self.max_waiting = max_waiting
         self.latency_model = latency_model if latency_model is not None else LatencyModel()
         self._cold_calls_left = cold_calls
         # Told "deadline_dropped" and "cancelled" per item dropped before its batch,
-        # "batch_failed" per batch that failed whole (its rows were then rerun alone), and
-        # "slo_rejected" per item turned away on arrival.
+        # "batch_failed" per batch that failed whole (its rows were then rerun alone),
+        # "slo_rejected" per item turned away on arrival, and "shed" per item turned away
+        # because the queue was full.
         self.on_event = on_event or (lambda _event: None)
         self.on_wait = on_wait or (lambda _waits: None)
         self.on_queue_length = on_queue_length or (lambda _length: None)
@@ -153,6 +155,11 @@ class DynamicBatcher(Generic[T, R]):
 
     def set_batch_wait_timeout_s(self, seconds: float) -> None:
         self.batch_wait_timeout_s = seconds
+
+    def set_max_waiting(self, items: int | None) -> None:
+        """The most items waiting for the model (None: no limit); a queue already longer
+        sheds on its next arrivals."""
+        self.max_waiting = items
 
     def set_policy(self, policy: Policy) -> None:
         """Switches policy live; the next batch is taken in the new policy's order."""
@@ -173,6 +180,7 @@ class DynamicBatcher(Generic[T, R]):
         waiting = _Waiting(item, future, self._clock(), deadline, objective, share)
         if self.policy == "slo" and objective is not None:
             self._admit(waiting)
+        self._make_room(waiting)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._run_forever())
         self._queue.append(waiting)
@@ -299,6 +307,32 @@ class DynamicBatcher(Generic[T, R]):
         # A request of this kind arriving later makes it once the queue ahead of it has drained
         # for as long as this one would overshoot.
         raise SloUnreachable(wait, budget, retry_after_s=max(1.0, wait - budget))
+
+    def _make_room(self, candidate: _Waiting[T]) -> None:
+        """With `max_waiting` live items queued, turns away the one served last among them and
+        `candidate` (Overloaded): batch before interactive, then the newest item of the tenant
+        furthest past its fair share. A flood is shed first, and the items of a tenant within
+        its share keep their places; with one tenant in one class, the newcomer is turned
+        away (fifo) or the latest objective (slo)."""
+        if self.max_waiting is None or self._drop_unwanted() < self.max_waiting:
+            return
+        hopeful_by = self._wall_clock() if self.policy == "slo" else None
+        last = self._serving_order([*self._queue, candidate], hopeful_by)[-1]
+        self.on_event("shed")
+        error = Overloaded("this replica's queue is full; retry later",
+                           retry_after_s=self._shed_retry_after_s())
+        if last is candidate:
+            raise error
+        self._queue.remove(last)
+        _settle(last.future, error=error)
+        self.on_queue_length(len(self._queue))
+
+    def _shed_retry_after_s(self) -> float:
+        """When the queue is predicted to have room again: what is left of the running batch
+        and one full batch (at least 1 s; 1 s while the latency model has seen no batch)."""
+        if not self.latency_model.can_predict:
+            return 1.0
+        return max(1.0, self._running_left() + self._drain_seconds(self.max_batch_size))
 
     def forecast(self) -> Forecast:
         """The queue's load as the latency model predicts it (see Forecast)."""

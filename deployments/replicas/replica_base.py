@@ -81,6 +81,8 @@ class BatchedReplica:
         for batcher in self.batchers:
             batcher.set_max_batch_size(batching.max_batch_size)
             batcher.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+            if isinstance(batcher, DynamicBatcher):  # the text engines queue on their own
+                batcher.set_max_waiting(batching.max_waiting_items)
             batcher.set_policy(policy)
 
     async def record_autoscaling_stats(self) -> dict[str, float]:

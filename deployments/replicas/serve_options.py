@@ -72,7 +72,7 @@ def deployment_options(settings: DeploymentSettings, name: str, scheduling: str 
         "health_check_period_s": settings.health_check_period_s,
         "health_check_timeout_s": settings.health_check_timeout_s,
         "ray_actor_options": settings.resources.ray_actor_options(),
-        "user_config": {**settings.batching.model_dump(), SCHEDULING: scheduling},
+        "user_config": {**settings.batching.model_dump(exclude_none=True), SCHEDULING: scheduling},
     }
     autoscaling = group_autoscaling(settings, capacity)
     if autoscaling is not None:

@@ -55,3 +55,12 @@ def test_the_apps_scheduling_reaches_every_group_and_the_text_engine():
     assert deployment_options(config.vision, "V", config.slo.scheduling)[
         "user_config"]["scheduling"] == "slo"
     assert config.text.engine.queue_policy is None  # unset: the app's, resolved at build
+
+
+def test_a_bounded_batcher_queue_needs_room_in_max_ongoing_requests():
+    fits = load_config({"vision": {"max_ongoing_requests": 32,
+                                   "batching": {"max_batch_size": 8, "max_waiting_items": 24}}})
+    assert deployment_options(fits.vision, "V")["user_config"]["max_waiting_items"] == 24
+    with pytest.raises(ConfigError, match="max_waiting_items"):
+        load_config({"vision": {"max_ongoing_requests": 31,
+                                "batching": {"max_batch_size": 8, "max_waiting_items": 24}}})

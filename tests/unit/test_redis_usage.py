@@ -18,6 +18,12 @@ from serve_app.usage_ledger import MemoryUsageLedger
 START = datetime(2026, 12, 7, 15, 10, tzinfo=UTC).timestamp()
 CHAT = {"requests": 1, "prompt_tokens": 30, "completion_tokens": 5, "model_seconds.text": 0.25}
 EMBEDDING = {"requests": 1, "images": 4, "model_seconds.vision": 0.125}
+# Keeps Redis busy for ARGV[1] seconds.
+BUSY_SCRIPT = """
+local function now() local t = redis.call('TIME') return t[1] + t[2] / 1000000 end
+local until_ = now() + tonumber(ARGV[1])
+while now() < until_ do end
+"""
 
 
 class Clock:
@@ -125,3 +131,29 @@ def test_counts_made_while_redis_is_down_are_written_once_it_is_back(redis_serve
     failed, back = run(scenario())
     assert failed is False
     assert back["tenants"]["team-a"]["days"][0]["requests"] == 2
+
+
+def test_a_write_that_timed_out_but_ran_is_not_counted_again(redis_server):
+    """Redis runs a write after the replica gave up waiting for its answer (here Redis is busy
+    with a slow script past the replica's timeout, then runs the write it has received): the
+    counts go back to pending, and writing them again must not add them twice."""
+    clock = Clock()
+    admin = redis.Redis.from_url(redis_server.url)
+
+    async def scenario():
+        usage = ledger(redis_server, clock, timeout_s=0.1, flush_interval_s=60)
+        usage.record("team-a", EMBEDDING)
+        assert await usage.flush()  # connected
+        usage.record("team-a", CHAT)
+        busy = asyncio.ensure_future(asyncio.to_thread(admin.eval, BUSY_SCRIPT, 0, 0.4))
+        await asyncio.sleep(0.05)
+        assert await usage.flush() is False
+        await busy
+        assert await usage.flush()
+        seen = await usage.report()
+        await usage.close()
+        return seen
+
+    day = run(scenario())["tenants"]["team-a"]["days"][0]
+    admin.close()
+    assert (day["requests"], day["images"], day["prompt_tokens"]) == (2, 4, 30)

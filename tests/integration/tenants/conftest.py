@@ -7,7 +7,7 @@ for the tests after this folder."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -41,6 +41,7 @@ TENANTS = {  # name -> its entry's fields beside its key
 class TenantsApp:
     path: Path  # the tenants file the ingress reads
     keys: dict[str, str]  # tenant -> its key
+    args: dict = field(default_factory=dict)  # the builder's args it was deployed with
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -67,6 +68,7 @@ def tenants_app(ray_cluster, app_url, client, tmp_path_factory):
             "cache": {"enabled": True, "chat": True, **server.cache_settings()}}
     config = app_config(args, None, ray_cluster.http_port, name=APP_NAME)
     deploy_config(f"http://127.0.0.1:{ray_cluster.ports['dashboard']}", config, 300)
+    made.args = args
     try:
         wait_for_keys(client, made.keys["spare"])
         yield made
