@@ -12,6 +12,7 @@ from deployments.core.config import AppConfig
 from serve_app.auth import check_exposure, serve_http_host
 from serve_app.calls import ReplicaGroup
 from serve_app.frontend import FrontEnd
+from serve_app.log_flush import start_log_flusher
 from serve_app.routes import build_api
 
 
@@ -23,6 +24,7 @@ class Ingress(FrontEnd):
                          ReplicaGroup("vision", vision), ReplicaGroup("audio", audio))
         check_exposure(serve_http_host(), not self.keys.anonymous,
                        self.limits.allow_anonymous)
+        start_log_flusher(self.observability.log_flush_interval_s)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_api(self)
