@@ -1,6 +1,7 @@
-"""An operator tailing the ingress replica's log sees each request's access line within a
-second or two, on the HAProxy ingress, whose throughput-optimized Serve buffers the log 1,000
-records at a time and writes none of it to stderr."""
+"""An operator tailing the ingress replica's log sees each request's access line (route,
+status, latency, request id, tenant) within a second or two, on the HAProxy ingress, whose
+throughput-optimized Serve buffers the log 1,000 records at a time and writes none of it to
+stderr."""
 
 from __future__ import annotations
 
@@ -14,16 +15,25 @@ import yaml
 
 from cluster.deploy import deploy, serve_config
 from cluster.local_ray import LocalRay
+from serve_app.tenant_keys import new_key
 from tests.conftest import REPO, TEST_ARGS
 
 # What a tail of the file may take to show the line: the flusher's interval (0.5 s) and slack.
 SHOWS_WITHIN_S = 2.0
+TENANT = "ops-watch"
 
 
 @pytest.fixture(scope="module")
-def throughput_cluster(model_dir, tmp_path_factory):
+def tenant_key(tmp_path_factory) -> tuple[Path, str]:
+    tenants = tmp_path_factory.mktemp("access-tenants") / "tenants.yaml"
+    return tenants, new_key(tenants, TENANT)
+
+
+@pytest.fixture(scope="module")
+def throughput_cluster(model_dir, tmp_path_factory, tenant_key):
     args = tmp_path_factory.mktemp("access-logs") / "args.yaml"
-    args.write_text(yaml.safe_dump(TEST_ARGS))
+    ingress = {**TEST_ARGS["ingress"], "tenants": {"file": str(tenant_key[0])}}
+    args.write_text(yaml.safe_dump({**TEST_ARGS, "ingress": ingress}))
     env = {"PYTHONPATH": str(REPO), "MMSERVE_MODEL_DIR": model_dir}
     cluster = LocalRay(num_cpus=2, env=env, haproxy=True).start()
     try:
@@ -43,11 +53,13 @@ def lines_naming(cluster: LocalRay, text: str) -> list[str]:
             for line in path.read_text(errors="replace").splitlines() if text in line]
 
 
-def test_a_requests_access_line_reaches_the_ingress_log_at_once(throughput_cluster):
+def test_a_requests_access_line_reaches_the_ingress_log_at_once(throughput_cluster,
+                                                               tenant_key):
     request_id = f"access-{uuid.uuid4().hex}"
     with httpx.Client(base_url=f"http://127.0.0.1:{throughput_cluster.http_port}",
                       timeout=60) as client:
-        answer = client.get("/v1/models", headers={"x-request-id": request_id})
+        answer = client.get("/v1/models", headers={"x-request-id": request_id,
+                                                   "Authorization": f"Bearer {tenant_key[1]}"})
     assert answer.status_code == 200
     assert ingress_logs(throughput_cluster), "no ingress replica log file"
     deadline = time.monotonic() + SHOWS_WITHIN_S
@@ -55,4 +67,5 @@ def test_a_requests_access_line_reaches_the_ingress_log_at_once(throughput_clust
         assert time.monotonic() < deadline, (
             f"no access line for {request_id} after {SHOWS_WITHIN_S} s")
         time.sleep(0.05)
-    assert any("GET /v1/models 200" in line for line in lines), lines
+    (line,) = lines
+    assert "GET /v1/models 200" in line and line.endswith(f"tenant={TENANT}"), line
