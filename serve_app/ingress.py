@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from ray import serve
+from ray.serve.context import _get_serve_request_context
 
 from deployments.core.config import AppConfig
+from serve_app.access_tenant import access_log_tenants
 from serve_app.auth import check_exposure, serve_http_host
 from serve_app.calls import ReplicaGroup
-from serve_app.frontend import FrontEnd
+from serve_app.frontend import FrontEnd, Handler
+from serve_app.log_flush import start_log_flusher
 from serve_app.routes import build_api
 
 
@@ -23,6 +26,17 @@ class Ingress(FrontEnd):
                          ReplicaGroup("vision", vision), ReplicaGroup("audio", audio))
         check_exposure(serve_http_host(), not self.keys.anonymous,
                        self.limits.allow_anonymous)
+        start_log_flusher(self.observability.log_flush_interval_s)
+        self.access_tenants = access_log_tenants()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_api(self)
+
+    async def handle(self, handler: Handler, request: Request, route: str,
+                     open_route: bool = False) -> Response:
+        """The front end's answer; the tenant it was for goes into Serve's access line."""
+        response = await super().handle(handler, request, route, open_route)
+        tenant = getattr(request.state, "tenant", None)
+        if tenant is not None:
+            self.access_tenants.note(_get_serve_request_context().request_id, tenant.name)
+        return response

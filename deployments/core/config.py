@@ -687,6 +687,11 @@ class Observability(_Strict):
     metrics: bool = Field(True, description="the app's own ray_mmserve_* metrics (Ray Serve's "
                           "ray_serve_* stay)")
     tracing: Tracing = Field(default_factory=Tracing, description="OpenTelemetry spans")
+    log_flush_interval_s: float = Field(
+        0.5, ge=0, le=60, description="how often the ingress writes Serve's buffered log "
+        "records (its access lines among them) to its replica's log file; Serve's "
+        "throughput-optimized mode otherwise holds them until 1,000 have gathered. 0: as "
+        "Serve buffers")
 
 
 class AppConfig(_Strict):

@@ -4,6 +4,10 @@ API keys reach the ingress's nodes alone, as a file, never a process's environme
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -100,7 +104,7 @@ def test_only_the_kuberay_ingress_pods_mount_the_api_keys_secret():
     assert volume["secret"]["defaultMode"] == 0o440
     assert group["template"]["spec"]["securityContext"]["fsGroup"] == 100  # the ray user's
     (container,) = group["template"]["spec"]["containers"]
-    (mount,) = container["volumeMounts"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
     assert mount == {"name": volume["name"], "mountPath": "/home/ray/.mmserve-secrets",
                      "readOnly": True}
 
@@ -118,3 +122,75 @@ def test_the_cloud_ingress_reads_the_keys_file_and_runs_where_it_is(name):
     assert ingress.api_keys.file == "~/.mmserve-secrets/api-keys"  # /home/ray/... on KubeRay
     assert ingress.resources == {"ingress_node": 0.001}
 
+
+
+def kuberay_containers() -> dict[str, tuple[dict, dict]]:
+    """Each group's containers with their pod spec, and the autoscaler's sidecar (whose
+    volumes are the head pod's)."""
+    cluster = yaml.safe_load(RAYSERVICE.read_text())["spec"]["rayClusterConfig"]
+    found = {f"{name}/{c['name']}": (group["template"]["spec"], c)
+             for name, group in kuberay_groups().items()
+             for c in group["template"]["spec"]["containers"]}
+    found["autoscaler"] = (cluster["headGroupSpec"]["template"]["spec"],
+                           cluster["autoscalerOptions"])
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(kuberay_containers()))
+def test_every_kuberay_container_runs_unprivileged_on_a_read_only_root(name):
+    pod, container = kuberay_containers()[name]
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    writable = {m["mountPath"] for m in container["volumeMounts"] if m["name"] in empty_dirs}
+    assert "/tmp" in writable  # Ray's session dir and sockets
+
+
+def test_the_kuberay_gcs_keeps_its_state_in_redis_with_a_password_from_a_secret():
+    cluster = yaml.safe_load(RAYSERVICE.read_text())["spec"]["rayClusterConfig"]
+    options = cluster["gcsFaultToleranceOptions"]
+    assert options["redisAddress"]
+    assert options["redisPassword"] == {
+        "valueFrom": {"secretKeyRef": {"name": "mmserve-redis", "key": "password"}}}
+    for name, group in kuberay_groups().items():
+        assert "redis-password" not in group["rayStartParams"], name
+        for container in group["template"]["spec"]["containers"]:
+            names = {e["name"] for e in container.get("env", [])}
+            assert not names & {"RAY_REDIS_ADDRESS", "REDIS_PASSWORD"}, name  # KubeRay's
+
+
+def run_head_start(home: Path, secrets: dict[str, str]) -> list[str]:
+    """The head's `ray start` command run by bash with `ray` a stub printing what it got: its
+    arguments, then its RAY_REDIS_ADDRESS."""
+    (home / ".mmserve-secrets").mkdir(parents=True)
+    for name, text in secrets.items():
+        (home / ".mmserve-secrets" / name).write_text(text + "\n")
+    stub = home / "venv" / "bin" / "ray"
+    stub.parent.mkdir(parents=True)
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" "address=$RAY_REDIS_ADDRESS"\n')
+    stub.chmod(0o700)
+    ran = subprocess.run(["bash", "-c", start_commands()[0]], env={"HOME": str(home),
+                         "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout.splitlines()
+
+
+def test_the_aws_head_keeps_its_gcs_in_the_redis_the_secrets_name(tmp_path):
+    printed = run_head_start(tmp_path, {"redis-address": "redis.internal:6379",
+                                        "redis-password": "s3cret"})
+    assert "--head" in printed
+    assert "--redis-password=s3cret" in printed
+    assert printed[-1] == "address=redis.internal:6379"
+    assert "s3cret" not in AWS.read_text()
+
+
+def test_the_aws_head_runs_without_redis_when_the_secrets_name_none(tmp_path):
+    printed = run_head_start(tmp_path, {})
+    assert "--head" in printed
+    assert not [arg for arg in printed if arg.startswith("--redis-password")]
+    assert printed[-1] == "address="
