@@ -379,16 +379,32 @@ def for_this_cluster(config: dict, state: dict) -> dict:
 
 
 def status(state_path: Path) -> int:
-    from cluster.placement import format_nodes, format_replicas, node_table, replica_table
+    from cluster.placement import (
+        format_nodes,
+        format_proxies,
+        format_replicas,
+        node_table,
+        proxy_health,
+        replica_table,
+        unplaceable_deployments,
+    )
 
     if not state_path.exists():
         print("no local cluster is up", file=sys.stderr)
         return 1
-    dashboard = json.loads(state_path.read_text())["dashboard"]
+    state = json.loads(state_path.read_text())
+    dashboard = state["dashboard"]
     nodes = node_table(dashboard)
     print(format_nodes(nodes))
     print()
     print(format_replicas(replica_table(dashboard, nodes)))
+    if "ingress" in state:
+        print()
+        print(format_proxies(state["ingress"]["url"], proxy_health(state["ingress"]["proxies"])))
+    stuck = unplaceable_deployments(dashboard, nodes)
+    if stuck:
+        print()
+        print("\n".join(["UNPLACEABLE", *stuck]))
     return 0
 
 

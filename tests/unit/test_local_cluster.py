@@ -135,3 +135,14 @@ def test_cluster_up_says_where_to_send_traffic_and_how_it_fails_over():
     assert "http://127.0.0.1:8000" in summary
     assert "head :8001, cpu-1 :8002" in summary
     assert "/-/healthz" in summary and "another proxy" in summary
+
+
+def test_status_shows_each_ingress_node_and_whether_its_proxy_is_up():
+    from cluster.placement import format_proxies
+
+    table = format_proxies("http://127.0.0.1:8000", [("head", 8001, True),
+                                                     ("cpu-1", 8002, False)])
+    lines = table.splitlines()
+    assert "http://127.0.0.1:8000" in lines[0]
+    assert lines[2].split() == ["head", "127.0.0.1:8001", "UP"]
+    assert lines[3].split() == ["cpu-1", "127.0.0.1:8002", "DOWN"]
