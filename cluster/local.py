@@ -1,4 +1,4 @@
-"""The local heterogeneous Ray cluster: a head and one worker node per node group of
+"""The local heterogeneous Ray cluster: a head and the worker nodes of each node group of
 cluster/local-cluster.yaml, all on this machine, each a real Ray node with its own ports, temp
 dir and process group, advertising its group's resources (accelerator_type:X, neuron_cores...).
 
