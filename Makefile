@@ -101,7 +101,8 @@ serve: setup $(NEEDS_VLLM)
 group-envs: venv
 	$(PY) cluster/group_env.py build $(GROUP_ENVS)
 
-# The local heterogeneous cluster: a head and one Ray node per group of cluster/local-cluster.yaml.
+# The local heterogeneous cluster: a head and the nodes of each group of cluster/local-cluster.yaml,
+# a Serve proxy on each, HAProxy on 127.0.0.1:8000 in front of them.
 cluster-up: setup group-envs
 	$(PY) cluster/local.py up
 

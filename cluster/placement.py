@@ -48,6 +48,49 @@ def replica_table(dashboard_url: str, nodes: dict[str, Node] | None = None) -> l
             for r in deployment["replicas"]]
 
 
+def unplaceable_deployments(dashboard_url: str, nodes: dict[str, Node]) -> list[str]:
+    """One line per deployment with no running replica that no live node could hold, naming
+    what is missing (the same test the ingress's /readyz makes)."""
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+
+    from deployments.core.placement_fit import describe_missing
+    from serve_app.group_placement import unplaceable_groups
+
+    alive = [n.resources for n in nodes.values() if n.alive]
+    lines = []
+    details = ServeSubmissionClient(dashboard_url).get_serve_details()
+    for app_name, app in sorted(details.get("applications", {}).items()):
+        deployments = app["deployments"]
+        stuck = unplaceable_groups(deployments, {name: name for name in deployments}, alive)
+        lines += [f"{app_name}/{name}: no replica, and none can be placed: no live node has "
+                  f"{describe_missing(found.missing)}" for name, found in sorted(stuck.items())]
+    return lines
+
+
+def proxy_health(proxies: list[dict]) -> list[tuple[str, int, bool]]:
+    """Each node's Serve proxy (`node`, `port`) and whether it answers its health route."""
+    import urllib.request
+
+    from cluster.front_haproxy import HEALTH_PATH
+
+    found = []
+    for proxy in proxies:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{proxy['port']}{HEALTH_PATH}",
+                                        timeout=2) as response:
+                up = response.status == 200
+        except OSError:
+            up = False
+        found.append((proxy["node"], proxy["port"], up))
+    return found
+
+
+def format_proxies(url: str, health: list[tuple[str, int, bool]]) -> str:
+    rows = [("INGRESS NODE", "PROXY", "STATE")]
+    rows += [(node, f"127.0.0.1:{port}", "UP" if up else "DOWN") for node, port, up in health]
+    return f"clients: {url} (HAProxy, in front of every UP proxy)\n" + _table(rows)
+
+
 def placement_resources(resources: dict[str, float]) -> dict[str, float]:
     """What placement is decided by: CPUs, GPUs and custom resources, not memory or node ids."""
     return {k: v for k, v in sorted(resources.items())

@@ -76,6 +76,9 @@ class ReplicaGroup:
         self.handle = handle
         self.load = GroupLoad()
         self.retry = retry if retry is not None else RetryRule()
+        # Why the group cannot take a call now, known before calling (no replica, and none
+        # can be placed: serve_app/group_placement.py); None when nothing is known against it.
+        self.refusal: Callable[[], ServeError | None] = lambda: None
 
     async def call(self, method: str, *args: Any, deadline: float | None,
                    idempotent: bool = False, alongside: bool = False) -> Reply:
@@ -96,7 +99,13 @@ class ReplicaGroup:
                 raise
             return await self._call_once(method, args, deadline)
 
+    def _refuse_if_unplaceable(self) -> None:
+        refused = self.refusal()
+        if refused is not None:
+            raise refused
+
     async def _call_once(self, method: str, args: tuple, deadline: float | None) -> Reply:
+        self._refuse_if_unplaceable()
         timing = request_timing.current()
         account = request_tenant.current()
         call = GroupCall(self.name, time.time(), 0.0)
@@ -129,6 +138,7 @@ class ReplicaGroup:
         `alongside` as for `call`."""
         if alongside:
             own_call_id()
+        self._refuse_if_unplaceable()
         timing = request_timing.current()
         account = request_tenant.current()
         call = GroupCall(self.name, time.time(), 0.0)

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import UploadFile
@@ -61,6 +62,7 @@ from serve_app.auth import ANONYMOUS_WARNING, authenticate_headers, load_key_dir
 from serve_app.class_admission import concurrency_cap
 from serve_app.fresh_result import FreshResult
 from serve_app.group_load import GroupLoad
+from serve_app.group_placement import UNPLACEABLE_RETRY_AFTER_S, PlacementWatch
 from serve_app.http import (
     TIMEOUT_HEADER,
     M,
@@ -124,7 +126,8 @@ class FrontEnd:
         self.text, self.vision, self.audio = text, vision, audio
         self.load = GroupLoad()  # this replica's own requests, for its admission and Retry-After
         retry = RetryRule.from_settings(self.limits)
-        for group in (self.text, self.vision, self.audio):
+        groups = (self.text, self.vision, self.audio)
+        for group in groups:
             group.retry = retry  # which idempotent calls are cheap enough to send again
         self.pipeline = MultimodalPipeline(self.text, self.vision, self.audio,
                                            self.config.text.default_max_tokens)
@@ -137,6 +140,10 @@ class FrontEnd:
         metrics.set_enabled(self.observability.metrics)
         self.tracer = RequestTracer.from_config(self.observability.tracing)
         self.readiness = FreshResult(self._group_states, READY_MAX_AGE_S)
+        self.placement = PlacementWatch.of_handles({g.name: getattr(g, "handle", None)
+                                                    for g in groups})
+        for group in groups:
+            group.refusal = partial(self.placement.refusal, group.name)
 
     async def handle(self, handler: Handler, request: Request, route: str,
                      open_route: bool = False) -> Response:
@@ -254,13 +261,18 @@ class FrontEnd:
         rejected work in the last seconds) and none is down; 503 when one is down. Answered from
         a check at most READY_MAX_AGE_S old."""
         groups = (self.text, self.vision, self.audio)
-        states = await self.readiness.get()
+        states, unplaceable = await asyncio.gather(self.readiness.get(),
+                                                   self.placement.current())
         status = next((s for s in ("down", "overloaded") if s in states.values()), "ready")
         code = {"ready": 200, "overloaded": 429, "down": 503}[status]
-        headers = {"Retry-After": str(max(g.load.retry_after_s() for g in groups))} \
-            if status == "overloaded" else None
-        return JSONResponse({"ready": status == "ready", "status": status,
-                             "deployments": states}, status_code=code, headers=headers)
+        body = {"ready": status == "ready", "status": status, "deployments": states}
+        headers = None
+        if status == "overloaded":
+            headers = {"Retry-After": str(max(g.load.retry_after_s() for g in groups))}
+        if unplaceable:  # a group no node can hold: which, and what it lacks
+            body["unplaceable"] = {name: stuck.as_json() for name, stuck in unplaceable.items()}
+            headers = {"Retry-After": str(UNPLACEABLE_RETRY_AFTER_S)}
+        return JSONResponse(body, status_code=code, headers=headers)
 
     async def _group_states(self) -> dict[str, str]:
         groups = (self.text, self.vision, self.audio)

@@ -43,7 +43,7 @@ def kuberay_node_types() -> dict:
 
 def local_node_types() -> dict:
     spec = load_spec()
-    return {g.name: {"resources": {"CPU": g.num_cpus, **g.resources}, "max_workers": 1}
+    return {g.name: {"resources": {"CPU": g.num_cpus, **g.resources}, "max_workers": g.nodes}
             for g in (spec.head, *spec.workers)}
 
 

@@ -5,7 +5,21 @@ from __future__ import annotations
 import json
 import os
 
-from cluster.local import _is_our_node, _worker_port_ranges, load_spec
+import pytest
+import yaml
+
+from cluster.local import (
+    REPO,
+    IngressSpec,
+    LocalCluster,
+    _is_our_node,
+    _worker_port_ranges,
+    for_this_cluster,
+    ingress_summary,
+    load_spec,
+    node_name,
+    proxy_ports,
+)
 from cluster.local_ray import LocalRay, LocalRayWorker
 
 
@@ -17,6 +31,7 @@ def test_the_head_takes_no_replica_and_each_group_is_a_node():
     spec = load_spec()
     assert spec.head.num_cpus == 0
     assert [g.name for g in spec.workers] == ["gpu-h100", "inf2", "cpu"]
+    assert spec.head.nodes == 1
     assert spec.workers[1].resources["neuron_cores"] == 2
 
 
@@ -47,3 +62,87 @@ def test_worker_port_ranges_are_disjoint_and_below_the_ephemeral_range():
 def test_down_never_stops_a_process_it_did_not_start():
     assert not _is_our_node(os.getpid(), "/tmp/mmray-not-this")
     assert not _is_our_node(2 ** 22 + 1, "/tmp/mmray-not-this")
+
+
+def test_a_group_may_have_several_nodes_each_named_apart(tmp_path):
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(
+        "ingress: {port: 9000, proxy_port: 9001}\n"
+        "head: {num_cpus: 0}\n"
+        "workers:\n"
+        "  - {name: gpu, num_cpus: 1, resources: {'accelerator_type:H100': 1}}\n"
+        "  - {name: cpu, num_cpus: 1, resources: {cpu_node: 1}, nodes: 2}\n")
+    spec = load_spec(spec_file)
+    nodes = spec.worker_nodes()
+    assert [(group.name, index) for group, index in nodes] == [("gpu", 1), ("cpu", 1), ("cpu", 2)]
+    assert [node_name(group, index) for group, index in nodes] == ["gpu", "cpu-1", "cpu-2"]
+    assert nodes[1][0].resources == nodes[2][0].resources == {"cpu_node": 1}
+    assert spec.ingress == IngressSpec(port=9000, proxy_port=9001)
+
+
+def test_a_group_of_no_nodes_is_refused(tmp_path):
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text("workers:\n  - {name: cpu, num_cpus: 1, nodes: 0}\n")
+    with pytest.raises(ValueError, match="'cpu' needs at least 1 node"):
+        load_spec(spec_file)
+
+
+def test_the_shipped_spec_gives_the_vision_and_audio_groups_two_nodes():
+    spec = load_spec()
+    assert {g.name: g.nodes for g in spec.workers} == {"gpu-h100": 1, "inf2": 2, "cpu": 2}
+    assert spec.ingress == IngressSpec(port=8000, proxy_port=8001)
+
+
+def test_every_node_gets_its_own_proxy_port():
+    assert proxy_ports(4, 8001) == [8001, 8002, 8003, 8004]
+    free = proxy_ports(4, None)
+    assert len(set(free)) == 4
+
+
+def test_each_worker_node_binds_its_proxy_on_its_own_port_and_never_shares_one():
+    cluster = LocalCluster(load_spec())
+    assert len(cluster.proxy_ports) == len(set(cluster.proxy_ports)) == 6
+    assert cluster.env["SERVE_SOCKET_REUSE_PORT_ENABLED"] == "0"
+    assert [s.name for s in cluster.proxy_servers()] == [
+        "head", "gpu-h100", "inf2-1", "inf2-2", "cpu-1", "cpu-2"]
+    standard = LocalCluster(load_spec(), ingress=IngressSpec(port=8000, proxy_port=8001))
+    assert standard.ingress_url == "http://127.0.0.1:8000"
+    assert standard.proxy_ports == [8001, 8002, 8003, 8004, 8005, 8006]
+    assert standard.head_proxy_port == 8001
+
+
+def test_deploy_points_the_profile_at_the_heads_proxy_port():
+    state = {"ingress": {"proxies": [{"node": "head", "port": 18001},
+                                     {"node": "cpu-1", "port": 18002}]}}
+    profile = {"proxy_location": "EveryNode", "http_options": {"host": "127.0.0.1", "port": 8001},
+               "applications": []}
+    deployed = for_this_cluster(profile, state)
+    assert deployed["http_options"] == {"host": "127.0.0.1", "port": 18001}
+    assert profile["http_options"]["port"] == 8001
+
+
+def test_the_mixed_local_profile_runs_a_proxy_on_every_node_behind_the_ingress():
+    profile = yaml.safe_load((REPO / "cluster/profiles/mixed-local.yaml").read_text())
+    assert profile["proxy_location"] == "EveryNode"
+    assert profile["http_options"] == {"host": "127.0.0.1",
+                                       "port": load_spec().ingress.proxy_port}
+
+
+def test_cluster_up_says_where_to_send_traffic_and_how_it_fails_over():
+    state = {"ingress": {"url": "http://127.0.0.1:8000", "proxies": [
+        {"node": "head", "port": 8001}, {"node": "cpu-1", "port": 8002}]}}
+    summary = ingress_summary(state)
+    assert "http://127.0.0.1:8000" in summary
+    assert "head :8001, cpu-1 :8002" in summary
+    assert "/-/healthz" in summary and "another proxy" in summary
+
+
+def test_status_shows_each_ingress_node_and_whether_its_proxy_is_up():
+    from cluster.placement import format_proxies
+
+    table = format_proxies("http://127.0.0.1:8000", [("head", 8001, True),
+                                                     ("cpu-1", 8002, False)])
+    lines = table.splitlines()
+    assert "http://127.0.0.1:8000" in lines[0]
+    assert lines[2].split() == ["head", "127.0.0.1:8001", "UP"]
+    assert lines[3].split() == ["cpu-1", "127.0.0.1:8002", "DOWN"]

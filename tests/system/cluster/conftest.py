@@ -16,7 +16,6 @@ import yaml
 
 from cluster import group_env
 from cluster.local import LocalCluster, load_spec
-from cluster.local_ray import free_port
 from tests.system.cluster.serve_state import deploy_and_wait, ray_connection
 
 REPO = Path(__file__).resolve().parents[3]
@@ -48,10 +47,12 @@ def mixed_local_test_config(http_port: int) -> dict:
 
 
 class MixedApp:
+    """`url` is the cluster's ingress: HAProxy in front of every node's Serve proxy."""
+
     def __init__(self, cluster: LocalCluster, config: dict) -> None:
         self.cluster, self.config = cluster, config
         self.dashboard = cluster.dashboard_url
-        self.url = f"http://127.0.0.1:{config['http_options']['port']}"
+        self.url = cluster.ingress_url
 
 
 @pytest.fixture(scope="package")
@@ -65,7 +66,7 @@ def local_cluster(model_dir: str):
 
 @pytest.fixture(scope="package")
 def mixed_app(local_cluster: LocalCluster):
-    config = mixed_local_test_config(free_port())
+    config = mixed_local_test_config(local_cluster.head_proxy_port)
     deploy_and_wait(local_cluster.dashboard_url, config)
     with ray_connection(local_cluster.address):
         yield MixedApp(local_cluster, config)

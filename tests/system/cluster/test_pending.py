@@ -8,7 +8,8 @@ import copy
 import httpx
 import pytest
 
-from tests.media import b64, png_image
+from cluster.placement import node_table, unplaceable_deployments
+from tests.media import b64, png_image, speech_wav
 from tests.system.cluster.serve_state import app_details, deploy, deploy_and_wait, wait_for
 
 pytestmark = pytest.mark.integration
@@ -59,5 +60,18 @@ def test_unplaceable_deployment_pends_with_a_clear_status_while_the_rest_serves(
             assert ready.status_code == 503
             assert ready.json()["deployments"] == {"text": "ready", "vision": "ready",
                                                    "audio": "down"}
+            assert ready.json()["unplaceable"] == {"audio": {
+                "deployment": "SpeechTranscriber", "missing": {"accelerator_type:A10G": 0.001}}}
+            assert int(ready.headers["Retry-After"]) >= 1
+            # At once, not at the request's deadline: 503 naming what no node has.
+            audio_call = client.post("/v1/audio/transcriptions", files={
+                "file": ("a.wav", speech_wav(), "audio/wav")}, data={"model": "whisper-base"},
+                headers={"X-Request-Timeout": "20"})
+            assert audio_call.status_code == 503, audio_call.text
+            assert int(audio_call.headers["Retry-After"]) >= 1
+            assert "accelerator_type:A10G" in audio_call.json()["error"]["message"]
+        stuck = unplaceable_deployments(dashboard, node_table(dashboard))
+        assert any("SpeechTranscriber" in line and "accelerator_type:A10G" in line
+                   for line in stuck)
     finally:
         deploy_and_wait(dashboard, mixed_app.config)
