@@ -1,11 +1,12 @@
 """cluster/kuberay-rayservice.yaml is a RayService the Kubernetes API server accepts: it passes
-the openAPIV3Schema of KubeRay's RayService CRD (../shared/kuberay/, or $MMSERVE_KUBERAY_CRD),
+the openAPIV3Schema of KubeRay's RayService CRD (tests/data/kuberay/, or $MMSERVE_KUBERAY_CRD),
 checked as `kubectl apply` checks it (tests/kubernetes_schema.py). In the main venv's tier
 because the unit venv has no jsonschema."""
 
 from __future__ import annotations
 
 import copy
+import gzip
 import os
 from pathlib import Path
 
@@ -18,14 +19,13 @@ from tests.profiles import REPO
 
 RAYSERVICE = REPO / "cluster" / "kuberay-rayservice.yaml"
 CRD = Path(os.environ.get("MMSERVE_KUBERAY_CRD")
-           or REPO.parent / "shared" / "kuberay" / "ray.io_rayservices.yaml")
+           or REPO / "tests" / "data" / "kuberay" / "ray.io_rayservices.yaml.gz")
 
 
 @pytest.fixture(scope="module")
 def schema() -> CrdSchema:
-    if not CRD.is_file():
-        pytest.skip(f"no RayService CRD at {CRD} (set MMSERVE_KUBERAY_CRD)")
-    return crd_schema(yaml.safe_load(CRD.read_text()), "v1")
+    text = gzip.decompress(CRD.read_bytes()) if CRD.suffix == ".gz" else CRD.read_bytes()
+    return crd_schema(yaml.safe_load(text), "v1")
 
 
 def rayservice() -> dict:
