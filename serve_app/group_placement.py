@@ -24,6 +24,7 @@ from serve_app.fresh_result import FreshResult
 # A missing node type does not come back in seconds; an autoscaler takes about a minute.
 UNPLACEABLE_RETRY_AFTER_S = 30
 PLACEMENT_MAX_AGE_S = 2.0
+PLACEMENT_TRUSTED_FOR_S = 5.0
 logger = logging.getLogger("ray.serve")
 
 
@@ -74,11 +75,13 @@ def read_cluster(app: str) -> tuple[dict[str, dict], list[dict[str, float]]]:
 class PlacementWatch:
     def __init__(self, app: str | None, groups: dict[str, str],
                  read: Callable[[str], tuple[dict, list]] = read_cluster,
-                 max_age_s: float = PLACEMENT_MAX_AGE_S) -> None:
+                 max_age_s: float = PLACEMENT_MAX_AGE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.app, self.groups, self.read = app, groups, read
-        self._fresh = FreshResult(self._check, max_age_s)
-        self.max_age_s = max_age_s
+        self._fresh = FreshResult(self._check, max_age_s, clock)
+        self.max_age_s, self.clock = max_age_s, clock
         self._last: dict[str, Unplaceable] = {}
+        self._last_at = -PLACEMENT_TRUSTED_FOR_S
         self._refreshing: asyncio.Future | None = None
         self._refreshed_at = -max_age_s
 
@@ -97,18 +100,22 @@ class PlacementWatch:
         if not self.groups:
             return {}
         self._last = await self._fresh.get()
+        self._last_at = self.clock()
         return self._last
 
     def refusal(self, group: str) -> Unavailable | None:
-        """The error for a call to `group` now, from the last read, without waiting; starts
-        the next read when that one is old."""
-        now = time.monotonic()
+        """The error for a call to `group` now, from the last read if it is recent, without
+        waiting; starts the next read when that one is old. An idle ingress's last read may
+        predate a redeploy or a node's return, so an old read refuses nothing."""
+        now = self.clock()
         if self.groups and now - self._refreshed_at > self.max_age_s and (
                 self._refreshing is None or self._refreshing.done()):
             self._refreshed_at = now
             self._refreshing = asyncio.ensure_future(self.current())
         stuck = self._last.get(group)
-        return stuck.error() if stuck is not None else None
+        if stuck is None or now - self._last_at > PLACEMENT_TRUSTED_FOR_S:
+            return None
+        return stuck.error()
 
     async def _check(self) -> dict[str, Unplaceable]:
         try:

@@ -109,3 +109,18 @@ def test_only_serve_handles_are_watched():
     watch = PlacementWatch.of_handles({"text": Handle("TextGenerator"), "vision": object()})
     assert watch.app == "mmserve" and watch.groups == {"text": "TextGenerator"}
     assert PlacementWatch.of_handles({"vision": object()}).groups == {}
+
+
+def test_an_old_read_refuses_nothing_while_the_next_one_runs():
+    now = [0.0]
+    cluster = Cluster()
+    watch = PlacementWatch("mmserve", GROUPS, read=cluster.read, clock=lambda: now[0])
+
+    async def scenario() -> list:
+        await watch.current()
+        fresh = watch.refusal("audio")
+        now[0] += 60  # idle for a minute: the group may have been fixed since
+        return [fresh, watch.refusal("audio")]
+
+    fresh, old = asyncio.run(scenario())
+    assert fresh is not None and old is None
