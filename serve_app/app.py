@@ -16,8 +16,11 @@ from deployments.replicas.audio import SpeechTranscriber
 from deployments.replicas.serve_options import (
     GROUP_DEPLOYMENTS,
     INGRESS,
+    INGRESS_SURGE_PERCENT,
     autoscaling_config,
+    canary_name,
     deployment_options,
+    drain_timeout_s,
 )
 from deployments.replicas.text import TextGenerator
 from deployments.replicas.vision import ImageEmbedder
@@ -33,20 +36,28 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 
 def bind_app(config: AppConfig) -> Application:
     model_dir = config.model_dir or str(default_model_dir())
-    metrics_enabled = config.observability.metrics
-    scheduling, capacity = config.slo.scheduling, config.capacity
-    text_settings = _with_queue_policy(config.text, scheduling)
-    text = TextGenerator.options(
-        **deployment_options(text_settings, TEXT, scheduling, capacity)).bind(
-        _init_args(text_settings), model_dir, metrics_enabled)
-    vision = ImageEmbedder.options(
-        **deployment_options(config.vision, VISION, scheduling, capacity)).bind(
-        _init_args(config.vision), model_dir, metrics_enabled)
-    audio = SpeechTranscriber.options(
-        **deployment_options(config.audio, AUDIO, scheduling, capacity)).bind(
-        _init_args(config.audio), model_dir, metrics_enabled)
+    text_settings = _with_queue_policy(config.text, config.slo.scheduling)
+    groups = {"text": (TextGenerator, text_settings, TEXT),
+              "vision": (ImageEmbedder, config.vision, VISION),
+              "audio": (SpeechTranscriber, config.audio, AUDIO)}
+    bound = {group: _bind_group(config, model_dir, *spec) for group, spec in groups.items()}
+    canaries = {}
+    for group, (deployment, settings, name) in groups.items():
+        canary = settings.canary_settings()
+        if canary is not None:
+            canaries[group] = _bind_group(config, model_dir, deployment, canary,
+                                          canary_name(name))
     return Ingress.options(**_ingress_options(config)).bind(
-        config.model_dump(), text, vision, audio)
+        config.model_dump(), bound["text"], bound["vision"], bound["audio"], canaries)
+
+
+def _bind_group(config: AppConfig, model_dir: str, deployment: Any,
+                settings: DeploymentSettings, name: str) -> Application:
+    """One group's deployment (or its canary's, under its own name) bound to its settings."""
+    options = deployment_options(settings, name, config.slo.scheduling, config.capacity,
+                                 drain_timeout_s(config))
+    return deployment.options(**options).bind(_init_args(settings), model_dir,
+                                              config.observability.metrics)
 
 
 def _ingress_options(config: AppConfig) -> dict[str, Any]:
@@ -57,7 +68,9 @@ def _ingress_options(config: AppConfig) -> dict[str, Any]:
     options: dict[str, Any] = {"name": INGRESS,
                                "max_ongoing_requests": ingress.max_ongoing_requests,
                                "max_queued_requests": ingress.max_queued_requests,
-                               "ray_actor_options": actor_options}
+                               "ray_actor_options": actor_options,
+                               "graceful_shutdown_timeout_s": drain_timeout_s(config),
+                               "max_surge_percent": INGRESS_SURGE_PERCENT}
     if ingress.autoscaling is not None:
         options["autoscaling_config"] = autoscaling_config(ingress.autoscaling)
     else:
@@ -75,5 +88,6 @@ def _with_queue_policy(text: TextSettings, scheduling: str) -> TextSettings:
 
 def _init_args(settings: DeploymentSettings) -> dict[str, Any]:
     # Batching reaches replicas only through user_config, so changing it reconfigures them
-    # in place; were it also a constructor argument, Serve would restart them.
-    return settings.model_dump(exclude={"batching"})
+    # in place; were it also a constructor argument, Serve would restart them. The canary is
+    # another deployment's: adding or removing it leaves this one's replicas as they are.
+    return settings.model_dump(exclude={"batching", "canary", "max_surge_percent"})

@@ -9,9 +9,11 @@ alike. A key is
 
     {key_prefix}:{namespace}:{model}:sha256(namespace, route, model, version, the call's arguments)
 
-where bytes (images, audio) enter as their sha256, and `version` is a fingerprint of the engine
-config that serves the model (every field, so any engine change starts fresh keys) and of
-`cache.version` (bumped by hand when the weights behind an unchanged config change). An answer
+where bytes (images, audio) enter as their sha256, and `version` is a fingerprint of what serves
+the model (group_version): the engine config of its group (every field, so any engine change
+starts fresh keys), the group's `version` (bumped when the weights behind an unchanged config
+change), its canary's engine and version while it has one, and `cache.version`. So after a
+rollout no answer of the version before it comes from the cache. An answer
 never crosses models, versions or arguments, nor tenants: the namespace is the tenant's own
 (`tenant.NAME`) unless its entry in the tenants file says `cache_namespace: shared` (then
 `shared`, common to every tenant that says so); the anonymous API has one, `anonymous`. So a
@@ -44,7 +46,7 @@ from typing import Any
 import numpy as np
 from starlette.requests import Request
 
-from deployments.core.config import AppConfig, CacheSettings
+from deployments.core.config import AppConfig, CacheSettings, DeploymentSettings
 from serve_app import protocol
 from serve_app.cache_signing import EntrySigner, entry_signer
 from serve_app.cache_store import MemoryStore, RedisStore, Store, StoreDown
@@ -64,9 +66,10 @@ logger = logging.getLogger("ray.serve")
 
 
 def model_versions(config: AppConfig) -> dict[str, str]:
-    """Each served model name -> the fingerprint of the engine config that answers for it."""
+    """Each served model name -> the fingerprint of what answers for it: its group's engine
+    config and `version`, and its canary's while there is one."""
     salt = config.cache.version
-    text, vision, audio = (_fingerprint(group.engine.model_dump(), salt)
+    text, vision, audio = (_fingerprint(group_version(group), salt)
                            for group in (config.text, config.vision, config.audio))
     clip = config.vision.engine.served_model_name
     return {config.text.engine.served_model_name: text, clip: vision,
@@ -74,8 +77,20 @@ def model_versions(config: AppConfig) -> dict[str, str]:
             config.audio.engine.served_model_name: audio}
 
 
-def _fingerprint(engine: dict[str, Any], salt: str) -> str:
-    return hashlib.sha256(_canonical([engine, salt])).hexdigest()[:16]
+def group_version(group: DeploymentSettings) -> list[Any]:
+    """What identifies the answers of a group: each of its deployments' engine config (model,
+    its arguments) and `version`. Replica counts, batching and the canary's weight change no
+    answer and are left out; adding, changing or promoting a canary changes the version, so
+    no answer computed before a rollout is served after it."""
+    versions = [[group.engine.model_dump(), group.version]]  # type: ignore[attr-defined]
+    canary = group.canary_settings()
+    if canary is not None:
+        versions.append([canary.engine.model_dump(), canary.version])  # type: ignore[attr-defined]
+    return versions
+
+
+def _fingerprint(version: list[Any], salt: str) -> str:
+    return hashlib.sha256(_canonical([version, salt])).hexdigest()[:16]
 
 
 def namespace(tenant: Tenant | None) -> str:

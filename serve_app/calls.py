@@ -45,7 +45,9 @@ from ray.serve.exceptions import (
 from deployments.core.call_protocol import CallContext, Reply, StreamEnd
 from deployments.core.deadline import expired, remaining
 from deployments.core.errors import InternalFailure, Overloaded, ServeError, TimedOut, Unavailable
+from deployments.replicas import metrics
 from serve_app import request_objective, request_tenant, request_timing
+from serve_app.canary_split import MAIN, CanarySplit, Variant
 from serve_app.group_load import GroupLoad
 from serve_app.request_tenant import RequestTenant, StreamMeter, usage_of
 from serve_app.request_timing import GroupCall
@@ -69,11 +71,15 @@ class ReplicaDied(Unavailable):
 
 
 class ReplicaGroup:
-    """One deployment handle as the ingress uses it: `name` is what errors call it."""
+    """One deployment handle as the ingress uses it: `name` is what errors call it. With a
+    `split`, each call goes to the deployment (main or canary) it chooses; `version` is the
+    main deployment's, for the metrics."""
 
-    def __init__(self, name: str, handle: Any, retry: RetryRule | None = None) -> None:
+    def __init__(self, name: str, handle: Any, retry: RetryRule | None = None,
+                 split: CanarySplit | None = None, version: str = "") -> None:
         self.name = name
         self.handle = handle
+        self.split, self.version = split, version
         self.load = GroupLoad()
         self.retry = retry if retry is not None else RetryRule()
         # Why the group cannot take a call now, known before calling (no replica, and none
@@ -99,6 +105,18 @@ class ReplicaGroup:
                 raise
             return await self._call_once(method, args, deadline)
 
+    def _variant(self) -> Variant:
+        """The deployment this call goes to."""
+        if self.split is None:
+            return Variant(MAIN, self.version, self.handle)
+        return self.split.choose()
+
+    def _count(self, variant: Variant, outcome: str, seconds: float | None = None) -> None:
+        tags = {"group": self.name, "variant": variant.name, "version": variant.version}
+        metrics.group_calls().inc(tags={**tags, "outcome": outcome})
+        if seconds is not None:
+            metrics.group_call_latency().observe(seconds, tags=tags)
+
     def _refuse_if_unplaceable(self) -> None:
         refused = self.refusal()
         if refused is not None:
@@ -110,8 +128,9 @@ class ReplicaGroup:
         account = request_tenant.current()
         call = GroupCall(self.name, time.time(), 0.0)
         clock = time.perf_counter()
-        response = getattr(self.handle, method).remote(*args, call_context(deadline, timing,
-                                                                           account))
+        variant = self._variant()
+        response = getattr(variant.handle, method).remote(*args, call_context(deadline, timing,
+                                                                              account))
         self.load.started()
         try:
             reply = await asyncio.wait_for(_awaited(response), remaining(deadline))
@@ -120,6 +139,7 @@ class ReplicaGroup:
                 timing.add_call(call)
             if account is not None:
                 account.usage.add(usage_of(self.name, method, args, reply))
+            self._count(variant, "ok", time.perf_counter() - clock)
             return reply
         except asyncio.CancelledError:  # the client went away: so does the replica's work
             response.cancel()
@@ -127,7 +147,9 @@ class ReplicaGroup:
         except BaseException as exc:
             if isinstance(exc, TimeoutError):
                 response.cancel()
-            raise self.error(exc) from None
+            error = self.error(exc)
+            self._count(variant, type(error).__name__, time.perf_counter() - clock)
+            raise error from None
         finally:
             self.load.finished()
 
@@ -143,12 +165,14 @@ class ReplicaGroup:
         account = request_tenant.current()
         call = GroupCall(self.name, time.time(), 0.0)
         clock = time.perf_counter()
-        stream = getattr(self.handle.options(stream=True), method).remote(
+        variant = self._variant()
+        stream = getattr(variant.handle.options(stream=True), method).remote(
             *args, call_context(deadline, timing, account))
         iterator = stream.__aiter__()
         self.load.started()
         try:
             first = await asyncio.wait_for(anext(iterator, None), remaining(deadline))
+            self._count(variant, "ok")
             if timing is not None:  # until its stages come at the end: the time to this item
                 call.seconds = time.perf_counter() - clock
                 timing.add_call(call)
@@ -158,7 +182,9 @@ class ReplicaGroup:
             stream.cancel()
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise self.error(exc) from None
+            error = self.error(exc)
+            self._count(variant, type(error).__name__)
+            raise error from None
         finally:
             self.load.finished()
         meter = StreamMeter(account, self.name)

@@ -116,6 +116,28 @@ class Resources(_Strict):
         return options
 
 
+class Canary(_Strict):
+    """A canary of a replica group: the group's settings with `overrides` applied, deployed as
+    a second deployment that takes `weight` of the group's calls."""
+
+    weight: float = Field(gt=0, lt=1, description="the share of the group's calls the canary "
+                          "takes, each call drawn at random")
+    overrides: dict[str, Any] = Field(
+        description="fields of the group's settings the canary changes, nested as in the "
+        "group (e.g. {version: v2, engine: {model: NEW}}); validated as the group's own")
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` applied: nested dicts merged key by key, other values replaced."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 class DeploymentSettings(_Strict):
     """What every model group (text, vision, audio) has: replicas, concurrency, resources,
     batching."""
@@ -142,6 +164,45 @@ class DeploymentSettings(_Strict):
         default_factory=Resources, description="what one replica reserves (ray_actor_options)")
     batching: Batching = Field(
         default_factory=Batching, description="the dynamic batcher, live-tunable")
+    version: str = Field(
+        "", max_length=64, description="the name of what this group serves (e.g. the model's "
+        "revision): the `version` label of its call metrics, and part of its response-cache "
+        "keys, so answers of another version are never served from the cache; change it when "
+        "the weights behind an unchanged engine config change")
+    max_surge_percent: int = Field(
+        100, ge=0, le=100, description="extra replicas a rollout may start, as a percentage of "
+        "num_replicas (Serve's max_surge_percent): above 0 the old replicas serve until their "
+        "replacements are ready; 0 stops old replicas first (a group of one has none for its "
+        "replacement's start). Needs room for the extra replicas' resources")
+    canary: Canary | None = Field(
+        None, description="a second version of the group, deployed beside it as "
+        "`<deployment>-canary`, that takes `weight` of the group's calls; a deploy without it "
+        "removes it (with its overrides moved into the group: promoted) (docs/operations.md)")
+
+    @model_validator(mode="after")
+    def _canary_is_another_version(self) -> DeploymentSettings:
+        if self.canary is not None:
+            self.canary_settings()  # its overrides validate as the group's own settings
+        return self
+
+    def canary_settings(self) -> DeploymentSettings | None:
+        """The group's settings with the canary's overrides applied (no canary of its own);
+        None without a canary. A ValueError names an override that is not a valid setting or
+        a canary that changes nothing."""
+        if self.canary is None:
+            return None
+        if "canary" in self.canary.overrides:
+            raise ValueError("canary.overrides cannot hold a canary")
+        base = self.model_dump(exclude={"canary"})
+        merged = _deep_merge(base, self.canary.overrides)
+        if merged == base:
+            raise ValueError("canary.overrides change nothing: a canary must be another version")
+        try:
+            return type(self).model_validate(merged)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                                 for err in exc.errors())
+            raise ValueError(f"canary.overrides: {problems}") from None
 
     @model_validator(mode="after")
     def _queue_within_reach(self) -> DeploymentSettings:

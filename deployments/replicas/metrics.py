@@ -98,6 +98,21 @@ def http_latency() -> Histogram:
 
 
 @metric
+def group_calls() -> Counter:
+    return Counter("mmserve_group_calls", "Calls of the ingress to a replica group, by group, "
+                   "variant (main or its canary), the variant's version and outcome (ok or "
+                   "the error's type); a stream counts once, when its first item came or its "
+                   "call failed.", tag_keys=("group", "variant", "version", "outcome"))
+
+
+@metric
+def group_call_latency() -> Histogram:
+    return Histogram("mmserve_group_call_seconds", "Calls of the ingress to a replica group "
+                     "that were not streams, answered or failed, by group, variant and version.",
+                     boundaries=_LATENCY_BOUNDARIES, tag_keys=("group", "variant", "version"))
+
+
+@metric
 def pipeline_stage() -> Histogram:
     return Histogram("mmserve_pipeline_stage_seconds", "Wall time of each pipeline stage.",
                      boundaries=_LATENCY_BOUNDARIES, tag_keys=("stage",))

@@ -26,6 +26,23 @@ TEXT_ROUTERS = {"prefix": "deployments.replicas.prefix_router:PrefixAffinityRout
 GROUP_DEPLOYMENTS = {"text": "TextGenerator", "vision": "ImageEmbedder",
                      "audio": "SpeechTranscriber"}
 INGRESS = "Ingress"
+CANARY_SUFFIX = "-canary"
+# A replica being replaced gets this long beyond the request deadline to finish its last
+# requests: no request (streams included) outlives its deadline, so none is cut.
+DRAIN_MARGIN_S = 10.0
+INGRESS_SURGE_PERCENT = 100  # the ingress reserves little: it always starts its replacement first
+
+
+def canary_name(deployment: str) -> str:
+    """The Serve deployment of a group's canary (its `canary:` settings)."""
+    return deployment + CANARY_SUFFIX
+
+
+def drain_timeout_s(config: AppConfig) -> float:
+    """Serve's graceful_shutdown_timeout_s for every deployment: a replica that a rollout
+    replaces keeps serving its in-flight requests until the longest of them reaches its
+    deadline (Serve's default, 20 s, would cut a longer stream)."""
+    return config.ingress.request_timeout_s + DRAIN_MARGIN_S
 
 
 def autoscaling_config(autoscaling: Autoscaling,
@@ -60,10 +77,12 @@ def group_autoscaling(settings: DeploymentSettings, capacity: Capacity) -> Autos
 
 
 def deployment_options(settings: DeploymentSettings, name: str, scheduling: str = "fifo",
-                       capacity: Capacity | None = None) -> dict[str, Any]:
+                       capacity: Capacity | None = None,
+                       drain_s: float | None = None) -> dict[str, Any]:
     """The options of `Deployment.options(...)` for one replica group; `scheduling` is the
     app's queue policy (slo.scheduling), which reaches the batchers with their settings;
-    `capacity` the app's allocator settings."""
+    `capacity` the app's allocator settings; `drain_s` how long a replica being replaced may
+    finish its requests (drain_timeout_s; unset: Serve's default)."""
     capacity = capacity or Capacity()
     options: dict[str, Any] = {
         "name": name,
@@ -72,8 +91,11 @@ def deployment_options(settings: DeploymentSettings, name: str, scheduling: str 
         "health_check_period_s": settings.health_check_period_s,
         "health_check_timeout_s": settings.health_check_timeout_s,
         "ray_actor_options": settings.resources.ray_actor_options(),
+        "max_surge_percent": settings.max_surge_percent,
         "user_config": {**settings.batching.model_dump(exclude_none=True), SCHEDULING: scheduling},
     }
+    if drain_s is not None:
+        options["graceful_shutdown_timeout_s"] = drain_s
     autoscaling = group_autoscaling(settings, capacity)
     if autoscaling is not None:
         options["autoscaling_config"] = autoscaling_config(autoscaling, capacity)

@@ -16,6 +16,7 @@ from deployments.core.deadline import deadline_after
 from deployments.core.errors import DeadlineExceeded, ServeError, Undecodable
 from serve_app import request_tenant, request_timing
 from serve_app.calls import REPLICA_DIED_RETRY_AFTER_S, ReplicaGroup
+from serve_app.canary_split import CANARY, MAIN, CanarySplit, Variant
 from serve_app.http_errors import status_of
 from serve_app.retry_rule import RetryRule
 from serve_app.tenants import Tenant
@@ -174,3 +175,25 @@ def test_a_client_error_raised_in_a_replica_keeps_its_status():
 def test_anything_else_is_a_500_that_names_only_the_type():
     error = ReplicaGroup("text", FakeHandle()).error(RuntimeError("secret detail"))
     assert status_of(error) == 500 and "secret" not in error.message
+
+
+def test_a_split_group_sends_each_call_to_the_variant_its_draw_chose():
+    main, canary = FakeHandle("main", "main"), FakeHandle("canary")
+    draws = iter([0.5, 0.05, 0.9])
+    split = CanarySplit(Variant(MAIN, "v1", main), Variant(CANARY, "v2", canary), 0.1,
+                        lambda: next(draws))
+    group = ReplicaGroup("text", main, split=split, version="v1")
+    answers = [run(group.call("generate", deadline=deadline_after(10))) for _ in range(3)]
+    assert answers == ["main", "canary", "main"]
+    assert len(main.calls) == 2 and len(canary.calls) == 1
+
+
+def test_an_idempotent_call_whose_canary_replica_died_draws_again():
+    main, canary = FakeHandle(EmbeddingsReply([])), FakeHandle(ActorDiedError())
+    draws = iter([0.0, 0.9])
+    split = CanarySplit(Variant(MAIN, "", main), Variant(CANARY, "v2", canary), 0.5,
+                        lambda: next(draws))
+    group = ReplicaGroup("vision", main, split=split)
+    reply = run(group.call("embed_texts", ["a"], deadline=deadline_after(10), idempotent=True))
+    assert isinstance(reply, EmbeddingsReply)
+    assert len(canary.calls) == 1 and len(main.calls) == 1

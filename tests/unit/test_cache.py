@@ -26,6 +26,7 @@ from serve_app.cache import (
     cache_key,
     model_versions,
 )
+from serve_app.cache_signing import EntrySigner
 from serve_app.cache_store import MemoryStore, RedisStore
 
 MODEL = "clip-vit-b-32"
@@ -103,6 +104,43 @@ def test_a_model_version_follows_its_own_engine_config_and_the_cache_version():
     assert audio["whisper-base"] != base["whisper-base"]
     salted = model_versions(load_config({"cache": {"version": "weights-2"}}))
     assert all(salted[name] != base[name] for name in base)
+
+
+TEXT_MODEL = "smollm2-135m-instruct"
+CANARY = {"weight": 0.1, "overrides": {"version": "v2"}}
+
+
+def test_a_model_version_follows_its_groups_version_and_canary_but_not_its_scale():
+    base = model_versions(AppConfig())
+    renamed = model_versions(load_config({"text": {"version": "rev-2"}}))
+    assert renamed[TEXT_MODEL] != base[TEXT_MODEL] and renamed[MODEL] == base[MODEL]
+    canaried = model_versions(load_config({"text": {"canary": CANARY}}))
+    assert canaried[TEXT_MODEL] not in (base[TEXT_MODEL], renamed[TEXT_MODEL])
+    promoted = model_versions(load_config({"text": {"version": "v2"}}))
+    assert promoted[TEXT_MODEL] not in (base[TEXT_MODEL], canaried[TEXT_MODEL])
+    reweighted = model_versions(load_config({"text": {"canary": {**CANARY, "weight": 0.5}}}))
+    assert reweighted == canaried
+    scaled = model_versions(load_config({"text": {"num_replicas": 3, "max_surge_percent": 0,
+                                                  "batching": {"max_batch_size": 2}}}))
+    assert scaled == base
+
+
+def test_after_a_rollout_no_answer_of_the_old_version_comes_from_the_cache():
+    store, signer = MemoryStore(1 << 20), EntrySigner(b"s" * 32)  # one store, as Redis
+    answers = iter(["from v1", "from v2"])
+
+    async def compute() -> dict:
+        return {"text": next(answers)}
+
+    def answer(config: AppConfig) -> dict:
+        cache = ResponseCache(config.cache, model_versions(config), store=store, signer=signer)
+        return run(cache.one(request(), CHAT, TEXT_MODEL, ["hi"], compute))
+
+    old = load_config({"cache": {**ON, "chat": True}, "text": {"version": "v1"}})
+    new = load_config({"cache": {**ON, "chat": True}, "text": {"version": "v2"}})
+    assert answer(old) == {"text": "from v1"}
+    assert answer(old) == {"text": "from v1"}  # a hit before the rollout
+    assert answer(new) == {"text": "from v2"}
 
 
 def test_the_same_input_never_hits_across_models():
