@@ -13,8 +13,10 @@ from tests.media import b64, png_image, speech_wav
 from tests.system.cluster.serve_state import app_details, deploy, deploy_and_wait, wait_for
 
 pytestmark = pytest.mark.integration
-# The gpu profile's audio placement, on a cluster that has no A10G node.
-ON_A10G = {"name": "SpeechTranscriber",
+# The gpu profile's audio placement, on a cluster that has no A10G node. Without surge, so the
+# old replica stops first, as when the group's only node type is gone: with the profile's
+# surge, the old replica would keep serving until its replacement ran.
+ON_A10G = {"name": "SpeechTranscriber", "max_surge_percent": 0,
            "ray_actor_options": {"num_cpus": 0.5, "accelerator_type": "A10G"}}
 
 
