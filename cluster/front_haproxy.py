@@ -82,6 +82,11 @@ def front_config(port: int, servers: list[ProxyServer]) -> str:
         "    default_backend serve_proxies",
         "backend serve_proxies",
         "    balance roundrobin",
+        # A request that fails on a reused proxy connection is answered by HAProxy closing the
+        # client's connection silently (a client's keep-alive retry, RFC 9112 9.3.1), which
+        # most clients report as a dropped connection. A connection per request makes a lost
+        # proxy the 503 below instead; on loopback a connect costs little.
+        "    http-reuse never",
         f"    option httpchk GET {HEALTH_PATH}",
         "    http-check expect status 200",
         f"    default-server check inter {CHECK_INTERVAL_S}s fall {FALL_AFTER} rise {RISE_AFTER}",

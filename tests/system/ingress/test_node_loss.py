@@ -55,6 +55,7 @@ class Load:
     def __init__(self, url: str) -> None:
         self.url, self.stopping = url, threading.Event()
         self.answers: list[tuple[float, int, httpx.Headers | None]] = []
+        self.failures: list[str] = []  # requests with no HTTP answer: what the client saw
         self.threads = [threading.Thread(target=self._client) for _ in range(CLIENTS)]
 
     def _client(self) -> None:
@@ -64,8 +65,9 @@ class Load:
                     response = client.get(self.url)
                     self.answers.append((time.monotonic(), response.status_code,
                                          response.headers))
-                except httpx.HTTPError:  # no answer at all: kept as status 0
+                except httpx.HTTPError as error:  # no answer at all: kept as status 0
                     self.answers.append((time.monotonic(), 0, None))
+                    self.failures.append(repr(error))
 
     def __enter__(self) -> Load:
         for thread in self.threads:
@@ -93,7 +95,7 @@ def test_a_node_killed_under_load_gives_only_200s_and_503s_with_retry_after(clus
         sigkill_node(cluster.workers[1])
         time.sleep(LOAD_AFTER_KILL_S)
     statuses = Counter(status for _, status, _ in load.answers)
-    print(f"answers under node loss: {dict(statuses)}")
+    print(f"answers under node loss: {dict(statuses)}; no answer: {load.failures}")
     assert set(statuses) <= {200, 503}, statuses
     assert all(headers.get("retry-after") for _, status, headers in load.answers
                if status == 503)
