@@ -10,6 +10,13 @@ failed checks; a request whose connection to a proxy fails is sent to another at
 is not the check: every proxy answers it alike (it asks the replica groups), so a group down
 would take every proxy out.
 
+A node lost mid-request (its raylet and workers killed) is never a 5xx other than 503: a proxy
+that dies before answering would be HAProxy's 502, and a live proxy whose ingress replica died
+on that node answers a bare text/plain 500 (Serve's proxy sends no response of its own for a
+dead replica, and uvicorn fills in "Internal Server Error"). Both become a JSON 503 with
+Retry-After: the client may send the request again, to the nodes still up. The app's own 500s
+are JSON, and pass unchanged: a bug stays a 500.
+
 It listens on 127.0.0.1 only, with no stats page, and runs in its own session so that it
 outlives `make cluster-up`; `stop_front` ends it by the private directory its config is in.
 """
@@ -36,6 +43,11 @@ STREAM_TIMEOUT_S = 600
 NO_PROXY_RETRY_AFTER_S = 5
 NO_PROXY_BODY = {"error": {"message": "no ingress node is up; retry", "type": "api_error",
                            "param": None, "code": 503}}
+NODE_LOST_BODY = {"error": {"message": "the node serving this request was lost; retry",
+                             "type": "service_unavailable", "param": None, "code": 503}}
+# Marks the 502 HAProxy makes itself (a proxy gone before answering), so that only it, never a
+# server's own 502, is turned into the 503; taken off before the client sees it.
+FRONT_ERROR_HEADER = "x-mmserve-front-error"
 
 
 @dataclass(frozen=True)
@@ -70,14 +82,35 @@ def front_config(port: int, servers: list[ProxyServer]) -> str:
         "    default_backend serve_proxies",
         "backend serve_proxies",
         "    balance roundrobin",
+        # A request that fails on a reused proxy connection is answered by HAProxy closing the
+        # client's connection silently (a client's keep-alive retry, RFC 9112 9.3.1), which
+        # most clients report as a dropped connection. A connection per request makes a lost
+        # proxy the 503 below instead; on loopback a connect costs little.
+        "    http-reuse never",
         f"    option httpchk GET {HEALTH_PATH}",
         "    http-check expect status 200",
         f"    default-server check inter {CHECK_INTERVAL_S}s fall {FALL_AFTER} rise {RISE_AFTER}",
         f"    http-error status 503 content-type application/json string '{body}' "
         f"hdr Retry-After {NO_PROXY_RETRY_AFTER_S}",
+        *node_lost_rules(),
         *(f"    server {s.name} 127.0.0.1:{s.port}" for s in servers),
     ]
     return "\n".join(lines) + "\n"
+
+
+def node_lost_rules() -> list[str]:
+    """A proxy lost before it answered (HAProxy's 502) and a dead ingress replica (a proxy's
+    text/plain 500): a JSON 503 with Retry-After."""
+    body = json.dumps(NODE_LOST_BODY)
+    retry = f"hdr Retry-After {NO_PROXY_RETRY_AFTER_S}"
+    return [
+        f"    http-error status 502 content-type application/json string '{body}' {retry} "
+        f"hdr {FRONT_ERROR_HEADER} 1",
+        f"    http-after-response set-status 503 if {{ res.hdr({FRONT_ERROR_HEADER}) -m found }}",
+        f"    http-after-response del-header {FRONT_ERROR_HEADER}",
+        f"    http-response return status 503 content-type application/json string '{body}' "
+        f"{retry} if {{ status 500 }} !{{ res.hdr(content-type) -m sub json }}",
+    ]
 
 
 @dataclass

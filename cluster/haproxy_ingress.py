@@ -24,6 +24,7 @@ import os
 import shlex
 import shutil
 import signal
+import time
 from pathlib import Path
 
 HAPROXY_BINARY_NAME = "haproxy"
@@ -127,9 +128,14 @@ def haproxy_pids(state_dir: str, proc: Path = Path("/proc")) -> list[int]:
     return found
 
 
-def stop_haproxy(state_dir: str) -> None:
+def stop_haproxy(state_dir: str, wait_s: float = 5.0) -> None:
+    """SIGKILLs the HAProxy processes of `state_dir` and waits (up to `wait_s`) until they are
+    gone, so that their port is free when this returns."""
     for pid in haproxy_pids(state_dir):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + wait_s
+    while haproxy_pids(state_dir) and time.monotonic() < deadline:
+        time.sleep(0.02)

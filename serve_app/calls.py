@@ -57,17 +57,21 @@ from serve_app.retry_rule import RetryRule
 # comes back after this has a good chance of a live replica, even in a group of one.
 REPLICA_DIED_RETRY_AFTER_S = 5
 logger = logging.getLogger("ray.serve")
+# How Ray's GCS words an actor's death cause when its node died (Ray 2.60, gcs_actor_manager).
+NODE_DIED_MESSAGE = "its node has died"
 _REPLICA_GONE = (RayActorError, ActorUnavailableError, ReplicaUnavailableError, WorkerCrashedError,
                  NodeDiedError)
 
 
 class ReplicaDied(Unavailable):
-    """The replica serving the request died: safe to retry elsewhere if the call is idempotent."""
+    """The replica serving the request died: safe to retry elsewhere if the call is idempotent.
+    `node_lost`: its whole node went, so the call cannot have been what killed it."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, node_lost: bool = False) -> None:
         super().__init__(f"the {what} replica serving this request failed; retry",
                          retry_after_s=REPLICA_DIED_RETRY_AFTER_S)
-        self.args = (what,)
+        self.args = (what, node_lost)
+        self.node_lost = node_lost
 
 
 class ReplicaGroup:
@@ -93,15 +97,18 @@ class ReplicaGroup:
 
         An idempotent call whose replica died is sent once more (Serve's router has dropped the
         dead replica by then), if it is cheap enough that it is unlikely to have killed that
-        replica (`self.retry`) and the deadline leaves time for it. `alongside`: one of several
-        calls of the request to this group at once, each in its own task (own_call_id).
+        replica (`self.retry`) and the deadline leaves time for it. A call whose replica's
+        node died is sent once more whatever it costs: its answer never left the replica (a
+        stream is never sent again: its first item may have), and it did not take the node
+        down. `alongside`: one of several calls of the request to this group at once, each in
+        its own task (own_call_id).
         """
         if alongside:
             own_call_id()
         try:
             return await self._call_once(method, args, deadline)
-        except ReplicaDied:
-            if not idempotent or expired(deadline) or not self.retry.allows(method, args):
+        except ReplicaDied as died:
+            if expired(deadline) or not self._may_resend(method, args, idempotent, died):
                 raise
             return await self._call_once(method, args, deadline)
 
@@ -116,6 +123,11 @@ class ReplicaGroup:
         metrics.group_calls().inc(tags={**tags, "outcome": outcome})
         if seconds is not None:
             metrics.group_call_latency().observe(seconds, tags=tags)
+
+    def _may_resend(self, method: str, args: tuple, idempotent: bool,
+                    died: ReplicaDied) -> bool:
+        return (idempotent or died.node_lost) and self.retry.allows(method, args,
+                                                                   node_lost=died.node_lost)
 
     def _refuse_if_unplaceable(self) -> None:
         refused = self.refusal()
@@ -206,7 +218,7 @@ class ReplicaGroup:
             return Unavailable(f"the {self.name} group is unavailable",
                                retry_after_s=REPLICA_DIED_RETRY_AFTER_S)
         if _replica_gone(exc):
-            return ReplicaDied(self.name)
+            return ReplicaDied(self.name, node_lost=_node_lost(exc))
         if isinstance(exc, TimeoutError):
             return TimedOut(f"the {self.name} group did not answer before the deadline")
         name = type(cause if isinstance(exc, RayTaskError) and cause else exc).__name__
@@ -266,6 +278,15 @@ def _replica_gone(exc: BaseException) -> bool:
         if isinstance(error, _REPLICA_GONE):
             return True
     return isinstance(exc, RayServeException) and "died" in str(exc)
+
+
+def _node_lost(exc: BaseException) -> bool:
+    """The replica died with its node: Ray says so in the actor's death cause."""
+    for error in (exc, getattr(exc, "cause", None), exc.__cause__):
+        if isinstance(error, NodeDiedError) or (
+                isinstance(error, RayActorError) and NODE_DIED_MESSAGE in str(error)):
+            return True
+    return False
 
 
 async def _awaited(response: Any) -> Any:

@@ -14,7 +14,10 @@ expensive one gets its 503 (Retry-After) and the client decides. What each kind 
     speech        its bytes stand for its length; compressed silence says less than it holds,
                   but no audio is longer than audio.max_duration_s)
 
-Any other method (text generation above all) is never retried.
+Any other method (text generation above all) is not retried, unless the replica's whole node
+died (`node_lost`): a call cannot take its node down (its raylet and every worker), so sending it
+to a replica on another node cannot spread the loss. A stream is never sent again (its first
+items may have reached the client), whatever killed its replica.
 """
 
 from __future__ import annotations
@@ -37,10 +40,13 @@ class RetryRule:
         return cls(ingress.retry_idempotent, ingress.retry_max_images,
                    ingress.retry_max_audio_bytes)
 
-    def allows(self, method: str, args: tuple) -> bool:
-        """Whether `method(*args)`, idempotent, may be sent again after its replica died."""
+    def allows(self, method: str, args: tuple, node_lost: bool = False) -> bool:
+        """Whether `method(*args)` may be sent again after its replica died (with its node,
+        when `node_lost`)."""
         if not self.enabled:
             return False
+        if node_lost:
+            return True
         if method == "embed_texts":
             return True
         if method == "embed_images":

@@ -524,7 +524,8 @@ class IngressSettings(_Strict):
         "(docs/scheduling.md)")
     retry_idempotent: bool = Field(
         True, description="retry embeddings, transcriptions and pipeline perception once, "
-        "within the deadline, when their replica died, if the call is cheap (below)")
+        "within the deadline, when their replica died, if the call is cheap (below); and any "
+        "call but a stream when its replica's whole node died")
     retry_max_images: int = Field(
         4, ge=0, description="an image call (image embeddings, the pipeline's labels) whose "
         "replica died is retried only with at most this many images: a larger one may be "

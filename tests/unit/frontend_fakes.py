@@ -21,6 +21,7 @@ from deployments.core.call_protocol import (
     TranscriptReply,
 )
 from deployments.core.config import AppConfig
+from deployments.core.errors import InternalFailure, ServeError
 from serve_app.frontend import FrontEnd
 from serve_app.group_load import GroupLoad
 from serve_app.routes import build_api
@@ -45,7 +46,10 @@ class Events:
     async def __anext__(self) -> Any:
         if not self.events:
             raise StopAsyncIteration
-        return self.events.pop(0)
+        event = self.events.pop(0)
+        if isinstance(event, BaseException):  # the replica failed mid-stream
+            raise event
+        return event
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -75,6 +79,10 @@ class FakeGroup:
                           alongside: bool = False):
         events = self._answer(method, args)
         return events[0], Events(events[1:])
+
+    def error(self, exc: BaseException) -> ServeError:
+        """As ReplicaGroup.error for what a fake raises: its own ServeError."""
+        return exc if isinstance(exc, ServeError) else InternalFailure(repr(exc))
 
 
 def echo_completion(prompt: Any, params: Any) -> CompletionReply:

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cluster.front_haproxy import (
+    FRONT_ERROR_HEADER,
     HEALTH_PATH,
     FrontHAProxy,
     ProxyServer,
@@ -49,6 +50,13 @@ def test_haproxy_accepts_the_config(tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+# What a Serve proxy answers when the ingress replica it called died (uvicorn's fill-in), and
+# what the app answers for a bug: its own JSON body.
+ANSWERS = {"/replica-lost": (500, "text/plain; charset=utf-8", b"Internal Server Error"),
+           "/bug": (500, "application/json", b'{"error": {"message": "a bug", "code": 500}}'),
+           "/late": (504, "application/json", b'{"error": {"message": "late", "code": 504}}')}
+
+
 class QuietServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:
         """HAProxy's health checks close their connection early: nothing to report."""
@@ -63,8 +71,12 @@ class StandInProxy:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-                body = b"success" if self.path == HEALTH_PATH else outer.name.encode()
-                self.send_response(200)
+                if self.path == "/cut":  # the node dies before its proxy answers
+                    return
+                status, kind, body = ANSWERS.get(self.path, (200, "text/plain", None))
+                body = body or (b"success" if self.path == HEALTH_PATH else outer.name.encode())
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -144,3 +156,22 @@ def test_stop_ends_exactly_its_haproxy(two_proxies):
     assert len(haproxy_pids(directory)) == 1
     stop_front(directory)
     assert haproxy_pids(directory) == []
+
+
+@pytest.mark.parametrize("path", ["/cut", "/replica-lost"])
+def test_a_request_lost_with_its_node_is_a_json_503_with_retry_after(two_proxies, path):
+    front, _ = two_proxies
+    wait_for(lambda: get(front.url + "/which")[0] == 200)
+    status, body, headers = get(front.url + path)
+    assert status == 503
+    assert json.loads(body)["error"]["type"] == "service_unavailable"
+    assert int(headers["retry-after"]) >= 1
+    assert FRONT_ERROR_HEADER not in headers
+
+
+def test_the_apps_own_errors_pass_unchanged(two_proxies):
+    front, _ = two_proxies
+    wait_for(lambda: get(front.url + "/which")[0] == 200)
+    status, body, _ = get(front.url + "/bug")
+    assert (status, json.loads(body)["error"]["message"]) == (500, "a bug")
+    assert get(front.url + "/late")[0] == 504

@@ -44,3 +44,10 @@ def test_the_rule_follows_the_ingress_settings():
                                                                        ([b"a", b"b"],))
     assert not rule.allows("transcribe", (b"x" * 11, None))
     assert RetryRule() == RetryRule.from_settings(IngressSettings())
+
+
+def test_any_call_whose_node_died_may_be_sent_again_unless_retries_are_off():
+    assert RetryRule().allows("generate", ([], None), node_lost=True)
+    assert RetryRule(max_audio_bytes=1).allows("transcribe", (b"xx",), node_lost=True)
+    assert not RetryRule().allows("generate", ([], None))
+    assert not RetryRule(enabled=False).allows("generate", ([], None), node_lost=True)
