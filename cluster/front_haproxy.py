@@ -72,10 +72,12 @@ def front_config(port: int, servers: list[ProxyServer]) -> str:
         f"    timeout client {STREAM_TIMEOUT_S}s",
         f"    timeout server {STREAM_TIMEOUT_S}s",
         "    timeout queue 5s",
-        # Only a connection that failed: the request never reached a proxy, so sending it to
-        # another is safe whatever the method.
+        # A connection that failed (the request never reached a proxy), or a proxy that closed
+        # without a byte of answer (its node died): the client has seen nothing, so another
+        # proxy may answer. The dead node's proxy may have passed the request on before it
+        # died; then it runs twice, and the client gets one answer.
         "    retries 3",
-        "    retry-on conn-failure",
+        "    retry-on conn-failure empty-response",
         "    option redispatch 1",
         "frontend mmserve",
         f"    bind 127.0.0.1:{port}",
