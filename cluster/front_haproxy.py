@@ -6,7 +6,8 @@ With `proxy_location: EveryNode` Serve runs a proxy on each node, all on the pro
 worker node's proxy gets its own (Ray's `RAY_SERVE_WORKER_PROXY_HTTP_PORT`, set in the node's
 environment), and this HAProxy lists them all. It checks each proxy's own health route
 (`/-/healthz`, answered by the proxy itself) every second and takes a proxy out after two
-failed checks; a request whose connection to a proxy fails is sent to another at once. `/readyz`
+failed checks; a request whose connection to a proxy fails, or whose proxy closes without a
+byte of answer, is sent to another at once. `/readyz`
 is not the check: every proxy answers it alike (it asks the replica groups), so a group down
 would take every proxy out.
 
