@@ -8,6 +8,8 @@ an echo app instead of the models (tests/system/ingress/echo_app.py)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -49,19 +51,27 @@ def answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def cluster():
+@contextmanager
+def cluster_serving(config_for: Callable[[int], dict]) -> Iterator[LocalCluster]:
+    """SPEC's cluster with the Serve config `config_for(head proxy port)` deployed, once every
+    node's proxy answers; stopped after."""
     from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
     local = LocalCluster(SPEC).start()
     try:
         ServeSubmissionClient(local.dashboard_url).deploy_applications(
-            echo_config(local.head_proxy_port))
+            config_for(local.head_proxy_port))
         proxies = [f"http://127.0.0.1:{port}/" for port in local.proxy_ports]
         wait_for(lambda: all(answers(url) for url in proxies), 240, "every node's proxy")
         yield local
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with cluster_serving(echo_config) as local:
+        yield local
 
 
 def test_every_node_runs_a_proxy_on_its_own_loopback_port(cluster):

@@ -16,8 +16,12 @@ from collections import Counter
 import httpx
 import pytest
 
-from cluster.local import LocalCluster
-from tests.system.ingress.test_every_node_ingress import ON_CPU_NODES, SPEC, answers, wait_for
+from tests.system.ingress.test_every_node_ingress import (
+    ON_CPU_NODES,
+    answers,
+    cluster_serving,
+    wait_for,
+)
 
 CLIENTS = 4
 LOAD_BEFORE_KILL_S = 3
@@ -36,17 +40,8 @@ def node_loss_config(http_port: int) -> dict:
 
 @pytest.fixture(scope="module")
 def cluster():
-    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
-
-    local = LocalCluster(SPEC).start()
-    try:
-        ServeSubmissionClient(local.dashboard_url).deploy_applications(
-            node_loss_config(local.head_proxy_port))
-        proxies = [f"http://127.0.0.1:{port}/" for port in local.proxy_ports]
-        wait_for(lambda: all(answers(url) for url in proxies), 240, "every node's proxy")
+    with cluster_serving(node_loss_config) as local:
         yield local
-    finally:
-        local.stop()
 
 
 class Load:
