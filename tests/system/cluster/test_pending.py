@@ -77,3 +77,6 @@ def test_unplaceable_deployment_pends_with_a_clear_status_while_the_rest_serves(
                    for line in stuck)
     finally:
         deploy_and_wait(dashboard, mixed_app.config)
+        wait_for(lambda: "unplaceable" not in httpx.get(f"{mixed_app.url}/readyz",
+                                                        timeout=10).json(),
+                 60, "the ingress to see the audio group placed again")
