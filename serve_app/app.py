@@ -87,7 +87,6 @@ def _with_queue_policy(text: TextSettings, scheduling: str) -> TextSettings:
 
 
 def _init_args(settings: DeploymentSettings) -> dict[str, Any]:
-    # Batching reaches replicas only through user_config, so changing it reconfigures them
-    # in place; were it also a constructor argument, Serve would restart them. The canary is
-    # another deployment's: adding or removing it leaves this one's replicas as they are.
+    # Batching reaches replicas only through user_config, so a `deployments:` override of it
+    # reconfigures them in place. The canary is another deployment's settings.
     return settings.model_dump(exclude={"batching", "canary", "max_surge_percent"})

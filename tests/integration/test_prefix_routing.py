@@ -6,8 +6,8 @@ Which replica served a request is read from the replicas themselves: each replic
 cache counts the prompt tokens it looked up (engine_stats, asked of each replica directly), so
 after one conversation's requests exactly one replica's count grew. The shared app is
 redeployed with its text group at two replicas (half a CPU each, with vision and audio at half
-a CPU: the 2-CPU test cluster's all), replaced stop-first since no surge fits, and restored
-after.
+a CPU: the 2-CPU test cluster's all), every group replaced stop-first since no surge fits, and
+restored after.
 """
 
 from __future__ import annotations
@@ -70,8 +70,11 @@ def replicas_serving(ray_cluster, client, topic: str) -> set[str]:
 
 def deploy_two_text_replicas(ray_cluster, routing: str) -> list[str]:
     args = copy.deepcopy(TEST_ARGS)
-    # Stop-first: the 2-CPU cluster has no room for a surge of two more replicas.
-    args["text"].update(num_replicas=2, routing=routing, max_surge_percent=0)
+    # Changed args give every deployment a new code version, so every group rolls; stop-first,
+    # since the 2-CPU cluster has no room for any group's surge beside two text replicas.
+    args["text"].update(num_replicas=2, routing=routing)
+    for group in ("text", "vision", "audio"):
+        args[group]["max_surge_percent"] = 0
     deploy_config(ray_cluster.dashboard_url,
                   app_config(args, None, ray_cluster.http_port, name=APP_NAME), 300)
     wait_for(lambda: list(text_replicas(ray_cluster).values()) == ["RUNNING"] * 2, 300,

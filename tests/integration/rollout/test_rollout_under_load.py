@@ -1,7 +1,7 @@
 """`serve deploy` of a changed config while clients send embeddings, chats and a long stream:
-no request fails and no stream is cut. The change restarts the text group (engine argument
-and version) and the ingress (its args), and reconfigures the vision and audio batchers in
-place (user_config)."""
+no request fails and no stream is cut. The change (a text engine argument and version, vision
+and audio batch sizes) is a change of the app's args, so every deployment rolls: each group
+starts its replacement before its old replica stops."""
 
 from __future__ import annotations
 
