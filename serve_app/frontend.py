@@ -76,6 +76,7 @@ from serve_app.http import (
     timeout_from_header,
 )
 from serve_app.http_errors import HttpError, error_body, error_response, reason_of
+from serve_app.legacy_logprobs import LegacyLogprobs
 from serve_app.pipeline import DecodedMedia, MultimodalPipeline, decode_media
 from serve_app.prompts import with_system_prompt
 from serve_app.request_metrics import TokenClock, count_slo
@@ -438,8 +439,7 @@ class FrontEnd:
                                       cacheable=params.temperature == 0)
         replies = [CompletionReply.from_payload(choice) for choice in answer["choices"]]
         return JSONResponse(protocol.text_completion(
-            request_id, self.text_model,
-            [(echo + reply.text, reply.finish_reason) for echo, reply in zip(echoes, replies)],
+            request_id, self.text_model, _completion_choices(replies, echoes, body.logprobs),
             protocol.usage(sum(reply.prompt_tokens for reply in replies),
                            sum(reply.completion_tokens for reply in replies))))
 
@@ -451,7 +451,8 @@ class FrontEnd:
                                      self.limits.stream_idle_timeout_s, clock)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = CompletionChunks(request_id, self.text_model, len(prompts), include_usage,
-                                  lambda: self._final_timing(request, clock.timing))
+                                  lambda: self._final_timing(request, clock.timing),
+                                  params.n, body.logprobs)
         return sse_response(completion_events(streams, echoes, chunks))
 
     # -- embeddings -------------------------------------------------------------------------
@@ -546,6 +547,15 @@ class FrontEnd:
         return diagnostics.final_event(
             self._shows_diagnostics(request),
             timing.header() if self.observability.server_timing else None)
+
+
+def _completion_choices(replies: list[CompletionReply], echoes: list[str],
+                        logprobs: int | None) -> list[dict[str, Any]]:
+    """Every prompt's choices, prompt-major, each with its echo and its legacy logprobs."""
+    return [{"text": echo + choice["text"], "finish_reason": choice["finish_reason"],
+             "logprobs": None if logprobs is None
+             else LegacyLogprobs(logprobs).shaped(choice["logprobs"] or [])}
+            for echo, reply in zip(echoes, replies, strict=True) for choice in reply.choices()]
 
 
 def _count_cache(route: str, what: str, n: int) -> None:

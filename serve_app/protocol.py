@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from serve_app.sampling_options import SamplingOptions
+from serve_app.sampling_options import ChoiceOptions, SamplingOptions
 from serve_app.strict_fields import unsupported_value
 
 # The seeds every text engine takes: torch.Generator.manual_seed and vLLM accept any int64,
@@ -32,6 +32,8 @@ IMAGE_MODEL_SUFFIX = "-image"
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 # service_tier values that ask for nothing but the one tier this server has.
 NO_OP_SERVICE_TIERS = ("auto", "default")
+# /v1/completions' legacy `logprobs`: at most this many most likely tokens per place, as OpenAI's.
+MAX_COMPLETION_LOGPROBS = 5
 # A function's or a response format's name, as OpenAI takes it.
 FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 
@@ -248,8 +250,9 @@ def stop_list(stop: str | list[str] | None) -> tuple[str, ...]:
     return tuple(each for each in stops_sent(stop) if each)
 
 
-class CompletionRequest(_Request):
-    """/v1/completions: each prompt completed as it is, without the chat template."""
+class CompletionRequest(_Request, ChoiceOptions):
+    """/v1/completions: each prompt completed as it is, without the chat template; `n`
+    choices of each, prompt-major."""
 
     model: str
     prompt: str | list[str] = Field(
@@ -263,6 +266,18 @@ class CompletionRequest(_Request):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, description="no-op: an end-user id")
+    logprobs: int | None = Field(
+        None, ge=0, le=MAX_COMPLETION_LOGPROBS, strict=True,
+        description="each output token's logprob, and this many most likely tokens at its "
+                    "place (the legacy shape)")
+
+    @field_validator("logprobs")
+    @classmethod
+    def _not_of_the_echo(cls, logprobs: int | None, info: ValidationInfo) -> int | None:
+        if logprobs is not None and info.data.get("echo"):
+            raise unsupported_value("the echoed prompt's tokens have no logprobs here; send "
+                                    "echo or logprobs, not both")
+        return logprobs
 
     @field_validator("prompt")
     @classmethod
@@ -284,8 +299,10 @@ class CompletionRequest(_Request):
         return self.max_tokens or COMPLETIONS_DEFAULT_MAX_TOKENS
 
     def sampling_fields(self) -> dict[str, Any]:
-        """None beyond the fields above: n, logprobs and the penalties are 400s here."""
-        return {}
+        """The choices' options, and the legacy `logprobs` as chat's logprobs and
+        top_logprobs."""
+        return {**self.choice_fields(), "logprobs": self.logprobs is not None,
+                "top_logprobs": self.logprobs or 0}
 
 
 def _tool_fields(message: ChatMessage) -> dict[str, Any]:
@@ -416,24 +433,27 @@ def logprobs_object(entries: list[dict] | None) -> dict[str, Any] | None:
     return None if entries is None else {"content": entries}
 
 
-def text_completion(request_id: str, model: str, choices: list[tuple[str, str]],
+def text_completion(request_id: str, model: str, choices: list[dict[str, Any]],
                     usage_: dict) -> dict[str, Any]:
-    """/v1/completions' answer: one (text, finish reason) per prompt, in order."""
+    """/v1/completions' answer: its choices ({text, finish_reason, logprobs}: the legacy
+    logprobs object or None) in index order."""
     return {
         "id": request_id, "object": "text_completion", "created": now(), "model": model,
-        "choices": [{"index": i, "text": text, "finish_reason": finish_reason, "logprobs": None}
-                    for i, (text, finish_reason) in enumerate(choices)],
+        "choices": [{"index": i, "text": choice["text"],
+                     "finish_reason": choice["finish_reason"], "logprobs": choice["logprobs"]}
+                    for i, choice in enumerate(choices)],
         "usage": usage_,
     }
 
 
 def text_completion_chunk(request_id: str, model: str, index: int | None, text: str = "",
-                          finish_reason: str | None = None, usage_: dict | None = None
-                          ) -> dict[str, Any]:
-    """One event of a streamed /v1/completions: a choice's text or finish, or (index None)
-    the usage of all choices, as OpenAI sends it, after them with no choice."""
+                          finish_reason: str | None = None, usage_: dict | None = None,
+                          logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One event of a streamed /v1/completions: a choice's text (and its tokens' legacy
+    logprobs) or finish, or (index None) the usage of all choices, as OpenAI sends it, after
+    them with no choice."""
     choices = [] if index is None else [{"index": index, "text": text,
-                                         "finish_reason": finish_reason, "logprobs": None}]
+                                         "finish_reason": finish_reason, "logprobs": logprobs}]
     chunk: dict[str, Any] = {"id": request_id, "object": "text_completion", "created": now(),
                              "model": model, "choices": choices}
     if usage_ is not None:

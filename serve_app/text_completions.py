@@ -1,6 +1,8 @@
 """/v1/completions streamed: one text stream per prompt (serve_app/token_stream.py), their
-events sent as OpenAI's text_completion chunks in the order they come, each naming its choice;
-then, when asked, one chunk with the usage of all of them, and [DONE].
+events sent as OpenAI's text_completion chunks in the order they come, each naming its choice
+(prompt-major: prompt i's choice j is `i * n + j`, as vLLM numbers them) and carrying its
+tokens' legacy logprobs when asked (serve_app/legacy_logprobs.py); then, when asked, one chunk
+with the usage of all of them, and [DONE].
 
 Every stream is opened before the response starts, so an error before any output (the prompt
 too long, the group at capacity) is still an HTTP status, and the streams already opened are
@@ -19,6 +21,7 @@ from deployments.core.generation import SamplingParams
 from serve_app import protocol
 from serve_app.http import sse_event
 from serve_app.http_errors import error_body
+from serve_app.legacy_logprobs import LegacyLogprobs
 from serve_app.request_metrics import TokenClock
 from serve_app.token_stream import TokenStream
 
@@ -47,21 +50,33 @@ async def open_streams(group: ReplicaGroup, prompts: list[str], params: Sampling
 
 
 class CompletionChunks:
-    """The chunks of one streamed /v1/completions; `choice(i)` renders stream i's events
-    (token_stream.Renderer), and the last choice to end carries the final timing."""
+    """The chunks of one streamed /v1/completions of `prompts` prompts, `n` choices each;
+    `choice(i)` renders stream i's events (token_stream.Renderer), and the last stream to end
+    carries the final timing. `logprobs`: the request's (None: not asked for)."""
 
-    def __init__(self, request_id: str, model: str, choices: int, include_usage: bool,
-                 final_timing: Callable[[], dict[str, str]]) -> None:
-        self.request_id, self.model = request_id, model
-        self.open, self.include_usage, self.final_timing = choices, include_usage, final_timing
+    def __init__(self, request_id: str, model: str, prompts: int, include_usage: bool,
+                 final_timing: Callable[[], dict[str, str]], n: int = 1,
+                 logprobs: int | None = None) -> None:
+        self.request_id, self.model, self.n = request_id, model, n
+        self.open, self.include_usage, self.final_timing = prompts, include_usage, final_timing
         self.prompt_tokens = self.completion_tokens = 0
+        self.logprobs = (None if logprobs is None
+                         else [LegacyLogprobs(logprobs) for _ in range(prompts * n)])
 
-    def text(self, index: int, text: str, finish_reason: str | None = None) -> dict:
+    def text(self, index: int, text: str, finish_reason: str | None = None,
+             entries: list[dict] | None = None) -> dict:
+        logprobs = None
+        if self.logprobs is not None:
+            logprobs = self.logprobs[index].shaped(entries or [])
         return protocol.text_completion_chunk(self.request_id, self.model, index, text,
-                                              finish_reason)
+                                              finish_reason, logprobs=logprobs)
 
-    def choice(self, index: int) -> _Choice:
-        return _Choice(self, index)
+    def choice(self, prompt: int) -> _Choice:
+        return _Choice(self, prompt)
+
+    def indices(self, prompt: int) -> range:
+        """The choices of prompt `prompt`."""
+        return range(prompt * self.n, (prompt + 1) * self.n)
 
     def ended(self, end: StreamEnd | None) -> dict[str, str]:
         """Counts a choice's end (None: it failed); the final timing once all have ended."""
@@ -78,15 +93,23 @@ class CompletionChunks:
 
 
 class _Choice:
-    def __init__(self, chunks: CompletionChunks, index: int) -> None:
-        self.chunks, self.index = chunks, index
+    """One prompt's stream: its choices' chunks."""
+
+    def __init__(self, chunks: CompletionChunks, prompt: int) -> None:
+        self.chunks, self.indices = chunks, chunks.indices(prompt)
 
     def token(self, delta: TokenDelta) -> str:
-        return sse_event(self.chunks.text(self.index, delta.text))
+        return sse_event(self.chunks.text(self.indices[delta.index], delta.text,
+                                          entries=delta.logprobs))
 
     def end(self, end: StreamEnd) -> str:
+        """Each choice's finish reason; the last carries the final timing, if any."""
         final = self.chunks.ended(end)
-        return sse_event({**self.chunks.text(self.index, "", end.finish_reason), **final})
+        reasons = end.every_finish_reason()
+        events = [self.chunks.text(index, "", reason)
+                  for index, reason in zip(self.indices, reasons, strict=True)]
+        events[-1] = {**events[-1], **final}
+        return "".join(sse_event(event) for event in events)
 
     def error(self, error: ServeError) -> str:
         self.chunks.ended(None)
@@ -97,8 +120,8 @@ async def completion_events(streams: list[TokenStream], echoes: list[str],
                             chunks: CompletionChunks) -> AsyncIterator[str]:
     """The whole SSE body: each choice's echoed prompt (if any), the streams' events as they
     come, the usage when asked, [DONE]."""
-    for index, echo in enumerate(echoes):
-        if echo:
+    for prompt, echo in enumerate(echoes):
+        for index in chunks.indices(prompt) if echo else ():
             yield sse_event(chunks.text(index, echo))
     async for event in merged([stream.relay(chunks.choice(i))
                                for i, stream in enumerate(streams)]):

@@ -85,7 +85,7 @@ def test_a_list_of_prompts_gets_one_choice_each_in_order_and_their_usage_summed(
 
 @pytest.mark.parametrize("body, param", [
     ({"prompt": []}, "prompt"), ({"prompt": ["a"] * 17}, "prompt"),
-    ({"prompt": [1, 2, 3]}, "prompt.str"), ({"prompt": "a", "n": 2}, "n"),
+    ({"prompt": [1, 2, 3]}, "prompt.str"), ({"prompt": "a", "n": 9}, "n"),
     ({"prompt": "a", "max_tokens": 5000}, "max_tokens"),
     ({"prompt": "a", "stop": ["1", "2", "3", "4", "5"]}, "stop"),
 ])

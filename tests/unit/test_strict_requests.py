@@ -69,7 +69,7 @@ def test_nested_fields_the_app_does_not_implement_are_refused_with_their_path(cl
 @pytest.mark.parametrize("path, body, field", [
     ("/v1/completions", {"model": TEXT_MODEL, "prompt": "a", "max_tokens": 1}, "suffix"),
     ("/v1/completions", {"model": TEXT_MODEL, "prompt": "a", "max_tokens": 1}, "best_of"),
-    ("/v1/completions", {"model": TEXT_MODEL, "prompt": "a", "max_tokens": 1}, "logprobs"),
+    ("/v1/completions", {"model": TEXT_MODEL, "prompt": "a", "max_tokens": 1}, "top_logprobs"),
     ("/v1/embeddings", {"model": CLIP_MODEL, "input": "a"}, "truncate"),
     ("/v1/pipeline", {"prompt": "a", "max_tokens": 1}, "messages"),
 ])
