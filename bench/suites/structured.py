@@ -7,8 +7,8 @@ it: the `chat` workload of the llm suite (200-word prompts, max_tokens 48-80 dra
 both runs, temperature 0, streamed with usage) free, and the same requests asking for an
 extraction-like record of the story (structured_record.RECORD_SCHEMA, whose shortest valid
 answer is longer than 80 tokens, so both runs' answers stop at max_tokens and their tokens/s
-compare like for like). Which of
-the two goes first alternates from round to round, so a drifting machine favours neither.
+compare like for like). Which of the two goes first alternates from round to round, so a
+drifting machine favours neither.
 Reported per engine: output tokens/s, TTFT p95 and ITL p50 of each and json / free of all
 three, and both runs' tokens per request. Goal (issue 24): json's output tokens/s at least
 0.8x free's, judged only when the two answer lengths agree (structured_summary).
