@@ -9,7 +9,6 @@ import copy
 import string
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,8 +17,6 @@ from tests.unit.frontend_fakes import (
     CLIP_MODEL,
     TEXT_MODEL,
     WHISPER_MODEL,
-    app_client,
-    fake_groups,
     post_speech,
 )
 
@@ -70,12 +67,6 @@ json_values = st.recursive(
     max_leaves=8)
 FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.fixture
-def client(monkeypatch):
-    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
-    return app_client(fake_groups())
 
 
 def path_of(where: tuple, field: str) -> str:
