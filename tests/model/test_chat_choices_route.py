@@ -1,6 +1,7 @@
-"""The chat route with several choices and logprobs, over a fake text group (no Ray): what the
-group is asked for, and the answer and the stream as the openai package reads them (its own
-types, and the official client's own stream assembly)."""
+"""The chat route with several choices and logprobs, over the fake groups of
+tests/unit/frontend_fakes.py (no Ray): what the text group is asked for, and the answer and
+the stream as the openai package reads them (its own types, and the official client's own
+stream assembly)."""
 
 from __future__ import annotations
 
@@ -11,82 +12,41 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from starlette.testclient import TestClient
 
-from deployments.core.call_protocol import CompletionReply, ReadyReply, StreamEnd, TokenDelta
-from deployments.core.config import AppConfig
+from deployments.core.call_protocol import CompletionReply, StreamEnd, TokenDelta
 from deployments.core.generation import Completion
 from deployments.replicas.text import completion_reply
-from serve_app.frontend import FrontEnd
-from serve_app.group_load import GroupLoad
 from serve_app.request_tenant import usage_of
-from serve_app.routes import build_api
+from tests.unit.frontend_fakes import TEXT_MODEL, FakeGroup, app_client, fake_groups
 
-MODEL = AppConfig().text.engine.served_model_name
 ENTRY = {"token": " a", "logprob": -0.25, "bytes": [32, 97],
          "top_logprobs": [{"token": " a", "logprob": -0.25, "bytes": [32, 97]}]}
 EVENTS = [TokenDelta(" a", 0, [ENTRY]), TokenDelta(" a", 1, [ENTRY]), TokenDelta(" a", 0, [ENTRY]),
           StreamEnd(9, 3, "length", ["length", "stop"])]
+REPLY = CompletionReply(" a a", 9, 6, "length", [ENTRY, ENTRY],
+                        [{"text": " b", "finish_reason": "stop", "logprobs": [ENTRY]},
+                         {"text": " c", "finish_reason": "stop", "logprobs": [ENTRY]}])
 
-
-class Rest:
-    def __init__(self, events: list) -> None:
-        self.events = list(events)
-
-    def __aiter__(self) -> Rest:
-        return self
-
-    async def __anext__(self):
-        if not self.events:
-            raise StopAsyncIteration
-        return self.events.pop(0)
-
-    def cancel(self) -> None:
-        self.events = []
-
-
-class Idle:
-    """A group the chat route never calls."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.load = name, GroupLoad()
-
-
-class FakeText(Idle):
-    def __init__(self) -> None:
-        super().__init__("text")
-        self.args: tuple = ()
-
-    async def call(self, method: str, *args, deadline=None, idempotent=False):
-        self.args = args
-        if method == "ready":
-            return ReadyReply()
-        return CompletionReply(" a a", 9, 6, "length", [ENTRY, ENTRY],
-                               [{"text": " b", "finish_reason": "stop", "logprobs": [ENTRY]},
-                                {"text": " c", "finish_reason": "stop", "logprobs": [ENTRY]}])
-
-    async def open_stream(self, method: str, *args, deadline=None, alongside=False):
-        self.args = args
-        return EVENTS[0], Rest(EVENTS[1:])
-
-
-@pytest.fixture
-def text():
-    return FakeText()
-
-
-@pytest.fixture
-def client(text, monkeypatch):
-    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
-    return TestClient(build_api(FrontEnd(AppConfig(), text, Idle("vision"), Idle("audio"))))
-
-
-BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5,
+BODY = {"model": TEXT_MODEL, "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5,
         "n": 3, "logprobs": True, "top_logprobs": 1, "presence_penalty": 0.5,
         "frequency_penalty": 0.25, "logit_bias": {"7": -100}}
 
 
-def test_the_options_reach_the_text_group(client, text):
+@pytest.fixture
+def groups() -> tuple[FakeGroup, FakeGroup, FakeGroup]:
+    groups = fake_groups()
+    groups[0].answers.update(generate=REPLY, stream=EVENTS)
+    return groups
+
+
+@pytest.fixture
+def client(groups) -> TestClient:
+    return app_client(groups)
+
+
+def test_the_options_reach_the_text_group(client, groups):
     assert client.post("/v1/chat/completions", json=BODY).status_code == 200
-    params = text.args[1]
+    method, (_, params) = groups[0].calls[-1]
+    assert method == "generate"
     assert (params.n, params.logprobs, params.top_logprobs) == (3, True, 1)
     assert (params.presence_penalty, params.frequency_penalty) == (0.5, 0.25)
     assert params.logit_bias == ((7, -100.0),)

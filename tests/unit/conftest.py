@@ -7,6 +7,9 @@ subprocess, so `make test` fails too when a unit test module imports one.
 
 `redis_server` is a real redis-server of its own (cluster/redis_server.py) for the tests of what
 the ingress keeps in Redis: the cache, the limits' buckets, usage totals.
+
+`client` is the app's routes in process over `groups`, the fake replica groups of
+tests/unit/frontend_fakes.py; a module whose groups must answer otherwise overrides `groups`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from cluster.redis_server import RedisServer
+from tests.unit.frontend_fakes import FakeGroup, app_client, fake_groups
 
 HEAVY = ("torch", "ray", "transformers", "open_clip", "faster_whisper", "ctranslate2", "vllm")
 UNIT = Path(__file__).resolve().parent
@@ -30,6 +35,19 @@ def redis_server(tmp_path):
     server = RedisServer(tmp_path).start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def groups() -> tuple[FakeGroup, FakeGroup, FakeGroup]:
+    """Fake text, vision and audio groups (tests/unit/frontend_fakes.py); a test module that
+    needs other answers overrides this fixture and keeps `client`."""
+    return fake_groups()
+
+
+@pytest.fixture
+def client(groups: tuple[FakeGroup, FakeGroup, FakeGroup]) -> TestClient:
+    """The app's routes in process over `groups`, anonymous."""
+    return app_client(groups)
 
 
 def heavy_modules_loaded() -> list[str]:
@@ -53,3 +71,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line(f"ERROR: {message}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+

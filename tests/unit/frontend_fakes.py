@@ -115,8 +115,11 @@ def fake_groups() -> tuple[FakeGroup, FakeGroup, FakeGroup]:
 
 def app_client(groups: tuple[FakeGroup, FakeGroup, FakeGroup],
                configure: Callable[[dict], None] | None = None) -> TestClient:
-    """The app's routes over `groups`, anonymous, with metrics off (no Ray to count in)."""
-    settings: dict[str, Any] = {"observability": {"metrics": False}}
+    """The app's routes over `groups`, with metrics off (no Ray to count in); anonymous
+    whatever the environment holds, as it reads no variable of keys or tenants."""
+    settings: dict[str, Any] = {"observability": {"metrics": False},
+                                "ingress": {"api_keys": {"env": None},
+                                            "tenants": {"file_env": None}}}
     if configure is not None:
         configure(settings)
     return TestClient(build_api(FrontEnd(AppConfig.model_validate(settings), *groups)))

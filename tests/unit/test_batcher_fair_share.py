@@ -14,6 +14,7 @@ from deployments.core.errors import SloUnreachable
 from deployments.core.fair_share import Share
 from deployments.replicas.batcher import DynamicBatcher
 from deployments.replicas.latency_model import LatencyModel
+from tests.unit.fake_clock import FakeClock
 
 T0 = 1_000.0
 A, B = Share(tenant="a"), Share(tenant="b")
@@ -24,19 +25,11 @@ def latency(size: int) -> float:
     return 0.1 + 0.05 * size
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class HeldModel:
     """Returns its items, records each batch and moves the clock on by latency(n); its first
     batch runs until the test sets `release`, so what is sent meanwhile queues."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock, self.batches, self.release = clock, [], asyncio.Event()
 
     async def __call__(self, items: list) -> list:
@@ -57,7 +50,7 @@ def taught() -> LatencyModel:
 async def busy(policy: str, max_batch_size: int, latency_model: LatencyModel | None = None):
     """A batcher whose model runs item "first" until `model.release`: (model, batcher, the
     first call, events)."""
-    clock, events = Clock(), []
+    clock, events = FakeClock(T0), []
     model = HeldModel(clock)
     batcher = DynamicBatcher(model, max_batch_size=max_batch_size, batch_wait_timeout_s=0.0,
                              policy=policy, on_event=events.append, wall_clock=clock,

@@ -15,6 +15,7 @@ from deployments.core.errors import DeadlineExceeded, SloUnreachable
 from deployments.replicas.batcher import DynamicBatcher
 from deployments.replicas.latency_model import LatencyModel
 from serve_app.http_errors import error_headers, status_of
+from tests.unit.fake_clock import FakeClock
 
 T0 = 1_000.0
 
@@ -23,21 +24,11 @@ def latency(size: int) -> float:
     return 0.1 + 0.05 * size
 
 
-class Clock:
-    """Epoch and monotonic seconds at once; only the test and the model move it."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class SyntheticModel:
     """Doubles its inputs, records each batch and moves the clock on by latency(n). Its first
     batch runs until the test sets `release`, so the items sent meanwhile queue."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.batches: list[list] = []
         self.release = asyncio.Event()
@@ -61,7 +52,7 @@ async def busy(max_batch_size: int = 8, latency_model: LatencyModel | None = Non
                policy: str = "slo"):
     """A batcher whose model runs item 0 (a batch of one begun at T0) until `model.release`:
     (model, events, batcher, the first call's task)."""
-    clock, events = Clock(), []
+    clock, events = FakeClock(T0), []
     model = SyntheticModel(clock)
     batcher = DynamicBatcher(model, max_batch_size=max_batch_size, on_event=events.append,
                              policy=policy, wall_clock=clock, monotonic_clock=clock,
@@ -231,7 +222,7 @@ def test_before_the_model_has_seen_a_batch_everything_is_admitted_at_the_largest
 
 def test_the_forecast_is_the_service_rate_and_the_seconds_to_drain_the_queue():
     async def scenario():
-        untaught = DynamicBatcher(SyntheticModel(Clock()), policy="slo",
+        untaught = DynamicBatcher(SyntheticModel(FakeClock(T0)), policy="slo",
                                   latency_model=LatencyModel()).forecast()
         model, _, batcher, first = await busy(max_batch_size=2)
         calls = [await queued(batcher, item, objective=T0 + 9) for item in range(1, 6)]
@@ -261,7 +252,7 @@ def test_fifo_ignores_objectives_it_would_reject():
 
 def test_an_unknown_policy_is_refused():
     with pytest.raises(ValueError):
-        DynamicBatcher(SyntheticModel(Clock()), policy="lifo")
+        DynamicBatcher(SyntheticModel(FakeClock(T0)), policy="lifo")
 
 
 def test_switching_policy_live_puts_the_queue_in_the_new_order():
@@ -284,7 +275,7 @@ def test_an_item_that_would_start_at_once_is_admitted_whatever_the_model_predict
     """The model thinks a call takes 5 s (a first call that built the model, say): an idle
     batcher still takes an item due in 1 s, and its call teaches the model the real time."""
     async def scenario():
-        clock, events = Clock(), []
+        clock, events = FakeClock(T0), []
         latency_model = LatencyModel(forgetting=0.5)
         latency_model.observe(1, 5.0)
         batcher = DynamicBatcher(SyntheticModel(clock), policy="slo", on_event=events.append,
@@ -301,7 +292,7 @@ def test_an_item_that_would_start_at_once_is_admitted_whatever_the_model_predict
 
 def test_the_first_call_teaches_the_model_nothing():
     async def scenario():
-        clock, latency_model = Clock(), LatencyModel()
+        clock, latency_model = FakeClock(T0), LatencyModel()
         model = SyntheticModel(clock)
         model.release.set()
         batcher = DynamicBatcher(model, policy="slo", wall_clock=clock, monotonic_clock=clock,

@@ -28,6 +28,7 @@ from serve_app.cache import (
 )
 from serve_app.cache_signing import EntrySigner
 from serve_app.cache_store import MemoryStore, RedisStore
+from tests.unit.fake_embedder import Embedder
 
 MODEL = "clip-vit-b-32"
 ON = {"enabled": True, "chat": True}
@@ -43,17 +44,6 @@ def request(cache_control: str | None = None) -> Request:
 
 def run(coroutine):
     return asyncio.run(coroutine)
-
-
-class Embedder:
-    """A vision group's embed call: one distinct vector per input, and a record of each call."""
-
-    def __init__(self) -> None:
-        self.calls: list[list] = []
-
-    async def __call__(self, items: list) -> list[np.ndarray]:
-        self.calls.append(list(items))
-        return [np.full(4, float(len(str(item))), np.float32) for item in items]
 
 
 def make_cache(store=None, **settings) -> ResponseCache:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import pytest
 from starlette.requests import Request
 
@@ -25,6 +24,7 @@ from serve_app.cache import (
 )
 from serve_app.cache_store import MemoryStore
 from serve_app.tenants import Tenant
+from tests.unit.fake_embedder import Embedder
 
 MODEL = "clip-vit-b-32"
 TEAM_A, TEAM_B = Tenant(name="team-a"), Tenant(name="team-b")
@@ -42,15 +42,6 @@ def make_cache() -> tuple[ResponseCache, MemoryStore]:
     config = AppConfig(cache=CacheSettings(enabled=True))
     store = MemoryStore(max_bytes=1 << 20)
     return ResponseCache(config.cache, model_versions(config), store=store), store
-
-
-class Embedder:
-    def __init__(self) -> None:
-        self.calls: list[list] = []
-
-    async def __call__(self, items: list) -> list[np.ndarray]:
-        self.calls.append(list(items))
-        return [np.full(4, float(len(str(item))), np.float32) for item in items]
 
 
 def embed_as(cache: ResponseCache, tenant: Tenant | None, embed: Embedder,

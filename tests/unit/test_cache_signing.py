@@ -26,6 +26,7 @@ from serve_app.cache import (
 )
 from serve_app.cache_signing import TAG_BYTES, EntrySigner, entry_signer
 from serve_app.cache_store import MemoryStore
+from tests.unit.fake_embedder import Embedder
 
 MODEL = "clip-vit-b-32"
 SECRET = "0123456789abcdef" * 4
@@ -36,15 +37,6 @@ def request() -> Request:
     asked = Request({"type": "http", "method": "POST", "path": "/", "headers": []})
     asked.state.tenant = None
     return asked
-
-
-class Embedder:
-    def __init__(self) -> None:
-        self.calls: list[list] = []
-
-    async def __call__(self, items: list) -> list[np.ndarray]:
-        self.calls.append(list(items))
-        return [np.full(4, float(len(str(item))), np.float32) for item in items]
 
 
 # -- the signer ----------------------------------------------------------------------------------

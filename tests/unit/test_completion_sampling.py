@@ -12,7 +12,7 @@ from openai.types import Completion
 
 from deployments.core.call_protocol import CompletionReply, StreamEnd, TokenDelta
 from deployments.core.generation import SamplingParams
-from tests.unit.frontend_fakes import TEXT_MODEL, app_client, fake_groups
+from tests.unit.frontend_fakes import TEXT_MODEL, fake_groups
 
 
 @pytest.fixture
@@ -20,12 +20,6 @@ def groups():
     groups = fake_groups()
     groups[0].answers.update(generate=choices_of, stream=streamed_choices_of)
     return groups
-
-
-@pytest.fixture
-def client(groups, monkeypatch):
-    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
-    return app_client(groups)
 
 
 def entry(token: str, logprob: float, tops: list[tuple[str, float]]) -> dict:

@@ -14,20 +14,13 @@ from deployments.core.fair_share import ANONYMOUS, Share
 from deployments.replicas.first_token_forecast import FirstTokenForecast
 from deployments.replicas.latency_model import LatencyModel
 from serve_app.http_errors import error_headers, status_of
+from tests.unit.fake_clock import FakeClock
 
 T0 = 1_000.0
 
 
 def ttft(position: int) -> float:
     return 0.1 + 0.5 * position
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Recording(LatencyModel):
@@ -53,8 +46,8 @@ def taught(model: LatencyModel | None = None) -> LatencyModel:
 
 def forecast(by_objective: bool = False, policy: str = "slo",
              model: LatencyModel | None = None, by_class: bool = False,
-             fair: bool = False) -> tuple[FirstTokenForecast, Clock, list[str]]:
-    clock, events = Clock(), []
+             fair: bool = False) -> tuple[FirstTokenForecast, FakeClock, list[str]]:
+    clock, events = FakeClock(T0), []
     return (FirstTokenForecast(by_objective, policy, model if model is not None else taught(),
                                on_event=events.append, clock=clock, serves_by_class=by_class,
                                serves_fair_shares=fair), clock, events)

@@ -8,20 +8,13 @@ import asyncio
 import pytest
 
 from serve_app.fresh_result import FreshResult
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.fake_clock import FakeClock
 
 
 class GatedCheck:
     """A check that answers its call number once released; counts its calls."""
 
-    def __init__(self, clock: Clock | None = None, takes_s: float = 0.0) -> None:
+    def __init__(self, clock: FakeClock | None = None, takes_s: float = 0.0) -> None:
         self.calls = 0
         self.release = asyncio.Event()
         self.clock, self.takes_s = clock, takes_s
@@ -38,7 +31,7 @@ class GatedCheck:
 def test_concurrent_callers_share_the_one_check_in_flight():
     async def scenario() -> tuple[list[int], int]:
         check = GatedCheck()
-        fresh = FreshResult(check, max_age_s=1.0, clock=Clock())
+        fresh = FreshResult(check, max_age_s=1.0, clock=FakeClock(100.0))
         callers = [asyncio.create_task(fresh.get()) for _ in range(50)]
         await asyncio.sleep(0)
         check.release.set()
@@ -51,7 +44,7 @@ def test_concurrent_callers_share_the_one_check_in_flight():
 
 def test_a_result_is_reused_up_to_its_maximum_age_then_checked_again():
     async def scenario() -> list[int]:
-        clock = Clock()
+        clock = FakeClock(100.0)
         check = GatedCheck()
         check.release.set()
         fresh = FreshResult(check, max_age_s=1.0, clock=clock)
@@ -67,7 +60,7 @@ def test_a_result_is_reused_up_to_its_maximum_age_then_checked_again():
 
 def test_the_age_of_a_result_counts_from_when_its_check_began():
     async def scenario() -> list[int]:
-        clock = Clock()
+        clock = FakeClock(100.0)
         check = GatedCheck(clock, takes_s=0.75)
         check.release.set()
         fresh = FreshResult(check, max_age_s=1.0, clock=clock)
@@ -93,7 +86,7 @@ def test_a_failed_check_reaches_every_waiter_and_is_not_kept():
                 raise RuntimeError("replica call failed")
             return "ready"
 
-        fresh = FreshResult(failing_once, max_age_s=1.0, clock=Clock())
+        fresh = FreshResult(failing_once, max_age_s=1.0, clock=FakeClock(100.0))
         first = await asyncio.gather(fresh.get(), fresh.get(), return_exceptions=True)
         return [*first, await fresh.get()], calls
 
@@ -105,7 +98,7 @@ def test_a_failed_check_reaches_every_waiter_and_is_not_kept():
 def test_a_caller_that_gives_up_leaves_the_check_to_the_others():
     async def scenario() -> tuple[int, int]:
         check = GatedCheck()
-        fresh = FreshResult(check, max_age_s=1.0, clock=Clock())
+        fresh = FreshResult(check, max_age_s=1.0, clock=FakeClock(100.0))
         leaving = asyncio.create_task(fresh.get())
         staying = asyncio.create_task(fresh.get())
         await asyncio.sleep(0)

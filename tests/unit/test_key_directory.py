@@ -14,16 +14,9 @@ from serve_app.auth import load_key_directory
 from serve_app.key_directory import KeyDirectory
 from serve_app.tenant_keys import new_key, revoke
 from serve_app.tenants import key_digest
+from tests.unit.fake_clock import FakeClock
 
 INTERVAL_S = 2.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def tenants_yaml(*tenants: tuple[str, list[str]], extra: str = "") -> str:
@@ -36,7 +29,7 @@ def tenants_yaml(*tenants: tuple[str, list[str]], extra: str = "") -> str:
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock(1000.0)
 
 
 @pytest.fixture

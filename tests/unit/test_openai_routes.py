@@ -19,21 +19,8 @@ from tests.unit.frontend_fakes import (
     TEXT_MODEL,
     WHISPER_MODEL,
     WORDS,
-    app_client,
-    fake_groups,
     post_speech,
 )
-
-
-@pytest.fixture
-def groups():
-    return fake_groups()
-
-
-@pytest.fixture
-def client(groups, monkeypatch):
-    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
-    return app_client(groups)
 
 
 def sse_events(reply) -> list:

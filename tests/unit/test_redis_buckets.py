@@ -13,14 +13,7 @@ import redis
 from cluster.redis_server import RedisServer
 from serve_app.redis_buckets import RedisBuckets
 from serve_app.token_buckets import CHARGE, DEBT, TAKE, Draw, MemoryBuckets
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.fake_clock import FakeClock
 
 
 def buckets(server: RedisServer, clock=None, **settings) -> RedisBuckets:
@@ -50,7 +43,7 @@ EXPECTED = [True] * 6 + [False, False, True, False, True, False, False, True, Fa
 
 
 def test_the_script_does_what_the_in_process_buckets_do(redis_server):
-    clock = Clock()
+    clock = FakeClock(1_700_000_000.0)
     local = MemoryBuckets(clock)
 
     async def scenario():
@@ -73,7 +66,7 @@ def test_the_script_does_what_the_in_process_buckets_do(redis_server):
 
 
 def test_two_ingress_replicas_share_one_bucket_atomically(redis_server):
-    clock = Clock()
+    clock = FakeClock(1_700_000_000.0)
     limit = Draw("team-a", "requests", 20)
 
     async def scenario():
@@ -103,7 +96,7 @@ def test_redis_runs_the_buckets_by_its_own_clock(redis_server):
 
 
 def test_a_bucket_expires_once_it_would_be_full_again(redis_server):
-    clock = Clock()
+    clock = FakeClock(1_700_000_000.0)
 
     async def scenario():
         shared = buckets(redis_server, clock)
@@ -121,7 +114,7 @@ def test_a_bucket_expires_once_it_would_be_full_again(redis_server):
 def test_while_redis_is_down_each_replica_counts_on_its_own_and_says_so_once(redis_server,
                                                                              caplog):
     caplog.set_level(logging.WARNING, logger="ray.serve")
-    clock, monotonic = Clock(), Clock(0.0)
+    clock, monotonic = FakeClock(1_700_000_000.0), FakeClock(0.0)
     limit = Draw("team-a", "requests", 3)
 
     async def scenario():

@@ -14,6 +14,7 @@ from cluster.redis_server import RedisServer
 from deployments.core.errors import Unavailable
 from serve_app.redis_usage import RedisUsageLedger
 from serve_app.usage_ledger import MemoryUsageLedger
+from tests.unit.fake_clock import FakeClock
 
 START = datetime(2026, 12, 7, 15, 10, tzinfo=UTC).timestamp()
 CHAT = {"requests": 1, "prompt_tokens": 30, "completion_tokens": 5, "model_seconds.text": 0.25}
@@ -26,15 +27,7 @@ while now() < until_ do end
 """
 
 
-class Clock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def ledger(server: RedisServer, clock: Clock, **settings) -> RedisUsageLedger:
+def ledger(server: RedisServer, clock: FakeClock, **settings) -> RedisUsageLedger:
     options = {"key_prefix": "test:usage", "hours_kept": 48, "days_kept": 7,
                "flush_interval_s": 0.01, "timeout_s": 0.5, **settings}
     return RedisUsageLedger(server.url, clock=clock, **options)
@@ -45,7 +38,7 @@ def run(coroutine):
 
 
 def test_two_replicas_add_up_to_what_one_would_have_counted(redis_server):
-    clock = Clock()
+    clock = FakeClock(START)
     alone = MemoryUsageLedger(48, 7, clock)
 
     async def scenario():
@@ -72,7 +65,7 @@ def test_two_replicas_add_up_to_what_one_would_have_counted(redis_server):
 
 
 def test_counts_are_written_soon_after_they_are_recorded(redis_server):
-    clock = Clock()
+    clock = FakeClock(START)
 
     async def scenario():
         writer, reader = ledger(redis_server, clock), ledger(redis_server, clock)
@@ -92,7 +85,7 @@ def test_counts_are_written_soon_after_they_are_recorded(redis_server):
 
 
 def test_each_key_expires_after_its_bucket_is_no_longer_reported(redis_server):
-    clock = Clock()
+    clock = FakeClock(START)
 
     async def scenario():
         usage = ledger(redis_server, clock, hours_kept=3, days_kept=2)
@@ -111,7 +104,7 @@ def test_each_key_expires_after_its_bucket_is_no_longer_reported(redis_server):
 
 
 def test_counts_made_while_redis_is_down_are_written_once_it_is_back(redis_server):
-    clock = Clock()
+    clock = FakeClock(START)
 
     async def scenario():
         usage = ledger(redis_server, clock, timeout_s=0.2)
@@ -137,7 +130,7 @@ def test_a_write_that_timed_out_but_ran_is_not_counted_again(redis_server):
     """Redis runs a write after the replica gave up waiting for its answer (here Redis is busy
     with a slow script past the replica's timeout, then runs the write it has received): the
     counts go back to pending, and writing them again must not add them twice."""
-    clock = Clock()
+    clock = FakeClock(START)
     admin = redis.Redis.from_url(redis_server.url)
 
     async def scenario():

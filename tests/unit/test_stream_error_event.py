@@ -13,7 +13,7 @@ import pytest
 
 from deployments.core.call_protocol import TokenDelta
 from deployments.core.errors import Unavailable
-from tests.unit.frontend_fakes import TEXT_MODEL, app_client, fake_groups
+from tests.unit.frontend_fakes import TEXT_MODEL, fake_groups
 
 REPLICA_DIED = "the text replica serving this request failed; retry"
 
@@ -23,10 +23,10 @@ def dying_stream(*args) -> list:
 
 
 @pytest.fixture
-def client():
-    text, vision, audio = fake_groups()
-    text.answers["stream"] = dying_stream
-    return app_client((text, vision, audio))
+def groups():
+    groups = fake_groups()
+    groups[0].answers["stream"] = dying_stream
+    return groups
 
 
 def openai_client(client) -> openai.OpenAI:

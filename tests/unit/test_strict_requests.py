@@ -10,8 +10,6 @@ from tests.unit.frontend_fakes import (
     CLIP_MODEL,
     TEXT_MODEL,
     WHISPER_MODEL,
-    app_client,
-    fake_groups,
     post_speech,
 )
 
@@ -19,17 +17,6 @@ CHAT = {"model": TEXT_MODEL, "messages": [{"role": "user", "content": "Hi"}], "m
 # What the other parts of the OpenAI surface would need: refused until the app does them.
 NOT_IMPLEMENTED = {"functions": [], "reasoning_effort": "low", "modalities": ["text"],
                    "prediction": {"type": "content", "content": "x"}}
-
-
-@pytest.fixture
-def groups():
-    return fake_groups()
-
-
-@pytest.fixture
-def client(groups, monkeypatch):
-    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
-    return app_client(groups)
 
 
 def unsupported(reply, param: str, code: str = "unsupported_parameter") -> bool:

@@ -29,19 +29,12 @@ from serve_app.request_tenant import StreamMeter, Usage, usage_of
 from serve_app.tenant_limits import TenantLimits, make_buckets
 from serve_app.tenants import Tenant
 from serve_app.token_buckets import MemoryBuckets
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.fake_clock import FakeClock
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock(100.0)
 
 
 @pytest.fixture

@@ -11,19 +11,12 @@ from deployments.core.errors import RateLimited
 from serve_app.http_errors import error_headers
 from serve_app.rate_limit_headers import duration, rate_limit_headers
 from serve_app.token_buckets import CHARGE, DEBT, TAKE, BucketLevel, Draw, MemoryBuckets
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.fake_clock import FakeClock
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock(500.0)
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import copy
 import string
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,8 +18,6 @@ from tests.unit.frontend_fakes import (
     CLIP_MODEL,
     TEXT_MODEL,
     WHISPER_MODEL,
-    app_client,
-    fake_groups,
     post_speech,
 )
 
@@ -72,12 +70,6 @@ FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.fixture
-def client(monkeypatch):
-    monkeypatch.delenv("MMSERVE_API_KEYS", raising=False)
-    return app_client(fake_groups())
-
-
 def path_of(where: tuple, field: str) -> str:
     path = ""
     for step in where:
@@ -111,37 +103,40 @@ def with_unknown_field(route: str, data: st.DataObject, field: str, value: Any
     return sent, where
 
 
-def test_an_unknown_json_field_anywhere_is_an_unsupported_parameter_naming_its_path(client):
+UnknownFieldCheck = Callable[[str, st.DataObject, str, dict, tuple], None]
+
+
+def fuzz_unknown_json_fields(check: UnknownFieldCheck) -> None:
+    """Calls `check(route, data, field, sent, where)` on each drawn example: `sent` is a JSON
+    route's good body with the unknown `field` at the place `where`; `data` draws more."""
     @FUZZ
     @given(st.sampled_from(sorted(JSON_ROUTES)), st.data(), names, json_values)
-    def check(route: str, data: st.DataObject, field: str, value: Any) -> None:
+    def run(route: str, data: st.DataObject, field: str, value: Any) -> None:
         drawn = with_unknown_field(route, data, field, value)
-        if drawn is None:
-            return
-        sent, where = drawn
+        if drawn is not None:
+            check(route, data, field, *drawn)
+    run()
+
+
+def test_an_unknown_json_field_anywhere_is_an_unsupported_parameter_naming_its_path(client):
+    def check(route: str, data: st.DataObject, field: str, sent: dict, where: tuple) -> None:
         reply = client.post(route, json=sent)
         assert reply.status_code == 400, (route, sent, reply.text)
         error = reply.json()["error"]
         assert (error["code"], error["param"]) == ("unsupported_parameter",
                                                    path_of(where, field)), error
-    check()
+    fuzz_unknown_json_fields(check)
 
 
 def test_an_unknown_field_beside_wrong_values_is_still_a_400(client):
-    @FUZZ
-    @given(st.sampled_from(sorted(JSON_ROUTES)), st.data(), names, json_values)
-    def check(route: str, data: st.DataObject, field: str, value: Any) -> None:
-        drawn = with_unknown_field(route, data, field, value)
-        if drawn is None:
-            return
-        sent, where = drawn
+    def check(route: str, data: st.DataObject, field: str, sent: dict, where: tuple) -> None:
         others = sorted(key for key in sent if key not in (field, *where[:1]))
         for known in data.draw(st.lists(st.sampled_from(others), max_size=3)):
             sent[known] = data.draw(json_values)
         reply = client.post(route, json=sent)
         assert reply.status_code == 400, (route, sent, reply.status_code, reply.text)
         assert reply.json()["error"]["type"] == "invalid_request_error"
-    check()
+    fuzz_unknown_json_fields(check)
 
 
 def test_an_unknown_multipart_field_is_an_unsupported_parameter(client):

@@ -10,14 +10,7 @@ import pytest
 
 from serve_app.usage_ledger import MemoryUsageLedger
 from serve_app.usage_totals import iso, oldest_kept, period_start
-
-
-class Clock:
-    def __init__(self, at: str) -> None:
-        self.now = moment(at)
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.fake_clock import FakeClock
 
 
 def moment(at: str) -> float:
@@ -42,7 +35,7 @@ def test_periods_start_on_the_utc_hour_and_day():
 
 
 def test_requests_add_up_in_their_hour_and_their_day_per_tenant():
-    clock = Clock("2026-12-07T15:10:00")
+    clock = FakeClock(moment("2026-12-07T15:10:00"))
     ledger = MemoryUsageLedger(hours_kept=48, days_kept=7, clock=clock)
     ledger.record("team-a", CHAT)
     clock.now += 20 * 60
@@ -71,7 +64,7 @@ def test_requests_add_up_in_their_hour_and_their_day_per_tenant():
 
 
 def test_the_days_sum_the_hours_across_midnight():
-    clock = Clock("2026-12-07T23:59:30")
+    clock = FakeClock(moment("2026-12-07T23:59:30"))
     ledger = MemoryUsageLedger(hours_kept=48, days_kept=7, clock=clock)
     ledger.record("team-a", CHAT)
     clock.now += 60
@@ -86,7 +79,7 @@ def test_the_days_sum_the_hours_across_midnight():
 
 
 def test_hours_and_days_past_what_is_kept_are_forgotten():
-    clock = Clock("2026-12-07T10:00:00")
+    clock = FakeClock(moment("2026-12-07T10:00:00"))
     ledger = MemoryUsageLedger(hours_kept=2, days_kept=2, clock=clock)
     ledger.record("team-a", CHAT)
     clock.now += 3600
@@ -100,7 +93,7 @@ def test_hours_and_days_past_what_is_kept_are_forgotten():
 
 
 def test_fractions_stay_exact_enough_for_a_bill():
-    clock = Clock("2026-12-07T10:00:00")
+    clock = FakeClock(moment("2026-12-07T10:00:00"))
     ledger = MemoryUsageLedger(hours_kept=1, days_kept=1, clock=clock)
     for _ in range(1000):
         ledger.record("team-a", {"requests": 1, "audio_seconds": 0.1})
