@@ -12,8 +12,10 @@ import asyncio
 import httpx
 import pytest
 
-from cluster.deploy import app_config
+from cluster.deploy import app_config, with_overrides
 from cluster.deploy import deploy as deploy_config
+from deployments.core.config import AppConfig, Batching, load_config
+from deployments.replicas.serve_options import GROUP_DEPLOYMENTS, deployment_options
 from serve_app.request_timing import parse_header
 from tests.conftest import APP_NAME
 from tests.integration.tenants.conftest import bearer
@@ -25,23 +27,32 @@ IMAGE_MODEL = "clip-vit-b-32-image"
 WAITING_ITEMS = 16  # TEST_ARGS: batches of 16, max_ongoing_requests 32 (the default)
 FLOOD_CLIENTS = 96  # three times what the replica holds
 STEADY_REQUESTS = 8
+VISION = GROUP_DEPLOYMENTS["vision"]
 
 
 @pytest.fixture
 def bounded_vision(tenants_app, ray_cluster, client):
-    """The tenants app with the vision batchers' queue bounded; as it was afterwards."""
-    dashboard = f"http://127.0.0.1:{ray_cluster.ports['dashboard']}"
-    vision = tenants_app.args.get("vision", {})
-    bounded = {**tenants_app.args, "vision": {
-        **vision, "batching": {**vision.get("batching", {}),
-                               "max_waiting_items": WAITING_ITEMS}}}
-    deploy_config(dashboard, app_config(bounded, None, ray_cluster.http_port, name=APP_NAME),
-                  300)
+    """The tenants app with the vision batchers' queue bounded; as it was afterwards. Both
+    through the vision deployment's user_config (a `deployments:` override, the args as they
+    are), so its replica is reconfigured in place rather than every group restarted."""
+    config = app_config(tenants_app.args, None, ray_cluster.http_port, name=APP_NAME)
+    app = load_config(tenants_app.args)
+    bounded = app.vision.batching.model_copy(update={"max_waiting_items": WAITING_ITEMS})
+    deploy_config(ray_cluster.dashboard_url,
+                  with_overrides(config, [vision_user_config(app, bounded)]), 300)
     try:
         yield tenants_app.keys
     finally:
-        deploy_config(dashboard, app_config(tenants_app.args, None, ray_cluster.http_port,
-                                            name=APP_NAME), 300)
+        deploy_config(ray_cluster.dashboard_url,
+                      with_overrides(config, [vision_user_config(app, app.vision.batching)]),
+                      300)
+
+
+def vision_user_config(app: AppConfig, batching: Batching) -> dict:
+    """The vision deployment's override: its user_config with these batching settings."""
+    settings = app.vision.model_copy(update={"batching": batching})
+    options = deployment_options(settings, VISION, app.slo.scheduling)
+    return {"name": VISION, "user_config": options["user_config"]}
 
 
 async def embed_image(http: httpx.AsyncClient, key: str, seed: int) -> httpx.Response:
