@@ -43,7 +43,7 @@ from typing import Any
 
 from deployments.core.cpu_features import cpu_features
 from deployments.core.deadline import before, items_before
-from deployments.core.errors import InvalidRequest
+from deployments.core.errors import InternalFailure, InvalidRequest, Unavailable
 from deployments.core.fair_share import ANONYMOUS, RANKS, Priority, Share
 from deployments.core.generation import Completion, SamplingParams, StreamDelta
 from deployments.core.models import resolve
@@ -60,6 +60,8 @@ NO_OBJECTIVE_PRIORITY = 1 << 53
 # The numbers of one class: each class's band above the last, every band far inside the int64
 # that vLLM's request message carries to its engine process.
 CLASS_BAND = 1 << 54
+# A replacement vLLM replica takes tens of seconds to start.
+ENGINE_DEAD_RETRY_AFTER_S = 10
 # vLLM's greedy threshold (its _SAMPLING_EPS): a temperature below it decodes greedily.
 GREEDY_BELOW_TEMPERATURE = 1e-5
 
@@ -218,8 +220,9 @@ class VllmTextEngine:
     async def _outputs(self, prompt: list[int], params: SamplingParams, priority: int,
                        kind: Any):
         """vLLM's outputs for one request; closing this early aborts the request in vLLM."""
-        from vllm.exceptions import VLLMValidationError
+        from vllm.exceptions import VLLMServerError, VLLMValidationError
         from vllm.inputs import TokensPrompt
+        from vllm.v1.engine.exceptions import EngineDeadError
 
         outputs = self.engine.generate(TokensPrompt(prompt_token_ids=prompt),
                                        self._sampling(params, kind), uuid.uuid4().hex,
@@ -235,6 +238,13 @@ class VllmTextEngine:
         except VLLMValidationError as exc:
             outcome = "rejected"
             raise InvalidRequest(str(exc), exc.parameter or "messages") from None
+        # vLLM's own exception classes do not unpickle in the ingress, whose environment has
+        # no vllm: each becomes the app's error of its kind.
+        except EngineDeadError:
+            raise Unavailable("the text engine stopped; its replica is being replaced",
+                              retry_after_s=ENGINE_DEAD_RETRY_AFTER_S) from None
+        except VLLMServerError as exc:
+            raise InternalFailure(f"the text engine failed: {type(exc).__name__}") from None
         finally:
             self.counts[outcome] += 1
             await outputs.aclose()
