@@ -27,6 +27,7 @@ from bench.environment import git_commit
 from bench.load import ARRIVALS, LoadSpec
 from bench.objectives import Objectives, parse_objectives
 from bench.redact import redact_argv, register_secret
+from bench.replica_kill import MODALITY_DEPLOYMENTS
 from bench.rounds import DEFAULT_ROUNDS, MIN_ROUNDS
 from bench.slo import parse_duration, parse_slo
 from bench.suites import NAMES as SUITES
@@ -171,6 +172,16 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
+def _modalities(text: str) -> tuple[str, ...]:
+    """Comma-separated modality names, each one of bench.replica_kill's."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in MODALITY_DEPLOYMENTS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected some of {', '.join(MODALITY_DEPLOYMENTS)}; "
+                                         f"got {text!r}")
+    return names
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -260,6 +271,9 @@ def _add_soak(parser: argparse.ArgumentParser) -> None:
     soak = parser.add_argument_group("soak")
     soak.add_argument("--duration", type=parse_duration, default=600.0)
     soak.add_argument("--kill-every", type=parse_duration, default=120.0)
+    soak.add_argument("--kill-modalities", type=_modalities, default=("text", "vision", "audio"),
+                      help="the groups whose replica is killed, in turn: e.g. `text` to measure "
+                      "a text replica's replacement (served again after, per kill)")
     soak.add_argument("--kill-window", type=parse_duration, default=45.0,
                       help="after a kill, how long 503s (and 429s) are expected")
     soak.add_argument("--rss-from", type=_seconds, default=120.0,

@@ -234,7 +234,7 @@ def soak_main(args: Any, command: str) -> int:
     workload = workload_of(args)
     plan_options = {"duration_s": args.duration, "kill_every_s": args.kill_every,
                     "rss_interval_s": args.rss_interval, "seed": args.seed,
-                    "timeout_s": args.timeout}
+                    "timeout_s": args.timeout, "modalities": args.kill_modalities}
     rules = SoakRules(kill_window_after_s=args.kill_window, rss_from_s=args.rss_from,
                       rss_warmup_s=args.rss_warmup, min_rss_span_s=args.min_rss_span,
                       max_rss_growth=args.max_rss_growth)

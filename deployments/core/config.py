@@ -153,7 +153,9 @@ class DeploymentSettings(_Strict):
         256, ge=-1, description="requests waiting in routers beyond max_ongoing_requests; past "
         "it the ingress answers 429 with a Retry-After from this group's drain rate")
     health_check_period_s: float = Field(
-        10.0, gt=0, description="how often Serve checks each replica's health")
+        2.0, gt=0, description="how often Serve checks each replica's health; Serve learns "
+        "that a replica's process died only from its next check, so this bounds how long the "
+        "group waits before the replacement starts (Serve's default is 10 s)")
     health_check_timeout_s: float = Field(
         30.0, gt=0, description="a replica whose event loop does not answer its health check "
         "within this is replaced")
