@@ -10,13 +10,16 @@ import time
 import pytest
 import yaml
 from openai import OpenAI
+from tokenizers import Tokenizer
 
 from cluster.deploy import app_config, deploy
+from deployments.core.models import model_path
 from tests.conftest import APP_NAME, REPO, TEST_ARGS
 
 VLLM_APP, PREFIX = "mmserve-vllm-test", "/vllm"
 MODEL = "smollm2-135m-instruct"
 PROFILE = REPO / "cluster/profiles/cpu.yaml"
+ENGINE_CLIENTS = {"transformers": "openai_client", "vllm": "vllm_openai"}
 
 
 def vllm_app_args() -> dict:
@@ -66,3 +69,14 @@ def vllm_openai(vllm_url):
     return OpenAI(base_url=f"{vllm_url}/v1", api_key="unused")
 
 
+
+
+@pytest.fixture(scope="module", params=list(ENGINE_CLIENTS))
+def engine_client(request) -> OpenAI:
+    """The official client of each text engine's app: the session's (transformers), vLLM's."""
+    return request.getfixturevalue(ENGINE_CLIENTS[request.param])
+
+
+@pytest.fixture(scope="module")
+def tokenizer(model_dir) -> Tokenizer:
+    return Tokenizer.from_file(str(model_path(MODEL, model_dir) / "tokenizer.json"))

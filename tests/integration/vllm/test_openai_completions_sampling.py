@@ -8,9 +8,7 @@ from __future__ import annotations
 import openai
 import pytest
 from openai.types import Completion
-from tokenizers import Tokenizer
 
-from deployments.core.models import model_path
 from deployments.engines.token_logprobs import BYTE_DECODER
 from tests.integration.vllm.conftest import MODEL
 
@@ -19,35 +17,24 @@ STORY, OTHER = "Once upon a time, in a small village by the sea,", "The capital 
 BYTE_ENCODER = {byte: char for char, byte in BYTE_DECODER.items()}  # bytes -> a BPE piece
 
 
-@pytest.fixture(scope="module", params=["transformers", "vllm"])
-def client(request) -> openai.OpenAI:
-    return request.getfixturevalue("openai_client" if request.param == "transformers"
-                                   else "vllm_openai")
-
-
-@pytest.fixture(scope="module")
-def tokenizer(model_dir) -> Tokenizer:
-    return Tokenizer.from_file(str(model_path(MODEL, model_dir) / "tokenizer.json"))
-
-
-def create(client: openai.OpenAI, **fields) -> Completion:
+def create(engine_client: openai.OpenAI, **fields) -> Completion:
     """The answer, validated from its JSON as it came over the wire."""
-    raw = client.completions.with_raw_response.create(model=MODEL, **fields)
+    raw = engine_client.completions.with_raw_response.create(model=MODEL, **fields)
     return Completion.model_validate(raw.http_response.json())
 
 
-def stream(client: openai.OpenAI, **fields) -> list[Completion]:
+def stream(engine_client: openai.OpenAI, **fields) -> list[Completion]:
     """The chunks, each validated (a mid-stream finish_reason is null, which the type's
     literal leaves out, so that one field is set before)."""
     chunks = [chunk.to_dict() for chunk in
-              client.completions.create(model=MODEL, stream=True, **fields)]
+              engine_client.completions.create(model=MODEL, stream=True, **fields)]
     return [Completion.model_validate({**chunk, "choices": [
         {**c, "finish_reason": c.get("finish_reason") or "stop"} for c in chunk["choices"]]})
         for chunk in chunks]
 
 
-def test_greedy_token_logprobs_are_the_top_entries_of_the_chosen_tokens(client):
-    answer = create(client, prompt=STORY, max_tokens=10, temperature=0, logprobs=3)
+def test_greedy_token_logprobs_are_the_top_entries_of_the_chosen_tokens(engine_client):
+    answer = create(engine_client, prompt=STORY, max_tokens=10, temperature=0, logprobs=3)
     [choice] = answer.choices
     logprobs = choice.logprobs
     assert choice.finish_reason == "length"
@@ -60,19 +47,20 @@ def test_greedy_token_logprobs_are_the_top_entries_of_the_chosen_tokens(client):
     assert logprobs.text_offset == [len("".join(logprobs.tokens[:i])) for i in range(10)]
 
 
-def test_logprobs_zero_lists_the_chosen_token_alone(client):
-    logprobs = create(client, prompt=STORY, max_tokens=4, temperature=0,
+def test_logprobs_zero_lists_the_chosen_token_alone(engine_client):
+    logprobs = create(engine_client, prompt=STORY, max_tokens=4, temperature=0,
                       logprobs=0).choices[0].logprobs
     assert [list(top) for top in logprobs.top_logprobs] == [[t] for t in logprobs.tokens]
 
 
-def test_no_logprobs_unless_asked(client):
-    assert create(client, prompt=STORY, max_tokens=3, temperature=0).choices[0].logprobs is None
+def test_no_logprobs_unless_asked(engine_client):
+    answer = create(engine_client, prompt=STORY, max_tokens=3, temperature=0)
+    assert answer.choices[0].logprobs is None
 
 
-def test_streamed_logprobs_are_the_whole_answers(client):
-    whole = create(client, prompt=STORY, max_tokens=12, temperature=0, logprobs=2).choices[0]
-    choices = [c for chunk in stream(client, prompt=STORY, max_tokens=12, temperature=0,
+def test_streamed_logprobs_are_the_whole_answers(engine_client):
+    whole = create(engine_client, prompt=STORY, max_tokens=12, temperature=0, logprobs=2).choices[0]
+    choices = [c for chunk in stream(engine_client, prompt=STORY, max_tokens=12, temperature=0,
                                       logprobs=2) for c in chunk.choices]
     assert "".join(c.text for c in choices) == whole.text
     streamed = [c.logprobs for c in choices if c.logprobs]
@@ -88,31 +76,32 @@ def first_words(text: str) -> list[str]:
     return text.split()[:3]
 
 
-def test_n_greedy_choices_of_each_prompt_come_prompt_major(client):
-    alone = [first_words(create(client, prompt=p, max_tokens=6, temperature=0).choices[0].text)
+def test_n_greedy_choices_of_each_prompt_come_prompt_major(engine_client):
+    alone = [first_words(create(engine_client, prompt=p, max_tokens=6,
+                                temperature=0).choices[0].text)
              for p in (STORY, OTHER)]
     assert alone[0] != alone[1]
-    answer = create(client, prompt=[STORY, OTHER], max_tokens=6, temperature=0, n=2)
+    answer = create(engine_client, prompt=[STORY, OTHER], max_tokens=6, temperature=0, n=2)
     assert [c.index for c in answer.choices] == [0, 1, 2, 3]
     assert [first_words(c.text) for c in answer.choices] == [alone[0]] * 2 + [alone[1]] * 2
     assert answer.choices[0].text == answer.choices[1].text
     assert answer.choices[2].text == answer.choices[3].text
-    one = create(client, prompt=STORY, max_tokens=6, temperature=0)
-    three = create(client, prompt=STORY, max_tokens=6, temperature=0, n=3)
+    one = create(engine_client, prompt=STORY, max_tokens=6, temperature=0)
+    three = create(engine_client, prompt=STORY, max_tokens=6, temperature=0, n=3)
     assert three.usage.completion_tokens == 3 * one.usage.completion_tokens
     assert three.usage.prompt_tokens == one.usage.prompt_tokens
 
 
-def test_n_sampled_choices_differ(client):
-    answer = create(client, prompt=STORY, max_tokens=12, temperature=1.0, seed=7, n=3)
+def test_n_sampled_choices_differ(engine_client):
+    answer = create(engine_client, prompt=STORY, max_tokens=12, temperature=1.0, seed=7, n=3)
     assert len(answer.choices) == 3
     assert len({c.text for c in answer.choices}) > 1
 
 
-def test_n_streamed_choices_name_their_index_and_finish(client):
-    whole = create(client, prompt=[STORY, OTHER], max_tokens=6, temperature=0, n=2,
+def test_n_streamed_choices_name_their_index_and_finish(engine_client):
+    whole = create(engine_client, prompt=[STORY, OTHER], max_tokens=6, temperature=0, n=2,
                    logprobs=1)
-    chunks = stream(client, prompt=[STORY, OTHER], max_tokens=6, temperature=0, n=2,
+    chunks = stream(engine_client, prompt=[STORY, OTHER], max_tokens=6, temperature=0, n=2,
                     logprobs=1, stream_options={"include_usage": True})
     texts, tokens, finishes = {}, {}, {}
     for choice in (c for chunk in chunks for c in chunk.choices):
@@ -132,23 +121,23 @@ def repeats(logprobs) -> int:
     return len(logprobs.tokens) - len(set(logprobs.tokens))
 
 
-def test_penalties_change_a_repetitive_answer(client):
-    plain = create(client, prompt=STORY, max_tokens=32, temperature=0, logprobs=0).choices[0]
-    penalised = create(client, prompt=STORY, max_tokens=32, temperature=0, logprobs=0,
+def test_penalties_change_a_repetitive_answer(engine_client):
+    plain = create(engine_client, prompt=STORY, max_tokens=32, temperature=0, logprobs=0).choices[0]
+    penalised = create(engine_client, prompt=STORY, max_tokens=32, temperature=0, logprobs=0,
                        presence_penalty=2.0, frequency_penalty=2.0).choices[0]
     assert repeats(plain.logprobs) >= 3, plain.text
     assert repeats(penalised.logprobs) < repeats(plain.logprobs), (plain.text, penalised.text)
 
 
-def test_logit_bias_forces_and_forbids_a_token(client, tokenizer):
+def test_logit_bias_forces_and_forbids_a_token(engine_client, tokenizer):
     ship = tokenizer.token_to_id("Ġship")
-    forced = create(client, prompt=STORY, max_tokens=5, temperature=0,
+    forced = create(engine_client, prompt=STORY, max_tokens=5, temperature=0,
                     logit_bias={str(ship): 100})
     assert forced.choices[0].text == " ship" * 5
-    first = create(client, prompt=STORY, max_tokens=4, temperature=0,
+    first = create(engine_client, prompt=STORY, max_tokens=4, temperature=0,
                    logprobs=1).choices[0].logprobs.tokens[0]
     first_id = tokenizer.token_to_id("".join(BYTE_ENCODER[b] for b in first.encode()))
-    banned = create(client, prompt=STORY, max_tokens=4, temperature=0, logprobs=1,
+    banned = create(engine_client, prompt=STORY, max_tokens=4, temperature=0, logprobs=1,
                     logit_bias={str(first_id): -100})
     assert banned.choices[0].logprobs.tokens[0] != first
 
@@ -157,7 +146,7 @@ def test_logit_bias_forces_and_forbids_a_token(client, tokenizer):
     ({"n": 9}, "n"), ({"logprobs": 6}, "logprobs"), ({"echo": True, "logprobs": 1}, "logprobs"),
     ({"presence_penalty": 2.5}, "presence_penalty"), ({"logit_bias": {"1000000": 5}},
                                                       "logit_bias")])
-def test_out_of_range_is_a_400_naming_the_field(client, fields, param):
+def test_out_of_range_is_a_400_naming_the_field(engine_client, fields, param):
     with pytest.raises(openai.BadRequestError) as raised:
-        create(client, prompt=STORY, max_tokens=2, **fields)
+        create(engine_client, prompt=STORY, max_tokens=2, **fields)
     assert raised.value.param == param

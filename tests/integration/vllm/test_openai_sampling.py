@@ -10,9 +10,7 @@ import re
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from tokenizers import Tokenizer
 
-from deployments.core.models import model_path
 from deployments.engines.token_logprobs import BYTE_DECODER
 from tests.integration.vllm.conftest import MODEL
 
@@ -22,30 +20,19 @@ REPEAT = [{"role": "user", "content": "Say the word ship ten times."}]
 BYTE_ENCODER = {byte: char for char, byte in BYTE_DECODER.items()}  # bytes -> a BPE piece
 
 
-@pytest.fixture(scope="module", params=["transformers", "vllm"])
-def client(request) -> openai.OpenAI:
-    return request.getfixturevalue("openai_client" if request.param == "transformers"
-                                   else "vllm_openai")
-
-
-@pytest.fixture(scope="module")
-def tokenizer(model_dir) -> Tokenizer:
-    return Tokenizer.from_file(str(model_path(MODEL, model_dir) / "tokenizer.json"))
-
-
-def create(client: openai.OpenAI, **fields) -> ChatCompletion:
+def create(engine_client: openai.OpenAI, **fields) -> ChatCompletion:
     """The answer, validated from its JSON as it came over the wire."""
-    raw = client.chat.completions.with_raw_response.create(model=MODEL, **fields)
+    raw = engine_client.chat.completions.with_raw_response.create(model=MODEL, **fields)
     return ChatCompletion.model_validate(raw.http_response.json())
 
 
-def stream(client: openai.OpenAI, **fields) -> list[ChatCompletionChunk]:
-    chunks = client.chat.completions.create(model=MODEL, stream=True, **fields)
+def stream(engine_client: openai.OpenAI, **fields) -> list[ChatCompletionChunk]:
+    chunks = engine_client.chat.completions.create(model=MODEL, stream=True, **fields)
     return [ChatCompletionChunk.model_validate(chunk.to_dict()) for chunk in chunks]
 
 
-def test_logprobs_with_top_logprobs_describe_every_token(client):
-    answer = create(client, messages=LONG, max_tokens=10, temperature=0, logprobs=True,
+def test_logprobs_with_top_logprobs_describe_every_token(engine_client):
+    answer = create(engine_client, messages=LONG, max_tokens=10, temperature=0, logprobs=True,
                     top_logprobs=3)
     [choice] = answer.choices
     entries = choice.logprobs.content
@@ -59,14 +46,15 @@ def test_logprobs_with_top_logprobs_describe_every_token(client):
     assert b"".join(bytes(e.bytes) for e in entries) == choice.message.content.encode()
 
 
-def test_no_logprobs_unless_asked(client):
-    assert create(client, messages=LONG, max_tokens=3, temperature=0).choices[0].logprobs is None
+def test_no_logprobs_unless_asked(engine_client):
+    answer = create(engine_client, messages=LONG, max_tokens=3, temperature=0)
+    assert answer.choices[0].logprobs is None
 
 
-def test_streamed_logprobs_are_the_whole_answers(client):
-    whole = create(client, messages=LONG, max_tokens=12, temperature=0, logprobs=True,
+def test_streamed_logprobs_are_the_whole_answers(engine_client):
+    whole = create(engine_client, messages=LONG, max_tokens=12, temperature=0, logprobs=True,
                    top_logprobs=2)
-    chunks = stream(client, messages=LONG, max_tokens=12, temperature=0, logprobs=True,
+    chunks = stream(engine_client, messages=LONG, max_tokens=12, temperature=0, logprobs=True,
                     top_logprobs=2)
     choices = [chunk.choices[0] for chunk in chunks if chunk.choices]
     text = "".join(choice.delta.content or "" for choice in choices)
@@ -78,24 +66,24 @@ def test_streamed_logprobs_are_the_whole_answers(client):
         [e.logprob for e in whole.choices[0].logprobs.content], abs=1e-3)
 
 
-def test_n_greedy_choices_are_identical_and_counted_in_usage(client):
-    one = create(client, messages=LONG, max_tokens=8, temperature=0)
-    three = create(client, messages=LONG, max_tokens=8, temperature=0, n=3)
+def test_n_greedy_choices_are_identical_and_counted_in_usage(engine_client):
+    one = create(engine_client, messages=LONG, max_tokens=8, temperature=0)
+    three = create(engine_client, messages=LONG, max_tokens=8, temperature=0, n=3)
     assert [c.index for c in three.choices] == [0, 1, 2]
     assert {c.message.content for c in three.choices} == {one.choices[0].message.content}
     assert three.usage.completion_tokens == 3 * one.usage.completion_tokens
     assert three.usage.prompt_tokens == one.usage.prompt_tokens
 
 
-def test_n_sampled_choices_differ(client):
-    answer = create(client, messages=LONG, max_tokens=12, temperature=1.0, seed=7, n=3)
+def test_n_sampled_choices_differ(engine_client):
+    answer = create(engine_client, messages=LONG, max_tokens=12, temperature=1.0, seed=7, n=3)
     assert len(answer.choices) == 3
     assert len({c.message.content for c in answer.choices}) > 1
 
 
-def test_n_streamed_choices_are_assembled_by_the_client(client):
-    whole = create(client, messages=LONG, max_tokens=8, temperature=0, n=3, logprobs=True)
-    with client.chat.completions.stream(model=MODEL, messages=LONG, max_tokens=8,
+def test_n_streamed_choices_are_assembled_by_the_client(engine_client):
+    whole = create(engine_client, messages=LONG, max_tokens=8, temperature=0, n=3, logprobs=True)
+    with engine_client.chat.completions.stream(model=MODEL, messages=LONG, max_tokens=8,
                                         temperature=0, n=3, logprobs=True,
                                         stream_options={"include_usage": True}) as events:
         final = events.until_done().current_completion_snapshot  # parsing refuses "length"
@@ -107,8 +95,8 @@ def test_n_streamed_choices_are_assembled_by_the_client(client):
     assert final.usage.completion_tokens == whole.usage.completion_tokens == 24
 
 
-def test_streamed_chunks_name_their_choice(client):
-    chunks = stream(client, messages=LONG, max_tokens=6, temperature=1.0, seed=3, n=2)
+def test_streamed_chunks_name_their_choice(engine_client):
+    chunks = stream(engine_client, messages=LONG, max_tokens=6, temperature=1.0, seed=3, n=2)
     indices = [choice.index for chunk in chunks for choice in chunk.choices]
     assert set(indices) == {0, 1}
     finished = [choice.index for chunk in chunks for choice in chunk.choices
@@ -116,9 +104,9 @@ def test_streamed_chunks_name_their_choice(client):
     assert sorted(finished) == [0, 1]
 
 
-def test_penalties_change_a_repetitive_answer(client):
-    plain = create(client, messages=REPEAT, max_tokens=24, temperature=0)
-    penalised = create(client, messages=REPEAT, max_tokens=24, temperature=0,
+def test_penalties_change_a_repetitive_answer(engine_client):
+    plain = create(engine_client, messages=REPEAT, max_tokens=24, temperature=0)
+    penalised = create(engine_client, messages=REPEAT, max_tokens=24, temperature=0,
                        presence_penalty=2.0, frequency_penalty=2.0)
     ships = count_ships(plain.choices[0].message.content)
     assert ships >= 3
@@ -129,22 +117,22 @@ def count_ships(text: str) -> int:
     return len(re.findall(r"\bship\b", text.lower()))
 
 
-def test_logit_bias_forces_and_forbids_a_token(client, tokenizer):
+def test_logit_bias_forces_and_forbids_a_token(engine_client, tokenizer):
     ship = tokenizer.token_to_id("Ġship")
-    forced = create(client, messages=LONG, max_tokens=5, temperature=0,
+    forced = create(engine_client, messages=LONG, max_tokens=5, temperature=0,
                     logit_bias={str(ship): 100})
     assert forced.choices[0].message.content == " ship" * 5
-    plain = create(client, messages=LONG, max_tokens=4, temperature=0, logprobs=True)
+    plain = create(engine_client, messages=LONG, max_tokens=4, temperature=0, logprobs=True)
     first = plain.choices[0].logprobs.content[0]
     first_id = tokenizer.token_to_id("".join(BYTE_ENCODER[byte] for byte in first.bytes))
-    banned = create(client, messages=LONG, max_tokens=4, temperature=0, logprobs=True,
+    banned = create(engine_client, messages=LONG, max_tokens=4, temperature=0, logprobs=True,
                     logit_bias={str(first_id): -100})
     assert banned.choices[0].logprobs.content[0].token != first.token
 
 
-def test_a_bias_on_a_token_outside_the_vocabulary_is_a_400(client):
+def test_a_bias_on_a_token_outside_the_vocabulary_is_a_400(engine_client):
     with pytest.raises(openai.BadRequestError) as raised:
-        create(client, messages=LONG, max_tokens=2, logit_bias={"1000000": 5})
+        create(engine_client, messages=LONG, max_tokens=2, logit_bias={"1000000": 5})
     assert raised.value.param == "logit_bias"
 
 
