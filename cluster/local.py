@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -39,6 +40,13 @@ from cluster.front_haproxy import (  # noqa: E402
     ProxyServer,
     stop_front,
 )
+from cluster.gcs_redis import (  # noqa: E402
+    GcsRedis,
+    GcsRedisSpec,
+    every_node_env,
+    parse_gcs_redis,
+)
+from cluster.gcs_redis import stop_from_state as stop_gcs_redis  # noqa: E402
 from cluster.local_ray import (  # noqa: E402
     WORKER_PORT_BASE,
     WORKER_PORT_SPAN,
@@ -90,6 +98,7 @@ class ClusterSpec:
     workers: tuple[NodeGroup, ...]
     object_store_memory: int | None = None
     ingress: IngressSpec = IngressSpec()
+    gcs_redis: GcsRedisSpec | None = None  # GCS fault tolerance (cluster/gcs_redis.py)
 
     def worker_nodes(self) -> list[tuple[NodeGroup, int]]:
         """Every worker node to start: its group and its index within the group (1, 2...)."""
@@ -104,7 +113,8 @@ def load_spec(path: Path = DEFAULT_SPEC) -> ClusterSpec:
     ingress = IngressSpec(**data.get("ingress", {}))
     return ClusterSpec(NodeGroup("head", int(head.get("num_cpus", 0)),
                                  dict(head.get("resources", {}))),
-                       workers, data.get("object_store_memory"), ingress)
+                       workers, data.get("object_store_memory"), ingress,
+                       parse_gcs_redis(data.get("gcs_redis")))
 
 
 def _node_group(entry: dict) -> NodeGroup:
@@ -138,8 +148,10 @@ class LocalCluster:
         free ports for the front HAProxy and every node's proxy."""
         self.spec = spec
         self.env = {"PYTHONPATH": _with_repo(os.environ.get("PYTHONPATH", "")),
-                    **NO_SHARED_PROXY_PORT_ENV, **(env or {})}
+                    **NO_SHARED_PROXY_PORT_ENV,
+                    **(every_node_env(spec.gcs_redis) if spec.gcs_redis else {}), **(env or {})}
         self.head_ports = head_ports or {}
+        self.gcs_redis: GcsRedis | None = None
         self.head = self._new_head()
         self.workers: list[LocalRayWorker] = []
         self.ingress_port = ingress.port if ingress else free_ports(("front",))["front"]
@@ -147,12 +159,17 @@ class LocalCluster:
                                        ingress.proxy_port if ingress else None)
         self.front: FrontHAProxy | None = None
 
-    def _new_head(self) -> LocalRay:
-        return LocalRay(num_cpus=self.spec.head.num_cpus, resources=self.spec.head.resources,
+    def _new_head(self, ports: dict[str, int] | None = None) -> LocalRay:
+        head = LocalRay(num_cpus=self.spec.head.num_cpus, resources=self.spec.head.resources,
                         env=self.env, node_group=self.spec.head.name,
-                        ports={**free_ports(), **self.head_ports},
+                        ports=ports or {**free_ports(), **self.head_ports},
                         object_store_memory=self.spec.object_store_memory,
                         stop_grace_s=STOP_GRACE_S)
+        if self.gcs_redis is not None:
+            head.env = {**head.env, **self.gcs_redis.head_env()}
+            head.redis_password_file = (str(self.gcs_redis.password_file)
+                                        if self.gcs_redis.password_file else None)
+        return head
 
     @property
     def address(self) -> str:
@@ -182,6 +199,11 @@ class LocalCluster:
         raise AssertionError("unreachable")
 
     def _start(self, timeout_s: float) -> LocalCluster:
+        if self.spec.gcs_redis is not None:
+            # A fresh Redis each try: a head that failed to start may have left state in it.
+            self._stop_gcs_redis()
+            self.gcs_redis = GcsRedis.start(self.spec.gcs_redis)
+            self.head = self._new_head(self.head.ports)
         nodes = self.spec.worker_nodes()
         ranges = _worker_port_ranges(self.head.ports["gcs"], 1 + len(nodes))
         self.head.worker_ports = ranges[0]
@@ -217,6 +239,25 @@ class LocalCluster:
             time.sleep(1)
         raise TimeoutError(f"{len(self.nodes)} nodes did not all join within {timeout_s} s")
 
+    def kill_head(self) -> None:
+        """SIGKILL to the head's whole process group (`ray start`, its GCS, raylet, dashboard,
+        the Serve controller and the head's proxy), as when its machine dies. The worker
+        nodes and the Redis keep running."""
+        os.killpg(self.head.process.pid, signal.SIGKILL)
+        self.head.process.wait()
+
+    def restart_head(self, timeout_s: float = 180) -> None:
+        """A new head on the killed one's ports: with GCS fault tolerance its GCS reloads the
+        cluster from Redis, the worker nodes reconnect, and Ray restarts the Serve controller,
+        which finds its app and replicas again."""
+        if self.gcs_redis is None:
+            raise RuntimeError("a head restarted without gcs_redis starts an empty cluster")
+        worker_ports = self.head.worker_ports
+        self.head.stop()  # its group is gone: this removes its temp dir
+        self.head = self._new_head(self.head.ports)
+        self.head.worker_ports = worker_ports
+        self.head.start(timeout_s)
+
     @property
     def node_names(self) -> list[str]:
         return ["head", *(node_name(group, i) for group, i in self.spec.worker_nodes())]
@@ -240,6 +281,12 @@ class LocalCluster:
             self.front.stop()
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             list(pool.map(lambda node: node.stop(), self.nodes))
+        self._stop_gcs_redis()
+
+    def _stop_gcs_redis(self) -> None:
+        if self.gcs_redis is not None:
+            self.gcs_redis.stop()
+            self.gcs_redis = None
 
     def state(self) -> dict:
         """What `down`, `deploy` and `status` need from another process."""
@@ -249,7 +296,8 @@ class LocalCluster:
                                         for s in self.proxy_servers()]},
                 "nodes": [{"group": node.node_group, "name": name, "pid": node.process.pid,
                            "temp_dir": node.temp_dir}
-                          for node, name in zip(self.nodes, self.node_names)]}
+                          for node, name in zip(self.nodes, self.node_names)],
+                **({"gcs_redis": self.gcs_redis.state()} if self.gcs_redis else {})}
 
 
 def stop_from_state(state: dict) -> list[str]:
@@ -258,7 +306,10 @@ def stop_from_state(state: dict) -> list[str]:
     if state.get("ingress", {}).get("haproxy_dir"):
         stop_front(state["ingress"]["haproxy_dir"])
     with ThreadPoolExecutor(len(state["nodes"])) as pool:
-        return [group for group in pool.map(_stop_node, state["nodes"]) if group]
+        stopped = [group for group in pool.map(_stop_node, state["nodes"]) if group]
+    if "gcs_redis" in state and stop_gcs_redis(state["gcs_redis"]):
+        stopped.append("gcs redis")
+    return stopped
 
 
 def _stop_node(node: dict) -> str | None:

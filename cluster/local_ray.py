@@ -106,6 +106,9 @@ class LocalRay:
     # even by SIGKILL: only for a head started from the main thread of a process it must not
     # outlive (`make serve`), never for a detached cluster.
     die_with_parent: bool = False
+    # A head whose GCS keeps its state in Redis (cluster/gcs_redis.py, RAY_REDIS_ADDRESS in
+    # `env`): the file holding that Redis's password.
+    redis_password_file: str | None = None
     process: subprocess.Popen | None = None
     _own_temp_dir: bool = False
     _own_dirs: list[str] = field(default_factory=list)
@@ -182,8 +185,13 @@ class LocalRay:
             "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
             "--dashboard-port", str(p["dashboard"]),
             "--ray-client-server-port", str(p["client_server"]),
-            *self._node_args(default_worker_ports(p["gcs"])),
+            *self._node_args(default_worker_ports(p["gcs"])), *self._redis_password_args(),
         ]
+
+    def _redis_password_args(self) -> list[str]:
+        if self.redis_password_file is None:
+            return []
+        return ["--redis-password", Path(self.redis_password_file).read_text().strip()]
 
     def _node_args(self, default_worker_range: tuple[int, int]) -> list[str]:
         """Flags every node takes, head or worker."""

@@ -56,10 +56,16 @@ class RedisServer:
             _write_private(secret, secrets.token_hex(32))
         settings: dict[str, Any] = {"redis_url": self.url, "hmac_secret": {"file": str(secret)}}
         if self.password is not None:
-            password = self.folder / "redis-password"
-            _write_private(password, self.password)
-            settings["redis_password"] = {"file": str(password)}
+            settings["redis_password"] = {"file": str(self.password_file())}
         return settings
+
+    def password_file(self) -> Path:
+        """The password in a file only this user may read, for clients that take a file."""
+        if self.password is None:
+            raise ValueError("this redis-server has no password")
+        path = self.folder / "redis-password"
+        _write_private(path, self.password)
+        return path
 
     def _config_file(self) -> list[str]:
         if self.password is None:

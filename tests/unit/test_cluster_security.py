@@ -164,17 +164,19 @@ def test_the_kuberay_gcs_keeps_its_state_in_redis_with_a_password_from_a_secret(
             assert not names & {"RAY_REDIS_ADDRESS", "REDIS_PASSWORD"}, name  # KubeRay's
 
 
-def run_head_start(home: Path, secrets: dict[str, str]) -> list[str]:
-    """The head's `ray start` command run by bash with `ray` a stub printing what it got: its
-    arguments, then its RAY_REDIS_ADDRESS."""
+def run_head_start(home: Path, secrets: dict[str, str], command: int = 0) -> list[str]:
+    """The head's `ray start` command (or, `command` 1, a worker's) run by bash with `ray` a
+    stub printing what it got: its arguments, its GCS reconnect timeout, its RAY_REDIS_ADDRESS."""
     (home / ".mmserve-secrets").mkdir(parents=True)
     for name, text in secrets.items():
         (home / ".mmserve-secrets" / name).write_text(text + "\n")
     stub = home / "venv" / "bin" / "ray"
     stub.parent.mkdir(parents=True)
-    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" "address=$RAY_REDIS_ADDRESS"\n')
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" '
+                    '"reconnect=$RAY_gcs_rpc_server_reconnect_timeout_s" '
+                    '"address=$RAY_REDIS_ADDRESS"\n')
     stub.chmod(0o700)
-    ran = subprocess.run(["bash", "-c", start_commands()[0]], env={"HOME": str(home),
+    ran = subprocess.run(["bash", "-c", start_commands()[command]], env={"HOME": str(home),
                          "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=30)
     assert ran.returncode == 0, ran.stderr
     return ran.stdout.splitlines()
@@ -194,3 +196,17 @@ def test_the_aws_head_runs_without_redis_when_the_secrets_name_none(tmp_path):
     assert "--head" in printed
     assert not [arg for arg in printed if arg.startswith("--redis-password")]
     assert printed[-1] == "address="
+
+
+def test_with_gcs_redis_every_aws_node_outlives_a_head_outage_of_600_s(tmp_path):
+    with_redis = {"redis-address": "redis.internal:6379", "redis-password": "s3cret"}
+    head = run_head_start(tmp_path / "head", with_redis)
+    worker = run_head_start(tmp_path / "worker", with_redis, command=1)
+    assert "--head" not in worker
+    assert "reconnect=600" in head and "reconnect=600" in worker
+    assert "address=" in worker  # a worker reaches the GCS, never Redis
+
+
+def test_without_gcs_redis_aws_nodes_keep_rays_reconnect_timeout(tmp_path):
+    assert "reconnect=" in run_head_start(tmp_path / "head", {})
+    assert "reconnect=" in run_head_start(tmp_path / "worker", {}, command=1)

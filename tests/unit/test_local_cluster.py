@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+from pathlib import Path
 
 import pytest
 import yaml
 
+from cluster.gcs_redis import (
+    DEFAULT_RECONNECT_TIMEOUT_S,
+    LOCAL,
+    RECONNECT_TIMEOUT_ENV,
+    GcsRedis,
+    GcsRedisSpec,
+    head_env,
+    parse_gcs_redis,
+)
+from cluster.gcs_redis import stop_from_state as stop_gcs_redis
 from cluster.local import (
     REPO,
+    ClusterSpec,
     IngressSpec,
     LocalCluster,
+    NodeGroup,
     _is_our_node,
     _worker_port_ranges,
     for_this_cluster,
@@ -146,3 +160,69 @@ def test_status_shows_each_ingress_node_and_whether_its_proxy_is_up():
     assert "http://127.0.0.1:8000" in lines[0]
     assert lines[2].split() == ["head", "127.0.0.1:8001", "UP"]
     assert lines[3].split() == ["cpu-1", "127.0.0.1:8002", "DOWN"]
+
+
+def test_gcs_fault_tolerance_is_off_unless_the_spec_asks_for_it(tmp_path):
+    assert load_spec().gcs_redis is None
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({"head": {"num_cpus": 0}, "workers": [],
+                                         "gcs_redis": "local"}))
+    assert load_spec(spec_file).gcs_redis == GcsRedisSpec(LOCAL, DEFAULT_RECONNECT_TIMEOUT_S)
+
+
+def test_gcs_redis_takes_an_address_and_a_reconnect_timeout():
+    assert parse_gcs_redis({"address": "redis.internal:6380", "reconnect_timeout_s": 120}) == (
+        GcsRedisSpec("redis.internal:6380", 120))
+    for wrong in ({"address": "redis.internal"}, {"reconnect_timeout_s": 0},
+                  {"adress": "local"}):
+        with pytest.raises(ValueError):
+            parse_gcs_redis(wrong)
+
+
+def test_with_gcs_redis_every_node_outlives_an_outage_of_the_given_length():
+    spec = ClusterSpec(NodeGroup("head", 0), (NodeGroup("cpu", 1, nodes=2),),
+                       gcs_redis=GcsRedisSpec(reconnect_timeout_s=90))
+    assert LocalCluster(spec).env[RECONNECT_TIMEOUT_ENV] == "90"
+    plain = ClusterSpec(NodeGroup("head", 0), (NodeGroup("cpu", 1),))
+    assert RECONNECT_TIMEOUT_ENV not in LocalCluster(plain).env
+
+
+def test_the_head_finds_its_redis_in_its_environment_and_the_password_in_a_file(tmp_path):
+    password = tmp_path / "password"
+    password.write_text("s3cret\n")
+    head = LocalRay(num_cpus=0, temp_dir=str(tmp_path / "head"),
+                    env=head_env("127.0.0.1:7000", "mmserve-abc"),
+                    redis_password_file=str(password))
+    assert flag(head._command(), "--redis-password") == "s3cret"
+    assert head.env["RAY_REDIS_ADDRESS"] == "127.0.0.1:7000"
+    assert head.env["RAY_external_storage_namespace"] == "mmserve-abc"
+    assert "--redis-password" not in LocalRay(num_cpus=0)._command()
+
+
+def test_a_local_gcs_redis_listens_on_loopback_and_asks_for_its_password(tmp_path):
+    redis = GcsRedis.start(GcsRedisSpec())
+    try:
+        host, port = redis.address.split(":")
+        assert host == "127.0.0.1"
+        assert redis.password_file.stat().st_mode & 0o077 == 0
+        with socket.create_connection((host, int(port)), timeout=2) as conn:
+            conn.sendall(b"PING\r\n")
+            assert conn.recv(64).startswith(b"-NOAUTH")
+            password = redis.password_file.read_text().strip()
+            conn.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+            replies = b""
+            while replies.count(b"\r\n") < 2:
+                replies += conn.recv(64)
+            assert replies == b"+OK\r\n+PONG\r\n"
+        state = redis.state()
+    finally:
+        redis.stop()
+    assert not stop_gcs_redis(state)  # already stopped: nothing of someone else's is killed
+
+
+def test_down_stops_the_local_gcs_redis_it_started(tmp_path):
+    redis = GcsRedis.start(GcsRedisSpec())
+    state = redis.state()
+    assert stop_gcs_redis(state)
+    redis.server.process.wait(timeout=5)
+    assert not Path(state["folder"]).exists()

@@ -52,12 +52,13 @@ def answers(url: str) -> bool:
 
 
 @contextmanager
-def cluster_serving(config_for: Callable[[int], dict]) -> Iterator[LocalCluster]:
-    """SPEC's cluster with the Serve config `config_for(head proxy port)` deployed, once every
-    node's proxy answers; stopped after."""
+def cluster_serving(config_for: Callable[[int], dict],
+                    spec: ClusterSpec = SPEC) -> Iterator[LocalCluster]:
+    """The cluster of `spec` with the Serve config `config_for(head proxy port)` deployed, once
+    every node's proxy answers; stopped after."""
     from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
-    local = LocalCluster(SPEC).start()
+    local = LocalCluster(spec).start()
     try:
         ServeSubmissionClient(local.dashboard_url).deploy_applications(
             config_for(local.head_proxy_port))
