@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pickle
 import subprocess
 import sys
 import types
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from cluster.group_env import python_path
+from deployments.core.errors import InternalFailure, Unavailable
 from deployments.core.generation import SamplingParams
 from deployments.core.models import model_path
 from deployments.engines.vllm_text import NO_OBJECTIVE_PRIORITY, VllmTextEngine
@@ -55,13 +57,34 @@ class FakeAsyncLLM:
         return 0
 
 
+class EngineDeadError(Exception):
+    """Stands in for vllm.v1.engine.exceptions.EngineDeadError."""
+
+
+class FailingAsyncLLM(FakeAsyncLLM):
+    """Raises `error` from the outputs of every request, as a dead or failing engine does."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def generate(self, prompt, sampling, request_id, *, priority: int = 0):
+        async def outputs():
+            raise self.error
+            yield
+
+        return outputs()
+
+
 @pytest.fixture
 def fake_vllm(monkeypatch):
     """The few vLLM names VllmTextEngine imports while serving a request."""
     modules = {name: types.ModuleType(name) for name in (
-        "vllm", "vllm.exceptions", "vllm.inputs", "vllm.sampling_params")}
+        "vllm", "vllm.exceptions", "vllm.inputs", "vllm.sampling_params",
+        "vllm.v1", "vllm.v1.engine", "vllm.v1.engine.exceptions")}
     modules["vllm"].SamplingParams = lambda **kwargs: kwargs
     modules["vllm.exceptions"].VLLMValidationError = type("VLLMValidationError", (Exception,), {})
+    modules["vllm.v1.engine.exceptions"].EngineDeadError = EngineDeadError
     modules["vllm.inputs"].TokensPrompt = dict
     modules["vllm.sampling_params"].RequestOutputKind = types.SimpleNamespace(
         FINAL_ONLY="final", DELTA="delta")
@@ -75,6 +98,17 @@ def engine(by_objective: bool) -> VllmTextEngine:
     built.engine, built.by_objective, built.priority_base = FakeAsyncLLM(), by_objective, BASE
     built.counts, built.peak_unfinished = {"completed": 0, "aborted": 0, "rejected": 0}, 0
     return built
+
+
+@pytest.mark.parametrize(("error", "raised"), [
+    (EngineDeadError(), Unavailable), (RuntimeError("in vLLM"), InternalFailure)])
+def test_a_vllm_failure_reaches_the_ingress_as_the_apps_own_error(fake_vllm, error, raised):
+    failing = engine(by_objective=False)
+    failing.engine = FailingAsyncLLM(error)
+    with pytest.raises(raised) as caught:
+        asyncio.run(failing.generate([1, 2], SamplingParams()))
+    assert type(caught.value) is raised  # a class the ingress can unpickle
+    assert pickle.loads(pickle.dumps(caught.value)).args == caught.value.args
 
 
 def test_slo_gives_each_request_the_priority_of_its_objective(fake_vllm):
