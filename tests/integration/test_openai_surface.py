@@ -106,8 +106,8 @@ def test_models_are_openai_models_with_created_and_owned_by(openai_client):
 
 
 @pytest.mark.parametrize("call, param", [
-    (lambda c: c.completions.create(model=CHAT_MODEL, prompt="a", max_tokens=2, logprobs=2),
-     "logprobs"),
+    (lambda c: c.completions.create(model=CHAT_MODEL, prompt="a", max_tokens=2, best_of=2),
+     "best_of"),
     (lambda c: c.chat.completions.create(model=CHAT_MODEL, max_tokens=2,
                                          reasoning_effort="low",
                                          messages=[{"role": "user", "content": "Hi"}]),
