@@ -98,8 +98,8 @@ def _lines(engines: dict[str, Any]) -> list[str]:
     goal = GOALS["json_vs_free_tokens_per_s"]
     lines = [f"Streaming chat at {CLIENTS} clients (~{PROMPT_WORDS} prompt tokens, "
              f"max_tokens {OUTPUT_TOKENS} drawn alike for both, temperature 0), free and with a "
-             "response_format "
-             "json_schema whose shortest valid answer is longer than max_tokens (json / free "
+             "response_format json_schema whose shortest valid answer is longer than max_tokens "
+             "(json / free "
              "of each figure; the goal is judged only when both answer lengths agree within "
              f"{LENGTH_TOLERANCE:.0%}):", "",
              f"| engine | out tok/s json / free | >= {goal} | TTFT p95 json / free | "
